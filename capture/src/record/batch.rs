@@ -1,0 +1,280 @@
+//! Conversion between [`PairRecord`]s and Arrow record batches of the pair schema.
+//!
+//! Encoding builds each column in one pass; header lists are assembled from flat name/value
+//! arrays and an offset buffer rather than through nested builders. Decoding expects a batch in
+//! the canonical schema (the reader casts compatible foreign types first).
+
+use std::sync::Arc;
+
+use arrow_array::{
+    Array, ArrayRef, BinaryArray, BooleanArray, ListArray, RecordBatch, StringArray, StructArray,
+    TimestampMicrosecondArray, UInt16Array, UInt64Array,
+    builder::{BinaryBuilder, BooleanBuilder, StringBuilder, UInt16Builder, UInt64Builder},
+};
+use arrow_buffer::OffsetBuffer;
+use arrow_schema::{ArrowError, DataType, Field};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use super::pair::{Header, PairRecord, SideRecord};
+use super::schema::{self, SCHEMA, Side, SideColumns};
+
+/// Encode records into one batch of the pair schema.
+pub fn records_to_batch(records: &[PairRecord]) -> Result<RecordBatch, ArrowError> {
+    let n = records.len();
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(SCHEMA.fields().len());
+
+    columns.push(strings(records.iter().map(|r| Some(r.pair_id.as_str()))));
+    columns.push(Arc::new(
+        TimestampMicrosecondArray::from_iter_values(records.iter().map(|r| r.captured_at.timestamp_micros()))
+            .with_timezone(schema::TIMEZONE),
+    ));
+    columns.push(strings(records.iter().map(|r| Some(r.agent.as_str()))));
+    columns.push(strings(records.iter().map(|r| Some(r.method.as_str()))));
+    columns.push(strings(records.iter().map(|r| Some(r.path.as_str()))));
+    columns.push(strings(records.iter().map(|r| r.query.as_deref())));
+    columns.push(headers(records.iter().map(|r| r.request_headers.as_slice()), n)?);
+    columns.push(binaries(records.iter().map(|r| r.request_body.as_deref())));
+    columns.push(booleans(records.iter().map(|r| r.request_body_truncated)));
+    for side in Side::ALL {
+        let sides = || records.iter().map(move |r| r.side(side));
+        let mut status = UInt16Builder::with_capacity(n);
+        sides().for_each(|s| status.append_option(s.status));
+        columns.push(Arc::new(status.finish()));
+        columns.push(headers(sides().map(|s| s.headers.as_slice()), n)?);
+        columns.push(binaries(sides().map(|s| s.body.as_deref())));
+        columns.push(booleans(sides().map(|s| s.body_truncated)));
+        columns.push(u64s(sides().map(|s| s.latency_us)));
+        columns.push(u64s(sides().map(|s| s.ttfb_us)));
+        columns.push(strings(sides().map(|s| s.error.as_deref())));
+    }
+    RecordBatch::try_new(SCHEMA.clone(), columns)
+}
+
+fn strings<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
+    let mut b = StringBuilder::new();
+    values.for_each(|v| b.append_option(v));
+    Arc::new(b.finish())
+}
+
+fn binaries<'a>(values: impl Iterator<Item = Option<&'a [u8]>>) -> ArrayRef {
+    let mut b = BinaryBuilder::new();
+    values.for_each(|v| b.append_option(v));
+    Arc::new(b.finish())
+}
+
+fn booleans(values: impl Iterator<Item = bool>) -> ArrayRef {
+    let mut b = BooleanBuilder::new();
+    values.for_each(|v| b.append_value(v));
+    Arc::new(b.finish())
+}
+
+fn u64s(values: impl Iterator<Item = Option<u64>>) -> ArrayRef {
+    let mut b = UInt64Builder::new();
+    values.for_each(|v| b.append_option(v));
+    Arc::new(b.finish())
+}
+
+fn headers<'a>(lists: impl Iterator<Item = &'a [Header]>, rows: usize) -> Result<ArrayRef, ArrowError> {
+    let mut names = StringBuilder::new();
+    let mut values = BinaryBuilder::new();
+    let mut lengths = Vec::with_capacity(rows);
+    for list in lists {
+        lengths.push(list.len());
+        for h in list {
+            names.append_value(&h.name);
+            values.append_value(&h.value);
+        }
+    }
+    let entries = StructArray::try_new(
+        schema::header_fields(),
+        vec![Arc::new(names.finish()) as ArrayRef, Arc::new(values.finish())],
+        None,
+    )?;
+    let field = match schema::headers_type() {
+        DataType::List(f) => f,
+        other => unreachable!("headers_type is a list, not {other}"),
+    };
+    let list = ListArray::try_new(field, OffsetBuffer::from_lengths(lengths), Arc::new(entries), None)?;
+    Ok(Arc::new(list))
+}
+
+/// A decoding failure: which column and row, and what was wrong. The reader adds the file.
+#[derive(Debug)]
+pub struct DecodeError {
+    pub column: String,
+    pub row: usize,
+    pub message: String,
+}
+
+fn column<'a, T: Array + 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, DecodeError> {
+    let col = batch.column_by_name(name).ok_or_else(|| DecodeError {
+        column: name.to_owned(),
+        row: 0,
+        message: "the column is missing".into(),
+    })?;
+    col.as_any().downcast_ref::<T>().ok_or_else(|| DecodeError {
+        column: name.to_owned(),
+        row: 0,
+        message: format!("unexpected type {}", col.data_type()),
+    })
+}
+
+fn opt_str(a: &StringArray, i: usize) -> Option<String> {
+    a.is_valid(i).then(|| a.value(i).to_owned())
+}
+
+fn opt_bytes(a: &BinaryArray, i: usize) -> Option<Bytes> {
+    a.is_valid(i).then(|| Bytes::copy_from_slice(a.value(i)))
+}
+
+fn opt_u64(a: &UInt64Array, i: usize) -> Option<u64> {
+    a.is_valid(i).then(|| a.value(i))
+}
+
+fn required_str(a: &StringArray, name: &str, i: usize) -> Result<String, DecodeError> {
+    opt_str(a, i).ok_or_else(|| DecodeError { column: name.into(), row: i, message: "null in a required column".into() })
+}
+
+fn header_list(a: &ListArray, i: usize) -> Vec<Header> {
+    if a.is_null(i) {
+        return Vec::new();
+    }
+    let entries = a.value(i);
+    let Some(entries) = entries.as_any().downcast_ref::<StructArray>() else {
+        return Vec::new();
+    };
+    let (Some(names), Some(values)) = (
+        entries.column(0).as_any().downcast_ref::<StringArray>(),
+        entries.column(1).as_any().downcast_ref::<BinaryArray>(),
+    ) else {
+        return Vec::new();
+    };
+    (0..entries.len())
+        .filter(|&j| names.is_valid(j))
+        .map(|j| Header {
+            name: names.value(j).to_owned(),
+            value: if values.is_valid(j) { Bytes::copy_from_slice(values.value(j)) } else { Bytes::new() },
+        })
+        .collect()
+}
+
+struct SideArrays<'a> {
+    status: &'a UInt16Array,
+    headers: &'a ListArray,
+    body: &'a BinaryArray,
+    truncated: &'a BooleanArray,
+    latency: &'a UInt64Array,
+    ttfb: &'a UInt64Array,
+    error: &'a StringArray,
+}
+
+impl<'a> SideArrays<'a> {
+    fn new(batch: &'a RecordBatch, c: &SideColumns) -> Result<Self, DecodeError> {
+        Ok(Self {
+            status: column(batch, c.status)?,
+            headers: column(batch, c.headers)?,
+            body: column(batch, c.body)?,
+            truncated: column(batch, c.body_truncated)?,
+            latency: column(batch, c.latency_us)?,
+            ttfb: column(batch, c.ttfb_us)?,
+            error: column(batch, c.error)?,
+        })
+    }
+
+    fn record(&self, i: usize) -> SideRecord {
+        SideRecord {
+            status: self.status.is_valid(i).then(|| self.status.value(i)),
+            headers: header_list(self.headers, i),
+            body: opt_bytes(self.body, i),
+            body_truncated: self.truncated.is_valid(i) && self.truncated.value(i),
+            latency_us: opt_u64(self.latency, i),
+            ttfb_us: opt_u64(self.ttfb, i),
+            error: opt_str(self.error, i),
+        }
+    }
+}
+
+/// Decode a batch of the canonical pair schema (all columns) into records.
+pub fn batch_to_records(batch: &RecordBatch) -> Result<Vec<PairRecord>, DecodeError> {
+    let pair_id: &StringArray = column(batch, schema::PAIR_ID)?;
+    let captured_at: &TimestampMicrosecondArray = column(batch, schema::CAPTURED_AT)?;
+    let agent: &StringArray = column(batch, schema::AGENT)?;
+    let method: &StringArray = column(batch, schema::METHOD)?;
+    let path: &StringArray = column(batch, schema::PATH)?;
+    let query: &StringArray = column(batch, schema::QUERY)?;
+    let req_headers: &ListArray = column(batch, schema::REQUEST_HEADERS)?;
+    let req_body: &BinaryArray = column(batch, schema::REQUEST_BODY)?;
+    let req_trunc: &BooleanArray = column(batch, schema::REQUEST_BODY_TRUNCATED)?;
+    let baseline = SideArrays::new(batch, &schema::BASELINE)?;
+    let canary = SideArrays::new(batch, &schema::CANARY)?;
+    let secondary = SideArrays::new(batch, &schema::SECONDARY)?;
+
+    (0..batch.num_rows())
+        .map(|i| {
+            let micros = captured_at.value(i);
+            let captured_at = DateTime::<Utc>::from_timestamp_micros(micros).ok_or_else(|| DecodeError {
+                column: schema::CAPTURED_AT.into(),
+                row: i,
+                message: format!("{micros} µs is outside the representable time range"),
+            })?;
+            Ok(PairRecord {
+                pair_id: required_str(pair_id, schema::PAIR_ID, i)?,
+                captured_at,
+                agent: required_str(agent, schema::AGENT, i)?,
+                method: required_str(method, schema::METHOD, i)?,
+                path: required_str(path, schema::PATH, i)?,
+                query: opt_str(query, i),
+                request_headers: header_list(req_headers, i),
+                request_body: opt_bytes(req_body, i),
+                request_body_truncated: req_trunc.is_valid(i) && req_trunc.value(i),
+                baseline: baseline.record(i),
+                canary: canary.record(i),
+                secondary: secondary.record(i),
+            })
+        })
+        .collect()
+}
+
+/// The Arrow field of a pair column, for callers that project.
+pub fn field(name: &str) -> Option<&'static Field> {
+    SCHEMA.fields().iter().find(|f| f.name() == name).map(|f| f.as_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample(i: u32) -> PairRecord {
+        let at = DateTime::<Utc>::from_timestamp_micros(1_700_000_000_000_000 + i64::from(i)).expect("valid time");
+        let mut r = PairRecord::new("agent-a", at, "GET", format!("/users/{i}"), (i % 2 == 0).then(|| "x=1".to_owned()));
+        r.request_headers = vec![Header::new("accept", "application/json"), Header::new("x-bin", vec![0xff, 0x00])];
+        r.baseline = SideRecord {
+            status: Some(200),
+            headers: vec![Header::new("content-type", "application/json")],
+            body: Some(Bytes::from(format!("{{\"id\":{i}}}"))),
+            body_truncated: false,
+            latency_us: Some(1200),
+            ttfb_us: Some(900),
+            error: None,
+        };
+        r.canary = SideRecord::failed(schema::error_kind::TIMEOUT);
+        r
+    }
+
+    #[test]
+    fn round_trip() {
+        let records: Vec<_> = (0..5).map(sample).collect();
+        let batch = records_to_batch(&records).expect("encode");
+        assert_eq!(batch.num_rows(), 5);
+        let back = batch_to_records(&batch).expect("decode");
+        assert_eq!(back, records);
+    }
+
+    #[test]
+    fn empty_batch() {
+        let batch = records_to_batch(&[]).expect("encode");
+        assert_eq!(batch.num_rows(), 0);
+        assert!(batch_to_records(&batch).expect("decode").is_empty());
+    }
+}
