@@ -7,6 +7,7 @@ pub mod batch;
 pub mod pair;
 pub mod reader;
 pub mod schema;
+pub mod summary;
 pub mod writer;
 
 #[cfg(test)]

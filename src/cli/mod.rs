@@ -1,0 +1,40 @@
+//! Command-line definitions, one module per subcommand. Each module turns what the user typed
+//! (clap structs) into resolved settings before any work starts, and returns an [`Exit`].
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::Exit;
+
+mod inspect;
+
+/// Compare a canary with its baseline on real traffic, and decide from evidence whether to ship.
+///
+/// Exit codes: 0 pass (or no difference), 1 fail (or different), 2 usage or input error,
+/// 3 inconclusive (too few samples).
+#[derive(Debug, Parser)]
+#[command(name = "shadowdiff", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Inspect(inspect::Args),
+}
+
+/// Parse the command line and run the chosen subcommand.
+pub fn run() -> anyhow::Result<Exit> {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with 0; usage errors to stderr with 2.
+            let code = if e.use_stderr() { Exit::Error } else { Exit::Pass };
+            e.print()?;
+            return Ok(code);
+        }
+    };
+    match cli.command {
+        Command::Inspect(args) => inspect::run(args),
+    }
+}
