@@ -1,0 +1,50 @@
+//! Helpers shared by the end-to-end tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use shadowdiff_fixtures::corpus::{self, CorpusConfig, CorpusSummary};
+
+/// The `shadowdiff` binary under test.
+pub fn shadowdiff() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_shadowdiff"))
+}
+
+/// Run `shadowdiff ARGS...` to completion.
+pub fn run(args: &[&str]) -> Output {
+    shadowdiff().args(args).output().expect("the shadowdiff binary runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Write a corpus of `pairs` pairs under `dir`, through the project's writer.
+pub fn corpus(dir: &Path, pairs: u64, edit: impl FnOnce(&mut CorpusConfig)) -> CorpusSummary {
+    let mut cfg = CorpusConfig::new(pairs, dir);
+    edit(&mut cfg);
+    corpus::generate(&cfg).expect("corpus generation")
+}
+
+/// The repository root (where Cargo.toml and .venv live).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The Python of the test virtualenv that `scripts/test` creates, or `$SHADOWDIFF_PYTHON`.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("SHADOWDIFF_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let p = repo_root().join(".venv/bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: run `scripts/test` (it creates the virtualenv with pyarrow, duckdb and polars), or set SHADOWDIFF_PYTHON",
+        p.display()
+    );
+    p
+}

@@ -1,0 +1,5 @@
+//! End-to-end tests of the `shadowdiff` binary: one test binary, one module per subject.
+
+mod support; // running the binary, making corpora, finding the test virtualenv
+mod inspect; // shadowdiff inspect: text and JSON output, every bad input
+mod interop; // pair files read as they are by pyarrow, DuckDB and polars
