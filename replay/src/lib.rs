@@ -1,4 +1,12 @@
-//! shadowdiff-replay re-drives recorded traffic (pair files, HAR, GoReplay `.gor`) against live
-//! targets at the recorded pace or a chosen rate, and records the new responses in the pair format.
+//! shadowdiff-replay re-drives recorded traffic against live targets and records fresh pairs.
+//! It reads three kinds of recorded traffic ([`source`]): pair files, HAR 1.2 files and GoReplay
+//! `.gor` files, and [`import`] converts the latter two into pair files.
 //!
-//! Not built yet: see the replay issue. The crate exists so the workspace has its final shape.
+//! The driver (pacing, targets, recording) is being built: see the replay issue.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod import;
+pub mod source;
+
+pub use error::{Error, Result};

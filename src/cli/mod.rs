@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 use crate::exit::Exit;
 
+mod import;
 mod inspect;
 
 /// Compare a canary with its baseline on real traffic, and decide from evidence whether to ship.
@@ -20,6 +21,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Import(import::Args),
     Inspect(inspect::Args),
 }
 
@@ -35,6 +37,7 @@ pub fn run() -> anyhow::Result<Exit> {
         }
     };
     match cli.command {
+        Command::Import(args) => import::run(args),
         Command::Inspect(args) => inspect::run(args),
     }
 }
