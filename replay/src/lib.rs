@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod import;
+pub mod pacer;
 pub mod source;
 
 pub use error::{Error, Result};
