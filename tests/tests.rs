@@ -4,3 +4,5 @@ mod support; // running the binary, making corpora, finding the test virtualenv
 mod inspect; // shadowdiff inspect: text and JSON output, every bad input
 mod interop; // pair files read as they are by pyarrow, DuckDB and polars
 mod import; // shadowdiff import: HAR and GoReplay samples into pair files, malformed files
+mod capture; // shadowdiff capture: load then SIGTERM, SIGKILL, admin endpoints, bad settings
+mod diff; // shadowdiff diff: formats, rules, exit codes

@@ -73,6 +73,18 @@ pub enum Error {
 
     #[error("invalid writer setting `{setting}`: {message}")]
     BadSetting { setting: &'static str, message: String },
+
+    /// A capture flag or configuration key with a bad value; `setting` names it as the user
+    /// wrote it (`--sample-rate`, or `sampling.rate in capture.toml`).
+    #[error("{setting} {message}")]
+    BadConfig { setting: String, message: String },
+
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The underlying cause of a write failure.

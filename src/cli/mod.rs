@@ -5,6 +5,8 @@ use clap::{Parser, Subcommand};
 
 use crate::exit::Exit;
 
+mod capture;
+mod diff;
 mod import;
 mod inspect;
 
@@ -21,6 +23,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Capture(capture::Args),
+    Diff(diff::Args),
     Import(import::Args),
     Inspect(inspect::Args),
 }
@@ -37,6 +41,8 @@ pub fn run() -> anyhow::Result<Exit> {
         }
     };
     match cli.command {
+        Command::Capture(args) => capture::run(args),
+        Command::Diff(args) => diff::run(args),
         Command::Import(args) => import::run(args),
         Command::Inspect(args) => inspect::run(args),
     }

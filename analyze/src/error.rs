@@ -1,0 +1,28 @@
+//! The analyze crate's error type. Bad input *data* (an unparseable body, a document nested too
+//! deep) is never an error: it is reported in the comparison. Errors are for bad configuration.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("cannot read rules file {path}")]
+    ReadRules {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The rules file is not valid TOML or has an unknown or mistyped key; `message` names it.
+    #[error("invalid rules file {path}: {message}")]
+    ParseRules { path: PathBuf, message: String },
+    #[error("invalid path pattern `{pattern}`: {reason}")]
+    Pattern { pattern: String, reason: String },
+    #[error("invalid route template `{template}`: {reason}")]
+    RouteTemplate { template: String, reason: String },
+    /// A rule that parsed but makes no sense, e.g. a negative tolerance. `rule` names it as
+    /// `section[index]` (`tolerance[2]`).
+    #[error("invalid rule {rule}: {reason}")]
+    Rule { rule: String, reason: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,248 @@
+//! Response header diff over a configured set, with a default ignore list of headers that differ
+//! on every response (dates, server names, request and trace ids).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::json::{DiffKind, Severity};
+use crate::rules::HeadersSection;
+
+/// Headers that differ between any two responses without meaning anything: ignored unless
+/// `default_ignore = false`. `content-length` is ignored only when bodies are compared (the body
+/// diff already says everything a length change would); `set-cookie` is compared by cookie name
+/// only, never by value.
+pub const DEFAULT_IGNORED: &[&str] = &[
+    "age",
+    "b3",
+    "cf-ray",
+    "date",
+    "expires",
+    "last-modified",
+    "request-id",
+    "server",
+    "server-timing",
+    "traceparent",
+    "tracestate",
+    "uber-trace-id",
+    "via",
+    "x-amz-cf-id",
+    "x-amz-id-2",
+    "x-amz-request-id",
+    "x-amzn-requestid",
+    "x-amzn-trace-id",
+    "x-b3-parentspanid",
+    "x-b3-sampled",
+    "x-b3-spanid",
+    "x-b3-traceid",
+    "x-cache",
+    "x-cache-hits",
+    "x-cloud-trace-context",
+    "x-correlation-id",
+    "x-datadog-parent-id",
+    "x-datadog-trace-id",
+    "x-envoy-upstream-service-time",
+    "x-request-id",
+    "x-response-time",
+    "x-runtime",
+    "x-served-by",
+    "x-timer",
+    "x-trace-id",
+];
+
+/// Which headers are compared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderRules {
+    /// When set, only these (lowercase) headers are compared.
+    pub compare: Option<BTreeSet<String>>,
+    /// Lowercase names never compared, on top of [`DEFAULT_IGNORED`].
+    pub ignore: BTreeSet<String>,
+    pub default_ignore: bool,
+}
+
+impl Default for HeaderRules {
+    fn default() -> Self {
+        Self { compare: None, ignore: BTreeSet::new(), default_ignore: true }
+    }
+}
+
+impl HeaderRules {
+    pub(crate) fn from_section(s: &HeadersSection) -> Self {
+        let lower = |v: &[String]| v.iter().map(|h| h.to_ascii_lowercase()).collect::<BTreeSet<_>>();
+        Self {
+            compare: s.compare.as_deref().map(lower),
+            ignore: lower(&s.ignore),
+            default_ignore: s.default_ignore.unwrap_or(true),
+        }
+    }
+
+    /// Whether the lowercase header `name` is compared.
+    pub fn compares(&self, name: &str, bodies_compared: bool) -> bool {
+        if let Some(only) = &self.compare {
+            return only.contains(name);
+        }
+        if self.ignore.contains(name) {
+            return false;
+        }
+        if self.default_ignore && (DEFAULT_IGNORED.contains(&name) || (bodies_compared && name == "content-length")) {
+            return false;
+        }
+        true
+    }
+}
+
+/// One header that differs. Values of a repeated header are joined with `, ` in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeaderDifference {
+    /// Lowercase header name.
+    pub name: String,
+    pub kind: DiffKind,
+    pub baseline: Option<String>,
+    pub canary: Option<String>,
+    pub severity: Severity,
+}
+
+/// Compares two header lists given as `(name, value)` pairs (values as bytes; invalid UTF-8 is
+/// replaced). `bodies_compared` says whether the body diff covers the body, in which case
+/// `content-length` is ignored by default. Output is sorted by header name.
+pub fn diff_headers<'a>(
+    baseline: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    canary: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    rules: &HeaderRules,
+    bodies_compared: bool,
+) -> Vec<HeaderDifference> {
+    let collect = |headers: &mut dyn Iterator<Item = (&'a str, &'a [u8])>| {
+        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (name, value) in headers {
+            let name = name.to_ascii_lowercase();
+            if !rules.compares(&name, bodies_compared) {
+                continue;
+            }
+            let value = String::from_utf8_lossy(value);
+            let value = if name == "set-cookie" { cookie_name(&value).to_owned() } else { value.trim().to_owned() };
+            map.entry(name).or_default().push(value);
+        }
+        map.into_iter()
+            .map(|(name, mut values)| {
+                if name == "set-cookie" {
+                    values.sort();
+                }
+                (name, values.join(", "))
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+    let a = collect(&mut baseline.into_iter());
+    let b = collect(&mut canary.into_iter());
+    let names: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let (va, vb) = (a.get(name), b.get(name));
+            let (kind, severity) = match (va, vb) {
+                (Some(x), Some(y)) if x == y => return None,
+                (Some(x), Some(y)) => {
+                    let breaking = name == "content-type" && media_type(x) != media_type(y);
+                    (DiffKind::ValueChanged, if breaking { Severity::Breaking } else { Severity::Changed })
+                }
+                (Some(_), None) => (DiffKind::Removed, Severity::Breaking),
+                (None, Some(_)) => (DiffKind::Added, Severity::Additive),
+                (None, None) => return None,
+            };
+            Some(HeaderDifference { name: name.clone(), kind, baseline: va.cloned(), canary: vb.cloned(), severity })
+        })
+        .collect()
+}
+
+/// Compares the headers of two recorded sides.
+pub fn diff_header_records(
+    baseline: &[shadowdiff_capture::record::Header],
+    canary: &[shadowdiff_capture::record::Header],
+    rules: &HeaderRules,
+    bodies_compared: bool,
+) -> Vec<HeaderDifference> {
+    fn pairs(h: &[shadowdiff_capture::record::Header]) -> impl Iterator<Item = (&str, &[u8])> {
+        h.iter().map(|h| (h.name.as_str(), h.value.as_ref()))
+    }
+    diff_headers(pairs(baseline), pairs(canary), rules, bodies_compared)
+}
+
+fn cookie_name(set_cookie: &str) -> &str {
+    set_cookie.split(['=', ';']).next().unwrap_or("").trim()
+}
+
+fn media_type(content_type: &str) -> String {
+    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h<'a>(pairs: &'a [(&'a str, &'a str)]) -> Vec<(&'a str, &'a [u8])> {
+        pairs.iter().map(|(n, v)| (*n, v.as_bytes())).collect()
+    }
+
+    #[test]
+    fn default_ignore_list() {
+        let a = h(&[("Date", "Mon"), ("Server", "a"), ("X-Request-Id", "1"), ("traceparent", "00-1"), ("Content-Type", "application/json")]);
+        let b = h(&[("date", "Tue"), ("server", "b"), ("x-request-id", "2"), ("traceparent", "00-2"), ("content-type", "application/json")]);
+        assert!(diff_headers(a, b, &HeaderRules::default(), true).is_empty());
+    }
+
+    #[test]
+    fn content_length_only_ignored_when_bodies_compared() {
+        let a = h(&[("content-length", "10")]);
+        let b = h(&[("content-length", "12")]);
+        assert!(diff_headers(a.clone(), b.clone(), &HeaderRules::default(), true).is_empty());
+        let d = diff_headers(a, b, &HeaderRules::default(), false);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].severity, Severity::Changed);
+    }
+
+    #[test]
+    fn set_cookie_compared_by_name() {
+        let a = h(&[("set-cookie", "sid=abc; Path=/"), ("set-cookie", "theme=dark")]);
+        let b = h(&[("set-cookie", "theme=light"), ("set-cookie", "sid=xyz; HttpOnly")]);
+        assert!(diff_headers(a.clone(), b, &HeaderRules::default(), true).is_empty());
+        let c = h(&[("set-cookie", "sid=xyz")]);
+        let d = diff_headers(a, c, &HeaderRules::default(), true);
+        assert_eq!(d[0].baseline.as_deref(), Some("sid, theme"));
+        assert_eq!(d[0].canary.as_deref(), Some("sid"));
+    }
+
+    #[test]
+    fn severities() {
+        let a = h(&[("content-type", "application/json; charset=utf-8"), ("cache-control", "no-store"), ("etag", "1")]);
+        let b = h(&[("content-type", "text/html"), ("cache-control", "max-age=60"), ("x-new", "1")]);
+        let d = diff_headers(a, b, &HeaderRules::default(), true);
+        let got: Vec<_> = d.iter().map(|d| (d.name.as_str(), d.kind, d.severity)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("cache-control", DiffKind::ValueChanged, Severity::Changed),
+                ("content-type", DiffKind::ValueChanged, Severity::Breaking),
+                ("etag", DiffKind::Removed, Severity::Breaking),
+                ("x-new", DiffKind::Added, Severity::Additive),
+            ]
+        );
+    }
+
+    #[test]
+    fn configured_sets() {
+        let rules = HeaderRules::from_section(&HeadersSection {
+            compare: Some(vec!["Cache-Control".into()]),
+            ignore: vec![],
+            default_ignore: None,
+        });
+        let a = h(&[("cache-control", "a"), ("etag", "1")]);
+        let b = h(&[("cache-control", "b"), ("etag", "2")]);
+        let d = diff_headers(a.clone(), b.clone(), &rules, true);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].name, "cache-control");
+        let rules = HeaderRules::from_section(&HeadersSection { compare: None, ignore: vec!["ETag".into()], default_ignore: Some(false) });
+        let a = h(&[("date", "x"), ("etag", "1")]);
+        let b = h(&[("date", "y"), ("etag", "2")]);
+        let d = diff_headers(a, b, &rules, true);
+        assert_eq!(d.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), vec!["date"]);
+    }
+}

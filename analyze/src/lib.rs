@@ -1,0 +1,32 @@
+//! shadowdiff-analyze judges a canary against its baseline. This first part is the diff engine:
+//! pure functions over plain values that compare two responses — structural JSON diffs keyed by
+//! RFC 6901 pointers with severities and an RFC 6902 patch ([`json`]), text and binary bodies
+//! ([`body`]), headers ([`headers`]) — under per-path rules read from a TOML file ([`rules`]),
+//! plus route templates ([`route`]) and Diffy-style noise detection ([`noise`]). Loading pair
+//! files, statistics, aggregation and the policy verdict build on it.
+//!
+//! Nothing here panics or recurses on input: documents are walked with an explicit stack, arrays
+//! are aligned only up to a size cap, and pathological bodies are reported, not crashed on.
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::type_complexity))]
+
+pub mod body;
+pub mod error;
+pub mod headers;
+pub mod json;
+pub mod noise;
+pub mod pair;
+pub mod path;
+pub mod route;
+pub mod rules;
+pub mod stats;
+
+pub use body::{BodyComparison, ComparedAs, compare_bodies, parse_body, parse_json};
+pub use error::{Error, Result};
+pub use headers::{HeaderDifference, HeaderRules, diff_headers};
+pub use json::{DiffKind, Difference, Severity, Summary, diff_json, diff_json_with_patch, json_patch};
+pub use noise::{NoiseCounter, Thresholds, Verdict};
+pub use pair::{SideComparison, compare_sides, compare_status};
+pub use path::PathPattern;
+pub use route::{RouteTemplater, template_path};
+pub use rules::{ArrayMode, Rules, Tolerance};

@@ -1,0 +1,327 @@
+//! Route templates: `/users/12345/orders/9f1c…` becomes `/users/{id}/orders/{id}`, so that
+//! differences, latencies and noise are grouped per endpoint rather than per URL.
+//!
+//! Explicit templates from the rules file are tried first, in order. Otherwise every path
+//! segment that looks like an identifier becomes `{id}`: all digits; a UUID; 8 or more hex
+//! characters with at least one digit; or a long opaque token (16 or more URL-safe characters
+//! mixing letters and digits, or 24 or more mixing upper and lower case). The number of distinct
+//! routes is capped; past the cap new routes are grouped as [`OTHER_ROUTE`] and counted.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::error::{Error, Result};
+use crate::rules::RoutesSection;
+
+/// The route that collects paths past the cap on distinct routes.
+pub const OTHER_ROUTE: &str = "{other}";
+/// How many distinct routes are kept by default.
+pub const DEFAULT_MAX_ROUTES: usize = 500;
+/// How many example paths of the overflow are kept.
+const OVERFLOW_EXAMPLES: usize = 20;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TSeg {
+    Literal(String),
+    /// `{name}`: exactly one segment.
+    Param,
+    /// `{*name}` or `**`, last: any number of segments.
+    Rest,
+}
+
+/// An explicit route template: `/users/{id}/avatar`, `/static/{*path}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteTemplate {
+    source: String,
+    segs: Vec<TSeg>,
+}
+
+impl RouteTemplate {
+    pub fn new(template: &str) -> Result<Self> {
+        let err = |reason: &str| Error::RouteTemplate { template: template.to_owned(), reason: reason.to_owned() };
+        let Some(rest) = template.strip_prefix('/') else {
+            return Err(err("a route template must start with `/`"));
+        };
+        let parts: Vec<&str> = if rest.is_empty() { Vec::new() } else { rest.split('/').collect() };
+        let mut segs = Vec::with_capacity(parts.len());
+        for (i, part) in parts.iter().enumerate() {
+            let seg = if *part == "**" || (part.starts_with("{*") && part.ends_with('}')) {
+                if i + 1 != parts.len() {
+                    return Err(err("a rest segment (`**` or `{*name}`) must be last"));
+                }
+                TSeg::Rest
+            } else if part.starts_with('{') && part.ends_with('}') && part.len() > 2 {
+                TSeg::Param
+            } else if part.contains(['{', '}']) {
+                return Err(err("a parameter must be a whole segment, like `{id}`"));
+            } else {
+                TSeg::Literal((*part).to_owned())
+            };
+            segs.push(seg);
+        }
+        Ok(Self { source: template.to_owned(), segs })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether `path` (no query string) fits this template.
+    pub fn matches(&self, path: &str) -> bool {
+        let rest = path.strip_prefix('/').unwrap_or(path);
+        let parts: Vec<&str> = if rest.is_empty() { Vec::new() } else { rest.split('/').collect() };
+        let mut i = 0;
+        for seg in &self.segs {
+            match seg {
+                TSeg::Rest => return true,
+                TSeg::Param => {
+                    if parts.get(i).is_none_or(|p| p.is_empty()) {
+                        return false;
+                    }
+                }
+                TSeg::Literal(l) => {
+                    if parts.get(i) != Some(&l.as_str()) {
+                        return false;
+                    }
+                }
+            }
+            i += 1;
+        }
+        i == parts.len()
+    }
+}
+
+/// Route settings from the rules file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteRules {
+    pub templates: Vec<RouteTemplate>,
+    pub max_routes: usize,
+}
+
+impl Default for RouteRules {
+    fn default() -> Self {
+        Self { templates: Vec::new(), max_routes: DEFAULT_MAX_ROUTES }
+    }
+}
+
+impl RouteRules {
+    pub(crate) fn from_section(s: &RoutesSection) -> Result<Self> {
+        Ok(Self {
+            templates: s.templates.iter().map(|t| RouteTemplate::new(t)).collect::<Result<_>>()?,
+            max_routes: s.max_routes.unwrap_or(DEFAULT_MAX_ROUTES),
+        })
+    }
+
+    /// The template of `path` (any query string is dropped), uncapped: the first explicit
+    /// template that matches, else the heuristic one.
+    pub fn template(&self, path: &str) -> String {
+        let path = path.split(['?', '#']).next().unwrap_or("");
+        match self.templates.iter().find(|t| t.matches(path)) {
+            Some(t) => t.source.clone(),
+            None => template_path(path),
+        }
+    }
+}
+
+/// The heuristic template of `path`: identifier-like segments become `{id}`.
+pub fn template_path(path: &str) -> String {
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    if path.is_empty() {
+        return "/".to_owned();
+    }
+    let mut out = String::with_capacity(path.len());
+    for (i, seg) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        out.push_str(if is_id_segment(seg) { "{id}" } else { seg });
+    }
+    out
+}
+
+/// Whether a path segment looks like an identifier rather than a fixed part of the route.
+pub fn is_id_segment(seg: &str) -> bool {
+    if seg.is_empty() {
+        return false;
+    }
+    let digits = seg.bytes().filter(u8::is_ascii_digit).count();
+    if digits == seg.len() {
+        return true;
+    }
+    if is_uuid(seg) {
+        return true;
+    }
+    if seg.len() >= 8 && digits > 0 && seg.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return true;
+    }
+    is_opaque_token(seg)
+}
+
+/// `8-4-4-4-12` hex digits.
+pub fn is_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// A long random-looking token: URL-safe characters only, and either 16+ characters mixing
+/// letters and digits (with at least three letter/digit alternations, which words and slugs such
+/// as `release-2024` lack), or 24+ characters whose letters are at least a quarter upper and a
+/// quarter lower case (random base64, but not `camelCaseNames`).
+pub fn is_opaque_token(s: &str) -> bool {
+    if s.len() < 16 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'=')) {
+        return false;
+    }
+    let mut switches = 0;
+    let mut last: Option<bool> = None; // Some(true) = digit
+    let (mut upper, mut lower) = (0usize, 0usize);
+    for b in s.bytes() {
+        upper += usize::from(b.is_ascii_uppercase());
+        lower += usize::from(b.is_ascii_lowercase());
+        if b.is_ascii_alphanumeric() {
+            let digit = b.is_ascii_digit();
+            if last.is_some_and(|l| l != digit) {
+                switches += 1;
+            }
+            last = Some(digit);
+        }
+    }
+    let letters = upper + lower;
+    switches >= 3 || (s.len() >= 24 && upper * 4 >= letters && lower * 4 >= letters && !s.contains(['-', '.']))
+}
+
+/// Maps request paths to route templates over a whole run, capping how many distinct routes it
+/// hands out.
+#[derive(Debug, Clone)]
+pub struct RouteTemplater {
+    rules: RouteRules,
+    routes: BTreeMap<String, u64>,
+    overflow: u64,
+    overflow_examples: BTreeSet<String>,
+}
+
+/// What the cap on distinct routes folded into [`OTHER_ROUTE`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Overflow {
+    /// Requests grouped as `{other}`.
+    pub requests: u64,
+    /// Some of the templates that did not fit, for the report.
+    pub examples: Vec<String>,
+}
+
+impl RouteTemplater {
+    pub fn new(rules: RouteRules) -> Self {
+        Self { rules, routes: BTreeMap::new(), overflow: 0, overflow_examples: BTreeSet::new() }
+    }
+
+    /// The route of `path`. Explicit templates are always kept; a heuristic route that would
+    /// exceed `max_routes` distinct routes becomes [`OTHER_ROUTE`].
+    pub fn route(&mut self, path: &str) -> String {
+        let path = path.split(['?', '#']).next().unwrap_or("");
+        let (template, explicit) = match self.rules.templates.iter().find(|t| t.matches(path)) {
+            Some(t) => (t.source.clone(), true),
+            None => (template_path(path), false),
+        };
+        if let Some(n) = self.routes.get_mut(&template) {
+            *n += 1;
+            return template;
+        }
+        let heuristic_routes = self.routes.len();
+        if explicit || heuristic_routes < self.rules.max_routes {
+            self.routes.insert(template.clone(), 1);
+            return template;
+        }
+        self.overflow += 1;
+        if self.overflow_examples.len() < OVERFLOW_EXAMPLES {
+            self.overflow_examples.insert(template);
+        }
+        OTHER_ROUTE.to_owned()
+    }
+
+    /// Requests seen per route (excluding the overflow).
+    pub fn routes(&self) -> &BTreeMap<String, u64> {
+        &self.routes
+    }
+
+    pub fn overflow(&self) -> Overflow {
+        Overflow { requests: self.overflow, examples: self.overflow_examples.iter().cloned().collect() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heuristic_segments() {
+        let cases: &[(&str, &str)] = &[
+            ("/users/12345", "/users/{id}"),
+            ("/users/12345/orders/42", "/users/{id}/orders/{id}"),
+            ("/u/123e4567-e89b-12d3-a456-426614174000", "/u/{id}"),
+            ("/u/123E4567-E89B-12D3-A456-426614174000/x", "/u/{id}/x"),
+            ("/commits/9f1c2ab3", "/commits/{id}"),
+            ("/commits/9f1c2ab3d4e5f60718293a4b5c6d7e8f90a1b2c3", "/commits/{id}"),
+            ("/objects/507f1f77bcf86cd799439011", "/objects/{id}"),
+            ("/hex/deadbeef", "/hex/deadbeef"),
+            ("/hex/abc123", "/hex/abc123"),
+            ("/t/01ARZ3NDEKTSV4RRFFQ69G5FAV", "/t/{id}"),
+            ("/t/eyJhbGciOiJIUzI1NiJ9", "/t/{id}"),
+            ("/t/AbCdEfGhIjKlMnOpQrStUvWxYz", "/t/{id}"),
+            ("/blog/release-notes-2024", "/blog/release-notes-2024"),
+            ("/v2/users", "/v2/users"),
+            ("/api/v1/health", "/api/v1/health"),
+            ("/search?q=123", "/search"),
+            ("/", "/"),
+            ("", "/"),
+            ("/users/12345/", "/users/{id}/"),
+            ("/products/iphone-15-pro-max", "/products/iphone-15-pro-max"),
+            ("/rpc/getUserPreferencesByAccountName", "/rpc/getUserPreferencesByAccountName"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(template_path(path), *want, "{path}");
+        }
+    }
+
+    #[test]
+    fn explicit_templates_win() {
+        let rules = RouteRules {
+            templates: vec![
+                RouteTemplate::new("/users/{user}/avatar").unwrap(),
+                RouteTemplate::new("/static/{*path}").unwrap(),
+                RouteTemplate::new("/v/**").unwrap(),
+            ],
+            max_routes: 10,
+        };
+        assert_eq!(rules.template("/users/bob/avatar"), "/users/{user}/avatar");
+        assert_eq!(rules.template("/users/bob"), "/users/bob");
+        assert_eq!(rules.template("/static/css/site.css"), "/static/{*path}");
+        assert_eq!(rules.template("/static"), "/static/{*path}");
+        assert_eq!(rules.template("/v/1/2"), "/v/**");
+        assert_eq!(rules.template("/users/42/photos"), "/users/{id}/photos");
+    }
+
+    #[test]
+    fn bad_templates_are_errors() {
+        assert!(RouteTemplate::new("users").is_err());
+        assert!(RouteTemplate::new("/a/**/b").is_err());
+        assert!(RouteTemplate::new("/a/x{id}").is_err());
+    }
+
+    #[test]
+    fn cap_groups_overflow() {
+        let mut t = RouteTemplater::new(RouteRules {
+            templates: vec![RouteTemplate::new("/pinned/{x}").unwrap()],
+            max_routes: 2,
+        });
+        assert_eq!(t.route("/a/1"), "/a/{id}");
+        assert_eq!(t.route("/b"), "/b");
+        assert_eq!(t.route("/a/2"), "/a/{id}");
+        assert_eq!(t.route("/c"), OTHER_ROUTE);
+        assert_eq!(t.route("/d"), OTHER_ROUTE);
+        assert_eq!(t.route("/pinned/z"), "/pinned/{x}", "explicit templates are never capped");
+        assert_eq!(t.routes().get("/a/{id}"), Some(&2));
+        assert_eq!(t.overflow(), Overflow { requests: 2, examples: vec!["/c".into(), "/d".into()] });
+    }
+}

@@ -1,0 +1,105 @@
+//! The rules file as written: TOML, every table `deny_unknown_fields` so a misspelt key is an
+//! error that names it. [`super::Rules::from_file`] compiles it. `docs/policy.md` documents it;
+//! the same file becomes analyze's policy, whose checks will be further sections beside these.
+
+use serde::Deserialize;
+
+/// The whole file. Every section is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesFile {
+    #[serde(default)]
+    pub defaults: DefaultsSection,
+    #[serde(default)]
+    pub ignore: Vec<PathEntry>,
+    #[serde(default)]
+    pub tolerance: Vec<ToleranceEntry>,
+    #[serde(default)]
+    pub array: Vec<ArrayEntry>,
+    #[serde(default)]
+    pub presence_only: Vec<PathEntry>,
+    #[serde(default)]
+    pub type_only: Vec<PathEntry>,
+    #[serde(default)]
+    pub explained: Vec<ExplainedEntry>,
+    #[serde(default)]
+    pub headers: HeadersSection,
+    #[serde(default)]
+    pub routes: RoutesSection,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultsSection {
+    /// How arrays with no `[[array]]` rule are compared: `list`, `set` or `multiset`.
+    pub array_mode: Option<String>,
+    /// A tolerance for every number with no `[[tolerance]]` rule.
+    pub tolerance: Option<ToleranceValues>,
+    /// Arrays longer than this are compared index by index instead of aligned.
+    pub max_lcs_len: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToleranceValues {
+    pub absolute: Option<f64>,
+    pub relative: Option<f64>,
+}
+
+/// `[[ignore]]`, `[[presence_only]]`, `[[type_only]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathEntry {
+    pub path: String,
+    pub route: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToleranceEntry {
+    pub path: String,
+    pub route: Option<String>,
+    pub absolute: Option<f64>,
+    pub relative: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArrayEntry {
+    pub path: String,
+    pub route: Option<String>,
+    /// `list`, `set`, `multiset` or `keyed`.
+    pub mode: String,
+    /// The field that identifies an element, for `mode = "keyed"`.
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainedEntry {
+    pub path: String,
+    pub route: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadersSection {
+    /// When set, only these headers are compared.
+    pub compare: Option<Vec<String>>,
+    /// Headers never compared, on top of the default list.
+    #[serde(default)]
+    pub ignore: Vec<String>,
+    /// Whether the default ignore list applies (default true).
+    pub default_ignore: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutesSection {
+    /// Explicit route templates, tried in order before the heuristics: `/users/{id}/avatar`.
+    #[serde(default)]
+    pub templates: Vec<String>,
+    /// The most distinct routes kept; later ones are grouped as `{other}`.
+    pub max_routes: Option<usize>,
+}

@@ -1,0 +1,174 @@
+//! Quantiles, and paired quantile deltas with seeded bootstrap confidence intervals.
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+/// The `q` quantile of sorted values, interpolating linearly between order statistics (numpy's
+/// and SciPy's default, Hyndman–Fan type 7). NaN for an empty slice.
+pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let h = (sorted.len() - 1) as f64 * q.clamp(0.0, 1.0);
+    let lo = h.floor() as usize;
+    let hi = h.ceil() as usize;
+    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
+}
+
+/// Several quantiles of `values` (sorted in place).
+pub fn quantiles(values: &mut [f64], qs: &[f64]) -> Vec<f64> {
+    values.sort_by(f64::total_cmp);
+    qs.iter().map(|&q| quantile_sorted(values, q)).collect()
+}
+
+/// One quantile of both sides and its paired delta.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QuantileDelta {
+    pub q: f64,
+    pub n: usize,
+    pub baseline: f64,
+    pub canary: f64,
+    /// canary − baseline.
+    pub delta: f64,
+    /// (canary − baseline) / baseline; NaN when the baseline quantile is 0.
+    pub relative: f64,
+    /// Bootstrap confidence interval of `delta`.
+    pub low: f64,
+    pub high: f64,
+    /// Bootstrap confidence interval of `relative`.
+    pub relative_low: f64,
+    pub relative_high: f64,
+    pub confidence: f64,
+    pub resamples: usize,
+    /// Pairs per resample: n, or fewer for large samples (m-out-of-n bootstrap, rescaled).
+    pub resample_size: usize,
+}
+
+/// How the bootstrap runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bootstrap {
+    pub resamples: usize,
+    pub confidence: f64,
+    pub seed: u64,
+    /// Largest resample. Above it the m-out-of-n bootstrap is used: deviations of resampled
+    /// estimates are scaled by √(m/n), keeping the cost bounded for millions of pairs.
+    pub max_resample: usize,
+}
+
+impl Default for Bootstrap {
+    fn default() -> Self {
+        Self { resamples: 500, confidence: 0.95, seed: 0x5eed, max_resample: 20_000 }
+    }
+}
+
+/// Quantile deltas of paired samples (`baseline[i]` and `canary[i]` come from one request),
+/// each with a bootstrap interval that resamples pairs, so the pairing is kept. Pairs with a
+/// non-finite value on either side are dropped. Deterministic for a given seed.
+pub fn quantile_deltas(baseline: &[f64], canary: &[f64], qs: &[f64], boot: Bootstrap) -> Vec<QuantileDelta> {
+    let pairs: Vec<(f64, f64)> =
+        baseline.iter().zip(canary).map(|(&b, &c)| (b, c)).filter(|(b, c)| b.is_finite() && c.is_finite()).collect();
+    let n = pairs.len();
+    let mut b: Vec<f64> = pairs.iter().map(|p| p.0).collect();
+    let mut c: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+    let bq = quantiles(&mut b, qs);
+    let cq = quantiles(&mut c, qs);
+    let rel = |b: f64, c: f64| if b != 0.0 { (c - b) / b } else { f64::NAN };
+
+    let m = n.min(boot.max_resample.max(1));
+    let mut deltas: Vec<Vec<f64>> = vec![Vec::with_capacity(boot.resamples); qs.len()];
+    let mut rels: Vec<Vec<f64>> = vec![Vec::with_capacity(boot.resamples); qs.len()];
+    if n > 1 {
+        let mut rng = SmallRng::seed_from_u64(boot.seed);
+        let mut rb = vec![0.0; m];
+        let mut rc = vec![0.0; m];
+        for _ in 0..boot.resamples {
+            for k in 0..m {
+                let (x, y) = pairs[rng.random_range(0..n)];
+                rb[k] = x;
+                rc[k] = y;
+            }
+            let sb = quantiles(&mut rb, qs);
+            let sc = quantiles(&mut rc, qs);
+            for i in 0..qs.len() {
+                deltas[i].push(sc[i] - sb[i]);
+                rels[i].push(rel(sb[i], sc[i]));
+            }
+        }
+    }
+    let scale = if n > 0 { (m as f64 / n as f64).sqrt() } else { 1.0 };
+    let alpha = 1.0 - boot.confidence;
+    // Basic bootstrap interval: θ̂ − s·(θ* − θ̂) quantiles, s = √(m/n).
+    let interval = |estimate: f64, reps: &mut Vec<f64>| -> (f64, f64) {
+        reps.retain(|x| x.is_finite());
+        if reps.is_empty() || !estimate.is_finite() {
+            return (f64::NAN, f64::NAN);
+        }
+        reps.sort_by(f64::total_cmp);
+        let lo = quantile_sorted(reps, alpha / 2.0) - estimate;
+        let hi = quantile_sorted(reps, 1.0 - alpha / 2.0) - estimate;
+        (estimate - scale * hi, estimate - scale * lo)
+    };
+    qs.iter()
+        .enumerate()
+        .map(|(i, &q)| {
+            let delta = cq[i] - bq[i];
+            let relative = rel(bq[i], cq[i]);
+            let (low, high) = interval(delta, &mut deltas[i]);
+            let (relative_low, relative_high) = interval(relative, &mut rels[i]);
+            QuantileDelta {
+                q,
+                n,
+                baseline: bq[i],
+                canary: cq[i],
+                delta,
+                relative,
+                low,
+                high,
+                relative_low,
+                relative_high,
+                confidence: boot.confidence,
+                resamples: if n > 1 { boot.resamples } else { 0 },
+                resample_size: m,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linear_interpolation_like_numpy() {
+        let v = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(quantile_sorted(&v, 0.5), 2.5);
+        assert_eq!(quantile_sorted(&v, 0.0), 1.0);
+        assert_eq!(quantile_sorted(&v, 1.0), 4.0);
+        assert!((quantile_sorted(&v, 0.9) - 3.7).abs() < 1e-12);
+        assert!(quantile_sorted(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn intervals_cover_a_known_shift_and_are_deterministic() {
+        let base: Vec<f64> = (0..5_000).map(|i| 1_000.0 + (i * 7919 % 997) as f64).collect();
+        let canary: Vec<f64> = base.iter().map(|b| b * 1.2).collect();
+        let boot = Bootstrap { resamples: 200, ..Bootstrap::default() };
+        let d = quantile_deltas(&base, &canary, &[0.5, 0.99], boot);
+        for q in &d {
+            assert!((q.relative - 0.2).abs() < 1e-9, "{q:?}");
+            assert!(q.relative_low <= 0.2 + 1e-9 && q.relative_high >= 0.2 - 1e-9, "{q:?}");
+            assert!(q.low <= q.delta && q.delta <= q.high, "{q:?}");
+        }
+        assert_eq!(d, quantile_deltas(&base, &canary, &[0.5, 0.99], boot));
+    }
+
+    #[test]
+    fn identical_sides_give_an_interval_around_zero() {
+        let base: Vec<f64> = (0..50_000i64).map(|i| ((i * 104_729) % 10_007) as f64).collect();
+        let d = quantile_deltas(&base, &base, &[0.99], Bootstrap::default());
+        assert_eq!(d[0].delta, 0.0);
+        assert_eq!((d[0].low, d[0].high), (0.0, 0.0));
+        assert_eq!(d[0].resample_size, 20_000);
+    }
+}

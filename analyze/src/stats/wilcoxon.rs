@@ -1,0 +1,120 @@
+//! The Wilcoxon signed-rank test on paired differences (canary − baseline).
+
+use serde::Serialize;
+
+use super::{average_ranks, norm_sf};
+
+/// How the p-value was computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// The exact null distribution (n ≤ 50, no ties, no zeros: SciPy's `method="auto"` rule).
+    Exact,
+    /// The normal approximation with tie correction and continuity correction.
+    Normal,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WilcoxonResult {
+    /// Differences used: non-zero ones (zeros are dropped, SciPy's `zero_method="wilcox"`).
+    pub n: usize,
+    /// Zero differences dropped.
+    pub zeros: usize,
+    /// Sum of ranks of positive differences (canary slower).
+    pub w_plus: f64,
+    pub w_minus: f64,
+    /// min(W+, W−), SciPy's two-sided statistic.
+    pub statistic: f64,
+    /// The z score of W+ under the normal approximation (with corrections), also for `Exact`.
+    pub z: f64,
+    /// Two-sided p-value; 1 when there are no non-zero differences.
+    pub p_value: f64,
+    pub method: Method,
+}
+
+/// Two-sided Wilcoxon signed-rank test of `diffs` against a zero median.
+///
+/// Non-finite differences are ignored. With n ≤ 50 and no ties or zeros the exact distribution
+/// is used; otherwise the normal approximation with the tie correction of the variance and a
+/// continuity correction of 0.5 towards the mean (SciPy: `wilcoxon(d, correction=True)`).
+pub fn wilcoxon_signed_rank(diffs: &[f64]) -> WilcoxonResult {
+    let finite: Vec<f64> = diffs.iter().copied().filter(|d| d.is_finite()).collect();
+    let nonzero: Vec<f64> = finite.iter().copied().filter(|&d| d != 0.0).collect();
+    let zeros = finite.len() - nonzero.len();
+    let n = nonzero.len();
+    if n == 0 {
+        return WilcoxonResult { n, zeros, w_plus: 0.0, w_minus: 0.0, statistic: 0.0, z: 0.0, p_value: 1.0, method: Method::Normal };
+    }
+    let abs: Vec<f64> = nonzero.iter().map(|d| d.abs()).collect();
+    let (ranks, ties) = average_ranks(&abs);
+    let w_plus: f64 = nonzero.iter().zip(&ranks).filter(|(d, _)| **d > 0.0).map(|(_, r)| r).sum();
+    let nf = n as f64;
+    let total = nf * (nf + 1.0) / 2.0;
+    let w_minus = total - w_plus;
+    let statistic = w_plus.min(w_minus);
+
+    let mean = nf * (nf + 1.0) / 4.0;
+    let tie_term: f64 = ties.iter().map(|&t| (t as f64) * ((t * t) as f64 - 1.0)).sum::<f64>() * 0.5;
+    let var = (nf * (nf + 1.0) * (2.0 * nf + 1.0) - tie_term) / 24.0;
+    let d = w_plus - mean;
+    let corrected = d - 0.5 * d.signum();
+    let z = if var > 0.0 { corrected / var.sqrt() } else { 0.0 };
+
+    let exact = n <= 50 && ties.is_empty() && zeros == 0;
+    let (p_value, method) = if exact {
+        (exact_p(n, w_plus), Method::Exact)
+    } else if var > 0.0 {
+        ((2.0 * norm_sf(z.abs())).min(1.0), Method::Normal)
+    } else {
+        (1.0, Method::Normal)
+    };
+    WilcoxonResult { n, zeros, w_plus, w_minus, statistic, z, p_value, method }
+}
+
+/// Exact two-sided p-value: the number of sign assignments with W+ at least as extreme, from the
+/// count of subsets of {1..n} with each rank sum.
+fn exact_p(n: usize, w_plus: f64) -> f64 {
+    let max = n * (n + 1) / 2;
+    let mut counts = vec![0f64; max + 1];
+    counts[0] = 1.0;
+    for k in 1..=n {
+        for s in (k..=max).rev() {
+            counts[s] += counts[s - k];
+        }
+    }
+    let total = 2f64.powi(n as i32);
+    let w = w_plus.round() as usize;
+    let lower: f64 = counts[..=w.min(max)].iter().sum::<f64>() / total;
+    let upper: f64 = counts[w.min(max)..].iter().sum::<f64>() / total;
+    (2.0 * lower.min(upper)).min(1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_small_sample() {
+        // All 10 differences positive: W+ = 55, the extreme; p = 2 / 2^10.
+        let d: Vec<f64> = (1..=10).map(f64::from).collect();
+        let r = wilcoxon_signed_rank(&d);
+        assert_eq!(r.method, Method::Exact);
+        assert_eq!(r.w_plus, 55.0);
+        assert_eq!(r.statistic, 0.0);
+        assert!((r.p_value - 2.0 / 1024.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn symmetric_differences_are_not_significant() {
+        let d: Vec<f64> = (1..=200).map(|i| if i % 2 == 0 { f64::from(i) } else { -f64::from(i) + 1.0 }).collect();
+        let r = wilcoxon_signed_rank(&d);
+        assert_eq!(r.method, Method::Normal);
+        assert!(r.p_value > 0.5, "{r:?}");
+    }
+
+    #[test]
+    fn zeros_and_nan_are_dropped() {
+        let r = wilcoxon_signed_rank(&[0.0, 0.0, f64::NAN]);
+        assert_eq!((r.n, r.zeros, r.p_value), (0, 2, 1.0));
+    }
+}

@@ -1,0 +1,158 @@
+//! A running capture agent: its listeners, its recorder, and the shutdown that drains them.
+//!
+//! Shutdown, in order: stop accepting; give open connections until the drain deadline to finish
+//! their requests (responses keep streaming); give pairs still waiting for a mirror the rest of
+//! the deadline; close the recorder, which counts whatever is still in flight as dropped and
+//! closes the last file. Every pair whose response reached the client is then on disk or counted.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::config::Config;
+use crate::counters::Counters;
+use crate::error::{Error, Result};
+use crate::metrics::Admin;
+use crate::proxy::Proxy;
+use crate::record::{WriterConfig, WriterStats};
+use crate::recorder::Recorder;
+use crate::server::{self, Peer};
+
+/// What a finished agent did.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The final counters, as stored in the last file's metadata.
+    pub counters: BTreeMap<String, u64>,
+    pub writer: WriterStats,
+    /// Whether every connection and pair finished before the drain deadline.
+    pub drained: bool,
+}
+
+/// A running agent. [`shutdown`](Self::shutdown) drains it; dropping it stops it without waiting.
+#[derive(Debug)]
+pub struct Agent {
+    addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    counters: Arc<Counters>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<Result<Report>>>,
+}
+
+impl Agent {
+    /// Bind the listeners, start the writer, and serve in background tasks.
+    pub async fn start(config: Config) -> Result<Self> {
+        let counters = Counters::new();
+        let tls = config.tls.as_ref().map(server::tls_acceptor).transpose()?;
+        let listener = bind(config.listen).await?;
+        let addr = listener.local_addr().map_err(|source| Error::Listen { addr: config.listen, source })?;
+        let admin_listener = match config.admin_listen {
+            Some(a) => Some(bind(a).await?),
+            None => None,
+        };
+        let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
+
+        let mut wc = WriterConfig::new(&config.out, &config.agent);
+        wc.rotate_rows = config.recorder.rotate_rows;
+        wc.rotate_bytes = config.recorder.rotate_bytes;
+        wc.rotate_age = config.recorder.rotate_age;
+        wc.row_group_rows = config.recorder.row_group_rows;
+        wc.zstd_level = config.recorder.zstd_level;
+        wc.summary = config.summary();
+        wc.counters = Some(counters.source());
+        let recorder = Recorder::start(wc, config.recorder.queue, config.recorder.queue_bytes, Arc::clone(&counters))?;
+        let proxy = Arc::new(Proxy::new(&config, Arc::clone(&recorder), Arc::clone(&counters))?);
+
+        let (stop, stop_rx) = watch::channel(false);
+        let draining = Arc::new(AtomicBool::new(false));
+        let (admin_stop, admin_stop_rx) = watch::channel(false);
+        let admin_task = admin_listener.map(|l| {
+            let p = Arc::clone(&proxy);
+            let admin = Admin {
+                counters: Arc::clone(&counters),
+                draining: Arc::clone(&draining),
+                mirrors_in_flight: Arc::new(move || p.mirrors_in_flight()),
+            };
+            tokio::spawn(server::serve(l, None, move |req, _peer| admin.clone().handle(req), admin_stop_rx, Duration::from_secs(1)))
+        });
+
+        let drain = config.drain_timeout;
+        let c = Arc::clone(&counters);
+        let task = tokio::spawn(async move {
+            let handler = {
+                let proxy = Arc::clone(&proxy);
+                move |req, peer: Peer| Arc::clone(&proxy).handle(req, peer)
+            };
+            let mut stopped = stop_rx.clone();
+            let draining_flag = Arc::clone(&draining);
+            tokio::spawn(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+                draining_flag.store(true, Ordering::Relaxed);
+            });
+            // The deadline starts when the stop signal arrives, measured inside `serve`.
+            let started = tokio::spawn(server::serve(listener, tls, handler, stop_rx.clone(), drain));
+            let mut until_stop = stop_rx;
+            let _ = until_stop.wait_for(|s| *s).await;
+            let deadline = Instant::now() + drain;
+            let connections_done = started.await.unwrap_or(false);
+            proxy.tracker.close();
+            let pairs_done = tokio::time::timeout_at(deadline, proxy.tracker.wait()).await.is_ok();
+            let rec = Arc::clone(&recorder);
+            let writer = tokio::task::spawn_blocking(move || rec.close()).await.map_err(|_| Error::WriterClosed)?;
+            admin_stop.send_replace(true);
+            if let Some(t) = admin_task {
+                let _ = t.await;
+            }
+            let writer = writer?;
+            let counters = c.snapshot();
+            tracing::info!(
+                seen = counters["seen"],
+                recorded = counters["recorded"],
+                dropped = counters["dropped"],
+                skipped = counters["skipped"],
+                files = writer.files.len(),
+                "Capture stopped."
+            );
+            Ok(Report { counters, writer, drained: connections_done && pairs_done })
+        });
+        Ok(Self { addr, admin_addr, counters, stop, task: Some(task) })
+    }
+
+    /// The proxy's address (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// Stop accepting, drain, close every file, and report.
+    pub async fn shutdown(mut self) -> Result<Report> {
+        self.stop.send_replace(true);
+        match self.task.take() {
+            Some(t) => t.await.map_err(|_| Error::WriterClosed)?,
+            None => Err(Error::WriterClosed),
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|source| Error::Listen { addr, source })
+}

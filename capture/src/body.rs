@@ -1,0 +1,264 @@
+//! Bodies on the proxy path: the request body read once with a cap, the body sent upstream, and
+//! the baseline's response body streamed to the client while a capped copy is kept for the pair.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::record::SideRecord;
+use crate::upstream::classify;
+
+/// A request body sent upstream, or a response body the agent writes itself.
+#[derive(Debug)]
+pub enum ProxyBody {
+    /// A body already in memory (the captured request, an error page); `None` once sent.
+    Full(Option<Bytes>),
+    /// The client's body passed through as it arrives.
+    Stream(Incoming),
+    /// What was read before the cap, then the rest as it arrives.
+    Prefixed { prefix: VecDeque<Bytes>, rest: Incoming },
+}
+
+impl ProxyBody {
+    pub fn empty() -> Self {
+        ProxyBody::Full(None)
+    }
+
+    pub fn full(b: impl Into<Bytes>) -> Self {
+        let b = b.into();
+        ProxyBody::Full(if b.is_empty() { None } else { Some(b) })
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ProxyBody::Stream(inner) => Pin::new(inner).poll_frame(cx),
+            ProxyBody::Prefixed { prefix, rest } => match prefix.pop_front() {
+                Some(b) => Poll::Ready(Some(Ok(Frame::data(b)))),
+                None => Pin::new(rest).poll_frame(cx),
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Full(b) => b.is_none(),
+            ProxyBody::Stream(inner) => inner.is_end_stream(),
+            ProxyBody::Prefixed { prefix, rest } => prefix.is_empty() && rest.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            ProxyBody::Stream(inner) => inner.size_hint(),
+            ProxyBody::Prefixed { prefix, rest } => {
+                let n: u64 = prefix.iter().map(|b| b.len() as u64).sum();
+                let h = rest.size_hint();
+                let mut out = SizeHint::new();
+                out.set_lower(h.lower() + n);
+                if let Some(u) = h.upper() {
+                    out.set_upper(u + n);
+                }
+                out
+            }
+        }
+    }
+}
+
+/// A request body after the capped read.
+#[derive(Debug)]
+pub enum RequestBody {
+    /// The whole body, within the cap.
+    Whole(Bytes),
+    /// Larger than the cap: the part read so far and the rest still to come.
+    TooLarge { prefix: VecDeque<Bytes>, rest: Incoming },
+}
+
+/// Read a request body up to `cap` bytes. Past the cap, reading stops: what was read and the
+/// rest go to the baseline as one stream, and the pair keeps the first `cap` bytes.
+pub async fn read_capped(mut body: Incoming, cap: usize) -> Result<RequestBody, hyper::Error> {
+    let mut chunks = VecDeque::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        // Trailers on a request are rare and carry nothing the pair keeps.
+        if let Ok(data) = frame?.into_data() {
+            total += data.len();
+            chunks.push_back(data);
+            if total > cap {
+                return Ok(RequestBody::TooLarge { prefix: chunks, rest: body });
+            }
+        }
+    }
+    let whole = match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop_front().unwrap_or_default(),
+        _ => {
+            let mut buf = BytesMut::with_capacity(total);
+            for c in chunks {
+                buf.extend_from_slice(&c);
+            }
+            buf.freeze()
+        }
+    };
+    Ok(RequestBody::Whole(whole))
+}
+
+/// The first `cap` bytes of a list of chunks.
+pub fn prefix_of(chunks: &VecDeque<Bytes>, cap: usize) -> Bytes {
+    let mut buf = BytesMut::with_capacity(cap.min(chunks.iter().map(Bytes::len).sum()));
+    for c in chunks {
+        let room = cap - buf.len();
+        if room == 0 {
+            break;
+        }
+        buf.extend_from_slice(&c[..c.len().min(room)]);
+    }
+    buf.freeze()
+}
+
+/// How the baseline's side of a pair ended.
+#[derive(Debug)]
+pub enum BaselineDone {
+    /// The response (or the error instead of one) reached the client.
+    Complete(SideRecord),
+    /// The client went away before the whole response reached it.
+    ClientClosed,
+}
+
+/// Keeps a capped copy of a body as it streams past.
+#[derive(Debug)]
+struct Tap {
+    side: SideRecord,
+    buf: BytesMut,
+    cap: usize,
+    sent: Instant,
+    done: oneshot::Sender<BaselineDone>,
+}
+
+/// The baseline's response body on its way to the client: every frame passes through unchanged
+/// and at once; the first `cap` bytes are kept, and when the body ends (or fails, or the client
+/// leaves) the finished [`SideRecord`] goes to the pair.
+#[derive(Debug)]
+pub struct TeeBody {
+    inner: Incoming,
+    tap: Option<Tap>,
+}
+
+impl TeeBody {
+    /// `side` carries the status, headers and time to first byte already; `sent` is when the
+    /// request went upstream.
+    pub fn new(inner: Incoming, side: SideRecord, cap: usize, sent: Instant, done: oneshot::Sender<BaselineDone>) -> Self {
+        let tap = Tap { side, buf: BytesMut::new(), cap, sent, done };
+        Self { inner, tap: Some(tap) }
+    }
+
+    fn finish(&mut self, error: Option<&'static str>) {
+        if let Some(tap) = self.tap.take() {
+            let mut side = tap.side;
+            side.latency_us = Some(micros(tap.sent.elapsed()));
+            side.body = if tap.buf.is_empty() && !side.body_truncated { None } else { Some(tap.buf.freeze()) };
+            side.error = error.map(str::to_owned);
+            let _ = tap.done.send(BaselineDone::Complete(side));
+        }
+    }
+}
+
+impl Body for TeeBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.as_mut().get_mut();
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &frame {
+            Some(Ok(f)) => {
+                if let (Some(tap), Some(data)) = (this.tap.as_mut(), f.data_ref()) {
+                    let room = tap.cap.saturating_sub(tap.buf.len());
+                    if data.len() > room {
+                        tap.side.body_truncated = true;
+                    }
+                    tap.buf.extend_from_slice(&data[..data.len().min(room)]);
+                }
+                if this.inner.is_end_stream() {
+                    this.finish(None);
+                }
+            }
+            Some(Err(e)) => this.finish(Some(classify(e))),
+            None => this.finish(None),
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for TeeBody {
+    fn drop(&mut self) {
+        if self.tap.is_some() {
+            if self.inner.is_end_stream() {
+                // HEAD, 204 and 304: nothing to stream, so the server never polled the body.
+                self.finish(None);
+            } else if let Some(tap) = self.tap.take() {
+                let _ = tap.done.send(BaselineDone::ClientClosed);
+            }
+        }
+    }
+}
+
+/// Read a mirror's response body: keep the first `cap` bytes, read (and discard) the rest so
+/// latency covers the whole body and the connection can be reused.
+pub async fn collect_capped(mut body: Incoming, cap: usize) -> (Bytes, bool, Option<&'static str>) {
+    let mut buf = BytesMut::new();
+    let mut truncated = false;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(f) => {
+                if let Some(data) = f.data_ref() {
+                    let room = cap.saturating_sub(buf.len());
+                    if data.len() > room {
+                        truncated = true;
+                    }
+                    buf.extend_from_slice(&data[..data.len().min(room)]);
+                }
+            }
+            Err(e) => return (buf.freeze(), truncated, Some(classify(&e))),
+        }
+    }
+    (buf.freeze(), truncated, None)
+}
+
+pub fn micros(d: Duration) -> u64 {
+    d.as_micros().min(u128::from(u64::MAX)) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_respects_the_cap() {
+        let chunks: VecDeque<Bytes> = [&b"abc"[..], b"defg", b"h"].into_iter().map(Bytes::from_static).collect();
+        assert_eq!(prefix_of(&chunks, 5), "abcde");
+        assert_eq!(prefix_of(&chunks, 100), "abcdefgh");
+        assert_eq!(prefix_of(&chunks, 0), "");
+    }
+}

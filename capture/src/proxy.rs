@@ -1,0 +1,506 @@
+//! One client request: serve it from the baseline, mirror it, and hand the finished pair to the
+//! recorder.
+//!
+//! The client's path is the baseline's path and nothing else: mirrors run as spawned tasks with
+//! their own timeout and an in-flight bound, the pair is completed in another task once the
+//! baseline body has streamed to the client and the mirrors have answered or timed out, and the
+//! hand-off to the writer never waits. A canary that is down, hangs, resets or answers garbage
+//! changes only what is recorded.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::Utc;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body_util::Either;
+use hyper::body::Incoming;
+use tokio::sync::{Semaphore, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
+
+use crate::body::{self, BaselineDone, ProxyBody, RequestBody, TeeBody, micros};
+use crate::config::Config;
+use crate::counters::{Counters, DropReason, MirrorSkip, SkipReason};
+use crate::record::schema::{Side, error_kind};
+use crate::record::{Header, PairRecord, SideRecord};
+use crate::recorder::{Recorder, Ticket};
+use crate::redact::Redactor;
+use crate::select::Selector;
+use crate::server::Peer;
+use crate::upstream::{Upstream, classify};
+
+/// What the client receives: the baseline's body as it streams, or a body the agent made.
+pub type OutBody = Either<TeeBody, ProxyBody>;
+
+/// Headers that describe one connection, not the message: never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// Everything a request handler needs, shared by all of them.
+pub struct Proxy {
+    pub(crate) agent: String,
+    pub(crate) baseline: Upstream,
+    pub(crate) canary: Upstream,
+    pub(crate) secondary: Option<Upstream>,
+    pub(crate) selector: Selector,
+    pub(crate) redactor: Arc<Redactor>,
+    pub(crate) recorder: Arc<Recorder>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) mirrors: Arc<Semaphore>,
+    pub(crate) max_mirrors: usize,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) marker: Option<HeaderName>,
+    pub(crate) baseline_timeout: Duration,
+    pub(crate) mirror_timeout: Duration,
+    pub(crate) max_request_body: usize,
+    pub(crate) max_response_body: usize,
+}
+
+/// Decrements the in-flight gauge when the handler ends, however it ends.
+struct InFlight(Arc<Counters>);
+
+impl InFlight {
+    fn new(c: &Arc<Counters>) -> Self {
+        c.requests_in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(c))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.requests_in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A mirror's outcome: known at once (skipped) or a task still running.
+enum Mirror {
+    Ready(SideRecord),
+    Running(JoinHandle<SideRecord>),
+}
+
+impl Mirror {
+    async fn outcome(self) -> SideRecord {
+        match self {
+            Mirror::Ready(s) => s,
+            Mirror::Running(h) => h.await.unwrap_or_else(|_| SideRecord::failed(error_kind::OTHER)),
+        }
+    }
+}
+
+impl Proxy {
+    pub(crate) fn new(config: &Config, recorder: Arc<Recorder>, counters: Arc<Counters>) -> crate::Result<Self> {
+        let tls = crate::upstream::client_tls(config.ca_file.as_deref())?;
+        let up = |t: &crate::config::Target| Upstream::new(t.clone(), Arc::clone(&tls), config.connect_timeout);
+        Ok(Self {
+            agent: config.agent.clone(),
+            baseline: up(&config.baseline),
+            canary: up(&config.canary),
+            secondary: config.secondary.as_ref().map(up),
+            selector: Selector::new(config),
+            redactor: Arc::new(Redactor::new(&config.redact)),
+            recorder,
+            counters,
+            mirrors: Arc::new(Semaphore::new(config.max_in_flight_mirrors)),
+            max_mirrors: config.max_in_flight_mirrors,
+            tracker: TaskTracker::new(),
+            marker: config.marker_header.clone(),
+            baseline_timeout: config.baseline_timeout,
+            mirror_timeout: config.mirror_timeout,
+            max_request_body: config.max_request_body,
+            max_response_body: config.max_response_body,
+        })
+    }
+
+    /// Mirrors currently running.
+    pub fn mirrors_in_flight(&self) -> usize {
+        self.max_mirrors.saturating_sub(self.mirrors.available_permits())
+    }
+
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: Peer) -> Result<Response<OutBody>, Infallible> {
+        let _in_flight = InFlight::new(&self.counters);
+        self.counters.seen.fetch_add(1, Ordering::Relaxed);
+        if req.method() == Method::CONNECT {
+            self.counters.skipped(SkipReason::NotProxied);
+            return Ok(plain(StatusCode::METHOD_NOT_ALLOWED, "shadowdiff capture is a reverse proxy: CONNECT is not supported.\n"));
+        }
+        if is_upgrade(&req) {
+            self.counters.upgrades.fetch_add(1, Ordering::Relaxed);
+            self.counters.skipped(SkipReason::Upgrade);
+            return Ok(self.upgrade(req, peer).await);
+        }
+        let (parts, body) = req.into_parts();
+        if let Err(reason) = self.selector.capture(&parts) {
+            self.counters.skipped(reason);
+            return Ok(self.pass_through(parts, body, peer).await);
+        }
+        let Some(ticket) = self.recorder.begin() else {
+            // Shutting down: still serve the client, record nothing (counted as dropped).
+            return Ok(self.pass_through(parts, body, peer).await);
+        };
+        Ok(self.capture(parts, body, peer, ticket).await)
+    }
+
+    async fn capture(&self, parts: http::request::Parts, body: Incoming, peer: Peer, ticket: Ticket) -> Response<OutBody> {
+        let captured_at = Utc::now();
+        let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str()).to_owned();
+        let mut pair = PairRecord::new(
+            self.agent.as_str(),
+            captured_at,
+            parts.method.as_str(),
+            parts.uri.path(),
+            parts.uri.query().map(str::to_owned),
+        );
+        pair.request_headers = record_headers(&parts.headers);
+
+        let body = match body::read_capped(body, self.max_request_body).await {
+            Ok(b) => b,
+            Err(error) => {
+                tracing::debug!(side = "client", %error, "Reading the request body failed.");
+                ticket.drop_as(DropReason::ClientClosed);
+                return plain(StatusCode::BAD_REQUEST, "shadowdiff capture could not read the request body.\n");
+            }
+        };
+        let headers = forward_headers(&parts.headers, peer, parts.uri.authority().map(|a| a.as_str()));
+        let (upstream_body, mirror_body) = match body {
+            RequestBody::Whole(b) => {
+                pair.request_body = (!b.is_empty()).then(|| b.clone());
+                (ProxyBody::full(b.clone()), Some(b))
+            }
+            RequestBody::TooLarge { prefix, rest } => {
+                pair.request_body = Some(body::prefix_of(&prefix, self.max_request_body));
+                pair.request_body_truncated = true;
+                (ProxyBody::Prefixed { prefix, rest }, None)
+            }
+        };
+
+        // Mirrors first, so they run alongside the baseline.
+        let skip = if mirror_body.is_none() {
+            Some(MirrorSkip::BodyTooLarge)
+        } else if !self.selector.mirrors(&parts.method) {
+            Some(MirrorSkip::Method)
+        } else {
+            None
+        };
+        let (canary, secondary) = match (skip, mirror_body) {
+            (None, Some(b)) => {
+                let canary = self.mirror(Side::Canary, &self.canary, &parts.method, &path_and_query, &headers, &b);
+                if matches!(canary, Mirror::Running(_)) {
+                    self.counters.mirrored.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.counters.mirror_skipped(MirrorSkip::InFlight);
+                }
+                let secondary =
+                    self.secondary.as_ref().map(|s| self.mirror(Side::Secondary, s, &parts.method, &path_and_query, &headers, &b));
+                (canary, secondary)
+            }
+            (reason, _) => {
+                self.counters.mirror_skipped(reason.unwrap_or(MirrorSkip::Method));
+                let skipped = || Mirror::Ready(SideRecord::failed(error_kind::SKIPPED));
+                (skipped(), self.secondary.as_ref().map(|_| skipped()))
+            }
+        };
+
+        let (done_tx, done_rx) = oneshot::channel();
+        self.complete_later(pair, done_rx, canary, secondary, ticket);
+
+        let req = match build_request(&self.baseline, &parts.method, &path_and_query, headers, upstream_body) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = done_tx.send(BaselineDone::Complete(SideRecord::failed(error_kind::OTHER)));
+                return plain(StatusCode::BAD_REQUEST, &format!("shadowdiff capture cannot forward this request: {e}\n"));
+            }
+        };
+        let sent = Instant::now();
+        let result = tokio::time::timeout(self.baseline_timeout, self.baseline.send(req)).await;
+        match result {
+            Ok(Ok(resp)) => {
+                let ttfb = sent.elapsed();
+                let (mut head, incoming) = resp.into_parts();
+                let side = SideRecord {
+                    status: Some(head.status.as_u16()),
+                    headers: record_headers(&head.headers),
+                    ttfb_us: Some(micros(ttfb)),
+                    ..SideRecord::default()
+                };
+                strip_hop_by_hop(&mut head.headers);
+                let tee = TeeBody::new(incoming, side, self.max_response_body, sent, done_tx);
+                Response::from_parts(head, Either::Left(tee))
+            }
+            Ok(Err(error)) => {
+                let kind = classify(&error);
+                tracing::warn!(side = "baseline", kind, %error, "Baseline request failed.");
+                let _ = done_tx.send(BaselineDone::Complete(SideRecord::failed(kind)));
+                bad_gateway(kind, &self.baseline)
+            }
+            Err(_) => {
+                tracing::warn!(side = "baseline", timeout_ms = self.baseline_timeout.as_millis() as u64, "Baseline timed out.");
+                let _ = done_tx.send(BaselineDone::Complete(SideRecord::failed(error_kind::TIMEOUT)));
+                bad_gateway(error_kind::TIMEOUT, &self.baseline)
+            }
+        }
+    }
+
+    /// Spawn the task that waits for every side and hands the pair over.
+    fn complete_later(
+        &self,
+        mut pair: PairRecord,
+        baseline: oneshot::Receiver<BaselineDone>,
+        canary: Mirror,
+        secondary: Option<Mirror>,
+        ticket: Ticket,
+    ) {
+        let counters = Arc::clone(&self.counters);
+        let redact = Arc::clone(&self.redactor);
+        self.tracker.spawn(async move {
+            let baseline = match baseline.await {
+                Ok(BaselineDone::Complete(side)) => side,
+                Ok(BaselineDone::ClientClosed) | Err(_) => {
+                    ticket.drop_as(DropReason::ClientClosed);
+                    return;
+                }
+            };
+            pair.baseline = baseline;
+            pair.canary = canary.outcome().await;
+            if let Some(s) = secondary {
+                pair.secondary = s.outcome().await;
+            }
+            for side in Side::ALL {
+                let s = pair.side(side);
+                if !s.is_absent() {
+                    counters.observe_side(side, s.latency_us.map(Duration::from_micros), s.error.as_deref());
+                }
+            }
+            if redact.apply(&mut pair) {
+                counters.redaction_withheld.fetch_add(1, Ordering::Relaxed);
+            }
+            ticket.submit(pair);
+        });
+    }
+
+    /// Start one mirror, or record it as skipped when the in-flight bound is reached.
+    fn mirror(&self, side: Side, upstream: &Upstream, method: &Method, pq: &str, headers: &HeaderMap, body: &Bytes) -> Mirror {
+        let Ok(permit) = Arc::clone(&self.mirrors).try_acquire_owned() else {
+            return Mirror::Ready(SideRecord::failed(error_kind::SKIPPED));
+        };
+        let mut headers = headers.clone();
+        if let Some(marker) = &self.marker {
+            headers.insert(marker.clone(), HeaderValue::from_static(side.name()));
+        }
+        let req = match build_request(upstream, method, pq, headers, ProxyBody::full(body.clone())) {
+            Ok(r) => r,
+            Err(_) => return Mirror::Ready(SideRecord::failed(error_kind::OTHER)),
+        };
+        let upstream = upstream.clone();
+        let timeout = self.mirror_timeout;
+        let cap = self.max_response_body;
+        Mirror::Running(tokio::spawn(async move {
+            let _permit = permit;
+            let sent = Instant::now();
+            let mut out = SideRecord::default();
+            let call = async {
+                let resp = match upstream.send(req).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        out.error = Some(classify(&e).to_owned());
+                        return;
+                    }
+                };
+                out.ttfb_us = Some(micros(sent.elapsed()));
+                out.status = Some(resp.status().as_u16());
+                out.headers = record_headers(resp.headers());
+                let (body, truncated, error) = body::collect_capped(resp.into_body(), cap).await;
+                out.body = (!body.is_empty() || truncated).then_some(body);
+                out.body_truncated = truncated;
+                out.error = error.map(str::to_owned);
+                out.latency_us = Some(micros(sent.elapsed()));
+            };
+            if tokio::time::timeout(timeout, call).await.is_err() {
+                out.error = Some(error_kind::TIMEOUT.to_owned());
+                out.latency_us = None;
+            }
+            if let Some(kind) = &out.error {
+                tracing::debug!(side = side.name(), kind = kind.as_str(), "Mirror request failed.");
+            }
+            out
+        }))
+    }
+
+    /// Forward a request that is not captured: body and response stream straight through.
+    async fn pass_through(&self, parts: http::request::Parts, body: Incoming, peer: Peer) -> Response<OutBody> {
+        let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let headers = forward_headers(&parts.headers, peer, parts.uri.authority().map(|a| a.as_str()));
+        let req = match build_request(&self.baseline, &parts.method, pq, headers, ProxyBody::Stream(body)) {
+            Ok(r) => r,
+            Err(e) => return plain(StatusCode::BAD_REQUEST, &format!("shadowdiff capture cannot forward this request: {e}\n")),
+        };
+        match tokio::time::timeout(self.baseline_timeout, self.baseline.send(req)).await {
+            Ok(Ok(resp)) => {
+                let (mut head, incoming) = resp.into_parts();
+                strip_hop_by_hop(&mut head.headers);
+                Response::from_parts(head, Either::Right(ProxyBody::Stream(incoming)))
+            }
+            Ok(Err(error)) => {
+                let kind = classify(&error);
+                tracing::warn!(side = "baseline", kind, %error, "Baseline request failed.");
+                bad_gateway(kind, &self.baseline)
+            }
+            Err(_) => bad_gateway(error_kind::TIMEOUT, &self.baseline),
+        }
+    }
+
+    /// A protocol upgrade (WebSocket): forwarded to the baseline only; on `101` the two
+    /// connections are joined byte for byte.
+    async fn upgrade(&self, mut req: Request<Incoming>, peer: Peer) -> Response<OutBody> {
+        let client_upgrade = hyper::upgrade::on(&mut req);
+        let (parts, body) = req.into_parts();
+        let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let mut headers = forward_headers(&parts.headers, peer, parts.uri.authority().map(|a| a.as_str()));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        if let Some(u) = parts.headers.get(header::UPGRADE) {
+            headers.insert(header::UPGRADE, u.clone());
+        }
+        let req = match build_request(&self.baseline, &parts.method, pq, headers, ProxyBody::Stream(body)) {
+            Ok(r) => r,
+            Err(e) => return plain(StatusCode::BAD_REQUEST, &format!("shadowdiff capture cannot forward this request: {e}\n")),
+        };
+        let mut resp = match tokio::time::timeout(self.baseline_timeout, self.baseline.send(req)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => return bad_gateway(classify(&e), &self.baseline),
+            Err(_) => return bad_gateway(error_kind::TIMEOUT, &self.baseline),
+        };
+        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            let (mut head, incoming) = resp.into_parts();
+            strip_hop_by_hop(&mut head.headers);
+            return Response::from_parts(head, Either::Right(ProxyBody::Stream(incoming)));
+        }
+        let upstream_upgrade = hyper::upgrade::on(&mut resp);
+        tokio::spawn(async move {
+            let (Ok(client), Ok(upstream)) = tokio::join!(client_upgrade, upstream_upgrade) else {
+                return;
+            };
+            let mut client = hyper_util::rt::TokioIo::new(client);
+            let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+        });
+        let (head, _) = resp.into_parts();
+        Response::from_parts(head, Either::Right(ProxyBody::empty()))
+    }
+}
+
+fn is_upgrade(req: &Request<Incoming>) -> bool {
+    req.version() <= Version::HTTP_11
+        && req.headers().contains_key(header::UPGRADE)
+        && req
+            .headers()
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Headers as the pair records them: every header as received, in order.
+pub fn record_headers(h: &HeaderMap) -> Vec<Header> {
+    h.iter().map(|(k, v)| Header { name: k.as_str().to_owned(), value: Bytes::copy_from_slice(v.as_bytes()) }).collect()
+}
+
+/// Remove hop-by-hop headers, including any the `Connection` header names.
+pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        h.remove(name);
+    }
+    h.remove(header::UPGRADE);
+}
+
+/// The headers sent upstream: the client's, less hop-by-hop headers and `Host` (the upstream's
+/// own authority is used), plus `X-Forwarded-For/-Host/-Proto` and `Forwarded`.
+pub fn forward_headers(client: &HeaderMap, peer: Peer, authority: Option<&str>) -> HeaderMap {
+    let mut h = client.clone();
+    strip_hop_by_hop(&mut h);
+    let host = h.remove(header::HOST).and_then(|v| v.to_str().ok().map(str::to_owned)).or_else(|| authority.map(str::to_owned));
+    let proto = if peer.tls { "https" } else { "http" };
+    let ip = peer.addr.ip().to_string();
+    let xff = match client.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {ip}"),
+        None => ip.clone(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        h.insert("x-forwarded-for", v);
+    }
+    h.insert("x-forwarded-proto", HeaderValue::from_static(proto));
+    let for_ = if peer.addr.is_ipv6() { format!("\"[{ip}]\"") } else { ip };
+    let mut fwd = format!("for={for_};proto={proto}");
+    if let Some(host) = &host {
+        if let Ok(v) = HeaderValue::from_str(host) {
+            h.insert("x-forwarded-host", v);
+        }
+        if host.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\') {
+            fwd.push_str(&format!(";host=\"{host}\""));
+        }
+    }
+    let fwd = match client.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {fwd}"),
+        None => fwd,
+    };
+    if let Ok(v) = HeaderValue::from_str(&fwd) {
+        h.insert(header::FORWARDED, v);
+    }
+    h
+}
+
+fn build_request(
+    upstream: &Upstream,
+    method: &Method,
+    path_and_query: &str,
+    headers: HeaderMap,
+    body: ProxyBody,
+) -> Result<Request<ProxyBody>, http::Error> {
+    let uri = upstream.uri_for(path_and_query)?;
+    let mut req = Request::builder().method(method.clone()).uri(uri).version(Version::HTTP_11).body(body)?;
+    *req.headers_mut() = headers;
+    Ok(req)
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<OutBody> {
+    let mut r = Response::new(Either::Right(ProxyBody::full(Bytes::copy_from_slice(text.as_bytes()))));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+/// What the client gets when the baseline does not answer: 504 for a timeout, else 502.
+fn bad_gateway(kind: &str, baseline: &Upstream) -> Response<OutBody> {
+    let (status, what) = match kind {
+        error_kind::TIMEOUT => (StatusCode::GATEWAY_TIMEOUT, "did not answer in time"),
+        error_kind::CONNECT => (StatusCode::BAD_GATEWAY, "refused the connection or could not be reached"),
+        error_kind::RESET => (StatusCode::BAD_GATEWAY, "closed the connection before answering"),
+        error_kind::PROTOCOL => (StatusCode::BAD_GATEWAY, "answered with something that is not HTTP"),
+        _ => (StatusCode::BAD_GATEWAY, "failed"),
+    };
+    let mut r = plain(
+        status,
+        &format!("{} {}: the baseline {} {what} ({kind}).\n", status.as_u16(), status.canonical_reason().unwrap_or(""), baseline.target()),
+    );
+    r.headers_mut().insert("x-shadowdiff-error", HeaderValue::from_static("baseline"));
+    r
+}

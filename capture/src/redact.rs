@@ -1,0 +1,379 @@
+//! Redaction, applied to every pair before it reaches the writer: secret headers, query
+//! parameters and JSON body fields are replaced by a mask or, with a key, by a keyed hash
+//! (HMAC-SHA256) so that the same secret becomes the same token in every side and every pair and
+//! stays comparable. The key never leaves this module: not into logs, files or `Debug` output.
+//!
+//! A body that redaction rules apply to but that cannot be parsed (a truncated JSON body) is
+//! withheld rather than written half-redacted.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::record::{Header, PairRecord, SideRecord};
+
+/// Headers always redacted.
+pub const DEFAULT_HEADERS: [&str; 5] = ["authorization", "cookie", "set-cookie", "proxy-authorization", "x-api-key"];
+
+/// What replaces a value in mask mode.
+pub const MASK: &str = "REDACTED";
+
+/// The keyed-hash key. Its `Debug` never shows the bytes.
+#[derive(Clone)]
+pub struct HashKey(Vec<u8>);
+
+impl std::fmt::Debug for HashKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HashKey(..)")
+    }
+}
+
+impl HashKey {
+    /// At least 16 bytes: a short key makes the tokens of guessable secrets reversible.
+    pub const MIN_LEN: usize = 16;
+
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Self, String> {
+        let bytes = bytes.into();
+        if bytes.len() < Self::MIN_LEN {
+            return Err(format!("gives a hash key of {} bytes; it must have at least {}", bytes.len(), Self::MIN_LEN));
+        }
+        Ok(Self(bytes))
+    }
+
+    /// The file's content without a trailing newline.
+    pub fn from_file(path: &Path) -> Result<Self, String> {
+        let mut bytes = std::fs::read(path).map_err(|e| format!("names {}, which cannot be read: {e}", path.display()))?;
+        while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            bytes.pop();
+        }
+        Self::new(bytes)
+    }
+
+    pub fn from_env(var: &str) -> Result<Self, String> {
+        match std::env::var_os(var) {
+            Some(v) if !v.is_empty() => Self::new(v.into_encoded_bytes()),
+            _ => Err(format!("names the environment variable {var}, which is not set")),
+        }
+    }
+}
+
+/// The configured rules (defaults excluded; they always apply).
+#[derive(Debug, Clone, Default)]
+pub struct RedactRules {
+    /// Extra header names, lower case.
+    pub headers: Vec<String>,
+    pub query_params: Vec<String>,
+    /// JSON Pointer paths (RFC 6901) where a `*` segment matches any key or index.
+    pub json_paths: Vec<String>,
+    /// With a key, values become keyed-hash tokens; without one, [`MASK`].
+    pub key: Option<HashKey>,
+}
+
+impl RedactRules {
+    /// For file metadata: every rule and the mode, never the key.
+    pub fn summary(&self) -> serde_json::Value {
+        let mut headers: Vec<String> = DEFAULT_HEADERS.iter().map(|h| (*h).to_owned()).collect();
+        headers.extend(self.headers.iter().cloned());
+        serde_json::json!({
+            "headers": headers,
+            "query_params": self.query_params,
+            "json_paths": self.json_paths,
+            "mode": if self.key.is_some() { "hmac-sha256" } else { "mask" },
+        })
+    }
+}
+
+/// A parsed JSON path: `/user/password`, `/items/*/card`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonPath(Vec<String>);
+
+impl JsonPath {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if !s.starts_with('/') || s.len() < 2 {
+            return Err(format!("must be a JSON Pointer such as /user/password or /items/*/card, not `{s}`"));
+        }
+        Ok(Self(s[1..].split('/').map(|seg| seg.replace("~1", "/").replace("~0", "~")).collect()))
+    }
+}
+
+/// Applies [`RedactRules`] to pairs.
+pub struct Redactor {
+    headers: HashSet<String>,
+    params: HashSet<String>,
+    paths: Vec<JsonPath>,
+    key: Option<Hmac<Sha256>>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redactor")
+            .field("headers", &self.headers)
+            .field("params", &self.params)
+            .field("paths", &self.paths)
+            .field("keyed", &self.key.is_some())
+            .finish()
+    }
+}
+
+impl Redactor {
+    pub fn new(rules: &RedactRules) -> Self {
+        let mut headers: HashSet<String> = DEFAULT_HEADERS.iter().map(|h| (*h).to_owned()).collect();
+        headers.extend(rules.headers.iter().map(|h| h.to_ascii_lowercase()));
+        Self {
+            headers,
+            params: rules.query_params.iter().cloned().collect(),
+            paths: rules.json_paths.iter().filter_map(|p| JsonPath::parse(p).ok()).collect(),
+            key: rules.key.as_ref().and_then(|k| Hmac::<Sha256>::new_from_slice(&k.0).ok()),
+        }
+    }
+
+    /// The replacement for a secret value: [`MASK`], or `hmac:` and 32 hex digits of its keyed hash.
+    pub fn token(&self, secret: &[u8]) -> String {
+        match &self.key {
+            None => MASK.to_owned(),
+            Some(mac) => {
+                let mut mac = mac.clone();
+                mac.update(secret);
+                let digest = mac.finalize().into_bytes();
+                let mut out = String::with_capacity(5 + 32);
+                out.push_str("hmac:");
+                for b in &digest[..16] {
+                    out.push_str(&format!("{b:02x}"));
+                }
+                out
+            }
+        }
+    }
+
+    /// Redact a pair in place. Returns true when a body had to be withheld because rules apply
+    /// to it and it could not be parsed.
+    pub fn apply(&self, pair: &mut PairRecord) -> bool {
+        self.headers(&mut pair.request_headers);
+        if let Some(q) = pair.query.take() {
+            pair.query = Some(self.query(&q));
+        }
+        let mut withheld = false;
+        let content_type = content_type(&pair.request_headers);
+        if let Some(body) = pair.request_body.take() {
+            match self.body(body, content_type.as_deref()) {
+                Some(b) => pair.request_body = Some(b),
+                None => {
+                    pair.request_body_truncated = true;
+                    withheld = true;
+                }
+            }
+        }
+        for side in [&mut pair.baseline, &mut pair.canary, &mut pair.secondary] {
+            withheld |= self.side(side);
+        }
+        withheld
+    }
+
+    fn side(&self, side: &mut SideRecord) -> bool {
+        self.headers(&mut side.headers);
+        let content_type = content_type(&side.headers);
+        if let Some(body) = side.body.take() {
+            match self.body(body, content_type.as_deref()) {
+                Some(b) => side.body = Some(b),
+                None => {
+                    side.body_truncated = true;
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    fn headers(&self, headers: &mut [Header]) {
+        for h in headers {
+            if self.headers.contains(&h.name.to_ascii_lowercase()) {
+                h.value = Bytes::from(self.token(&h.value));
+            }
+        }
+    }
+
+    /// The raw query with configured parameters' values replaced; everything else byte for byte.
+    pub fn query(&self, query: &str) -> String {
+        if self.params.is_empty() {
+            return query.to_owned();
+        }
+        query
+            .split('&')
+            .map(|part| match part.split_once('=') {
+                Some((k, v)) if self.params.contains(k) || self.params.contains(&percent_decode(k)) => {
+                    format!("{k}={}", self.token(percent_decode(v).as_bytes()))
+                }
+                _ => part.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    /// The body with JSON paths redacted; `None` when it must be withheld.
+    fn body(&self, body: Bytes, content_type: Option<&str>) -> Option<Bytes> {
+        if self.paths.is_empty() || body.is_empty() {
+            return Some(body);
+        }
+        let looks_json = content_type.is_some_and(|c| c.contains("json"))
+            || body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b == b'{' || *b == b'[');
+        if !looks_json {
+            return Some(body);
+        }
+        let Ok(mut doc) = serde_json::from_slice::<Value>(&body) else {
+            return None;
+        };
+        let mut changed = false;
+        for path in &self.paths {
+            changed |= self.redact_path(&mut doc, &path.0);
+        }
+        if !changed {
+            return Some(body);
+        }
+        serde_json::to_vec(&doc).ok().map(Bytes::from)
+    }
+
+    fn redact_path(&self, v: &mut Value, path: &[String]) -> bool {
+        let Some((head, rest)) = path.split_first() else {
+            let secret = match &*v {
+                Value::String(s) => s.as_bytes().to_vec(),
+                other => other.to_string().into_bytes(),
+            };
+            *v = Value::String(self.token(&secret));
+            return true;
+        };
+        match v {
+            Value::Object(map) if head == "*" => {
+                let mut any = false;
+                for child in map.values_mut() {
+                    any |= self.redact_path(child, rest);
+                }
+                any
+            }
+            Value::Object(map) => map.get_mut(head.as_str()).is_some_and(|child| self.redact_path(child, rest)),
+            Value::Array(items) if head == "*" => {
+                let mut any = false;
+                for child in items {
+                    any |= self.redact_path(child, rest);
+                }
+                any
+            }
+            Value::Array(items) => {
+                head.parse::<usize>().ok().and_then(|i| items.get_mut(i)).is_some_and(|child| self.redact_path(child, rest))
+            }
+            _ => false,
+        }
+    }
+}
+
+fn content_type(headers: &[Header]) -> Option<String> {
+    headers.iter().find(|h| h.name.eq_ignore_ascii_case("content-type")).map(|h| h.value_lossy().to_ascii_lowercase())
+}
+
+/// `%XX` and `+` decoding for comparing query keys and hashing values; invalid escapes are kept.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+
+    fn rules(key: Option<&str>) -> RedactRules {
+        RedactRules {
+            headers: vec!["x-session".into()],
+            query_params: vec!["token".into()],
+            json_paths: vec!["/password".into(), "/cards/*/number".into()],
+            key: key.map(|k| HashKey::new(k.as_bytes().to_vec()).expect("long enough")),
+        }
+    }
+
+    fn pair() -> PairRecord {
+        let mut p = PairRecord::new("a", Utc::now(), "POST", "/login", Some("user=ann&token=s3cr%65t&x=1".into()));
+        p.request_headers = vec![
+            Header::new("Authorization", "Bearer abc"),
+            Header::new("X-Session", "sess-1"),
+            Header::new("content-type", "application/json"),
+        ];
+        p.request_body = Some(Bytes::from_static(br#"{"user":"ann","password":"hunter2","cards":[{"number":4111},{"number":"5500"}]}"#));
+        p.baseline.headers = vec![Header::new("set-cookie", "sid=1"), Header::new("content-type", "application/json")];
+        p.baseline.body = Some(Bytes::from_static(br#"{"password":"hunter2","ok":true}"#));
+        p.canary.body = Some(Bytes::from_static(br#"{"password":"hunt"#));
+        p.canary.body_truncated = true;
+        p
+    }
+
+    #[test]
+    fn masks_headers_query_and_json_paths() {
+        let r = Redactor::new(&rules(None));
+        let mut p = pair();
+        let withheld = r.apply(&mut p);
+        assert_eq!(p.request_headers[0].value, MASK);
+        assert_eq!(p.request_headers[1].value, MASK);
+        assert_eq!(p.request_headers[2].value, "application/json");
+        assert_eq!(p.query.as_deref(), Some("user=ann&token=REDACTED&x=1"));
+        let body: Value = serde_json::from_slice(p.request_body.as_deref().expect("body")).expect("json");
+        assert_eq!(body, serde_json::json!({"user":"ann","password":MASK,"cards":[{"number":MASK},{"number":MASK}]}));
+        assert_eq!(p.baseline.headers[0].value, MASK);
+        // The truncated canary body cannot be parsed: withheld, not half-redacted.
+        assert!(withheld);
+        assert_eq!(p.canary.body, None);
+        assert!(p.canary.body_truncated);
+    }
+
+    #[test]
+    fn keyed_hash_is_stable_and_never_the_secret() {
+        let r = Redactor::new(&rules(Some("0123456789abcdef-key")));
+        let mut p = pair();
+        r.apply(&mut p);
+        let body: Value = serde_json::from_slice(p.request_body.as_deref().expect("body")).expect("json");
+        let base: Value = serde_json::from_slice(p.baseline.body.as_deref().expect("body")).expect("json");
+        let token = body["password"].as_str().expect("token");
+        assert!(token.starts_with("hmac:") && token.len() == 37, "{token}");
+        assert_eq!(base["password"], body["password"], "the same secret gives the same token");
+        assert_ne!(r.token(b"hunter2"), r.token(b"hunter3"));
+        // The query value is decoded before hashing: s3cr%65t is "s3cret".
+        assert!(p.query.as_deref().is_some_and(|q| q.contains(&r.token(b"s3cret"))));
+        let other = Redactor::new(&rules(Some("another-key-0123456789")));
+        assert_ne!(other.token(b"hunter2"), r.token(b"hunter2"), "tokens depend on the key");
+        assert!(!format!("{:?}", rules(Some("0123456789abcdef-key"))).contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn short_keys_are_refused() {
+        assert!(HashKey::new(b"short".to_vec()).is_err());
+    }
+
+    #[test]
+    fn percent_decoding_is_forgiving() {
+        assert_eq!(percent_decode("a%20b+c"), "a b c");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}

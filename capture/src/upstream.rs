@@ -1,0 +1,129 @@
+//! Pooled clients, one per upstream, and what a failed upstream call is called in a pair.
+//!
+//! Each upstream gets its own hyper-util legacy client (its own connection pool), so a canary
+//! that hangs or resets cannot starve the baseline of connections. https upstreams use rustls with
+//! the bundled web PKI roots plus, optionally, a private CA file.
+
+use std::error::Error as StdError;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+use crate::body::ProxyBody;
+use crate::config::Target;
+use crate::error::{Error, Result};
+use crate::record::schema::error_kind;
+
+/// One upstream: where it is and a pooled client for it.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    target: Target,
+    client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
+}
+
+/// The TLS settings shared by every upstream client.
+pub fn client_tls(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+            .map_err(|e| bad_tls("--ca-file", path, &e.to_string()))?;
+        if certs.is_empty() {
+            return Err(bad_tls("--ca-file", path, "it holds no PEM certificate"));
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| bad_tls("--ca-file", path, &e.to_string()))?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::BadConfig { setting: "TLS".into(), message: e.to_string() })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+fn bad_tls(flag: &str, path: &Path, why: &str) -> Error {
+    Error::BadConfig { setting: flag.to_owned(), message: format!("names {}, which is not usable: {why}", path.display()) }
+}
+
+impl Upstream {
+    pub fn new(target: Target, tls: Arc<rustls::ClientConfig>, connect_timeout: Duration) -> Self {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(connect_timeout));
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config((*tls).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(connector);
+        Self { target, client }
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    pub fn uri_for(&self, path_and_query: &str) -> std::result::Result<Uri, http::Error> {
+        self.target.uri_for(path_and_query)
+    }
+
+    pub async fn send(&self, req: Request<ProxyBody>) -> std::result::Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+        self.client.request(req).await
+    }
+}
+
+/// The `{side}_error` kind for a failed upstream call or body read.
+pub fn classify(err: &(dyn StdError + 'static)) -> &'static str {
+    if let Some(e) = err.downcast_ref::<hyper_util::client::legacy::Error>()
+        && e.is_connect()
+    {
+        return error_kind::CONNECT;
+    }
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            if h.is_timeout() {
+                return error_kind::TIMEOUT;
+            }
+            if h.is_parse() || h.is_parse_status() || h.is_parse_too_large() {
+                return error_kind::PROTOCOL;
+            }
+            if h.is_incomplete_message() || h.is_canceled() || h.is_closed() {
+                return error_kind::RESET;
+            }
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            return match io.kind() {
+                TimedOut => error_kind::TIMEOUT,
+                ConnectionRefused | NotFound | AddrNotAvailable | HostUnreachable | NetworkUnreachable => error_kind::CONNECT,
+                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof => error_kind::RESET,
+                InvalidData => error_kind::PROTOCOL,
+                _ => error_kind::OTHER,
+            };
+        }
+        if e.downcast_ref::<rustls::Error>().is_some() {
+            return error_kind::PROTOCOL;
+        }
+        cur = e.source();
+    }
+    error_kind::OTHER
+}
