@@ -6,3 +6,4 @@ mod interop; // pair files read as they are by pyarrow, DuckDB and polars
 mod import; // shadowdiff import: HAR and GoReplay samples into pair files, malformed files
 mod capture; // shadowdiff capture: load then SIGTERM, SIGKILL, admin endpoints, bad settings
 mod diff; // shadowdiff diff: formats, rules, exit codes
+mod replay; // shadowdiff replay: against fixture services, bad flags

@@ -308,29 +308,7 @@ impl Proxy {
         let cap = self.max_response_body;
         Mirror::Running(tokio::spawn(async move {
             let _permit = permit;
-            let sent = Instant::now();
-            let mut out = SideRecord::default();
-            let call = async {
-                let resp = match upstream.send(req).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        out.error = Some(classify(&e).to_owned());
-                        return;
-                    }
-                };
-                out.ttfb_us = Some(micros(sent.elapsed()));
-                out.status = Some(resp.status().as_u16());
-                out.headers = record_headers(resp.headers());
-                let (body, truncated, error) = body::collect_capped(resp.into_body(), cap).await;
-                out.body = (!body.is_empty() || truncated).then_some(body);
-                out.body_truncated = truncated;
-                out.error = error.map(str::to_owned);
-                out.latency_us = Some(micros(sent.elapsed()));
-            };
-            if tokio::time::timeout(timeout, call).await.is_err() {
-                out.error = Some(error_kind::TIMEOUT.to_owned());
-                out.latency_us = None;
-            }
+            let out = upstream.exchange(req, timeout, cap, Instant::now()).await;
             if let Some(kind) = &out.error {
                 tracing::debug!(side = side.name(), kind = kind.as_str(), "Mirror request failed.");
             }

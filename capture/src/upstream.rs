@@ -18,7 +18,11 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use crate::body::ProxyBody;
+use tokio::time::Instant;
+
+use crate::body::{ProxyBody, collect_capped, micros};
+use crate::proxy::record_headers;
+use crate::record::SideRecord;
 use crate::config::Target;
 use crate::error::{Error, Result};
 use crate::record::schema::error_kind;
@@ -87,6 +91,37 @@ impl Upstream {
 
     pub async fn send(&self, req: Request<ProxyBody>) -> std::result::Result<Response<Incoming>, hyper_util::client::legacy::Error> {
         self.client.request(req).await
+    }
+
+    /// Send `req` and record the answer as one side of a pair: the head's arrival (ttfb), status,
+    /// headers, the body up to `cap` bytes (read to the end so latency covers all of it), and the
+    /// total latency. Latencies count from `started`: the send time, or the intended send time
+    /// under open-loop pacing. A failure or `timeout` becomes the side's error kind, never an
+    /// error of the caller.
+    pub async fn exchange(&self, req: Request<ProxyBody>, timeout: Duration, cap: usize, started: Instant) -> SideRecord {
+        let mut out = SideRecord::default();
+        let call = async {
+            let resp = match self.send(req).await {
+                Ok(r) => r,
+                Err(e) => {
+                    out.error = Some(classify(&e).to_owned());
+                    return;
+                }
+            };
+            out.ttfb_us = Some(micros(started.elapsed()));
+            out.status = Some(resp.status().as_u16());
+            out.headers = record_headers(resp.headers());
+            let (body, truncated, error) = collect_capped(resp.into_body(), cap).await;
+            out.body = (!body.is_empty() || truncated).then_some(body);
+            out.body_truncated = truncated;
+            out.error = error.map(str::to_owned);
+            out.latency_us = Some(micros(started.elapsed()));
+        };
+        if tokio::time::timeout(timeout, call).await.is_err() {
+            out.error = Some(error_kind::TIMEOUT.to_owned());
+            out.latency_us = None;
+        }
+        out
     }
 }
 

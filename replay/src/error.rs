@@ -26,4 +26,7 @@ pub enum Error {
 
     #[error(transparent)]
     Pairs(#[from] shadowdiff_capture::Error),
+
+    #[error("{0}")]
+    Setting(String),
 }

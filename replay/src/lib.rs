@@ -2,12 +2,17 @@
 //! It reads three kinds of recorded traffic ([`source`]): pair files, HAR 1.2 files and GoReplay
 //! `.gor` files, and [`import`] converts the latter two into pair files.
 //!
-//! The driver (pacing, targets, recording) is being built: see the replay issue.
+//! [`run::replay`] drives recorded requests to live targets ([`target`]) through one loop
+//! ([`driver`]) paced by a [`pacer::Pacer`], after [`filter`]s, and records fresh pairs.
 #![forbid(unsafe_code)]
 
+pub mod driver;
 pub mod error;
+pub mod filter;
 pub mod import;
 pub mod pacer;
+pub mod run;
+pub mod target;
 pub mod source;
 
 pub use error::{Error, Result};

@@ -9,6 +9,7 @@ mod capture;
 mod diff;
 mod import;
 mod inspect;
+mod replay;
 
 /// Compare a canary with its baseline on real traffic, and decide from evidence whether to ship.
 ///
@@ -27,6 +28,7 @@ enum Command {
     Diff(diff::Args),
     Import(import::Args),
     Inspect(inspect::Args),
+    Replay(replay::Args),
 }
 
 /// Parse the command line and run the chosen subcommand.
@@ -45,5 +47,6 @@ pub fn run() -> anyhow::Result<Exit> {
         Command::Diff(args) => diff::run(args),
         Command::Import(args) => import::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Replay(args) => replay::run(args),
     }
 }

@@ -1,0 +1,153 @@
+//! A whole replay: check the inputs, start the source reader and the writer, drive, close.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use shadowdiff_capture::record::{BaselineOrigin, PairReader, PairRecord, PairWriter, ReadOptions, Side, WriterConfig, WriterStats, resolve_inputs};
+use tokio::sync::mpsc;
+
+use crate::driver::{DriverConfig, Progress, SourceItem, Summary, drive};
+use crate::error::{Error, Result};
+use crate::source::{self, Format};
+use crate::target::{HttpTargets, Rewrites};
+
+/// Everything a replay needs, resolved from the command line.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Pair files, directories, globs, `.har` or `.gor` files.
+    pub inputs: Vec<String>,
+    /// Targets by side; without a baseline the run is canary-only and keeps the recorded
+    /// baseline responses.
+    pub targets: Vec<(Side, String)>,
+    pub out: PathBuf,
+    pub driver: DriverConfig,
+    /// Repeat the input until `driver.duration` ends (or forever, until stopped).
+    pub repeat: bool,
+    pub timeout: Duration,
+    pub max_body: usize,
+    pub rewrites: Rewrites,
+}
+
+impl Plan {
+    pub fn canary_only(&self) -> bool {
+        !self.targets.iter().any(|(s, _)| *s == Side::Baseline)
+    }
+}
+
+enum Input {
+    Pairs(Vec<PathBuf>),
+    Recorded(Format, PathBuf),
+}
+
+/// Resolve and check every input before anything is sent: a bad file fails the run at once.
+fn resolve(inputs: &[String]) -> Result<Vec<Input>> {
+    let mut out = Vec::new();
+    for input in inputs {
+        let ext = Path::new(input).extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("har") => out.push(Input::Recorded(Format::Har, PathBuf::from(input))),
+            Some("gor") => out.push(Input::Recorded(Format::Gor, PathBuf::from(input))),
+            _ => {
+                let files = resolve_inputs(&[input])?;
+                PairReader::check_all(&files)?;
+                out.push(Input::Pairs(files));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Read the inputs on a blocking thread, in order, once or repeatedly.
+fn spawn_source(inputs: Vec<Input>, agent: String, repeat: bool) -> mpsc::Receiver<Result<SourceItem>> {
+    let (tx, rx) = mpsc::channel(1024);
+    std::thread::spawn(move || {
+        let send = |item: Result<SourceItem>| tx.blocking_send(item).is_ok();
+        loop {
+            for input in &inputs {
+                match input {
+                    Input::Recorded(format, path) => match source::read(*format, path, &agent) {
+                        Ok(mut records) => {
+                            records.sort_by_key(|r| r.captured_at);
+                            for r in records {
+                                if !send(Ok(SourceItem::Record(Box::new(r)))) {
+                                    return;
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            send(Err(e));
+                            return;
+                        }
+                    },
+                    Input::Pairs(files) => {
+                        for batch in PairReader::from_files(files.clone(), ReadOptions::default()) {
+                            let records = match batch.and_then(|b| b.records()) {
+                                Ok(r) => r,
+                                Err(e) => {
+                                    send(Err(e.into()));
+                                    return;
+                                }
+                            };
+                            for r in records {
+                                if !send(Ok(SourceItem::Record(Box::new(r)))) {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if !send(Ok(SourceItem::PassEnd)) || !repeat {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Run a replay to the end (or until `stop`). Every pair sent is on disk when this returns.
+pub async fn replay(plan: Plan, progress: Arc<Progress>, stop: impl std::future::Future<Output = ()>) -> Result<(Summary, WriterStats)> {
+    plan.driver.pacing.validate().map_err(Error::Setting)?;
+    let targets = HttpTargets::new(&plan.targets, plan.rewrites.clone(), plan.timeout, plan.max_body).map_err(Error::Setting)?;
+    let inputs = resolve(&plan.inputs)?;
+
+    let mut wc = WriterConfig::new(&plan.out, &plan.driver.agent);
+    wc.baseline_origin = if plan.canary_only() { BaselineOrigin::Recorded } else { BaselineOrigin::Measured };
+    wc.summary = serde_json::json!({
+        "mode": if plan.canary_only() { "canary-only" } else { "all-targets" },
+        "inputs": plan.inputs,
+        "targets": plan.targets.iter().map(|(s, u)| (s.name().to_owned(), u.clone())).collect::<std::collections::BTreeMap<_, _>>(),
+        "pacing": format!("{:?}", plan.driver.pacing),
+        "concurrency": plan.driver.concurrency,
+        "allow_mutations": plan.driver.filters.allow_mutations,
+    });
+    let p = Arc::clone(&progress);
+    wc.counters = Some(Arc::new(move || {
+        std::collections::BTreeMap::from([
+            ("read".to_owned(), p.read.load(Ordering::Relaxed)),
+            ("sent".to_owned(), p.sent.load(Ordering::Relaxed)),
+            ("recorded".to_owned(), p.done.load(Ordering::Relaxed)),
+            ("skipped".to_owned(), p.skipped.load(Ordering::Relaxed)),
+        ])
+    }));
+    let mut writer = PairWriter::new(wc)?;
+    let (sink, mut pairs) = mpsc::channel::<PairRecord>(1024);
+    let writer_thread = std::thread::spawn(move || -> Result<WriterStats> {
+        while let Some(pair) = pairs.blocking_recv() {
+            writer.write(pair)?;
+            writer.maybe_rotate()?;
+        }
+        Ok(writer.close()?)
+    });
+
+    let source = spawn_source(inputs, plan.driver.agent.clone(), plan.repeat);
+    let driven = drive(source, Arc::new(targets), plan.driver.clone(), sink, progress, stop).await;
+    let written = tokio::task::spawn_blocking(move || writer_thread.join())
+        .await
+        .map_err(|e| Error::Setting(format!("the pair writer stopped unexpectedly: {e}")))?
+        .map_err(|_| Error::Setting("the pair writer panicked".into()))?;
+    let stats = written?;
+    Ok((driven?, stats))
+}

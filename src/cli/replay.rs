@@ -1,0 +1,276 @@
+//! `shadowdiff replay`: re-drive recorded traffic against live targets.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+use http::{HeaderName, HeaderValue};
+use shadowdiff_capture::record::Side;
+use shadowdiff_capture::select::PathPattern;
+use shadowdiff_replay::driver::{DriverConfig, Progress, Summary};
+use shadowdiff_replay::filter::{Filters, StatusMatch};
+use shadowdiff_replay::pacer::Pacing;
+use shadowdiff_replay::run::{Plan, replay};
+use shadowdiff_replay::target::Rewrites;
+
+use crate::exit::Exit;
+
+/// Re-drive recorded traffic against live targets and record fresh pairs.
+///
+/// Two modes. With --baseline and --canary (and --secondary), every request goes to each target
+/// concurrently and fresh pairs are recorded. With --canary alone, only the canary is called and
+/// each fresh canary response is recorded beside the *recorded* baseline response: the "replay
+/// production traffic against my local build" workflow. The files then say the baseline was
+/// recorded elsewhere, and analyze reports latency as not comparable.
+///
+/// Pacing: the recorded pace (--speed), a fixed open-loop rate (--rate), or as fast as
+/// --concurrency allows (the default). Non-idempotent methods are skipped unless
+/// --allow-mutations.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("pace").args(["speed", "rate"])))]
+pub struct Args {
+    /// Pair files, directories or globs; `.har` and `.gor` files are read directly.
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<String>,
+    /// Baseline target URL (omit for canary-only mode).
+    #[arg(long, value_name = "URL")]
+    baseline: Option<String>,
+    /// Canary target URL.
+    #[arg(long, value_name = "URL", required = true)]
+    canary: String,
+    /// Secondary baseline target URL (needs --baseline).
+    #[arg(long, value_name = "URL", requires = "baseline")]
+    secondary: Option<String>,
+    /// Output directory for the fresh pair files.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Replay at the recorded pace times X (2 = twice as fast).
+    #[arg(long, value_name = "X")]
+    speed: Option<f64>,
+    /// Longest pause between two requests at the recorded pace, e.g. 5s, 500ms.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration)]
+    max_gap: Duration,
+    /// Send N requests per second on a fixed schedule (open loop; latency counts from the
+    /// intended send time).
+    #[arg(long, value_name = "N")]
+    rate: Option<f64>,
+    /// Requests in flight at most.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    concurrency: usize,
+    /// Per-target timeout for one request.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
+    timeout: Duration,
+    /// Response bytes recorded per side; longer bodies are truncated (and flagged).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    max_body: usize,
+    /// Replay non-idempotent methods (POST, PUT, PATCH, DELETE) too.
+    #[arg(long)]
+    allow_mutations: bool,
+    /// Only paths matching this glob (repeatable; `*` one segment, `**` any depth).
+    #[arg(long, value_name = "GLOB")]
+    include: Vec<String>,
+    /// Skip paths matching this glob (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+    /// Only these methods (repeatable).
+    #[arg(long = "method", value_name = "METHOD")]
+    methods: Vec<String>,
+    /// Only requests whose recorded baseline status is this code or class (repeatable: 200, 2xx).
+    #[arg(long = "status", value_name = "STATUS", value_parser = StatusMatch::parse)]
+    statuses: Vec<StatusMatch>,
+    /// Only requests recorded at or after this time (RFC 3339).
+    #[arg(long, value_name = "TIME", value_parser = rfc3339)]
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only requests recorded before this time (RFC 3339).
+    #[arg(long, value_name = "TIME", value_parser = rfc3339)]
+    until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Send at most N requests.
+    #[arg(long, value_name = "N")]
+    limit: Option<u64>,
+    /// Send this share of requests, chosen by pair id (the same ones every run).
+    #[arg(long, value_name = "RATE")]
+    sample: Option<f64>,
+    /// Set a header on every request, `Name: value` (repeatable; replaces recorded values, e.g.
+    /// credentials that capture redacted).
+    #[arg(long = "header", value_name = "NAME: VALUE", value_parser = Rewrites::parse_set)]
+    set_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Remove a header from every request (repeatable).
+    #[arg(long = "remove-header", value_name = "NAME")]
+    remove_headers: Vec<HeaderName>,
+    /// Send this Host header instead of each target's own.
+    #[arg(long, value_name = "HOST")]
+    host: Option<HeaderValue>,
+    /// Repeat the input (a soak run); stop with --duration or Ctrl-C.
+    #[arg(long = "loop")]
+    repeat: bool,
+    /// Stop sending after this long, e.g. 10m.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    duration: Option<Duration>,
+    /// Agent name in every fresh pair (default: replay-<time>).
+    #[arg(long)]
+    agent: Option<String>,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).map_or((s, "s"), |i| (&s[..i], &s[i..]));
+    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration such as 500ms, 5s or 10m"))?;
+    let secs = match unit {
+        "ms" => n / 1e3,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("`{s}` has an unknown unit (use ms, s, m or h)")),
+    };
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(format!("`{s}` must be longer than zero"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn rfc3339(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&chrono::Utc)).map_err(|e| format!("not an RFC 3339 time ({e})"))
+}
+
+fn plan(args: Args) -> anyhow::Result<Plan> {
+    let pacing = match (args.speed, args.rate) {
+        (Some(speed), _) => Pacing::Recorded { speed, max_gap: args.max_gap },
+        (_, Some(per_second)) => Pacing::Rate { per_second },
+        _ => Pacing::Unpaced,
+    };
+    pacing.validate().map_err(anyhow::Error::msg)?;
+    if args.concurrency == 0 {
+        anyhow::bail!("--concurrency must be at least 1");
+    }
+    if let Some(s) = args.sample
+        && !(s > 0.0 && s <= 1.0)
+    {
+        anyhow::bail!("--sample must be a share between 0 (exclusive) and 1, not {s}");
+    }
+    let patterns = |flag: &str, globs: &[String]| -> anyhow::Result<Vec<PathPattern>> {
+        globs.iter().map(|g| PathPattern::new(g).map_err(|e| anyhow::anyhow!("--{flag} `{g}` is not a valid pattern: {e}"))).collect()
+    };
+    let mut targets = Vec::new();
+    if let Some(b) = args.baseline {
+        targets.push((Side::Baseline, b));
+    }
+    targets.push((Side::Canary, args.canary));
+    if let Some(s) = args.secondary {
+        targets.push((Side::Secondary, s));
+    }
+    let canary_only = targets.len() == 1;
+    Ok(Plan {
+        inputs: args.inputs,
+        targets,
+        out: args.out,
+        driver: DriverConfig {
+            pacing,
+            concurrency: args.concurrency,
+            filters: Filters {
+                include: patterns("include", &args.include)?,
+                exclude: patterns("exclude", &args.exclude)?,
+                methods: args.methods.iter().map(|m| m.to_ascii_uppercase()).collect(),
+                statuses: args.statuses,
+                since: args.since,
+                until: args.until,
+                sample: args.sample,
+                allow_mutations: args.allow_mutations,
+            },
+            limit: args.limit,
+            duration: args.duration,
+            agent: args.agent.unwrap_or_else(|| format!("replay-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S"))),
+            keep_recorded_baseline: canary_only,
+        },
+        repeat: args.repeat,
+        timeout: args.timeout,
+        max_body: args.max_body,
+        rewrites: Rewrites { remove: args.remove_headers, set: args.set_headers, host: args.host },
+    })
+}
+
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    let plan = plan(args)?;
+    let out = plan.out.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let progress = Arc::new(Progress::default());
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    });
+    let (summary, stats) = runtime.block_on(async {
+        let ticker = bar.clone().map(|bar| {
+            let p = Arc::clone(&progress);
+            tokio::spawn(async move {
+                loop {
+                    bar.set_message(format!(
+                        "sent {}  recorded {}  skipped {}",
+                        p.sent.load(Ordering::Relaxed),
+                        p.done.load(Ordering::Relaxed),
+                        p.skipped.load(Ordering::Relaxed)
+                    ));
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            })
+        });
+        let stop = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        let result = replay(plan, Arc::clone(&progress), stop).await;
+        if let Some(t) = ticker {
+            t.abort();
+        }
+        result
+    })?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    eprint!("{}", render(&summary, stats.files.len(), &out));
+    Ok(Exit::Pass)
+}
+
+fn render(s: &Summary, files: usize, out: &std::path::Path) -> String {
+    let mut o = format!(
+        "replay: sent {} recorded {} of {} read in {:.1} s ({:.0} req/s) to {} file(s) under {}{}\n",
+        s.sent,
+        s.recorded,
+        s.read,
+        s.elapsed.as_secs_f64(),
+        s.achieved_rate,
+        files,
+        out.display(),
+        if s.interrupted { " (interrupted)" } else { "" }
+    );
+    if !s.skipped.is_empty() {
+        let k: Vec<String> = s.skipped.iter().map(|(r, n)| format!("{r}={n}")).collect();
+        o.push_str(&format!("  skipped: {}\n", k.join(" ")));
+    }
+    if !s.errors.is_empty() {
+        let k: Vec<String> = s.errors.iter().map(|((side, kind), n)| format!("{side}.{kind}={n}")).collect();
+        o.push_str(&format!("  errors: {}\n", k.join(" ")));
+    }
+    if let Some(l) = &s.lag {
+        o.push_str(&format!("  schedule lag: mean {:.2} ms, p99 {:.2} ms, max {:.2} ms\n", l.mean_ms, l.p99_ms, l.max_ms));
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(duration("500ms"), Ok(std::time::Duration::from_millis(500)));
+        assert_eq!(duration("5s"), Ok(std::time::Duration::from_secs(5)));
+        assert_eq!(duration("2m"), Ok(std::time::Duration::from_secs(120)));
+        assert_eq!(duration("3"), Ok(std::time::Duration::from_secs(3)));
+        assert!(duration("0s").is_err() && duration("5 parsecs").is_err() && duration("x").is_err());
+    }
+}
