@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# shadowdiff replay against oha, on loopback, in one run.
+#
+# nginx serves the same static JSON for every path. The URL set is taken from a generated corpus
+# (realistic paths with ids). Measured:
+#   oha         oha -c C -n N over the URL set (no recording)
+#   shadowdiff  shadowdiff replay, unpaced, --concurrency C, canary-only (one target), recording
+#               every response to Parquet
+#   rate        shadowdiff replay --rate 2000 --loop --duration 10s: achieved rate vs 2000
+# Prints requests/s for both, the ratio (aim >= 1.0), and the --rate error (aim within 2%).
+#
+# oha is installed with `cargo install oha` into bench/.tools (git-ignored) the first time.
+# Environment: N (requests, default 200000), CONNS (default 64), RATE (default 2000),
+# RATE_SECS (default 10).
+set -euo pipefail
+
+N=${N:-200000}
+CONNS=${CONNS:-64}
+RATE=${RATE:-2000}
+RATE_SECS=${RATE_SECS:-10}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need nginx; then
+    echo "installing nginx from apt…" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq nginx >/dev/null
+fi
+OHA=$ROOT/bench/.tools/bin/oha
+if [[ ! -x $OHA ]]; then
+    echo "installing oha with cargo (once)…" >&2
+    cargo install --quiet --locked oha --root "$ROOT/bench/.tools"
+fi
+(cd "$ROOT" && cargo build --release --quiet --bin shadowdiff --bin shadowdiff-fixtures -p shadowdiff -p shadowdiff-fixtures)
+SD=$ROOT/target/release/shadowdiff
+FX=$ROOT/target/release/shadowdiff-fixtures
+
+WORK=$(mktemp -d /tmp/shadowdiff-replay-bench.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+PORT=$(free_port)
+mkdir -p "$WORK/www" "$WORK/ng"
+python3 -c 'import json; print(json.dumps({"id": 42, "name": "Ada", "items": [{"sku": f"S{i}", "qty": i} for i in range(20)]}))' > "$WORK/www/doc.json"
+cat > "$WORK/ng/nginx.conf" <<CONF
+worker_processes auto;
+error_log $WORK/ng/error.log warn;
+pid $WORK/ng/nginx.pid;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path $WORK/ng/body; proxy_temp_path $WORK/ng/proxy;
+    fastcgi_temp_path $WORK/ng/fcgi; uwsgi_temp_path $WORK/ng/uwsgi; scgi_temp_path $WORK/ng/scgi;
+    server { listen 127.0.0.1:$PORT; location / { root $WORK/www; default_type application/json; try_files /doc.json =404; } }
+}
+CONF
+nginx -c "$WORK/ng/nginx.conf" -g 'daemon off;' & PIDS+=($!)
+sleep 0.5
+
+# The same URL set for both tools: the corpus's GET paths.
+"$FX" corpus --pairs "$N" --out "$WORK/corpus" --no-secondary --seed 7 >/dev/null
+python3 - "$WORK/corpus" "http://127.0.0.1:$PORT" > "$WORK/urls.txt" <<'PY'
+import sys, glob, pyarrow.parquet as pq
+root, base = sys.argv[1], sys.argv[2]
+for f in sorted(glob.glob(root + "/**/*.parquet", recursive=True)):
+    t = pq.read_table(f, columns=["method", "path", "query"]).to_pylist()
+    for r in t:
+        if r["method"] == "GET":
+            print(base + r["path"] + ("?" + r["query"] if r["query"] is not None else ""))
+PY
+GETS=$(wc -l < "$WORK/urls.txt")
+
+echo "== oha: $GETS requests, -c $CONNS"
+"$OHA" --no-tui -n "$GETS" -c "$CONNS" --urls-from-file "$WORK/urls.txt" > "$WORK/oha.txt"
+OHA_RPS=$(awk '/Requests\/sec:/ {print $2; exit}' "$WORK/oha.txt")
+echo "oha: $OHA_RPS req/s"
+
+echo "== shadowdiff replay: unpaced, --concurrency $CONNS, canary-only, recording every response"
+"$SD" replay "$WORK/corpus" --canary "http://127.0.0.1:$PORT" --out "$WORK/out" --concurrency "$CONNS" 2> "$WORK/sd.txt"
+cat "$WORK/sd.txt"
+SD_RPS=$(sed -n 's/.*(\([0-9.]*\) req\/s).*/\1/p' "$WORK/sd.txt" | head -1)
+
+echo "== shadowdiff replay --rate $RATE for ${RATE_SECS}s"
+"$SD" replay "$WORK/corpus" --canary "http://127.0.0.1:$PORT" --out "$WORK/rate" --rate "$RATE" --loop --duration "${RATE_SECS}s" --concurrency 512 2> "$WORK/rate.txt"
+cat "$WORK/rate.txt"
+ACH=$(sed -n 's/.*(\([0-9.]*\) req\/s).*/\1/p' "$WORK/rate.txt" | head -1)
+
+python3 - "$OHA_RPS" "$SD_RPS" "$RATE" "$ACH" <<'PY'
+import sys
+oha, sd, rate, ach = map(float, sys.argv[1:])
+print()
+print(f"throughput  shadowdiff {sd:,.0f} req/s   oha {oha:,.0f} req/s   ratio {sd/oha:.2f} (aim >= 1.0)")
+print(f"--rate {rate:.0f}  achieved {ach:,.1f} req/s   error {abs(ach-rate)/rate*100:.2f}% (aim <= 2%)")
+PY
