@@ -36,6 +36,13 @@ fi
 SD=$ROOT/target/release/shadowdiff
 FX=$ROOT/target/release/shadowdiff-fixtures
 
+# pyarrow reads the corpus's paths: the test virtualenv has it.
+PY=$ROOT/.venv/bin/python
+if [[ ! -x $PY ]]; then
+    python3 -m venv "$ROOT/.venv"
+    "$PY" -m pip install -q -r "$ROOT/tests/requirements.txt"
+fi
+
 WORK=$(mktemp -d /tmp/shadowdiff-replay-bench.XXXXXX)
 chmod 755 "$WORK"
 PIDS=()
@@ -67,7 +74,7 @@ sleep 0.5
 
 # The same URL set for both tools: the corpus's GET paths.
 "$FX" corpus --pairs "$N" --out "$WORK/corpus" --no-secondary --seed 7 >/dev/null
-python3 - "$WORK/corpus" "http://127.0.0.1:$PORT" > "$WORK/urls.txt" <<'PY'
+"$PY" - "$WORK/corpus" "http://127.0.0.1:$PORT" > "$WORK/urls.txt" <<'PY'
 import sys, glob, pyarrow.parquet as pq
 root, base = sys.argv[1], sys.argv[2]
 for f in sorted(glob.glob(root + "/**/*.parquet", recursive=True)):

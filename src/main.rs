@@ -7,6 +7,11 @@ mod exit;
 
 use std::process::ExitCode;
 
+/// glibc's allocator spends a quarter of replay's and analyze's time in malloc/free across
+/// threads (measured with perf on `bench/replay.sh`); mimalloc does not.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     match cli::run() {
         Ok(code) => code.into(),

@@ -22,6 +22,7 @@ pub mod recorder;
 pub mod redact;
 pub mod select;
 pub mod server;
+pub mod signal;
 pub mod upstream;
 
 pub use agent::{Agent, Report};

@@ -23,10 +23,11 @@ use crate::filter::Filters;
 use crate::pacer::{Pacer, Pacing};
 use crate::target::Dispatch;
 
-/// One item from a source: a recorded request, or the end of one pass over the input.
+/// One item from a source: recorded requests in order (sent in batches, so the reader thread and
+/// the driver do not wake each other for every request), or the end of one pass over the input.
 #[derive(Debug)]
 pub enum SourceItem {
-    Record(Box<PairRecord>),
+    Records(Vec<PairRecord>),
     PassEnd,
 }
 
@@ -146,23 +147,32 @@ pub async fn drive<D: Dispatch>(
     let paced = !matches!(config.pacing, Pacing::Unpaced);
     let mut failure = None;
 
+    let mut pending = std::collections::VecDeque::new();
     'requests: loop {
-        let item = tokio::select! {
-            biased;
-            () = &mut stop => { summary.interrupted = true; break }
-            item = source.recv() => item,
-        };
-        let record = match item {
-            None => break,
-            Some(Err(e)) => {
-                failure = Some(e);
-                break;
+        let record = match pending.pop_front() {
+            Some(r) => r,
+            None => {
+                let item = tokio::select! {
+                    biased;
+                    () = &mut stop => { summary.interrupted = true; break }
+                    item = source.recv() => item,
+                };
+                match item {
+                    None => break,
+                    Some(Err(e)) => {
+                        failure = Some(e);
+                        break;
+                    }
+                    Some(Ok(SourceItem::PassEnd)) => {
+                        pacer.restart(Instant::now());
+                        continue;
+                    }
+                    Some(Ok(SourceItem::Records(batch))) => {
+                        pending.extend(batch);
+                        continue;
+                    }
+                }
             }
-            Some(Ok(SourceItem::PassEnd)) => {
-                pacer.restart(Instant::now());
-                continue;
-            }
-            Some(Ok(SourceItem::Record(r))) => r,
         };
         summary.read += 1;
         progress.read.fetch_add(1, Ordering::Relaxed);
@@ -208,11 +218,18 @@ pub async fn drive<D: Dispatch>(
         tasks.spawn(async move {
             let _permit = permit;
             let sent_at = Utc::now();
-            let record = Arc::new(*record);
+            let record = Arc::new(record);
+            // One target: call it in this task. Several: one task each, so they run concurrently
+            // and a slow target does not delay the others' timing.
+            let mut answers = Vec::with_capacity(dispatch.sides().len());
             let mut calls = JoinSet::new();
-            for &side in dispatch.sides() {
-                let (d, r) = (Arc::clone(&dispatch), Arc::clone(&record));
-                calls.spawn(async move { (side, d.dispatch(side, &r, intended).await) });
+            if let [side] = dispatch.sides() {
+                answers.push((*side, dispatch.dispatch(*side, &record, intended).await));
+            } else {
+                for &side in dispatch.sides() {
+                    let (d, r) = (Arc::clone(&dispatch), Arc::clone(&record));
+                    calls.spawn(async move { (side, d.dispatch(side, &r, intended).await) });
+                }
             }
             let mut out = PairRecord::new(config_agent, sent_at, record.method.clone(), record.path.clone(), record.query.clone());
             out.request_headers = record.request_headers.clone();
@@ -221,9 +238,11 @@ pub async fn drive<D: Dispatch>(
             if keep_baseline {
                 out.baseline = record.baseline.clone();
             }
-            let mut errors = Vec::new();
             while let Some(joined) = calls.join_next().await {
-                let (side, answer) = joined.unwrap_or((Side::Canary, SideRecord::failed("other")));
+                answers.push(joined.unwrap_or((Side::Canary, SideRecord::failed("other"))));
+            }
+            let mut errors = Vec::with_capacity(answers.len());
+            for (side, answer) in answers {
                 errors.push((side, answer.error.clone()));
                 *out.side_mut(side) = answer;
             }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use shadowdiff_capture::record::{BaselineOrigin, PairReader, PairRecord, PairWriter, ReadOptions, Side, WriterConfig, WriterStats, resolve_inputs};
+use shadowdiff_capture::record::{schema, BaselineOrigin, PairReader, PairRecord, PairWriter, ReadOptions, Side, WriterConfig, WriterStats, resolve_inputs};
 use tokio::sync::mpsc;
 
 use crate::driver::{DriverConfig, Progress, SourceItem, Summary, drive};
@@ -60,8 +60,31 @@ fn resolve(inputs: &[String]) -> Result<Vec<Input>> {
 }
 
 /// Read the inputs on a blocking thread, in order, once or repeatedly.
-fn spawn_source(inputs: Vec<Input>, agent: String, repeat: bool) -> mpsc::Receiver<Result<SourceItem>> {
-    let (tx, rx) = mpsc::channel(1024);
+/// The columns a replay reads: the request, and the recorded baseline (all of it when it is kept,
+/// else only its status, for `--status`). Response bodies of other sides are never decompressed.
+fn columns(keep_baseline: bool) -> Vec<&'static str> {
+    let mut c = vec![
+        schema::PAIR_ID,
+        schema::CAPTURED_AT,
+        schema::AGENT,
+        schema::METHOD,
+        schema::PATH,
+        schema::QUERY,
+        schema::REQUEST_HEADERS,
+        schema::REQUEST_BODY,
+        schema::REQUEST_BODY_TRUNCATED,
+        schema::BASELINE.status,
+    ];
+    if keep_baseline {
+        let b = &schema::BASELINE;
+        c.extend([b.headers, b.body, b.body_truncated, b.latency_us, b.ttfb_us, b.error]);
+    }
+    c
+}
+
+fn spawn_source(inputs: Vec<Input>, agent: String, repeat: bool, keep_baseline: bool) -> mpsc::Receiver<Result<SourceItem>> {
+    let (tx, rx) = mpsc::channel(8);
+    let columns = columns(keep_baseline);
     std::thread::spawn(move || {
         let send = |item: Result<SourceItem>| tx.blocking_send(item).is_ok();
         loop {
@@ -70,8 +93,8 @@ fn spawn_source(inputs: Vec<Input>, agent: String, repeat: bool) -> mpsc::Receiv
                     Input::Recorded(format, path) => match source::read(*format, path, &agent) {
                         Ok(mut records) => {
                             records.sort_by_key(|r| r.captured_at);
-                            for r in records {
-                                if !send(Ok(SourceItem::Record(Box::new(r)))) {
+                            for chunk in records.chunks(1024) {
+                                if !send(Ok(SourceItem::Records(chunk.to_vec()))) {
                                     return;
                                 }
                             }
@@ -82,7 +105,8 @@ fn spawn_source(inputs: Vec<Input>, agent: String, repeat: bool) -> mpsc::Receiv
                         }
                     },
                     Input::Pairs(files) => {
-                        for batch in PairReader::from_files(files.clone(), ReadOptions::default()) {
+                        let options = ReadOptions { batch_size: 1024, columns: Some(columns.clone()) };
+                        for batch in PairReader::from_files(files.clone(), options) {
                             let records = match batch.and_then(|b| b.records()) {
                                 Ok(r) => r,
                                 Err(e) => {
@@ -90,10 +114,8 @@ fn spawn_source(inputs: Vec<Input>, agent: String, repeat: bool) -> mpsc::Receiv
                                     return;
                                 }
                             };
-                            for r in records {
-                                if !send(Ok(SourceItem::Record(Box::new(r)))) {
-                                    return;
-                                }
+                            if !send(Ok(SourceItem::Records(records))) {
+                                return;
                             }
                         }
                     }
@@ -142,7 +164,7 @@ pub async fn replay(plan: Plan, progress: Arc<Progress>, stop: impl std::future:
         Ok(writer.close()?)
     });
 
-    let source = spawn_source(inputs, plan.driver.agent.clone(), plan.repeat);
+    let source = spawn_source(inputs, plan.driver.agent.clone(), plan.repeat, plan.driver.keep_recorded_baseline);
     let driven = drive(source, Arc::new(targets), plan.driver.clone(), sink, progress, stop).await;
     let written = tokio::task::spawn_blocking(move || writer_thread.join())
         .await

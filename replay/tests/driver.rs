@@ -173,10 +173,8 @@ impl Dispatch for Slow {
 async fn rate_holds_its_schedule_while_the_target_is_slow() {
     let (tx, rx) = mpsc::channel(4096);
     let t0 = Utc::now();
-    for i in 0..400 {
-        let r = PairRecord::new("t", t0 + TimeDelta::milliseconds(i), "GET", format!("/x/{i}"), None);
-        tx.send(Ok(SourceItem::Record(Box::new(r)))).await.expect("send");
-    }
+    let records = (0..400).map(|i| PairRecord::new("t", t0 + TimeDelta::milliseconds(i), "GET", format!("/x/{i}"), None)).collect();
+    tx.send(Ok(SourceItem::Records(records))).await.expect("send");
     drop(tx);
     let target = Arc::new(Slow { sides: vec![Side::Canary], dispatched: Mutex::new(Vec::new()) });
     let (sink, mut pairs) = mpsc::channel(4096);

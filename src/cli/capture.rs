@@ -5,6 +5,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use shadowdiff_capture::signal::stop_signal;
 use shadowdiff_capture::Agent;
 use shadowdiff_capture::config::{Config, Flags};
 
@@ -225,24 +226,4 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         if report.drained { "" } else { " (drain deadline reached)" }
     );
     Ok(())
-}
-
-#[cfg(unix)]
-fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    })
-}
-
-#[cfg(not(unix))]
-fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
-    Ok(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
 }

@@ -219,14 +219,12 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 }
             })
         });
-        let stop = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
+        let stop = shadowdiff_capture::signal::stop_signal().context("cannot install the SIGTERM/SIGINT handlers")?;
         let result = replay(plan, Arc::clone(&progress), stop).await;
         if let Some(t) = ticker {
             t.abort();
         }
-        result
+        anyhow::Ok(result?)
     })?;
     if let Some(bar) = bar {
         bar.finish_and_clear();

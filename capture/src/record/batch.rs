@@ -159,53 +159,65 @@ fn header_list(a: &ListArray, i: usize) -> Vec<Header> {
         .collect()
 }
 
+/// A column that a projection may have left out: `None` when absent, an error when present with
+/// the wrong type.
+fn opt_column<'a, T: Array + 'static>(batch: &'a RecordBatch, name: &str) -> Result<Option<&'a T>, DecodeError> {
+    match batch.column_by_name(name) {
+        None => Ok(None),
+        Some(_) => column(batch, name).map(Some),
+    }
+}
+
+/// One side's columns; any of them may be projected away, and the record's field is then empty.
 struct SideArrays<'a> {
-    status: &'a UInt16Array,
-    headers: &'a ListArray,
-    body: &'a BinaryArray,
-    truncated: &'a BooleanArray,
-    latency: &'a UInt64Array,
-    ttfb: &'a UInt64Array,
-    error: &'a StringArray,
+    status: Option<&'a UInt16Array>,
+    headers: Option<&'a ListArray>,
+    body: Option<&'a BinaryArray>,
+    truncated: Option<&'a BooleanArray>,
+    latency: Option<&'a UInt64Array>,
+    ttfb: Option<&'a UInt64Array>,
+    error: Option<&'a StringArray>,
 }
 
 impl<'a> SideArrays<'a> {
     fn new(batch: &'a RecordBatch, c: &SideColumns) -> Result<Self, DecodeError> {
         Ok(Self {
-            status: column(batch, c.status)?,
-            headers: column(batch, c.headers)?,
-            body: column(batch, c.body)?,
-            truncated: column(batch, c.body_truncated)?,
-            latency: column(batch, c.latency_us)?,
-            ttfb: column(batch, c.ttfb_us)?,
-            error: column(batch, c.error)?,
+            status: opt_column(batch, c.status)?,
+            headers: opt_column(batch, c.headers)?,
+            body: opt_column(batch, c.body)?,
+            truncated: opt_column(batch, c.body_truncated)?,
+            latency: opt_column(batch, c.latency_us)?,
+            ttfb: opt_column(batch, c.ttfb_us)?,
+            error: opt_column(batch, c.error)?,
         })
     }
 
     fn record(&self, i: usize) -> SideRecord {
         SideRecord {
-            status: self.status.is_valid(i).then(|| self.status.value(i)),
-            headers: header_list(self.headers, i),
-            body: opt_bytes(self.body, i),
-            body_truncated: self.truncated.is_valid(i) && self.truncated.value(i),
-            latency_us: opt_u64(self.latency, i),
-            ttfb_us: opt_u64(self.ttfb, i),
-            error: opt_str(self.error, i),
+            status: self.status.and_then(|a| a.is_valid(i).then(|| a.value(i))),
+            headers: self.headers.map(|a| header_list(a, i)).unwrap_or_default(),
+            body: self.body.and_then(|a| opt_bytes(a, i)),
+            body_truncated: self.truncated.is_some_and(|a| a.is_valid(i) && a.value(i)),
+            latency_us: self.latency.and_then(|a| opt_u64(a, i)),
+            ttfb_us: self.ttfb.and_then(|a| opt_u64(a, i)),
+            error: self.error.and_then(|a| opt_str(a, i)),
         }
     }
 }
 
-/// Decode a batch of the canonical pair schema (all columns) into records.
+/// Decode a batch of the canonical pair schema into records. `pair_id`, `captured_at`, `agent`,
+/// `method` and `path` are required; every other column may have been projected away, leaving
+/// its field empty (so a reader that needs no response bodies need not decompress them).
 pub fn batch_to_records(batch: &RecordBatch) -> Result<Vec<PairRecord>, DecodeError> {
     let pair_id: &StringArray = column(batch, schema::PAIR_ID)?;
     let captured_at: &TimestampMicrosecondArray = column(batch, schema::CAPTURED_AT)?;
     let agent: &StringArray = column(batch, schema::AGENT)?;
     let method: &StringArray = column(batch, schema::METHOD)?;
     let path: &StringArray = column(batch, schema::PATH)?;
-    let query: &StringArray = column(batch, schema::QUERY)?;
-    let req_headers: &ListArray = column(batch, schema::REQUEST_HEADERS)?;
-    let req_body: &BinaryArray = column(batch, schema::REQUEST_BODY)?;
-    let req_trunc: &BooleanArray = column(batch, schema::REQUEST_BODY_TRUNCATED)?;
+    let query: Option<&StringArray> = opt_column(batch, schema::QUERY)?;
+    let req_headers: Option<&ListArray> = opt_column(batch, schema::REQUEST_HEADERS)?;
+    let req_body: Option<&BinaryArray> = opt_column(batch, schema::REQUEST_BODY)?;
+    let req_trunc: Option<&BooleanArray> = opt_column(batch, schema::REQUEST_BODY_TRUNCATED)?;
     let baseline = SideArrays::new(batch, &schema::BASELINE)?;
     let canary = SideArrays::new(batch, &schema::CANARY)?;
     let secondary = SideArrays::new(batch, &schema::SECONDARY)?;
@@ -224,10 +236,10 @@ pub fn batch_to_records(batch: &RecordBatch) -> Result<Vec<PairRecord>, DecodeEr
                 agent: required_str(agent, schema::AGENT, i)?,
                 method: required_str(method, schema::METHOD, i)?,
                 path: required_str(path, schema::PATH, i)?,
-                query: opt_str(query, i),
-                request_headers: header_list(req_headers, i),
-                request_body: opt_bytes(req_body, i),
-                request_body_truncated: req_trunc.is_valid(i) && req_trunc.value(i),
+                query: query.and_then(|a| opt_str(a, i)),
+                request_headers: req_headers.map(|a| header_list(a, i)).unwrap_or_default(),
+                request_body: req_body.and_then(|a| opt_bytes(a, i)),
+                request_body_truncated: req_trunc.is_some_and(|a| a.is_valid(i) && a.value(i)),
                 baseline: baseline.record(i),
                 canary: canary.record(i),
                 secondary: secondary.record(i),
@@ -269,6 +281,22 @@ mod tests {
         assert_eq!(batch.num_rows(), 5);
         let back = batch_to_records(&batch).expect("decode");
         assert_eq!(back, records);
+    }
+
+    #[test]
+    fn projected_batches_decode_with_empty_fields() {
+        let records: Vec<_> = (0..3).map(sample).collect();
+        let batch = records_to_batch(&records).expect("encode");
+        let keep: Vec<usize> = [schema::PAIR_ID, schema::CAPTURED_AT, schema::AGENT, schema::METHOD, schema::PATH, schema::BASELINE.status]
+            .iter()
+            .map(|c| SCHEMA.index_of(c).expect("column"))
+            .collect();
+        let back = batch_to_records(&batch.project(&keep).expect("project")).expect("decode");
+        assert_eq!(back[0].path, records[0].path);
+        assert_eq!(back[0].baseline.status, Some(200));
+        assert!(back[0].baseline.body.is_none() && back[0].request_headers.is_empty() && back[0].canary.is_absent());
+        let without_path: Vec<usize> = keep[..4].to_vec();
+        assert!(batch_to_records(&batch.project(&without_path).expect("project")).is_err());
     }
 
     #[test]
