@@ -7,3 +7,4 @@ mod import; // shadowdiff import: HAR and GoReplay samples into pair files, malf
 mod capture; // shadowdiff capture: load then SIGTERM, SIGKILL, admin endpoints, bad settings
 mod diff; // shadowdiff diff: formats, rules, exit codes
 mod replay; // shadowdiff replay: against fixture services, bad flags
+mod analyze; // shadowdiff analyze: injected regressions fail the right check, noise and A/A pass, bad inputs

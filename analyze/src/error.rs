@@ -23,6 +23,25 @@ pub enum Error {
     /// `section[index]` (`tolerance[2]`).
     #[error("invalid rule {rule}: {reason}")]
     Rule { rule: String, reason: String },
+    /// Reading the pair files failed; the capture error names the file and the reason.
+    #[error(transparent)]
+    Input(#[from] shadowdiff_capture::Error),
+    /// The input holds no pairs at all (after sampling).
+    #[error("{input} holds no pairs to analyze")]
+    Empty { input: String },
+    /// Writing an output file (or reading back one this run wrote) failed.
+    #[error("cannot write {}: {source}", path.display())]
+    Output {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The polars aggregation over the output files failed.
+    #[error("cannot aggregate {}: {message}", path.display())]
+    Aggregate { path: PathBuf, message: String },
+    /// A bug: an invariant of analyze's own outputs did not hold.
+    #[error("internal error: {message}")]
+    Internal { message: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

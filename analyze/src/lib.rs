@@ -5,21 +5,33 @@
 //! plus route templates ([`route`]) and Diffy-style noise detection ([`noise`]). Loading pair
 //! files, statistics, aggregation and the policy verdict build on it.
 //!
+//! The judge is built on it: [`pipeline`] streams pair files through [`evaluate`] in parallel and
+//! writes [`outputs`] (`pairs.parquet`, `diffs.parquet`), [`aggregate`] groups them by endpoint
+//! with polars, and [`judge`] applies the [`policy`]'s checks with the [`stats`] to produce a
+//! [`verdict`] (`verdict.json`, `junit.xml`, `summary.md`).
+//!
 //! Nothing here panics or recurses on input: documents are walked with an explicit stack, arrays
 //! are aligned only up to a size cap, and pathological bodies are reported, not crashed on.
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::type_complexity))]
 
+pub mod aggregate;
 pub mod body;
 pub mod error;
+pub mod evaluate;
 pub mod headers;
 pub mod json;
+pub mod judge;
 pub mod noise;
+pub mod outputs;
 pub mod pair;
 pub mod path;
+pub mod pipeline;
+pub mod policy;
 pub mod route;
 pub mod rules;
 pub mod stats;
+pub mod verdict;
 
 pub use body::{BodyComparison, ComparedAs, compare_bodies, parse_body, parse_json};
 pub use error::{Error, Result};
@@ -28,5 +40,6 @@ pub use json::{DiffKind, Difference, Severity, Summary, diff_json, diff_json_wit
 pub use noise::{NoiseCounter, Thresholds, Verdict};
 pub use pair::{SideComparison, compare_sides, compare_status};
 pub use path::PathPattern;
+pub use policy::{FailOn, Policy};
 pub use route::{RouteTemplater, template_path};
 pub use rules::{ArrayMode, Rules, Tolerance};

@@ -1,4 +1,14 @@
-//! shadowdiff-reports renders what analyze found: a self-contained HTML report with PNG charts,
-//! `verdict.json`, JUnit XML and a Markdown summary.
-//!
-//! Not built yet: see the reports issue.
+//! shadowdiff-reports turns what analyze found into something a person can trust at a glance:
+//! a self-contained HTML report (no script, no external fetch, every captured byte escaped by
+//! the template engine) with PNG charts drawn in an embedded font. This crate knows nothing of
+//! analyze's types: it renders plain view models ([`html`]) and plain numbers ([`charts`]), and
+//! the mapping from a verdict onto them lives with the code that owns the verdict.
+
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod charts;
+mod error;
+pub mod html;
+
+pub use error::{Error, Result};

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 use crate::exit::Exit;
 
+mod analyze;
 mod capture;
 mod diff;
 mod import;
@@ -24,6 +25,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Analyze(analyze::Args),
     Capture(capture::Args),
     Diff(diff::Args),
     Import(import::Args),
@@ -43,6 +45,7 @@ pub fn run() -> anyhow::Result<Exit> {
         }
     };
     match cli.command {
+        Command::Analyze(args) => analyze::run(args),
         Command::Capture(args) => capture::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Import(args) => import::run(args),

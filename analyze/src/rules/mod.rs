@@ -3,7 +3,7 @@
 //! documented in `docs/policy.md`) or are built in code; either way they are compiled once into
 //! [`Rules`] and then only read.
 
-mod file;
+pub mod file;
 
 use std::path::Path;
 

@@ -14,7 +14,7 @@ mod wilcoxon;
 pub use ks::{KsResult, ks_two_sample, kolmogorov_sf};
 pub use location::{HodgesLehmann, hodges_lehmann};
 pub use proportion::{Interval, McNemar, holm, mcnemar, wilson};
-pub use quantile::{QuantileDelta, quantile_deltas, quantile_sorted, quantiles};
+pub use quantile::{Bootstrap, QuantileDelta, quantile_deltas, quantile_sorted, quantiles};
 pub use wilcoxon::{Method, WilcoxonResult, wilcoxon_signed_rank};
 
 use statrs::distribution::{ContinuousCDF, Normal};

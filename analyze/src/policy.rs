@@ -1,0 +1,469 @@
+//! The policy: the rules file's comparison rules plus the checks that turn an analysis into a
+//! verdict. One TOML file holds both (`docs/policy.md`); the check sections are split off here and
+//! every other key goes to [`Rules`], so each part keeps `deny_unknown_fields` and an unknown key
+//! anywhere is an error that names it.
+//!
+//! Thresholds are resolved once, per endpoint: an `[[endpoint]]` override replaces single fields of
+//! a check for the routes it names and leaves the rest at the file's (or the built-in) defaults.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::noise::Thresholds;
+use crate::path::PathPattern;
+use crate::rules::Rules;
+use crate::rules::file::RulesFile;
+
+/// The top-level keys that belong to the policy rather than to the comparison rules.
+const POLICY_KEYS: &[&str] =
+    &["min_samples", "fail_on", "alpha", "confidence", "judge_recorded_latency", "bootstrap_resamples", "seed", "noise", "checks", "endpoint"];
+
+/// When the exit code turns non-zero.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailOn {
+    /// Only a failed check fails the run (warnings exit 0).
+    #[default]
+    Fail,
+    /// A warning fails the run too.
+    Warn,
+}
+
+/// The checks, by the id they carry in `verdict.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckId {
+    LatencyP99,
+    LatencyShape,
+    ErrorRate,
+    CriticalErrors,
+    DiffRate,
+    Breaking,
+}
+
+impl CheckId {
+    pub const ALL: [CheckId; 6] =
+        [CheckId::LatencyP99, CheckId::LatencyShape, CheckId::ErrorRate, CheckId::CriticalErrors, CheckId::DiffRate, CheckId::Breaking];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckId::LatencyP99 => "latency_p99",
+            CheckId::LatencyShape => "latency_shape",
+            CheckId::ErrorRate => "error_rate",
+            CheckId::CriticalErrors => "critical_errors",
+            CheckId::DiffRate => "diff_rate",
+            CheckId::Breaking => "breaking",
+        }
+    }
+
+    /// Built-in thresholds. `pass`/`warn` mean, per check: relative p99 delta (latency_p99);
+    /// minimum KS statistic D that counts as a shape change (latency_shape, warn only); canary
+    /// error rate as a multiple of the baseline's (error_rate); share of compared pairs with a real
+    /// difference (diff_rate); pairs with a real breaking difference (breaking).
+    fn defaults(self) -> Check {
+        let (pass, warn) = match self {
+            CheckId::LatencyP99 => (0.10, 0.20),
+            CheckId::LatencyShape => (0.05, 0.05),
+            CheckId::ErrorRate => (1.1, 1.1),
+            CheckId::CriticalErrors => (0.0, 0.0),
+            CheckId::DiffRate => (0.005, 0.005),
+            CheckId::Breaking => (0.0, 0.0),
+        };
+        Check { enabled: true, pass, warn }
+    }
+}
+
+/// One check's resolved settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Check {
+    pub enabled: bool,
+    pub pass: f64,
+    pub warn: f64,
+}
+
+/// The resolved settings of every check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Checks {
+    pub latency_p99: Check,
+    pub latency_shape: Check,
+    pub error_rate: Check,
+    pub critical_errors: Check,
+    pub diff_rate: Check,
+    pub breaking: Check,
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        Self {
+            latency_p99: CheckId::LatencyP99.defaults(),
+            latency_shape: CheckId::LatencyShape.defaults(),
+            error_rate: CheckId::ErrorRate.defaults(),
+            critical_errors: CheckId::CriticalErrors.defaults(),
+            diff_rate: CheckId::DiffRate.defaults(),
+            breaking: CheckId::Breaking.defaults(),
+        }
+    }
+}
+
+impl Checks {
+    pub fn get(&self, id: CheckId) -> Check {
+        match id {
+            CheckId::LatencyP99 => self.latency_p99,
+            CheckId::LatencyShape => self.latency_shape,
+            CheckId::ErrorRate => self.error_rate,
+            CheckId::CriticalErrors => self.critical_errors,
+            CheckId::DiffRate => self.diff_rate,
+            CheckId::Breaking => self.breaking,
+        }
+    }
+
+    fn get_mut(&mut self, id: CheckId) -> &mut Check {
+        match id {
+            CheckId::LatencyP99 => &mut self.latency_p99,
+            CheckId::LatencyShape => &mut self.latency_shape,
+            CheckId::ErrorRate => &mut self.error_rate,
+            CheckId::CriticalErrors => &mut self.critical_errors,
+            CheckId::DiffRate => &mut self.diff_rate,
+            CheckId::Breaking => &mut self.breaking,
+        }
+    }
+}
+
+/// Settings for the routes an `[[endpoint]]` entry matches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointOverride {
+    /// A route template (`/api/users/{id}`) or a pattern over templates (`/api/**`).
+    pub route: PathPattern,
+    pub source: String,
+    pub min_samples: Option<u64>,
+    pub checks: Checks,
+}
+
+/// Everything analyze needs to judge: the comparison rules and the resolved checks.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub rules: Rules,
+    pub checks: Checks,
+    pub endpoints: Vec<EndpointOverride>,
+    /// Below this many samples a figure is inconclusive, overall and per endpoint.
+    pub min_samples: u64,
+    pub fail_on: FailOn,
+    /// Significance level of the tests (McNemar, KS, critical errors), family-wise over endpoints.
+    pub alpha: f64,
+    /// Confidence of the intervals that latency and rate decisions rest on, family-wise over
+    /// endpoints (each endpoint's interval is at `1 - (1 - confidence) / m`).
+    pub confidence: f64,
+    /// Judge latency even when the baseline side was recorded in another run.
+    pub judge_recorded_latency: bool,
+    pub bootstrap_resamples: usize,
+    pub seed: u64,
+    pub noise: Thresholds,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            rules: Rules::default(),
+            checks: Checks::default(),
+            endpoints: Vec::new(),
+            min_samples: 200,
+            fail_on: FailOn::Fail,
+            alpha: 0.01,
+            confidence: 0.95,
+            judge_recorded_latency: false,
+            bootstrap_resamples: 1000,
+            seed: 0x5eed,
+            noise: Thresholds::default(),
+        }
+    }
+}
+
+// ---- the file as written ----
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicySection {
+    min_samples: Option<i64>,
+    fail_on: Option<FailOn>,
+    alpha: Option<f64>,
+    confidence: Option<f64>,
+    judge_recorded_latency: Option<bool>,
+    bootstrap_resamples: Option<i64>,
+    seed: Option<u64>,
+    noise: Option<NoiseEntry>,
+    #[serde(default)]
+    checks: ChecksEntry,
+    #[serde(default)]
+    endpoint: Vec<EndpointEntry>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoiseEntry {
+    relative: Option<f64>,
+    absolute: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChecksEntry {
+    latency_p99: Option<CheckEntry>,
+    latency_shape: Option<CheckEntry>,
+    error_rate: Option<CheckEntry>,
+    critical_errors: Option<CheckEntry>,
+    diff_rate: Option<CheckEntry>,
+    breaking: Option<CheckEntry>,
+}
+
+impl ChecksEntry {
+    fn get(&self, id: CheckId) -> Option<&CheckEntry> {
+        match id {
+            CheckId::LatencyP99 => self.latency_p99.as_ref(),
+            CheckId::LatencyShape => self.latency_shape.as_ref(),
+            CheckId::ErrorRate => self.error_rate.as_ref(),
+            CheckId::CriticalErrors => self.critical_errors.as_ref(),
+            CheckId::DiffRate => self.diff_rate.as_ref(),
+            CheckId::Breaking => self.breaking.as_ref(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckEntry {
+    enabled: Option<bool>,
+    pass: Option<f64>,
+    warn: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointEntry {
+    route: String,
+    min_samples: Option<i64>,
+    #[serde(default)]
+    checks: ChecksEntry,
+}
+
+fn invalid(path: &Path, key: &str, reason: impl std::fmt::Display) -> Error {
+    Error::ParseRules { path: path.to_owned(), message: format!("`{key}` {reason}") }
+}
+
+impl Policy {
+    /// Reads a policy file: comparison rules and checks. Errors name the file and the key.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ReadRules { path: path.to_owned(), source })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Parses a policy from TOML text; `path` is used in error messages only.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
+        let parse_err = |e: toml::de::Error| Error::ParseRules { path: path.to_owned(), message: toml_message(text, &e) };
+        let mut table: toml::Table = toml::from_str(text).map_err(parse_err)?;
+        let mut policy_table = toml::Table::new();
+        for key in POLICY_KEYS {
+            if let Some(v) = table.remove(*key) {
+                policy_table.insert((*key).to_owned(), v);
+            }
+        }
+        let section: PolicySection = PolicySection::deserialize(toml::Value::Table(policy_table))
+            .map_err(|e| Error::ParseRules { path: path.to_owned(), message: one_line(&e.to_string()) })?;
+        let rules_file: RulesFile = RulesFile::deserialize(toml::Value::Table(table))
+            .map_err(|e| Error::ParseRules { path: path.to_owned(), message: one_line(&e.to_string()) })?;
+        let rules = Rules::compile(&rules_file)?;
+        Self::resolve(section, rules, path)
+    }
+
+    fn resolve(s: PolicySection, rules: Rules, path: &Path) -> Result<Self> {
+        let mut p = Policy { rules, ..Policy::default() };
+        if let Some(n) = s.min_samples {
+            p.min_samples = u64::try_from(n).map_err(|_| invalid(path, "min_samples", "must not be negative"))?;
+        }
+        if let Some(f) = s.fail_on {
+            p.fail_on = f;
+        }
+        if let Some(a) = s.alpha {
+            if !(a > 0.0 && a < 1.0) {
+                return Err(invalid(path, "alpha", format!("must be between 0 and 1 (exclusive), not {a}")));
+            }
+            p.alpha = a;
+        }
+        if let Some(c) = s.confidence {
+            if !(c > 0.0 && c < 1.0) {
+                return Err(invalid(path, "confidence", format!("must be between 0 and 1 (exclusive), not {c}")));
+            }
+            p.confidence = c;
+        }
+        if let Some(j) = s.judge_recorded_latency {
+            p.judge_recorded_latency = j;
+        }
+        if let Some(r) = s.bootstrap_resamples {
+            if !(100..=100_000).contains(&r) {
+                return Err(invalid(path, "bootstrap_resamples", format!("must be between 100 and 100000, not {r}")));
+            }
+            p.bootstrap_resamples = r as usize;
+        }
+        if let Some(seed) = s.seed {
+            p.seed = seed;
+        }
+        if let Some(n) = s.noise {
+            for (key, v) in [("noise.relative", n.relative), ("noise.absolute", n.absolute)] {
+                if let Some(v) = v
+                    && !(v.is_finite() && (0.0..=100.0).contains(&v))
+                {
+                    return Err(invalid(path, key, format!("must be a percentage between 0 and 100, not {v}")));
+                }
+            }
+            p.noise = Thresholds { relative: n.relative.unwrap_or(p.noise.relative), absolute: n.absolute.unwrap_or(p.noise.absolute) };
+        }
+        p.checks = apply(Checks::default(), &s.checks, "checks", path)?;
+        for (i, e) in s.endpoint.iter().enumerate() {
+            let key = format!("endpoint[{i}]");
+            let route = PathPattern::new(&e.route)
+                .map_err(|err| invalid(path, &format!("{key}.route"), format!("is not a valid route pattern: {err}")))?;
+            let min_samples = match e.min_samples {
+                Some(n) => Some(u64::try_from(n).map_err(|_| invalid(path, &format!("{key}.min_samples"), "must not be negative"))?),
+                None => None,
+            };
+            let checks = apply(p.checks.clone(), &e.checks, &format!("{key}.checks"), path)?;
+            p.endpoints.push(EndpointOverride { route, source: e.route.clone(), min_samples, checks });
+        }
+        Ok(p)
+    }
+
+    /// The first `[[endpoint]]` override that matches `route`.
+    fn endpoint(&self, route: &str) -> Option<&EndpointOverride> {
+        self.endpoints.iter().find(|e| e.source == route || e.route.matches_route(route))
+    }
+
+    /// The checks that apply to `route`.
+    pub fn checks_for(&self, route: &str) -> &Checks {
+        self.endpoint(route).map_or(&self.checks, |e| &e.checks)
+    }
+
+    /// The minimum sample size for `route`.
+    pub fn min_samples_for(&self, route: &str) -> u64 {
+        self.endpoint(route).and_then(|e| e.min_samples).unwrap_or(self.min_samples)
+    }
+}
+
+fn apply(mut checks: Checks, entry: &ChecksEntry, prefix: &str, path: &Path) -> Result<Checks> {
+    for id in CheckId::ALL {
+        let Some(e) = entry.get(id) else { continue };
+        let key = |field: &str| format!("{prefix}.{}.{field}", id.as_str());
+        let c = checks.get_mut(id);
+        if let Some(en) = e.enabled {
+            c.enabled = en;
+        }
+        for (field, v) in [("pass", e.pass), ("warn", e.warn)] {
+            let Some(v) = v else { continue };
+            if !v.is_finite() || v < 0.0 {
+                return Err(invalid(path, &key(field), format!("must be a finite number ≥ 0, not {v}")));
+            }
+            if matches!(id, CheckId::DiffRate | CheckId::LatencyShape) && v > 1.0 {
+                return Err(invalid(path, &key(field), format!("is a share and must be at most 1, not {v}")));
+            }
+            if field == "pass" {
+                c.pass = v;
+                // A pass threshold above the built-in warn one moves warn along unless set too.
+                if e.warn.is_none() && c.warn < v {
+                    c.warn = v;
+                }
+            } else {
+                c.warn = v;
+            }
+        }
+        if c.warn < c.pass {
+            return Err(invalid(
+                path,
+                &key("warn"),
+                format!("({}) must be at least `{}` ({}): the range is impossible", c.warn, key("pass"), c.pass),
+            ));
+        }
+    }
+    Ok(checks)
+}
+
+fn one_line(s: &str) -> String {
+    s.trim_end_matches('.').replace('\n', " ").trim().to_owned()
+}
+
+fn toml_message(text: &str, err: &toml::de::Error) -> String {
+    let message = one_line(err.message());
+    match err.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {message}")
+        }
+        None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Policy> {
+        Policy::from_toml(text, Path::new("policy.toml"))
+    }
+
+    #[test]
+    fn defaults_and_rules_together() {
+        let p = parse(
+            r#"
+min_samples = 50
+fail_on = "warn"
+[[ignore]]
+path = "/meta/**"
+[checks.latency_p99]
+pass = 0.05
+[[endpoint]]
+route = "/api/search"
+min_samples = 10
+[endpoint.checks.latency_p99]
+pass = 0.5
+warn = 1.0
+"#,
+        )
+        .unwrap();
+        assert_eq!(p.min_samples, 50);
+        assert_eq!(p.fail_on, FailOn::Warn);
+        assert_eq!(p.rules.path_rules().len(), 1);
+        assert_eq!((p.checks.latency_p99.pass, p.checks.latency_p99.warn), (0.05, 0.20));
+        assert_eq!(p.checks_for("/api/search").latency_p99.warn, 1.0);
+        assert_eq!(p.min_samples_for("/api/search"), 10);
+        assert_eq!(p.min_samples_for("/api/users/{id}"), 50);
+        assert_eq!(p.checks_for("/api/users/{id}").latency_p99.pass, 0.05);
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("../../docs/policy.md");
+        let start = doc.find("```toml\n").expect("a toml block") + 8;
+        let end = start + doc[start..].find("```").expect("its end");
+        let p = parse(&doc[start..end]).unwrap();
+        assert_eq!(p.min_samples, 200);
+        assert_eq!(p.checks_for("/api/search").latency_p99.warn, 1.0);
+        assert!(!p.rules.explained().is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = parse("[checks.latency_p99]\npas = 0.1\n").unwrap_err().to_string();
+        assert!(e.contains("pas"), "{e}");
+        let e = parse("[checks.latency_p99]\npass = 0.3\nwarn = 0.2\n").unwrap_err().to_string();
+        assert!(e.contains("checks.latency_p99.warn") && e.contains("impossible"), "{e}");
+        let e = parse("[checks.latency_p99]\npass = -1\n").unwrap_err().to_string();
+        assert!(e.contains("checks.latency_p99.pass"), "{e}");
+        let e = parse("[checks.nope]\npass = 1\n").unwrap_err().to_string();
+        assert!(e.contains("nope"), "{e}");
+        let e = parse("[[ignroe]]\npath = \"/a\"\n").unwrap_err().to_string();
+        assert!(e.contains("ignroe"), "{e}");
+        let e = parse("alpha = 2\n").unwrap_err().to_string();
+        assert!(e.contains("alpha"), "{e}");
+        let e = parse("fail_on = \"sometimes\"\n").unwrap_err().to_string();
+        assert!(e.contains("sometimes") || e.contains("fail_on"), "{e}");
+    }
+}

@@ -1,0 +1,138 @@
+//! `shadowdiff analyze`: judge pair files against a policy.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use shadowdiff_analyze::judge::judge;
+use shadowdiff_analyze::pipeline::{self, Options, Progress};
+use shadowdiff_analyze::policy::{FailOn, Policy};
+
+use crate::exit::Exit;
+
+/// Analyze pair files and judge the canary: latency and error statistics, structural body
+/// diffs with noise handling, per-endpoint aggregation, and a verdict against a policy.
+///
+/// Writes pairs.parquet, diffs.parquet, verdict.json, junit.xml and summary.md into --out.
+/// Exit codes: 0 pass or warn, 1 fail (or warn with --fail-on warn), 2 error, 3 inconclusive.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Pair files, directories (searched recursively) or globs.
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<String>,
+    /// The policy: comparison rules and checks (TOML; see docs/policy.md). Built-in defaults
+    /// without it.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// The output directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Analyze a uniform random sample of N pairs (reproducible with --seed).
+    #[arg(long, value_name = "N")]
+    sample: Option<u64>,
+    /// Seed for --sample and for the latency reservoirs.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    seed: u64,
+    /// `warn` makes a warning exit 1, as a failure does. Overrides the policy's fail_on.
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    fail_on: Option<FailOnArg>,
+    /// No progress bar and no summary on stdout.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum FailOnArg {
+    Fail,
+    Warn,
+}
+
+/// What the user asked for, validated.
+struct Resolved {
+    inputs: Vec<String>,
+    policy: Policy,
+    options: Options,
+    quiet: bool,
+}
+
+fn resolve(args: Args) -> anyhow::Result<Resolved> {
+    let mut policy = match &args.policy {
+        Some(path) => Policy::from_file(path)?,
+        None => Policy::default(),
+    };
+    if let Some(f) = args.fail_on {
+        policy.fail_on = match f {
+            FailOnArg::Fail => FailOn::Fail,
+            FailOnArg::Warn => FailOn::Warn,
+        };
+    }
+    if args.sample == Some(0) {
+        bail!("--sample must be at least 1");
+    }
+    if args.out.exists() && !args.out.is_dir() {
+        bail!("--out {} exists and is not a directory", args.out.display());
+    }
+    let mut options = Options::new(&args.out);
+    options.sample = args.sample;
+    options.seed = args.seed;
+    Ok(Resolved { inputs: args.inputs, policy, options, quiet: args.quiet })
+}
+
+struct Bar(Option<ProgressBar>);
+
+impl Progress for Bar {
+    fn start(&self, total: u64) {
+        if let Some(b) = &self.0 {
+            b.set_length(total);
+        }
+    }
+    fn advance(&self, pairs: u64) {
+        if let Some(b) = &self.0 {
+            b.inc(pairs);
+        }
+    }
+    fn phase(&self, message: &str) {
+        if let Some(b) = &self.0 {
+            b.set_message(message.to_owned());
+        }
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    let r = resolve(args)?;
+    let bar = (!r.quiet && std::io::stderr().is_terminal()).then(|| {
+        let b = ProgressBar::new(0);
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {pos}/{len} pairs {bar:30} {per_sec} eta {eta} {msg}") {
+            b.set_style(style);
+        }
+        b
+    });
+    let started = Instant::now();
+    let progress = Bar(bar);
+    let analysis = pipeline::run(&r.inputs, &r.policy, &r.options, &progress)?;
+    progress.phase("judging");
+    let mut verdict = judge(&analysis, &r.policy)?;
+    verdict.write(&r.options.out).with_context(|| format!("cannot write the verdict into {}", r.options.out.display()))?;
+    if let Some(b) = &progress.0 {
+        b.finish_and_clear();
+    }
+    if !r.quiet {
+        let mut out = std::io::stdout().lock();
+        out.write_all(verdict.text().as_bytes())?;
+        writeln!(
+            out,
+            "took     {:.1} s ({:.0} pairs/s)",
+            started.elapsed().as_secs_f64(),
+            verdict.inputs.pairs_analyzed as f64 / started.elapsed().as_secs_f64().max(1e-9)
+        )?;
+        out.flush()?;
+    }
+    Ok(match verdict.exit_code {
+        0 => Exit::Pass,
+        1 => Exit::Fail,
+        3 => Exit::Inconclusive,
+        _ => Exit::Error,
+    })
+}
