@@ -260,7 +260,7 @@ impl Policy {
 
     /// Parses a policy from TOML text; `path` is used in error messages only.
     pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
-        let parse_err = |e: toml::de::Error| Error::ParseRules { path: path.to_owned(), message: toml_message(text, &e) };
+        let parse_err = |e: toml::de::Error| Error::ParseRules { path: path.to_owned(), message: crate::rules::toml_message(text, &e) };
         let mut table: toml::Table = toml::from_str(text).map_err(parse_err)?;
         let mut policy_table = toml::Table::new();
         for key in POLICY_KEYS {
@@ -390,16 +390,6 @@ fn one_line(s: &str) -> String {
     s.trim_end_matches('.').replace('\n', " ").trim().to_owned()
 }
 
-fn toml_message(text: &str, err: &toml::de::Error) -> String {
-    let message = one_line(err.message());
-    match err.span() {
-        Some(span) => {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            format!("line {line}: {message}")
-        }
-        None => message,
-    }
-}
 
 #[cfg(test)]
 mod tests {

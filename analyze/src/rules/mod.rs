@@ -337,9 +337,10 @@ fn rule_err(rule: &str, reason: String) -> Error {
     Error::Rule { rule: rule.to_owned(), reason }
 }
 
-/// One line for a TOML error: its message (which names the key) and where it is.
-fn toml_message(text: &str, err: &toml::de::Error) -> String {
-    let message = err.message().trim_end_matches('.').replace('\n', " ");
+/// One line for a TOML error: its message (which names the key) and where it is. The rules file
+/// and the policy (the same file) both report through this.
+pub(crate) fn toml_message(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim().trim_end_matches('.').replace('\n', " ").trim().to_owned();
     match err.span() {
         Some(span) => {
             let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
