@@ -15,7 +15,8 @@ use crate::exit::Exit;
 /// Analyze pair files and judge the canary: latency and error statistics, structural body
 /// diffs with noise handling, per-endpoint aggregation, and a verdict against a policy.
 ///
-/// Writes pairs.parquet, diffs.parquet, verdict.json, junit.xml and summary.md into --out.
+/// Writes pairs.parquet, diffs.parquet, verdict.json, junit.xml, summary.md, report.html and
+/// charts/*.png into --out.
 /// Exit codes: 0 pass or warn, 1 fail (or warn with --fail-on warn), 2 error, 3 inconclusive.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -115,12 +116,16 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     progress.phase("judging");
     let mut verdict = judge(&analysis, &r.policy)?;
     verdict.write(&r.options.out).with_context(|| format!("cannot write the verdict into {}", r.options.out.display()))?;
+    progress.phase("writing the report");
+    let report = shadowdiff_reports::from_verdict::write_report(&r.options.out)
+        .with_context(|| format!("cannot write the report into {}", r.options.out.display()))?;
     if let Some(b) = &progress.0 {
         b.finish_and_clear();
     }
     if !r.quiet {
         let mut out = std::io::stdout().lock();
         out.write_all(verdict.text().as_bytes())?;
+        writeln!(out, "report   {}", report.report.display())?;
         writeln!(
             out,
             "took     {:.1} s ({:.0} pairs/s)",

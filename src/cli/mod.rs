@@ -11,6 +11,7 @@ mod diff;
 mod import;
 mod inspect;
 mod replay;
+mod report;
 
 /// Compare a canary with its baseline on real traffic, and decide from evidence whether to ship.
 ///
@@ -31,6 +32,7 @@ enum Command {
     Import(import::Args),
     Inspect(inspect::Args),
     Replay(replay::Args),
+    Report(report::Args),
 }
 
 /// Parse the command line and run the chosen subcommand.
@@ -51,5 +53,6 @@ pub fn run() -> anyhow::Result<Exit> {
         Command::Import(args) => import::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Report(args) => report::run(args),
     }
 }

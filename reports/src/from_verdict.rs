@@ -1,0 +1,603 @@
+//! Renders an analyze output directory (its `verdict.json` and `pairs.parquet`) as
+//! `report.html` and `charts/*.png`. The verdict is read as JSON (the schema in
+//! `docs/verdict.md`), so a report can be re-rendered from any earlier output directory.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow_array::{Array, UInt64Array};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::Value;
+
+use crate::charts::{self, ChartOptions, EndpointDiffRate, EndpointErrorRate, LatencyCdf, NumericDrift, Png};
+use crate::html::{
+    Block, Callout, Cell, CheckRow, ChecksTable, Column, DataTable, Fact, Figure, KeyFigure, ReportPage, Row, Section,
+    SortOrder, Status, VerdictBanner,
+};
+
+/// The report file written into the output directory.
+pub const REPORT_FILE: &str = "report.html";
+/// The most pairs whose latencies are drawn (a uniform stride over `pairs.parquet`).
+pub const MAX_LATENCY_SAMPLES: usize = 20_000;
+
+/// Why a report could not be rendered from a directory.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FromVerdictError {
+    /// `verdict.json` is missing or unreadable.
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, #[source] source: std::io::Error },
+    /// `verdict.json` is not JSON.
+    #[error("{} is not valid JSON: {source}", path.display())]
+    Parse { path: PathBuf, #[source] source: serde_json::Error },
+    /// Rendering or writing failed.
+    #[error(transparent)]
+    Render(#[from] crate::Error),
+}
+
+/// What was written.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// `DIR/report.html`.
+    pub report: PathBuf,
+    /// `DIR/charts/*.png`.
+    pub charts: Vec<PathBuf>,
+}
+
+/// Reads `dir/verdict.json` (and latencies from `dir/pairs.parquet` when present) and writes
+/// `dir/report.html` and `dir/charts/*.png`.
+pub fn write_report(dir: &Path) -> Result<Written, FromVerdictError> {
+    let path = dir.join("verdict.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| FromVerdictError::Read { path: path.clone(), source })?;
+    let verdict: Value = serde_json::from_str(&text).map_err(|source| FromVerdictError::Parse { path, source })?;
+    let latencies = read_latencies(&dir.join("pairs.parquet"), MAX_LATENCY_SAMPLES);
+    let (page, pngs) = build_page(&verdict, latencies.as_ref().ok(), latencies.as_ref().err().map(String::as_str))?;
+    let charts_dir = dir.join("charts");
+    std::fs::create_dir_all(&charts_dir)
+        .map_err(|source| crate::Error::Write { path: charts_dir.clone(), source })?;
+    let mut charts = Vec::new();
+    for png in &pngs {
+        charts.push(png.save_in(&charts_dir)?);
+    }
+    let report = dir.join(REPORT_FILE);
+    crate::html::write_page(&page, &report)?;
+    Ok(Written { report, charts })
+}
+
+/// Paired latencies in milliseconds, sampled by stride.
+#[derive(Debug, Clone, Default)]
+pub struct Latencies {
+    pub baseline_ms: Vec<f64>,
+    pub canary_ms: Vec<f64>,
+    /// Rows in the file.
+    pub total: usize,
+}
+
+/// Reads up to `max` pairs' latencies from `pairs.parquet` (a uniform stride over its rows).
+pub fn read_latencies(path: &Path, max: usize) -> Result<Latencies, String> {
+    let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| format!("{}: {e}", path.display()))?;
+    let total = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+    let schema = builder.parquet_schema();
+    let wanted: Vec<usize> = (0..schema.num_columns())
+        .filter(|&i| matches!(schema.column(i).name(), "baseline_latency_us" | "canary_latency_us"))
+        .collect();
+    if wanted.len() != 2 {
+        return Err(format!("{} has no latency columns", path.display()));
+    }
+    let mask = ProjectionMask::leaves(schema, wanted);
+    let reader = builder.with_projection(mask).build().map_err(|e| format!("{}: {e}", path.display()))?;
+    let stride = total.div_ceil(max.max(1)).max(1);
+    let mut out = Latencies { total, ..Latencies::default() };
+    let mut row = 0usize;
+    for batch in reader {
+        let batch = batch.map_err(|e| format!("{}: {e}", path.display()))?;
+        let col = |name: &str| batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<UInt64Array>().cloned());
+        let (Some(b), Some(c)) = (col("baseline_latency_us"), col("canary_latency_us")) else {
+            return Err(format!("{}: latency columns are not u64", path.display()));
+        };
+        for i in 0..batch.num_rows() {
+            if row.is_multiple_of(stride) && b.is_valid(i) && c.is_valid(i) && out.baseline_ms.len() < max {
+                out.baseline_ms.push(b.value(i) as f64 / 1000.0);
+                out.canary_ms.push(c.value(i) as f64 / 1000.0);
+            }
+            row += 1;
+        }
+    }
+    Ok(out)
+}
+
+fn status_of(v: &Value) -> Status {
+    match v.as_str().unwrap_or_default() {
+        "pass" | "disabled" | "not_comparable" => Status::Pass,
+        "warn" => Status::Warn,
+        "fail" => Status::Fail,
+        _ => Status::Inconclusive,
+    }
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn f(v: &Value) -> Option<f64> {
+    v.as_f64()
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+fn num(v: Option<f64>, unit: &str) -> String {
+    match (v, unit) {
+        (None, _) => String::new(),
+        (Some(x), "relative" | "ratio_relative") => format!("{:+.1}%", x * 100.0),
+        (Some(x), "fraction" | "rate") => format!("{:.2}%", x * 100.0),
+        (Some(x), "ms") => format!("{x:.2} ms"),
+        (Some(x), "ratio") => format!("{x:.2}×"),
+        (Some(x), "") => format!("{x:.4}"),
+        (Some(x), unit) => format!("{x:.4} {unit}"),
+    }
+}
+
+fn p_value(v: &Value) -> String {
+    match f(v) {
+        None => String::new(),
+        Some(p) if p < 0.001 => "< 0.001".to_owned(),
+        Some(p) => format!("{p:.3}"),
+    }
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.2}%", x * 100.0)
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+fn arr(v: &Value) -> &[Value] {
+    v.as_array().map(Vec::as_slice).unwrap_or(&[])
+}
+
+fn figure(png: &Png, alt: &str, caption: &str) -> Block {
+    Block::Figure(Figure { png: png.clone(), alt: alt.to_owned(), caption: caption.to_owned() })
+}
+
+/// Maps a `verdict.json` document (and optional latency samples) onto a report page and the
+/// charts it embeds.
+pub fn build_page(v: &Value, lat: Option<&Latencies>, lat_error: Option<&str>) -> crate::Result<(ReportPage, Vec<Png>)> {
+    let opts = ChartOptions::default();
+    let mut pngs = Vec::new();
+    let overall = &v["overall"];
+    let status = status_of(&v["verdict"]);
+    let checks = arr(&v["checks"]);
+
+    // Verdict.
+    let mut rows: Vec<CheckRow> = checks
+        .iter()
+        .map(|c| {
+            let unit = c["unit"].as_str().unwrap_or_default();
+            let t_unit = c["threshold_unit"].as_str().unwrap_or(unit);
+            let ci = &c["ci"];
+            let drivers: Vec<String> = arr(&c["endpoints"])
+                .iter()
+                .filter(|e| matches!(e["status"].as_str(), Some("fail" | "warn")))
+                .map(|e| s(&e["route"]))
+                .collect();
+            CheckRow {
+                status: status_of(&c["status"]),
+                name: format!("{} ({})", s(&c["title"]), s(&c["id"])),
+                scope: "overall".to_owned(),
+                value: num(f(&c["value"]), unit),
+                threshold: format!(
+                    "pass ≤ {}, warn ≤ {}",
+                    num(f(&c["threshold"]["pass"]), t_unit),
+                    num(f(&c["threshold"]["warn"]), t_unit)
+                ),
+                interval: match (f(&ci["low"]), f(&ci["high"])) {
+                    (Some(lo), Some(hi)) => format!(
+                        "{:.0}% CI {} … {}",
+                        f(&ci["confidence"]).unwrap_or(0.95) * 100.0,
+                        num(Some(lo), unit),
+                        num(Some(hi), unit)
+                    ),
+                    _ => String::new(),
+                },
+                statistic: if c["statistic"].is_null() {
+                    String::new()
+                } else {
+                    format!("{} = {:.4e}", s(&c["statistic"]["name"]), f(&c["statistic"]["value"]).unwrap_or(f64::NAN))
+                },
+                p_value: p_value(&c["p_value"]),
+                samples: u(&c["n"]),
+                drivers: drivers.join(", "),
+            }
+        })
+        .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.status));
+    let reasons: Vec<String> = checks
+        .iter()
+        .filter(|c| matches!(c["status"].as_str(), Some("fail" | "warn" | "inconclusive")))
+        .map(|c| format!("{}: {}", s(&c["id"]), s(&c["reason"])))
+        .collect();
+    let pairs = u(&overall["pairs"]);
+    let banner = VerdictBanner {
+        status,
+        headline: format!("Verdict: {} — {}", status.label(), s(&v["reason"])),
+        reasons,
+        figures: vec![
+            KeyFigure { label: "pairs analysed".into(), value: pairs.to_string(), ..KeyFigure::default() },
+            KeyFigure {
+                label: "endpoints".into(),
+                value: arr(&v["endpoints"]).len().to_string(),
+                ..KeyFigure::default()
+            },
+            KeyFigure {
+                label: "p99 latency".into(),
+                value: format!(
+                    "{:.2} → {:.2} ms",
+                    f(&overall["baseline_p99_ms"]).unwrap_or(f64::NAN),
+                    f(&overall["canary_p99_ms"]).unwrap_or(f64::NAN)
+                ),
+                note: "baseline → canary".into(),
+                status: None,
+            },
+            KeyFigure {
+                label: "pairs with a difference".into(),
+                value: pct(ratio(u(&overall["different"]), u(&overall["compared"]))),
+                note: format!("{} breaking", u(&overall["breaking_pairs"])),
+                status: None,
+            },
+        ],
+    };
+    let mut sections = vec![Section {
+        id: "checks".into(),
+        title: "Policy checks".into(),
+        intro: "Every check of the policy, failures first: value, thresholds, statistic, p-value, confidence interval, sample size and the endpoints that drove it.".into(),
+        blocks: vec![Block::Checks(ChecksTable { caption: String::new(), rows })],
+    }];
+
+    // Per-endpoint check results.
+    let mut ep_rows = Vec::new();
+    for c in checks {
+        let unit = c["unit"].as_str().unwrap_or_default();
+        for e in arr(&c["endpoints"]).iter().filter(|e| matches!(e["status"].as_str(), Some("fail" | "warn"))) {
+            let st = status_of(&e["status"]);
+            ep_rows.push(
+                Row::new([
+                    crate::html::Cell::status(st),
+                    s(&c["id"]).into(),
+                    crate::html::Cell::code(s(&e["route"])),
+                    num(f(&e["value"]), unit).into(),
+                    p_value(&e["p_adjusted"]).into(),
+                    u(&e["n"]).to_string().into(),
+                    s(&e["reason"]).into(),
+                ])
+                .with_status(st),
+            );
+        }
+    }
+    if !ep_rows.is_empty() {
+        sections[0].blocks.push(Block::Table(DataTable {
+            caption: "Endpoints that drove a check".into(),
+            columns: vec![
+                Column::text("status"),
+                Column::text("check"),
+                Column::text("endpoint"),
+                Column::number("value"),
+                Column::number("p (Holm)"),
+                Column::number("n"),
+                Column::text("reason"),
+            ],
+            rows: ep_rows,
+            note: String::new(),
+        }));
+    }
+
+    // Capture completeness.
+    let inputs = &v["inputs"];
+    let mut blocks = vec![Block::Figures(vec![
+        KeyFigure { label: "files".into(), value: u(&inputs["files"]).to_string(), ..KeyFigure::default() },
+        KeyFigure { label: "pairs in files".into(), value: u(&inputs["pairs_in_files"]).to_string(), ..KeyFigure::default() },
+        KeyFigure { label: "pairs analysed".into(), value: u(&inputs["pairs_analyzed"]).to_string(), ..KeyFigure::default() },
+        KeyFigure { label: "canary skipped".into(), value: u(&overall["canary_skipped"]).to_string(), ..KeyFigure::default() },
+    ])];
+    if let Some(counters) = inputs["counters"].as_object() {
+        let rows = counters.iter().map(|(k, c)| Row::new([Cell::code(k.clone()), s(c).into()])).collect();
+        blocks.push(Block::Table(DataTable {
+            caption: "Writer counters".into(),
+            columns: vec![Column::text("counter"), Column::number("value")],
+            rows,
+            note: String::new(),
+        }));
+    }
+    let overflow = u(&v["route_overflow"]["requests"]);
+    if overflow > 0 {
+        blocks.push(Block::Callout(Callout {
+            status: Status::Warn,
+            text: format!("{overflow} requests fell outside the route table and were grouped together."),
+        }));
+    }
+    sections.push(Section {
+        id: "capture".into(),
+        title: "Capture completeness".into(),
+        intro: "What was read and what was analysed.".into(),
+        blocks,
+    });
+
+    // Latency.
+    let mut blocks = Vec::new();
+    match lat {
+        Some(l) => {
+            let cdf = charts::latency_cdf(
+                &LatencyCdf { baseline_ms: &l.baseline_ms, canary_ms: &l.canary_ms, log_x: true },
+                &opts,
+            )?;
+            let deltas: Vec<f64> = l.baseline_ms.iter().zip(&l.canary_ms).map(|(b, c)| c - b).collect();
+            let hist = charts::latency_delta_histogram(&deltas, &opts)?;
+            blocks.push(figure(&cdf, "Latency CDF of baseline and canary", &format!("{} of {} pairs drawn.", l.baseline_ms.len(), l.total)));
+            blocks.push(figure(&hist, "Histogram of per-pair latency deltas, canary minus baseline", "Mass right of zero: the canary was slower on those requests."));
+            pngs.push(cdf);
+            pngs.push(hist);
+        }
+        None => blocks.push(Block::Paragraph(format!(
+            "Latency charts are left out: {}.",
+            lat_error.unwrap_or("pairs.parquet could not be read")
+        ))),
+    }
+    let mut qrows = Vec::new();
+    for l in arr(&v["latency"]) {
+        for q in arr(&l["quantiles"]) {
+            qrows.push(Row::new([
+                Cell::code(s(&l["route"])),
+                format!("p{}", f(&q["q"]).unwrap_or(0.0) * 100.0).into(),
+                num(f(&q["baseline"]), "ms").into(),
+                num(f(&q["canary"]), "ms").into(),
+                num(f(&q["relative"]), "relative").into(),
+                format!("{} … {}", num(f(&q["relative_low"]), "relative"), num(f(&q["relative_high"]), "relative")).into(),
+                u(&q["n"]).to_string().into(),
+            ]));
+        }
+    }
+    blocks.push(Block::Table(DataTable {
+        caption: "Latency quantiles".into(),
+        columns: vec![
+            Column::text("scope"),
+            Column::text("quantile"),
+            Column::number("baseline"),
+            Column::number("canary"),
+            Column::number("delta"),
+            Column::number("CI"),
+            Column::number("n"),
+        ],
+        rows: qrows,
+        note: String::new(),
+    }));
+    sections.push(Section { id: "latency".into(), title: "Latency".into(), intro: String::new(), blocks });
+
+    // Errors.
+    let endpoints = arr(&v["endpoints"]);
+    let err_rows: Vec<EndpointErrorRate> = endpoints
+        .iter()
+        .map(|e| EndpointErrorRate {
+            endpoint: s(&e["route"]),
+            baseline: ratio(u(&e["baseline_errors"]), u(&e["pairs"])),
+            canary: ratio(u(&e["canary_errors"]), u(&e["pairs"])),
+        })
+        .collect();
+    let err_png = charts::error_rates(&err_rows, &opts)?;
+    let mut sorted_err: Vec<&Value> = endpoints.iter().collect();
+    sorted_err.sort_by_key(|e| std::cmp::Reverse(u(&e["canary_errors"])));
+    let mut blocks = vec![
+        figure(&err_png, "Error rates per endpoint, baseline and canary", "Errors are 5xx responses and transport failures."),
+        Block::Table(DataTable {
+            caption: "Errors by side and endpoint".into(),
+            columns: vec![
+                Column::text("endpoint"),
+                Column::number("pairs"),
+                Column::number("baseline errors"),
+                Column::number("canary errors").sorted(SortOrder::Descending),
+                Column::number("canary rate"),
+            ],
+            rows: sorted_err
+                .iter()
+                .map(|e| {
+                    Row::new([
+                        Cell::code(s(&e["route"])),
+                        u(&e["pairs"]).to_string().into(),
+                        u(&e["baseline_errors"]).to_string().into(),
+                        u(&e["canary_errors"]).to_string().into(),
+                        pct(ratio(u(&e["canary_errors"]), u(&e["pairs"]))).into(),
+                    ])
+                })
+                .collect(),
+            note: String::new(),
+        }),
+    ];
+    pngs.push(err_png);
+    let crit = arr(&v["critical_errors"]);
+    if !crit.is_empty() {
+        blocks.push(Block::Table(DataTable {
+            caption: "Error kinds the baseline never showed".into(),
+            columns: vec![Column::text("endpoint"), Column::text("kind"), Column::number("canary"), Column::number("p (Holm)"), Column::text("confirmed")],
+            rows: crit
+                .iter()
+                .map(|c| {
+                    Row::new([
+                        Cell::code(s(&c["route"])),
+                        s(&c["kind"]).into(),
+                        u(&c["canary"]).to_string().into(),
+                        p_value(&c["p_adjusted"]).into(),
+                        s(&c["confirmed"]).into(),
+                    ])
+                })
+                .collect(),
+            note: String::new(),
+        }));
+    }
+    sections.push(Section { id: "errors".into(), title: "Errors".into(), intro: String::new(), blocks });
+
+    // Endpoints, worst first.
+    let endpoint_status = |route: &str| -> Option<Status> {
+        checks
+            .iter()
+            .flat_map(|c| arr(&c["endpoints"]))
+            .filter(|e| e["route"].as_str() == Some(route))
+            .map(|e| status_of(&e["status"]))
+            .filter(|s| *s != Status::Pass)
+            .max()
+    };
+    let diff_rate = |e: &Value| ratio(u(&e["different"]), u(&e["compared"]));
+    let mut eps: Vec<&Value> = endpoints.iter().collect();
+    eps.sort_by(|a, b| {
+        let ka = (endpoint_status(&s(&a["route"])), u(&a["breaking_pairs"]));
+        let kb = (endpoint_status(&s(&b["route"])), u(&b["breaking_pairs"]));
+        kb.cmp(&ka).then(diff_rate(b).total_cmp(&diff_rate(a)))
+    });
+    let diff_png = charts::diff_rates(
+        &endpoints.iter().map(|e| EndpointDiffRate { endpoint: s(&e["route"]), rate: diff_rate(e) }).collect::<Vec<_>>(),
+        0.01,
+        &opts,
+    )?;
+    let ep_table = DataTable {
+        caption: "Endpoints, worst first".into(),
+        columns: vec![
+            Column::text("status"),
+            Column::text("endpoint"),
+            Column::number("pairs"),
+            Column::number("diff rate").sorted(SortOrder::Descending),
+            Column::number("breaking pairs"),
+            Column::number("status mismatches"),
+            Column::number("p50 ms (b → c)"),
+            Column::number("p99 ms (b → c)"),
+        ],
+        rows: eps
+            .iter()
+            .map(|e| {
+                let st = endpoint_status(&s(&e["route"])).unwrap_or(Status::Pass);
+                let row = Row::new([
+                    Cell::status(st),
+                    Cell::code(s(&e["route"])),
+                    u(&e["pairs"]).to_string().into(),
+                    pct(diff_rate(e)).into(),
+                    u(&e["breaking_pairs"]).to_string().into(),
+                    u(&e["status_mismatches"]).to_string().into(),
+                    format!("{:.2} → {:.2}", f(&e["baseline_p50_ms"]).unwrap_or(f64::NAN), f(&e["canary_p50_ms"]).unwrap_or(f64::NAN)).into(),
+                    format!("{:.2} → {:.2}", f(&e["baseline_p99_ms"]).unwrap_or(f64::NAN), f(&e["canary_p99_ms"]).unwrap_or(f64::NAN)).into(),
+                ]);
+                if st == Status::Pass { row } else { row.with_status(st) }
+            })
+            .collect(),
+        note: String::new(),
+    };
+    sections.push(Section {
+        id: "endpoints".into(),
+        title: "Endpoints".into(),
+        intro: "Diff rate: the share of compared pairs with a real difference.".into(),
+        blocks: vec![figure(&diff_png, "Diff rate per endpoint", "The dashed line marks 1%."), Block::Table(ep_table)],
+    });
+    pngs.push(diff_png);
+
+    // Fields.
+    let mut fields: Vec<&Value> = arr(&v["fields"]).iter().collect();
+    fields.sort_by(|a, b| f(&b["absolute"]).unwrap_or(0.0).total_cmp(&f(&a["absolute"]).unwrap_or(0.0)));
+    let field_rows = fields
+        .iter()
+        .map(|fr| {
+            let c = &fr["counts"];
+            let total = u(&fr["total_with_secondary"]);
+            Row::new([
+                Cell::code(s(&fr["route"])),
+                Cell::code(s(&fr["field"])),
+                u(&c["raw"]).to_string().into(),
+                pct(f(&fr["absolute"]).unwrap_or(0.0)).into(),
+                pct(ratio(u(&c["noise"]), total)).into(),
+                s(&fr["verdict"]["verdict"]).into(),
+                s(&fr["verdict"]["reason"]).into(),
+            ])
+        })
+        .collect();
+    sections.push(Section {
+        id: "fields".into(),
+        title: "Fields".into(),
+        intro: "Per-endpoint fields that differed, by real diff rate; noise rate is how often the field differs between baseline and secondary.".into(),
+        blocks: vec![Block::Table(DataTable {
+            caption: String::new(),
+            columns: vec![
+                Column::text("endpoint"),
+                Column::text("path"),
+                Column::number("count"),
+                Column::number("rate").sorted(SortOrder::Descending),
+                Column::number("noise rate"),
+                Column::text("severity / status"),
+                Column::text("why"),
+            ],
+            rows: field_rows,
+            note: String::new(),
+        })],
+    });
+
+    // Numeric drift.
+    let drifts = arr(&v["numeric_drift"]);
+    let mut blocks = Vec::new();
+    let rel: Vec<f64> = drifts.iter().flat_map(|d| arr(&d["outliers"])).filter_map(|o| f(&o["relative"])).collect();
+    let mut all: Vec<f64> = rel;
+    for d in drifts {
+        if let Some(m) = f(&d["mean"]) {
+            all.push(m);
+        }
+    }
+    let drift_png = charts::numeric_drift(&NumericDrift { field: "numeric fields (means and outliers)", relative_deltas: &all, tolerance: 0.0 }, &opts)?;
+    blocks.push(figure(&drift_png, "Relative drift of numeric fields", "Per-field mean drift and the largest outliers."));
+    pngs.push(drift_png);
+    blocks.push(Block::Table(DataTable {
+        caption: String::new(),
+        columns: vec![Column::text("endpoint"), Column::text("field"), Column::number("n"), Column::number("mean"), Column::number("min"), Column::number("max")],
+        rows: drifts
+            .iter()
+            .map(|d| {
+                Row::new([
+                    Cell::code(s(&d["route"])),
+                    Cell::code(s(&d["field"])),
+                    u(&d["n"]).to_string().into(),
+                    num(f(&d["mean"]), "relative").into(),
+                    num(f(&d["min"]), "relative").into(),
+                    num(f(&d["max"]), "relative").into(),
+                ])
+            })
+            .collect(),
+        note: String::new(),
+    }));
+    sections.push(Section { id: "drift".into(), title: "Numeric drift".into(), intro: String::new(), blocks });
+
+    sections.push(Section {
+        id: "examples".into(),
+        title: "Examples".into(),
+        intro: String::new(),
+        blocks: vec![Block::Paragraph(
+            "No example pairs: analyze's pairs.parquet and diffs.parquet do not keep response bodies; look pairs up by id in the input pair files.".into(),
+        )],
+    });
+
+    let page = ReportPage {
+        title: "shadowdiff canary report".into(),
+        subject: "baseline vs canary".into(),
+        generated_at: String::new(),
+        facts: vec![
+            Fact::new("tool", s(&v["tool"])),
+            Fact::new("schema version", s(&v["schema_version"])),
+            Fact::new("fail on", s(&v["fail_on"])),
+            Fact::new("exit code", s(&v["exit_code"])),
+        ],
+        verdict: banner,
+        sections,
+        footer: "Re-render with `shadowdiff report DIR`.".into(),
+    };
+    Ok((page, pngs))
+}

@@ -1,0 +1,37 @@
+//! `shadowdiff report`: re-render report.html and charts/*.png from an analyze output directory.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use shadowdiff_reports::from_verdict::{self, FromVerdictError};
+
+use crate::exit::Exit;
+
+/// Re-render report.html and charts/*.png from an earlier `shadowdiff analyze --out DIR`
+/// (its verdict.json and pairs.parquet), without analyzing again.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The analyze output directory.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// Print nothing on success.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    let verdict = args.dir.join(shadowdiff_analyze::verdict::VERDICT_FILE);
+    if !verdict.is_file() {
+        bail!("{} does not exist: run `shadowdiff analyze --out {}` first", verdict.display(), args.dir.display());
+    }
+    let written = match from_verdict::write_report(&args.dir) {
+        Ok(w) => w,
+        Err(e @ (FromVerdictError::Read { .. } | FromVerdictError::Parse { .. })) => bail!("{e}"),
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot write the report into {}", args.dir.display()))),
+    };
+    if !args.quiet {
+        println!("report   {}", written.report.display());
+        println!("charts   {}", written.charts.len());
+    }
+    Ok(Exit::Pass)
+}

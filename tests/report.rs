@@ -1,0 +1,61 @@
+//! report.html and charts/*.png: written by `shadowdiff analyze`, re-rendered by
+//! `shadowdiff report DIR`, and a clear exit 2 on a directory without verdict.json.
+
+use std::path::Path;
+
+use shadowdiff_fixtures::Scoped;
+
+use crate::support::{corpus, run, stderr, stdout};
+
+const CHARTS: [&str; 5] = ["latency_cdf", "latency_delta", "error_rates", "diff_rates", "numeric_drift"];
+
+/// Decodes a PNG and asserts it has more than one colour.
+fn assert_png_not_blank(path: &Path) {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info().expect("png header");
+    let mut buf = vec![0; reader.output_buffer_size().expect("buffer size")];
+    let info = reader.next_frame(&mut buf).expect("png frame");
+    let bytes = &buf[..info.buffer_size()];
+    let px = info.color_type.samples();
+    let first = &bytes[..px];
+    assert!(bytes.chunks(px).any(|p| p != first), "{} is blank", path.display());
+}
+
+#[test]
+fn analyze_writes_the_report_and_report_re_renders_it() {
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("in");
+    corpus(&input, 2000, |c| {
+        c.seed = 21;
+        c.canary.effects.push(Scoped::parse("latency-shift:1.6@/api/users/{id}").expect("effect"));
+    });
+    let out = d.path().join("out");
+    let o = run(&["analyze", input.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(matches!(o.status.code(), Some(0 | 1 | 3)), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("report.html"), "{}", stdout(&o));
+    let report = out.join("report.html");
+    let html = std::fs::read_to_string(&report).expect("report.html");
+    let verdict: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("verdict.json")).unwrap()).unwrap();
+    let word = verdict["verdict"].as_str().unwrap().to_uppercase();
+    assert!(html.contains(&format!("Verdict: {word}")), "verdict {word} missing");
+    assert!(html.contains("http-equiv=\"Content-Security-Policy\""), "CSP meta missing");
+    assert!(html.contains("latency_p99"));
+    for c in CHARTS {
+        assert_png_not_blank(&out.join("charts").join(format!("{c}.png")));
+    }
+
+    std::fs::remove_file(&report).unwrap();
+    let o = run(&["report", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(report.is_file(), "report.html was not re-rendered");
+    assert!(std::fs::read_to_string(&report).unwrap().contains(&format!("Verdict: {word}")));
+}
+
+#[test]
+fn report_without_verdict_exits_2() {
+    let o = run(&["report", "/nonexistent"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("verdict.json"), "{e}");
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+}
