@@ -43,12 +43,22 @@ fn analyze_writes_the_report_and_report_re_renders_it() {
     for c in CHARTS {
         assert_png_not_blank(&out.join("charts").join(format!("{c}.png")));
     }
+    // The example pairs come from examples.json, which keeps their bodies.
+    let examples: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("examples.json")).unwrap()).unwrap();
+    let first = &examples["examples"][0];
+    assert!(html.contains(first["pair_id"].as_str().expect("an example")), "the first example is not in the report");
 
     std::fs::remove_file(&report).unwrap();
+    std::fs::remove_dir_all(out.join("charts")).unwrap();
     let o = run(&["report", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(report.is_file(), "report.html was not re-rendered");
-    assert!(std::fs::read_to_string(&report).unwrap().contains(&format!("Verdict: {word}")));
+    let again = std::fs::read_to_string(&report).unwrap();
+    assert!(again.contains(&format!("Verdict: {word}")));
+    assert!(again.contains(first["pair_id"].as_str().unwrap()), "examples are re-rendered from examples.json");
+    for c in CHARTS {
+        assert_png_not_blank(&out.join("charts").join(format!("{c}.png")));
+    }
 }
 
 #[test]
@@ -57,5 +67,16 @@ fn report_without_verdict_exits_2() {
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
     assert!(e.contains("verdict.json"), "{e}");
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+}
+
+#[test]
+fn report_with_a_damaged_verdict_exits_2_naming_it() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("verdict.json"), "{\"verdict\": ").unwrap();
+    let o = run(&["report", d.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("verdict.json") && e.contains("not valid JSON"), "{e}");
     assert_eq!(e.trim().lines().count(), 1, "{e}");
 }

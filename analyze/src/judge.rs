@@ -175,7 +175,7 @@ pub(crate) fn judge_with_rows(a: &Analysis, p: &Policy, overall_row: EndpointRow
         fields: a.fields.clone(),
         numeric_drift: a.numeric_drift.clone(),
         route_overflow: a.route_overflow.clone(),
-        outputs: Outputs { pairs: a.pairs_file.clone(), diffs: a.diffs_file.clone(), ..Outputs::default() },
+        outputs: Outputs { pairs: a.pairs_file.clone(), diffs: a.diffs_file.clone(), examples: a.examples_file.clone(), ..Outputs::default() },
     }
 }
 

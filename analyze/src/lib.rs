@@ -19,6 +19,7 @@ pub mod aggregate;
 pub mod body;
 pub mod error;
 pub mod evaluate;
+pub mod examples;
 pub mod headers;
 pub mod json;
 pub mod judge;

@@ -26,6 +26,7 @@ use shadowdiff_capture::record::{PairReader, PairRecord, ReadOptions, resolve_in
 
 use crate::error::{Error, Result};
 use crate::evaluate::{Evaluated, Outcome, evaluate};
+use crate::examples::{self, Example};
 use crate::json::Difference;
 use crate::noise::{FieldReport, NoiseCounter, Verdict};
 use crate::outputs::{self, RawDiffs, RawPairs, RealCounts, Sink};
@@ -294,8 +295,11 @@ pub struct Analysis {
     pub fields: Vec<FieldRow>,
     pub numeric_drift: Vec<Drift>,
     pub route_overflow: Overflow,
+    /// A few pairs per troubled route with their bodies, for the report.
+    pub examples: Vec<Example>,
     pub pairs_file: PathBuf,
     pub diffs_file: PathBuf,
+    pub examples_file: PathBuf,
 }
 
 /// Runs both passes over `inputs`.
@@ -344,6 +348,7 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
     let mut templater = RouteTemplater::new(policy.rules.routes.clone());
     let mut overall = RouteStats::new(opts.latency_cap, opts.seed);
     let mut routes: BTreeMap<String, RouteStats> = BTreeMap::new();
+    let mut examples = examples::Collector::new();
     let reader = PairReader::from_files(files, ReadOptions { batch_size: opts.batch_size, columns: None });
     // Three stages so that reading and writing overlap the parallel evaluation: a reader thread
     // decodes batches, this thread templates routes, evaluates a batch on rayon and counts, a
@@ -390,9 +395,10 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
                     items.push((index, r, route));
                 }
                 global += n;
-                let evaluated: Vec<Evaluated> =
-                    items.into_par_iter().map(|(i, r, route)| evaluate(i, &r, route, &policy.rules)).collect();
-                for e in &evaluated {
+                let evaluated: Vec<(Evaluated, PairRecord)> =
+                    items.into_par_iter().map(|(i, r, route)| (evaluate(i, &r, route, &policy.rules), r)).collect();
+                for (e, record) in &evaluated {
+                    examples.offer(e, record);
                     overall.add(e, false);
                     let seed = opts.seed ^ xxhash_rust::xxh3::xxh3_64(e.route.as_bytes());
                     routes.entry(e.route.clone()).or_insert_with(|| RouteStats::new(opts.latency_cap, seed)).add(e, true);
@@ -547,6 +553,9 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
     let _ = std::fs::remove_file(&raw_pairs_path);
     let _ = std::fs::remove_file(&raw_diffs_path);
 
+    let field_status = status.iter().map(|(k, (s, _))| (k.clone(), *s)).collect();
+    let examples = examples.choose(&field_status, &routes);
+    examples::write(&opts.out, &examples)?;
     let mut numeric_drift: Vec<Drift> = drift.into_values().collect();
     numeric_drift.sort_by(|a, b| b.n.cmp(&a.n).then_with(|| a.route.cmp(&b.route)).then_with(|| a.field.cmp(&b.field)));
     Ok(Analysis {
@@ -556,8 +565,10 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
         fields,
         numeric_drift,
         route_overflow: templater.overflow(),
+        examples,
         pairs_file: pairs_path,
         diffs_file: diffs_path,
+        examples_file: opts.out.join(examples::EXAMPLES_FILE),
     })
 }
 

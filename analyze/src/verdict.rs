@@ -161,6 +161,7 @@ pub struct CriticalError {
 pub struct Outputs {
     pub pairs: PathBuf,
     pub diffs: PathBuf,
+    pub examples: PathBuf,
     pub verdict: PathBuf,
     pub junit: PathBuf,
     pub summary: PathBuf,

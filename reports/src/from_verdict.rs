@@ -5,21 +5,24 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use arrow_array::{Array, UInt64Array};
+use arrow_array::{Array, Float64Array, StringArray, UInt64Array};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
+use shadowdiff_analyze::examples::{EXAMPLES_FILE, Example, ExamplesFile};
 
 use crate::charts::{self, ChartOptions, EndpointDiffRate, EndpointErrorRate, LatencyCdf, NumericDrift, Png};
 use crate::html::{
-    Block, Callout, Cell, CheckRow, ChecksTable, Column, DataTable, Fact, Figure, KeyFigure, ReportPage, Row, Section,
-    SortOrder, Status, VerdictBanner,
+    Block, Callout, Cell, CheckRow, ChecksTable, Column, DataTable, ExamplePair, ExampleSide, Fact, Figure, Highlight,
+    KeyFigure, Mark, MarkedPath, ReportPage, Row, Section, SortOrder, Status, VerdictBanner,
 };
 
 /// The report file written into the output directory.
 pub const REPORT_FILE: &str = "report.html";
 /// The most pairs whose latencies are drawn (a uniform stride over `pairs.parquet`).
 pub const MAX_LATENCY_SAMPLES: usize = 20_000;
+/// The most numeric differences drawn in the drift histogram.
+pub const MAX_DRIFT_SAMPLES: usize = 50_000;
 
 /// Why a report could not be rendered from a directory.
 #[derive(Debug, thiserror::Error)]
@@ -51,8 +54,8 @@ pub fn write_report(dir: &Path) -> Result<Written, FromVerdictError> {
     let path = dir.join("verdict.json");
     let text = std::fs::read_to_string(&path).map_err(|source| FromVerdictError::Read { path: path.clone(), source })?;
     let verdict: Value = serde_json::from_str(&text).map_err(|source| FromVerdictError::Parse { path, source })?;
-    let latencies = read_latencies(&dir.join("pairs.parquet"), MAX_LATENCY_SAMPLES);
-    let (page, pngs) = build_page(&verdict, latencies.as_ref().ok(), latencies.as_ref().err().map(String::as_str))?;
+    let data = RowData::read(dir);
+    let (page, pngs) = build_page(&verdict, &data)?;
     let charts_dir = dir.join("charts");
     std::fs::create_dir_all(&charts_dir)
         .map_err(|source| crate::Error::Write { path: charts_dir.clone(), source })?;
@@ -63,6 +66,91 @@ pub fn write_report(dir: &Path) -> Result<Written, FromVerdictError> {
     let report = dir.join(REPORT_FILE);
     crate::html::write_page(&page, &report)?;
     Ok(Written { report, charts })
+}
+
+/// What the report shows beyond verdict.json: read from pairs.parquet, diffs.parquet and
+/// examples.json. A file that cannot be read leaves its part of the report out, with the reason.
+#[derive(Debug, Clone)]
+pub struct RowData {
+    pub latencies: Result<Latencies, String>,
+    /// Relative deltas of real numeric differences.
+    pub drift: Vec<f64>,
+    pub drift_error: Option<String>,
+    pub examples: Vec<Example>,
+    pub examples_error: Option<String>,
+}
+
+impl RowData {
+    /// Reads what `dir` holds.
+    pub fn read(dir: &Path) -> Self {
+        let latencies = read_latencies(&dir.join("pairs.parquet"), MAX_LATENCY_SAMPLES);
+        let (drift, drift_error) = match read_drift(&dir.join("diffs.parquet"), MAX_DRIFT_SAMPLES) {
+            Ok(d) => (d, None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
+        let (examples, examples_error) = match read_examples(&dir.join(EXAMPLES_FILE)) {
+            Ok(e) => (e, None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
+        Self { latencies, drift, drift_error, examples, examples_error }
+    }
+}
+
+/// Reads `examples.json`.
+pub fn read_examples(path: &Path) -> Result<Vec<Example>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let file: ExamplesFile = serde_json::from_str(&text).map_err(|e| format!("{} is not an examples file: {e}", path.display()))?;
+    Ok(file.examples)
+}
+
+/// Reads the relative deltas `(canary − baseline) / |baseline|` of up to `max` real numeric
+/// differences from `diffs.parquet` (a uniform stride over its rows).
+pub fn read_drift(path: &Path, max: usize) -> Result<Vec<f64>, String> {
+    let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| format!("{}: {e}", path.display()))?;
+    let schema = builder.parquet_schema();
+    let names = ["status", "baseline_number", "canary_number"];
+    let wanted: Vec<usize> = (0..schema.num_columns()).filter(|&i| names.contains(&schema.column(i).name())).collect();
+    if wanted.len() != names.len() {
+        return Err(format!("{} lacks the status and number columns", path.display()));
+    }
+    let mask = ProjectionMask::leaves(schema, wanted);
+    let reader = builder.with_projection(mask).build().map_err(|e| format!("{}: {e}", path.display()))?;
+    // Keep every `stride`-th real value; when the buffer fills, halve it and double the stride,
+    // so the values kept stay a uniform stride over all of them whatever their count.
+    let max = max.max(2);
+    let mut stride = 1usize;
+    let mut out = Vec::new();
+    let mut seen = 0usize;
+    for batch in reader {
+        let batch = batch.map_err(|e| format!("{}: {e}", path.display()))?;
+        let status = batch.column_by_name("status").and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned());
+        let num = |name: &str| batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<Float64Array>().cloned());
+        let (Some(st), Some(b), Some(c)) = (status, num("baseline_number"), num("canary_number")) else {
+            return Err(format!("{}: the status and number columns have unexpected types", path.display()));
+        };
+        for i in 0..batch.num_rows() {
+            let real = st.is_valid(i) && st.value(i) == "real" && b.is_valid(i) && c.is_valid(i) && b.value(i) != 0.0;
+            if !real {
+                continue;
+            }
+            if seen.is_multiple_of(stride) {
+                if out.len() == max {
+                    let mut k = 0;
+                    out.retain(|_| {
+                        k += 1;
+                        k % 2 == 1
+                    });
+                    stride *= 2;
+                }
+                if seen.is_multiple_of(stride) {
+                    out.push((c.value(i) - b.value(i)) / b.value(i).abs());
+                }
+            }
+            seen += 1;
+        }
+    }
+    Ok(out)
 }
 
 /// Paired latencies in milliseconds, sampled by stride.
@@ -137,11 +225,24 @@ fn num(v: Option<f64>, unit: &str) -> String {
     match (v, unit) {
         (None, _) => String::new(),
         (Some(x), "relative" | "ratio_relative") => format!("{:+.1}%", x * 100.0),
-        (Some(x), "fraction" | "rate") => format!("{:.2}%", x * 100.0),
+        (Some(x), "fraction" | "rate" | "share") => format!("{:.2}%", x * 100.0),
+        (Some(x), "count") => format!("{x:.0}"),
+        (Some(x), "ks_d") => format!("D = {x:.3}"),
         (Some(x), "ms") => format!("{x:.2} ms"),
         (Some(x), "ratio") => format!("{x:.2}×"),
         (Some(x), "") => format!("{x:.4}"),
         (Some(x), unit) => format!("{x:.4} {unit}"),
+    }
+}
+
+/// A test statistic as people write them: whole numbers whole, small and huge ones in e-notation.
+fn statistic(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{x:.0}")
+    } else if (1e-3..1e6).contains(&x.abs()) {
+        format!("{x:.4}")
+    } else {
+        format!("{x:.3e}")
     }
 }
 
@@ -169,9 +270,32 @@ fn figure(png: &Png, alt: &str, caption: &str) -> Block {
     Block::Figure(Figure { png: png.clone(), alt: alt.to_owned(), caption: caption.to_owned() })
 }
 
+/// One line an on-call engineer reads first: the verdict and the checks that decided it.
+fn headline(status: Status, checks: &[Value]) -> String {
+    let ids = |want: &str| -> Vec<String> {
+        checks.iter().filter(|c| c["status"].as_str() == Some(want)).map(|c| s(&c["id"])).collect()
+    };
+    let mut parts = Vec::new();
+    for (word, want) in [("failed", "fail"), ("inconclusive", "inconclusive"), ("warned", "warn")] {
+        let list = ids(want);
+        if !list.is_empty() {
+            let noun = if list.len() == 1 { "check" } else { "checks" };
+            parts.push(format!("{} {noun} {word}: {}", list.len(), list.join(", ")));
+        }
+    }
+    if parts.is_empty() {
+        parts.push(format!("all {} checks passed", checks.len()));
+    }
+    format!("Verdict: {} — {}", status.label(), parts.join("; "))
+}
+
 /// Maps a `verdict.json` document (and optional latency samples) onto a report page and the
 /// charts it embeds.
-pub fn build_page(v: &Value, lat: Option<&Latencies>, lat_error: Option<&str>) -> crate::Result<(ReportPage, Vec<Png>)> {
+pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<Png>)> {
+    let (lat, lat_error) = match &data.latencies {
+        Ok(l) => (Some(l), None),
+        Err(e) => (None, Some(e.as_str())),
+    };
     let opts = ChartOptions::default();
     let mut pngs = Vec::new();
     let overall = &v["overall"];
@@ -212,7 +336,7 @@ pub fn build_page(v: &Value, lat: Option<&Latencies>, lat_error: Option<&str>) -
                 statistic: if c["statistic"].is_null() {
                     String::new()
                 } else {
-                    format!("{} = {:.4e}", s(&c["statistic"]["name"]), f(&c["statistic"]["value"]).unwrap_or(f64::NAN))
+                    format!("{} = {}", s(&c["statistic"]["name"]), statistic(f(&c["statistic"]["value"]).unwrap_or(f64::NAN)))
                 },
                 p_value: p_value(&c["p_value"]),
                 samples: u(&c["n"]),
@@ -229,7 +353,7 @@ pub fn build_page(v: &Value, lat: Option<&Latencies>, lat_error: Option<&str>) -
     let pairs = u(&overall["pairs"]);
     let banner = VerdictBanner {
         status,
-        headline: format!("Verdict: {} — {}", status.label(), s(&v["reason"])),
+        headline: headline(status, checks),
         reasons,
         figures: vec![
             KeyFigure { label: "pairs analysed".into(), value: pairs.to_string(), ..KeyFigure::default() },
@@ -309,6 +433,24 @@ pub fn build_page(v: &Value, lat: Option<&Latencies>, lat_error: Option<&str>) -
         KeyFigure { label: "canary skipped".into(), value: u(&overall["canary_skipped"]).to_string(), ..KeyFigure::default() },
     ])];
     if let Some(counters) = inputs["counters"].as_object() {
+        let get = |k: &str| counters.get(k).map_or(0, u);
+        let (seen, dropped, skipped) = (get("seen"), get("dropped"), get("skipped"));
+        if dropped > 0 {
+            blocks.push(Block::Callout(Callout {
+                status: Status::Warn,
+                text: format!(
+                    "{dropped} of {seen} requests were served but not recorded (the writer's queue was full or the agent stopped); the figures describe the pairs that were recorded."
+                ),
+            }));
+        }
+        if skipped > 0 {
+            blocks.push(Block::Callout(Callout {
+                status: if ratio(skipped, seen) > 0.01 { Status::Warn } else { Status::Pass },
+                text: format!(
+                    "{skipped} of {seen} requests were not mirrored to the canary (sampling, filters, methods, the body cap or the mirror bound); see the skipped.* counters."
+                ),
+            }));
+        }
         let rows = counters.iter().map(|(k, c)| Row::new([Cell::code(k.clone()), s(c).into()])).collect();
         blocks.push(Block::Table(DataTable {
             caption: "Writer counters".into(),
@@ -351,33 +493,52 @@ pub fn build_page(v: &Value, lat: Option<&Latencies>, lat_error: Option<&str>) -
             lat_error.unwrap_or("pairs.parquet could not be read")
         ))),
     }
+    // One row per scope; each quantile cell holds the relative delta and its interval, and the
+    // row is coloured by the worst latency status the checks gave that scope.
+    let quantile_names: Vec<String> = arr(&v["latency"])
+        .first()
+        .map(|l| arr(&l["quantiles"]).iter().map(|q| format!("p{}", f(&q["q"]).unwrap_or(0.0) * 100.0)).collect())
+        .unwrap_or_default();
+    let latency_status = |route: &str| -> Option<Status> {
+        checks
+            .iter()
+            .filter(|c| s(&c["id"]).starts_with("latency"))
+            .flat_map(|c| arr(&c["endpoints"]))
+            .filter(|e| e["route"].as_str() == Some(route))
+            .map(|e| status_of(&e["status"]))
+            .filter(|s| *s != Status::Pass)
+            .max()
+    };
     let mut qrows = Vec::new();
     for l in arr(&v["latency"]) {
+        let route = s(&l["route"]);
+        let mut cells: Vec<Cell> = vec![Cell::code(route.clone()), u(&l["n"]).to_string().into()];
         for q in arr(&l["quantiles"]) {
-            qrows.push(Row::new([
-                Cell::code(s(&l["route"])),
-                format!("p{}", f(&q["q"]).unwrap_or(0.0) * 100.0).into(),
-                num(f(&q["baseline"]), "ms").into(),
-                num(f(&q["canary"]), "ms").into(),
-                num(f(&q["relative"]), "relative").into(),
-                format!("{} … {}", num(f(&q["relative_low"]), "relative"), num(f(&q["relative_high"]), "relative")).into(),
-                u(&q["n"]).to_string().into(),
-            ]));
+            cells.push(
+                format!(
+                    "{} → {} ({}; {} … {})",
+                    num(f(&q["baseline"]), "ms"),
+                    num(f(&q["canary"]), "ms"),
+                    num(f(&q["relative"]), "relative"),
+                    num(f(&q["relative_low"]), "relative"),
+                    num(f(&q["relative_high"]), "relative")
+                )
+                .into(),
+            );
         }
+        let row = Row::new(cells);
+        qrows.push(match latency_status(&route) {
+            Some(st) => row.with_status(st),
+            None => row,
+        });
     }
+    let mut columns = vec![Column::text("scope"), Column::number("n")];
+    columns.extend(quantile_names.iter().map(|q| Column::number(q.clone())));
     blocks.push(Block::Table(DataTable {
-        caption: "Latency quantiles".into(),
-        columns: vec![
-            Column::text("scope"),
-            Column::text("quantile"),
-            Column::number("baseline"),
-            Column::number("canary"),
-            Column::number("delta"),
-            Column::number("CI"),
-            Column::number("n"),
-        ],
+        caption: "Latency quantiles: baseline → canary (delta; confidence interval)".into(),
+        columns,
         rows: qrows,
-        note: String::new(),
+        note: "Intervals are seeded bootstrap intervals of the paired quantile delta.".into(),
     }));
     sections.push(Section { id: "latency".into(), title: "Latency".into(), intro: String::new(), blocks });
 
@@ -516,7 +677,8 @@ pub fn build_page(v: &Value, lat: Option<&Latencies>, lat_error: Option<&str>) -
                 Cell::code(s(&fr["route"])),
                 Cell::code(s(&fr["field"])),
                 u(&c["raw"]).to_string().into(),
-                pct(f(&fr["absolute"]).unwrap_or(0.0)).into(),
+                // Diffy's absolute figure is already a percentage of the pairs.
+                format!("{:.2}%", f(&fr["absolute"]).unwrap_or(0.0)).into(),
                 pct(ratio(u(&c["noise"]), total)).into(),
                 s(&fr["verdict"]["verdict"]).into(),
                 s(&fr["verdict"]["reason"]).into(),
@@ -546,15 +708,20 @@ pub fn build_page(v: &Value, lat: Option<&Latencies>, lat_error: Option<&str>) -
     // Numeric drift.
     let drifts = arr(&v["numeric_drift"]);
     let mut blocks = Vec::new();
-    let rel: Vec<f64> = drifts.iter().flat_map(|d| arr(&d["outliers"])).filter_map(|o| f(&o["relative"])).collect();
-    let mut all: Vec<f64> = rel;
-    for d in drifts {
-        if let Some(m) = f(&d["mean"]) {
-            all.push(m);
-        }
-    }
-    let drift_png = charts::numeric_drift(&NumericDrift { field: "numeric fields (means and outliers)", relative_deltas: &all, tolerance: 0.0 }, &opts)?;
-    blocks.push(figure(&drift_png, "Relative drift of numeric fields", "Per-field mean drift and the largest outliers."));
+    let drift_fields = drifts.len();
+    let drift_label = match drift_fields {
+        1 => s(&drifts[0]["field"]),
+        n => format!("{n} numeric fields"),
+    };
+    let drift_png = charts::numeric_drift(
+        &NumericDrift { field: &drift_label, relative_deltas: &data.drift, tolerance: 0.0 },
+        &opts,
+    )?;
+    let drift_caption = match &data.drift_error {
+        Some(e) => format!("The values could not be read: {e}."),
+        None => "Every real numeric difference in diffs.parquet (or a uniform sample of them).".to_owned(),
+    };
+    blocks.push(figure(&drift_png, "Relative drift of numeric fields, canary against baseline", &drift_caption));
     pngs.push(drift_png);
     blocks.push(Block::Table(DataTable {
         caption: String::new(),
@@ -576,14 +743,7 @@ pub fn build_page(v: &Value, lat: Option<&Latencies>, lat_error: Option<&str>) -
     }));
     sections.push(Section { id: "drift".into(), title: "Numeric drift".into(), intro: String::new(), blocks });
 
-    sections.push(Section {
-        id: "examples".into(),
-        title: "Examples".into(),
-        intro: String::new(),
-        blocks: vec![Block::Paragraph(
-            "No example pairs: analyze's pairs.parquet and diffs.parquet do not keep response bodies; look pairs up by id in the input pair files.".into(),
-        )],
-    });
+    sections.push(examples_section(v, &data.examples, data.examples_error.as_deref()));
 
     let page = ReportPage {
         title: "shadowdiff canary report".into(),
@@ -600,4 +760,109 @@ pub fn build_page(v: &Value, lat: Option<&Latencies>, lat_error: Option<&str>) -
         footer: "Re-render with `shadowdiff report DIR`.".into(),
     };
     Ok((page, pngs))
+}
+
+/// Routes whose examples the report shows; `examples.json` keeps the rest.
+pub const MAX_EXAMPLE_ROUTES: usize = 10;
+
+/// Example pairs, side by side: the endpoints that failed or warned a check first.
+fn examples_section(v: &Value, examples: &[Example], error: Option<&str>) -> Section {
+    let mut blocks = Vec::new();
+    if let Some(e) = error {
+        blocks.push(Block::Paragraph(format!("No example pairs: {e}.")));
+    } else if examples.is_empty() {
+        blocks.push(Block::Paragraph("No pair had a real difference, a status mismatch or a canary error.".into()));
+    }
+    let route_status = |route: &str| -> Status {
+        arr(&v["checks"])
+            .iter()
+            .flat_map(|c| arr(&c["endpoints"]))
+            .filter(|e| e["route"].as_str() == Some(route))
+            .map(|e| status_of(&e["status"]))
+            .max()
+            .unwrap_or(Status::Pass)
+    };
+    let mut routes: Vec<&str> = Vec::new();
+    for e in examples {
+        if !routes.contains(&e.route.as_str()) {
+            routes.push(&e.route);
+        }
+    }
+    // Stable: within a status, analyze's order (most trouble first) is kept.
+    routes.sort_by_key(|r| std::cmp::Reverse(route_status(r)));
+    let left_out = routes.len().saturating_sub(MAX_EXAMPLE_ROUTES);
+    for route in routes.into_iter().take(MAX_EXAMPLE_ROUTES) {
+        for e in examples.iter().filter(|e| e.route == route) {
+            blocks.push(Block::Example(Box::new(example_pair(e))));
+        }
+    }
+    if left_out > 0 {
+        blocks.push(Block::Paragraph(format!(
+            "Examples of {left_out} more endpoints are in examples.json beside this report."
+        )));
+    }
+    Section {
+        id: "examples".into(),
+        title: "Example pairs".into(),
+        intro: "A few pairs per endpoint, baseline on the left and canary on the right, chosen to show every kind of failure and the real differences; noise and explained differences are marked ≈.".into(),
+        blocks,
+    }
+}
+
+fn example_side(side: &shadowdiff_analyze::examples::ExampleSide) -> ExampleSide {
+    let status = match (side.status, &side.error) {
+        (Some(s), None) => s.to_string(),
+        (Some(s), Some(e)) => format!("{s} ({e})"),
+        (None, Some(e)) => format!("no response ({e})"),
+        (None, None) => "no response".to_owned(),
+    };
+    ExampleSide {
+        status,
+        content_type: side.content_type.clone().unwrap_or_default(),
+        body: side.body_bytes(),
+        truncated: side.truncated,
+    }
+}
+
+fn example_pair(e: &Example) -> ExamplePair {
+    let mark = |status: &str, severity: &str| match (status, severity) {
+        ("real", "breaking") => Mark::Breaking,
+        ("real", "additive") => Mark::Additive,
+        ("real", _) => Mark::Changed,
+        _ => Mark::Noise,
+    };
+    let json_paths: Vec<MarkedPath> = e
+        .differences
+        .iter()
+        .filter(|d| d.location == "body" && d.field != shadowdiff_analyze::evaluate::BODY_FIELD)
+        .map(|d| MarkedPath::new(d.path.clone(), mark(&d.status, &d.severity)))
+        .collect();
+    let json = |side: &shadowdiff_analyze::examples::ExampleSide| side.content_type.as_deref().is_some_and(|t| t.contains("json"));
+    let highlight = if e.outcome == "different" && !json_paths.is_empty() {
+        Highlight::JsonPaths(json_paths)
+    } else if e.outcome != "different" && json(&e.baseline) && json(&e.canary) {
+        // Different statuses: the whole document differs; pretty-printed JSON reads best.
+        Highlight::JsonPaths(vec![MarkedPath::new("", Mark::Breaking)])
+    } else {
+        Highlight::Text
+    };
+    let headers: Vec<String> = e
+        .differences
+        .iter()
+        .filter(|d| d.location == "header")
+        .map(|d| format!("{} ({})", d.path.trim_start_matches("header:"), if d.status == "real" { d.kind.as_str() } else { d.status.as_str() }))
+        .collect();
+    let mut note = format!("{} · {}", e.route, e.why);
+    if !headers.is_empty() {
+        note.push_str(&format!(" · headers: {}", headers.join(", ")));
+    }
+    let query = e.query.as_deref().map(|q| format!("?{q}")).unwrap_or_default();
+    ExamplePair {
+        title: format!("{} {}{query}", e.method, e.path),
+        pair_id: e.pair_id.clone(),
+        note,
+        baseline: example_side(&e.baseline),
+        canary: example_side(&e.canary),
+        highlight,
+    }
 }

@@ -173,3 +173,78 @@ fn console_check_catches_a_blocked_script() {
     assert!(!console_problems(&stderr).is_empty(), "a blocked inline script went unnoticed:\n{stderr}");
     assert!(!stderr.contains("\"ran\""), "the inline script ran despite the CSP");
 }
+
+/// The whole path a hostile canary takes: its bodies recorded in real pair files, analyzed,
+/// chosen as examples, rendered by `write_report` and loaded by Chromium. Every payload is text.
+#[test]
+fn hostile_canary_bodies_analyzed_from_pair_files_stay_inert() {
+    use crate::support::{IMG, JS_URL, SCRIPT, TEXTAREA};
+    use shadowdiff_capture::record::{Header, PairRecord, PairWriter, SideRecord, WriterConfig};
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    let mut writer = PairWriter::new(WriterConfig::new(&input, "hostile")).unwrap();
+    let payloads = [SCRIPT, IMG, TEXTAREA, JS_URL];
+    for i in 0..200u32 {
+        // One route per payload, so every payload is among the examples.
+        let k = i as usize % payloads.len();
+        let payload = payloads[k];
+        let side = |status: u16, ct: &str, body: String| SideRecord {
+            status: Some(status),
+            headers: vec![Header::new("content-type", ct.to_owned())],
+            body: Some(body.into()),
+            latency_us: Some(2000 + u64::from(i % 7) * 100),
+            ..SideRecord::absent()
+        };
+        let mut r = PairRecord::new("hostile", chrono::Utc::now(), "GET", format!("/p{k}/{i}"), None);
+        r.baseline = side(200, "application/json", format!(r#"{{"id":{i},"name":"ok","link":"https://example.invalid/"}}"#));
+        r.canary = match i % 3 {
+            // JSON with the payload in a value.
+            0 => side(200, "application/json", serde_json::json!({"id": i, "name": payload, "link": JS_URL}).to_string()),
+            // An HTML error page in place of JSON.
+            1 => side(500, "text/html", format!("<html><body>{payload}<a href=\"{JS_URL}\">retry</a></body></html>")),
+            _ => side(200, "application/json", format!(r#"{{"id":{i},"name":"ok","link":"https://example.invalid/"}}"#)),
+        };
+        writer.write(r).unwrap();
+    }
+    writer.close().unwrap();
+    let out = dir.path().join("out");
+    let policy = shadowdiff_analyze::Policy::default();
+    let analysis = shadowdiff_analyze::pipeline::run(
+        &[input.to_str().unwrap()],
+        &policy,
+        &shadowdiff_analyze::pipeline::Options::new(&out),
+        &shadowdiff_analyze::pipeline::Quiet,
+    )
+    .unwrap();
+    assert!(!analysis.examples.is_empty(), "the hostile pairs were chosen as examples");
+    let mut verdict = shadowdiff_analyze::judge::judge(&analysis, &policy).unwrap();
+    verdict.write(&out).unwrap();
+    let written = shadowdiff_reports::from_verdict::write_report(&out).unwrap();
+
+    let html = std::fs::read_to_string(&written.report).unwrap();
+    assert!(html.contains("Example pairs"));
+    let output = run_chromium(&written.report, &["--dump-dom".into()]);
+    let dom = String::from_utf8(output.stdout).expect("the DOM is UTF-8");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(console_problems(&stderr), Vec::<&str>::new(), "console errors while loading the report");
+    assert!(dom.contains("Verdict: FAIL"), "the verdict is missing");
+    assert!(dom.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "the script payload is not shown as text");
+    assert!(dom.contains("&lt;/textarea&gt;"), "the textarea payload is not shown as text");
+    assert!(dom.contains("onerror=alert(1)"), "the img payload is not shown");
+    let lower = dom.to_ascii_lowercase();
+    assert!(!lower.contains("<script"));
+    assert!(!lower.contains("<textarea"));
+    assert!(!lower.contains("<b>"));
+    for (name, attrs) in tags(&dom) {
+        for (attr, value) in attrs {
+            assert!(!attr.starts_with("on"), "<{name} {attr}> in the live DOM");
+            if attr == "src" {
+                assert!(value.starts_with("data:image/png;base64,"), "<{name} src={value}>");
+            }
+            if attr == "href" {
+                assert!(value.starts_with('#'), "<{name} href={value}>");
+            }
+        }
+    }
+}

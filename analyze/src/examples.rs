@@ -1,0 +1,454 @@
+//! Example pairs for the report: a few pairs per endpoint that show *what* differed, with both
+//! responses as captured. `pairs.parquet` and `diffs.parquet` keep no bodies, so candidates are
+//! kept while pass 1 streams the input, and chosen once the noise verdicts say which
+//! differences are real. Memory stays bounded: at most [`PER_KEY`] candidates per (route, field)
+//! or (route, outcome), bodies cut at [`BODY_CAP`], and [`BUDGET`] bytes in all.
+//!
+//! The chosen examples are written to `examples.json` ([`EXAMPLES_FILE`]) beside the verdict,
+//! so `shadowdiff report DIR` can show them again without the input files.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use shadowdiff_capture::record::{PairRecord, SideRecord};
+
+use crate::error::{Error, Result};
+use crate::evaluate::{Evaluated, Outcome};
+use crate::pipeline::RouteStats;
+
+/// The file the chosen examples are written to.
+pub const EXAMPLES_FILE: &str = "examples.json";
+/// Bumped when a field of `examples.json` changes meaning or goes away.
+pub const SCHEMA_VERSION: u32 = 1;
+/// Candidates kept per (route, field) and per (route, outcome).
+pub const PER_KEY: usize = 2;
+/// Examples chosen per route.
+pub const PER_ROUTE: usize = 3;
+/// Routes that get examples, those with the most trouble first.
+pub const MAX_ROUTES: usize = 40;
+/// Bytes of each body kept.
+pub const BODY_CAP: usize = 64 * 1024;
+/// Bytes of bodies kept as candidates in all; past it, no new candidates are taken.
+pub const BUDGET: usize = 64 * 1024 * 1024;
+/// Differences kept per example.
+pub const MAX_DIFFS: usize = 200;
+
+/// `examples.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExamplesFile {
+    pub schema_version: u32,
+    pub examples: Vec<Example>,
+}
+
+/// One pair, shown because of what differed in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Example {
+    pub route: String,
+    pub pair_id: String,
+    /// Position in the input, as in `pairs.parquet`.
+    pub pair_index: u64,
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    /// The pair's outcome as in `pairs.parquet` (`different`, `status_mismatch`, `canary_error` …).
+    pub outcome: String,
+    /// One line: why this pair is shown.
+    pub why: String,
+    pub baseline: ExampleSide,
+    pub canary: ExampleSide,
+    /// Differences between baseline and canary with their final status.
+    pub differences: Vec<ExampleDifference>,
+}
+
+/// One side's response as captured.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExampleSide {
+    pub status: Option<u16>,
+    /// Transport error kind (`timeout`, `reset` …).
+    pub error: Option<String>,
+    pub content_type: Option<String>,
+    pub latency_ms: Option<f64>,
+    /// The body when it is UTF-8 text.
+    pub body: Option<String>,
+    /// The body in base64 when it is not UTF-8.
+    pub body_base64: Option<String>,
+    /// Cut by the capture agent's cap or by [`BODY_CAP`].
+    pub truncated: bool,
+}
+
+impl ExampleSide {
+    fn of(side: &SideRecord) -> (Self, usize) {
+        let raw = side.body.as_deref().unwrap_or_default();
+        let kept = &raw[..raw.len().min(BODY_CAP)];
+        let (body, body_base64) = match std::str::from_utf8(kept) {
+            Ok(text) => (Some(text.to_owned()), None),
+            // A cut in the middle of a character is still text.
+            Err(e) if kept.len() < raw.len() && e.error_len().is_none() => {
+                (Some(String::from_utf8_lossy(&kept[..e.valid_up_to()]).into_owned()), None)
+            }
+            Err(_) => (None, Some(base64::engine::general_purpose::STANDARD.encode(kept))),
+        };
+        let side_out = Self {
+            status: side.status,
+            error: side.error.clone(),
+            content_type: side.header("content-type").map(|h| h.value_lossy().into_owned()),
+            latency_ms: side.latency_us.map(|us| us as f64 / 1000.0),
+            body: side.body.as_ref().and(body),
+            body_base64: side.body.as_ref().and(body_base64),
+            truncated: side.body_truncated || kept.len() < raw.len(),
+        };
+        (side_out, kept.len())
+    }
+
+    /// The body bytes (decoded from base64 when needed).
+    pub fn body_bytes(&self) -> Vec<u8> {
+        match (&self.body, &self.body_base64) {
+            (Some(t), _) => t.as_bytes().to_vec(),
+            (None, Some(b)) => base64::engine::general_purpose::STANDARD.decode(b).unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A difference as shown beside an example.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExampleDifference {
+    /// `body` or `header`.
+    pub location: String,
+    /// RFC 6901 pointer, or `header:NAME`.
+    pub path: String,
+    pub field: String,
+    pub kind: String,
+    pub severity: String,
+    /// `real`, `noise`, `suspected_noise` or `explained`.
+    pub status: String,
+}
+
+/// A kept candidate and the keys it stands for.
+#[derive(Debug)]
+struct Candidate {
+    example: Example,
+    /// Explained differences, which are never real whatever their field's verdict.
+    explained: Vec<bool>,
+}
+
+/// Keeps candidate examples while pass 1 streams the input.
+#[derive(Debug, Default)]
+pub struct Collector {
+    used: usize,
+    kept: BTreeMap<u64, Candidate>,
+    per_key: BTreeMap<(String, String), usize>,
+}
+
+impl Collector {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Offers a pair; it is kept when one of its keys still wants candidates and the budget allows.
+    pub fn offer(&mut self, e: &Evaluated, record: &PairRecord) {
+        let keys: Vec<String> = match e.outcome {
+            Outcome::Compared if !e.raw.is_empty() => {
+                e.raw.iter().map(|f| f.diff.field.clone()).collect::<BTreeSet<_>>().into_iter().collect()
+            }
+            Outcome::StatusMismatch => vec![format!("#status {:?}→{:?}", e.baseline.status.map(|s| s / 100), e.canary.status.map(|s| s / 100))],
+            Outcome::CanaryError => vec![format!("#canary_error {}", e.canary.transport_error.as_deref().unwrap_or_default())],
+            _ => return,
+        };
+        let wanted: Vec<&String> =
+            keys.iter().filter(|k| self.per_key.get(&(e.route.clone(), (*k).clone())).copied().unwrap_or(0) < PER_KEY).collect();
+        if wanted.is_empty() || self.used >= BUDGET {
+            return;
+        }
+        for k in wanted {
+            *self.per_key.entry((e.route.clone(), k.clone())).or_default() += 1;
+        }
+        let (baseline, b_len) = ExampleSide::of(&record.baseline);
+        let (canary, c_len) = ExampleSide::of(&record.canary);
+        self.used += b_len + c_len;
+        let differences: Vec<ExampleDifference> = e
+            .raw
+            .iter()
+            .take(MAX_DIFFS)
+            .map(|f| ExampleDifference {
+                location: f.location.as_str().to_owned(),
+                path: f.diff.path.clone(),
+                field: f.diff.field.clone(),
+                kind: f.diff.kind.as_str().to_owned(),
+                severity: f.diff.severity.as_str().to_owned(),
+                status: String::new(),
+            })
+            .collect();
+        let explained = e.raw.iter().take(MAX_DIFFS).map(|f| f.diff.explained.is_some()).collect();
+        let outcome = match e.outcome {
+            Outcome::Compared => "different",
+            other => other.as_str(),
+        };
+        self.kept.insert(
+            e.index,
+            Candidate {
+                explained,
+                example: Example {
+                    route: e.route.clone(),
+                    pair_id: e.pair_id.clone(),
+                    pair_index: e.index,
+                    method: e.method.clone(),
+                    path: e.path.clone(),
+                    query: record.query.clone(),
+                    outcome: outcome.to_owned(),
+                    why: String::new(),
+                    baseline,
+                    canary,
+                    differences,
+                },
+            },
+        );
+    }
+
+    /// Chooses up to [`PER_ROUTE`] examples for each of the [`MAX_ROUTES`] most troubled routes,
+    /// given each (route, field)'s final status (`real`, `noise` …). Status mismatches and canary
+    /// errors come first, then pairs covering the most real fields not yet shown, breaking first.
+    pub fn choose(self, status: &BTreeMap<(String, String), &'static str>, routes: &BTreeMap<String, RouteStats>) -> Vec<Example> {
+        let mut by_route: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
+        for (_, mut c) in self.kept {
+            for (d, explained) in c.example.differences.iter_mut().zip(&c.explained) {
+                d.status = if *explained {
+                    "explained".to_owned()
+                } else {
+                    status.get(&(c.example.route.clone(), d.field.clone())).copied().unwrap_or("real").to_owned()
+                };
+            }
+            by_route.entry(c.example.route.clone()).or_default().push(c);
+        }
+        let trouble = |route: &str| {
+            routes.get(route).map_or(0, |s| s.real_pairs + s.status_mismatch.values().sum::<u64>() + s.errors.canary_only)
+        };
+        let mut ranked: Vec<(String, Vec<Candidate>)> = by_route.into_iter().collect();
+        ranked.sort_by_key(|(route, _)| std::cmp::Reverse(trouble(route)));
+        let mut out = Vec::new();
+        for (_, candidates) in ranked.into_iter().take(MAX_ROUTES) {
+            out.extend(choose_for_route(candidates));
+        }
+        out
+    }
+}
+
+fn choose_for_route(candidates: Vec<Candidate>) -> Vec<Example> {
+    // Where the canary did worse (a transport error, or a 5xx where the baseline did not fail)
+    // comes first, then real differences, then the other status mismatches if room is left.
+    let canary_worse = |e: &Example| {
+        e.outcome == "canary_error" || (e.canary.status.is_some_and(|s| s >= 500) && e.baseline.status.is_some_and(|s| s < 500))
+    };
+    let (mut worse, mut other, mut differing) = (Vec::new(), Vec::new(), Vec::new());
+    for c in candidates {
+        if c.example.outcome == "different" {
+            if c.example.differences.iter().any(|d| d.status == "real") {
+                differing.push(c);
+            }
+        } else if canary_worse(&c.example) {
+            worse.push(c);
+        } else {
+            other.push(c);
+        }
+    }
+    let mut chosen: Vec<Example> = Vec::new();
+    let mut seen_kinds = BTreeSet::new();
+    let mut take_failures = |list: Vec<Candidate>, chosen: &mut Vec<Example>, limit: usize| {
+        for mut c in list {
+            if chosen.len() >= limit {
+                break;
+            }
+            // One of each kind: the same status change or error twice shows nothing new.
+            if seen_kinds.insert((c.example.baseline.status, c.example.canary.status, c.example.canary.error.clone())) {
+                c.example.why = failure_why(&c.example);
+                chosen.push(c.example);
+            }
+        }
+    };
+    // Leave room for a real difference when there is one.
+    let limit = if differing.is_empty() { PER_ROUTE } else { PER_ROUTE - 1 };
+    take_failures(worse, &mut chosen, limit);
+    let mut covered: BTreeSet<String> = BTreeSet::new();
+    while chosen.len() < PER_ROUTE && !differing.is_empty() {
+        let score = |c: &Candidate| {
+            let real: BTreeSet<&String> =
+                c.example.differences.iter().filter(|d| d.status == "real").map(|d| &d.field).collect();
+            let new = real.iter().filter(|f| !covered.contains(**f)).count();
+            let breaking = c.example.differences.iter().any(|d| d.status == "real" && d.severity == "breaking");
+            (new, breaking, std::cmp::Reverse(c.example.pair_index))
+        };
+        let Some(best) = (0..differing.len()).max_by_key(|&i| score(&differing[i])) else { break };
+        // A pair that shows no field not shown yet is not worth the space.
+        if score(&differing[best]).0 == 0 {
+            break;
+        }
+        let mut c = differing.swap_remove(best);
+        let real: Vec<String> = c
+            .example
+            .differences
+            .iter()
+            .filter(|d| d.status == "real")
+            .map(|d| d.field.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        covered.extend(real.iter().cloned());
+        c.example.why = difference_why(&real);
+        chosen.push(c.example);
+    }
+    if chosen.is_empty() {
+        take_failures(other, &mut chosen, PER_ROUTE);
+    }
+    chosen
+}
+
+fn failure_why(e: &Example) -> String {
+    match (&e.canary.error, e.baseline.status, e.canary.status) {
+        (Some(kind), Some(b), _) => format!("the canary failed ({kind}) where the baseline answered {b}"),
+        (Some(kind), None, _) => format!("the canary failed ({kind})"),
+        (None, Some(b), Some(c)) => format!("status {b} → {c}"),
+        _ => "the sides answered differently".to_owned(),
+    }
+}
+
+fn difference_why(fields: &[String]) -> String {
+    const SHOWN: usize = 4;
+    let mut names: Vec<String> = fields.iter().take(SHOWN).cloned().collect();
+    if fields.len() > SHOWN {
+        names.push(format!("{} more", fields.len() - SHOWN));
+    }
+    format!("real {} at {}", if fields.len() == 1 { "difference" } else { "differences" }, names.join(", "))
+}
+
+/// Writes `examples.json` into `dir`.
+pub fn write(dir: &Path, examples: &[Example]) -> Result<()> {
+    let path = dir.join(EXAMPLES_FILE);
+    let file = ExamplesFile { schema_version: SCHEMA_VERSION, examples: examples.to_vec() };
+    let json = serde_json::to_string(&file).map_err(|e| Error::Internal { message: format!("serializing examples: {e}") })?;
+    std::fs::write(&path, json + "\n").map_err(|source| Error::Output { path, source: source.into() })
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use chrono::Utc;
+    use shadowdiff_capture::record::{Header, PairRecord, SideRecord};
+
+    use super::*;
+    use crate::evaluate::evaluate;
+    use crate::rules::Rules;
+
+    fn side(status: u16, body: &[u8]) -> SideRecord {
+        SideRecord {
+            status: Some(status),
+            headers: vec![Header::new("content-type", "application/json")],
+            body: Some(Bytes::copy_from_slice(body)),
+            latency_us: Some(1500),
+            ..SideRecord::absent()
+        }
+    }
+
+    fn pair(path: &str, baseline: SideRecord, canary: SideRecord) -> PairRecord {
+        let mut r = PairRecord::new("test", Utc::now(), "GET", path, Some("x=1".into()));
+        r.baseline = baseline;
+        r.canary = canary;
+        r
+    }
+
+    fn offer_all(records: &[PairRecord], route: &str) -> Collector {
+        let rules = Rules::default();
+        let mut c = Collector::new();
+        for (i, r) in records.iter().enumerate() {
+            c.offer(&evaluate(i as u64, r, route.to_owned(), &rules), r);
+        }
+        c
+    }
+
+    fn statuses(pairs: &[(&str, &str, &'static str)]) -> BTreeMap<(String, String), &'static str> {
+        pairs.iter().map(|(r, f, s)| ((r.to_string(), f.to_string()), *s)).collect()
+    }
+
+    #[test]
+    fn keeps_at_most_per_key_candidates_per_route_and_field() {
+        let records: Vec<PairRecord> =
+            (0..10).map(|i| pair(&format!("/u/{i}"), side(200, br#"{"a":1}"#), side(200, br#"{"a":2}"#))).collect();
+        let c = offer_all(&records, "/u/{id}");
+        assert_eq!(c.kept.len(), PER_KEY);
+        assert_eq!(c.kept.keys().copied().collect::<Vec<_>>(), vec![0, 1], "the first pairs are kept");
+    }
+
+    #[test]
+    fn canary_failures_come_first_then_real_differences_and_noise_only_pairs_are_not_shown() {
+        let records = vec![
+            // Differs only in a noise field.
+            pair("/u/1", side(200, br#"{"a":1,"ts":1}"#), side(200, br#"{"a":1,"ts":2}"#)),
+            // A real difference.
+            pair("/u/2", side(200, br#"{"a":1,"ts":1}"#), side(200, br#"{"a":5,"ts":2}"#)),
+            // The baseline failed, the canary did not: shown only when nothing else is.
+            pair("/u/3", side(500, br#"{"error":1}"#), side(200, br#"{"a":1}"#)),
+            // The canary failed.
+            pair("/u/4", side(200, br#"{"a":1}"#), side(503, br#"{"error":"busy"}"#)),
+        ];
+        let c = offer_all(&records, "/u/{id}");
+        let chosen = c.choose(&statuses(&[("/u/{id}", "/ts", "noise"), ("/u/{id}", "/a", "real")]), &BTreeMap::new());
+        let ids: Vec<u64> = chosen.iter().map(|e| e.pair_index).collect();
+        assert_eq!(ids, vec![3, 1], "{chosen:#?}");
+        assert_eq!(chosen[0].why, "status 200 → 503");
+        assert_eq!(chosen[1].why, "real difference at /a");
+        let statuses: Vec<(&str, &str)> = chosen[1].differences.iter().map(|d| (d.path.as_str(), d.status.as_str())).collect();
+        assert_eq!(statuses, vec![("/a", "real"), ("/ts", "noise")]);
+        assert_eq!(chosen[1].query.as_deref(), Some("x=1"));
+        assert_eq!(chosen[1].baseline.latency_ms, Some(1.5));
+
+        // With only the baseline's failure to show, it is shown.
+        let c = offer_all(&records[2..3], "/u/{id}");
+        let chosen = c.choose(&BTreeMap::new(), &BTreeMap::new());
+        assert_eq!(chosen.len(), 1);
+        assert_eq!(chosen[0].why, "status 500 → 200");
+    }
+
+    #[test]
+    fn later_examples_must_show_a_field_not_shown_yet() {
+        let records = vec![
+            pair("/u/1", side(200, br#"{"a":1,"b":1}"#), side(200, br#"{"a":2,"b":1}"#)),
+            pair("/u/2", side(200, br#"{"a":1,"b":1}"#), side(200, br#"{"a":3,"b":1}"#)),
+            pair("/u/3", side(200, br#"{"a":1,"b":1}"#), side(200, br#"{"a":1,"b":7}"#)),
+        ];
+        let c = offer_all(&records, "/u/{id}");
+        let chosen = c.choose(&statuses(&[("/u/{id}", "/a", "real"), ("/u/{id}", "/b", "real")]), &BTreeMap::new());
+        let ids: Vec<u64> = chosen.iter().map(|e| e.pair_index).collect();
+        assert_eq!(ids, vec![0, 2], "the second /a pair shows nothing new");
+    }
+
+    #[test]
+    fn bodies_keep_their_bytes_through_json_and_long_ones_are_cut() {
+        let binary = vec![0xff, 0x00, 0xfe, b'{'];
+        let long = format!("{{\"a\":\"{}é\"}}", "x".repeat(BODY_CAP - 7));
+        let records = vec![pair("/b/1", side(200, &binary), side(200, long.as_bytes()))];
+        let c = offer_all(&records, "/b/{id}");
+        let chosen = c.choose(&BTreeMap::new(), &BTreeMap::new());
+        assert_eq!(chosen.len(), 1);
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &chosen).unwrap();
+        let back: ExamplesFile = serde_json::from_str(&std::fs::read_to_string(dir.path().join(EXAMPLES_FILE)).unwrap()).unwrap();
+        let e = &back.examples[0];
+        assert_eq!(e.baseline.body_bytes(), binary);
+        assert!(e.baseline.body.is_none() && e.baseline.body_base64.is_some());
+        assert!(!e.baseline.truncated);
+        assert!(e.canary.truncated, "cut at BODY_CAP");
+        // Cut before the two-byte character that straddles the cap, so it stays text.
+        assert_eq!(e.canary.body.as_deref().map(str::len), Some(BODY_CAP - 1));
+    }
+
+    #[test]
+    fn no_candidates_are_taken_past_the_budget() {
+        let big = format!("{{\"a\":\"{}\"}}", "y".repeat(BODY_CAP));
+        let mut c = Collector::new();
+        c.used = BUDGET;
+        let r = pair("/u/1", side(200, big.as_bytes()), side(200, br#"{"a":2}"#));
+        c.offer(&evaluate(0, &r, "/u/{id}".into(), &Rules::default()), &r);
+        assert!(c.kept.is_empty());
+    }
+}
