@@ -435,6 +435,7 @@ pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<P
     if let Some(counters) = inputs["counters"].as_object() {
         let get = |k: &str| counters.get(k).map_or(0, u);
         let (seen, dropped, skipped) = (get("seen"), get("dropped"), get("skipped"));
+        let not_mirrored: u64 = counters.iter().filter(|(k, _)| k.starts_with("mirror_skipped.")).map(|(_, c)| u(c)).sum();
         if dropped > 0 {
             blocks.push(Block::Callout(Callout {
                 status: Status::Warn,
@@ -445,15 +446,21 @@ pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<P
         }
         if skipped > 0 {
             blocks.push(Block::Callout(Callout {
-                status: if ratio(skipped, seen) > 0.01 { Status::Warn } else { Status::Pass },
+                status: Status::Pass,
+                text: format!("{skipped} of {seen} requests were not recorded by choice (sampling, path filters, upgrades); see the skipped.* counters."),
+            }));
+        }
+        if not_mirrored > 0 {
+            blocks.push(Block::Callout(Callout {
+                status: if ratio(not_mirrored, seen) > 0.05 { Status::Warn } else { Status::Pass },
                 text: format!(
-                    "{skipped} of {seen} requests were not mirrored to the canary (sampling, filters, methods, the body cap or the mirror bound); see the skipped.* counters."
+                    "{not_mirrored} of {seen} recorded requests were not mirrored to the canary (methods not mirrored, the body cap, the in-flight bound); they count as canary skipped and are left out of every figure. See the mirror_skipped.* counters."
                 ),
             }));
         }
         let rows = counters.iter().map(|(k, c)| Row::new([Cell::code(k.clone()), s(c).into()])).collect();
         blocks.push(Block::Table(DataTable {
-            caption: "Writer counters".into(),
+            caption: "Capture counters (summed over capture runs)".into(),
             columns: vec![Column::text("counter"), Column::number("value")],
             rows,
             note: String::new(),

@@ -51,11 +51,11 @@ enum FailOnArg {
 }
 
 /// What the user asked for, validated.
-struct Resolved {
-    inputs: Vec<String>,
-    policy: Policy,
-    options: Options,
-    quiet: bool,
+pub(super) struct Resolved {
+    pub inputs: Vec<String>,
+    pub policy: Policy,
+    pub options: Options,
+    pub quiet: bool,
 }
 
 fn resolve(args: Args) -> anyhow::Result<Resolved> {
@@ -102,7 +102,11 @@ impl Progress for Bar {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let r = resolve(args)?;
+    execute(resolve(args)?)
+}
+
+/// Analyzes, judges, writes every output and the report, and prints the summary.
+pub(super) fn execute(r: Resolved) -> anyhow::Result<Exit> {
     let bar = (!r.quiet && std::io::stderr().is_terminal()).then(|| {
         let b = ProgressBar::new(0);
         if let Ok(style) = ProgressStyle::with_template("{spinner} {pos}/{len} pairs {bar:30} {per_sec} eta {eta} {msg}") {

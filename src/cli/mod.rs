@@ -7,6 +7,7 @@ use crate::exit::Exit;
 
 mod analyze;
 mod capture;
+mod demo;
 mod diff;
 mod import;
 mod inspect;
@@ -28,6 +29,7 @@ struct Cli {
 enum Command {
     Analyze(analyze::Args),
     Capture(capture::Args),
+    Demo(demo::Args),
     Diff(diff::Args),
     Import(import::Args),
     Inspect(inspect::Args),
@@ -49,6 +51,7 @@ pub fn run() -> anyhow::Result<Exit> {
     match cli.command {
         Command::Analyze(args) => analyze::run(args),
         Command::Capture(args) => capture::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Import(args) => import::run(args),
         Command::Inspect(args) => inspect::run(args),
