@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use arrow_array::{Array, Float64Array, StringArray, UInt64Array};
+use arrow_array::{Array, Float64Array, StringArray, TimestampMicrosecondArray, UInt64Array};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
@@ -78,6 +78,8 @@ pub struct RowData {
     pub drift_error: Option<String>,
     pub examples: Vec<Example>,
     pub examples_error: Option<String>,
+    /// When the report was rendered, as shown in its header (empty: not shown).
+    pub generated_at: String,
 }
 
 impl RowData {
@@ -92,7 +94,8 @@ impl RowData {
             Ok(e) => (e, None),
             Err(e) => (Vec::new(), Some(e)),
         };
-        Self { latencies, drift, drift_error, examples, examples_error }
+        let generated_at = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC").to_string();
+        Self { latencies, drift, drift_error, examples, examples_error, generated_at }
     }
 }
 
@@ -160,6 +163,8 @@ pub struct Latencies {
     pub canary_ms: Vec<f64>,
     /// Rows in the file.
     pub total: usize,
+    /// The earliest and latest `captured_at` (µs since the epoch, UTC).
+    pub window_us: Option<(i64, i64)>,
 }
 
 /// Reads up to `max` pairs' latencies from `pairs.parquet` (a uniform stride over its rows).
@@ -169,10 +174,15 @@ pub fn read_latencies(path: &Path, max: usize) -> Result<Latencies, String> {
     let total = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
     let schema = builder.parquet_schema();
     let wanted: Vec<usize> = (0..schema.num_columns())
-        .filter(|&i| matches!(schema.column(i).name(), "baseline_latency_us" | "canary_latency_us"))
+        .filter(|&i| {
+            matches!(
+                schema.column(i).name(),
+                "baseline_latency_us" | "canary_latency_us" | "baseline_error" | "canary_error" | "captured_at"
+            )
+        })
         .collect();
-    if wanted.len() != 2 {
-        return Err(format!("{} has no latency columns", path.display()));
+    if wanted.len() != 5 {
+        return Err(format!("{} lacks the latency, error and captured_at columns", path.display()));
     }
     let mask = ProjectionMask::leaves(schema, wanted);
     let reader = builder.with_projection(mask).build().map_err(|e| format!("{}: {e}", path.display()))?;
@@ -182,11 +192,21 @@ pub fn read_latencies(path: &Path, max: usize) -> Result<Latencies, String> {
     for batch in reader {
         let batch = batch.map_err(|e| format!("{}: {e}", path.display()))?;
         let col = |name: &str| batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<UInt64Array>().cloned());
-        let (Some(b), Some(c)) = (col("baseline_latency_us"), col("canary_latency_us")) else {
-            return Err(format!("{}: latency columns are not u64", path.display()));
+        let text = |name: &str| batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned());
+        let at = batch.column_by_name("captured_at").and_then(|c| c.as_any().downcast_ref::<TimestampMicrosecondArray>().cloned());
+        let (Some(b), Some(c), Some(be), Some(ce), Some(at)) =
+            (col("baseline_latency_us"), col("canary_latency_us"), text("baseline_error"), text("canary_error"), at)
+        else {
+            return Err(format!("{}: the latency, error or captured_at columns have unexpected types", path.display()));
         };
         for i in 0..batch.num_rows() {
-            if row.is_multiple_of(stride) && b.is_valid(i) && c.is_valid(i) && out.baseline_ms.len() < max {
+            if at.is_valid(i) {
+                let t = at.value(i);
+                out.window_us = Some(out.window_us.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
+            }
+            // As the statistics count them: both sides answered without a transport error.
+            let usable = b.is_valid(i) && c.is_valid(i) && be.is_null(i) && ce.is_null(i);
+            if row.is_multiple_of(stride) && usable && out.baseline_ms.len() < max {
                 out.baseline_ms.push(b.value(i) as f64 / 1000.0);
                 out.canary_ms.push(c.value(i) as f64 / 1000.0);
             }
@@ -755,13 +775,25 @@ pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<P
     let page = ReportPage {
         title: "shadowdiff canary report".into(),
         subject: "baseline vs canary".into(),
-        generated_at: String::new(),
-        facts: vec![
-            Fact::new("tool", s(&v["tool"])),
-            Fact::new("schema version", s(&v["schema_version"])),
-            Fact::new("fail on", s(&v["fail_on"])),
-            Fact::new("exit code", s(&v["exit_code"])),
-        ],
+        generated_at: data.generated_at.clone(),
+        facts: {
+            let mut facts = Vec::new();
+            if let Some((lo, hi)) = lat.and_then(|l| l.window_us) {
+                let t = |us: i64| {
+                    chrono::DateTime::from_timestamp_micros(us).map_or_else(String::new, |d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                };
+                facts.push(Fact::new("captured", format!("{} → {}", t(lo), t(hi))));
+            }
+            let origins = v["inputs"]["baseline_origin"].as_object().map(|o| o.keys().cloned().collect::<Vec<_>>().join(", "));
+            facts.push(Fact::new("inputs", format!("{} pairs in {} file(s)", u(&v["inputs"]["pairs_in_files"]), u(&v["inputs"]["files"]))));
+            if let Some(o) = origins.filter(|o| !o.is_empty()) {
+                facts.push(Fact::new("baseline", o));
+            }
+            facts.push(Fact::new("fail on", s(&v["fail_on"])));
+            facts.push(Fact::new("exit code", s(&v["exit_code"])));
+            facts.push(Fact::new("tool", s(&v["tool"])));
+            facts
+        },
         verdict: banner,
         sections,
         footer: "Re-render with `shadowdiff report DIR`.".into(),

@@ -13,3 +13,83 @@ fn demo_page_structure() {
     assert!(redacted.contains("<dd class=\"generated\">[generated]</dd>"));
     insta::assert_snapshot!("demo_page", redacted);
 }
+
+/// The page's outline: one line per heading, caption, column header, list item, figure and
+/// example title, and the row count of each table. What a reader sees and in what order,
+/// without the bulk of bodies and images.
+fn outline(html: &str) -> String {
+    let html = html.split("</style>").nth(1).unwrap_or(html);
+    let mut out = Vec::new();
+    let mut rest = html;
+    let mut rows = 0usize;
+    let wanted = ["h1", "h2", "h3", "caption", "th", "li", "figcaption", "summary"];
+    while let Some(start) = rest.find('<') {
+        rest = &rest[start + 1..];
+        let end = rest.find('>').unwrap_or(rest.len());
+        let tag_text = &rest[..end];
+        let name: String = tag_text.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '/').collect();
+        let class = tag_text.split("class=\"").nth(1).and_then(|c| c.split('"').next()).unwrap_or("");
+        match name.as_str() {
+            "tr" => rows += 1,
+            "table" => rows = 0,
+            "/table" => out.push(format!("  rows: {}", rows.saturating_sub(1))),
+            n if wanted.contains(&n) || (n == "p" && class == "headline") || class == "req" || class == "why" => {
+                let close = format!("</{n}>");
+                let body = &rest[end + 1..];
+                let inner = &body[..body.find(&close).unwrap_or(0)];
+                let text = strip_tags(inner).split_whitespace().collect::<Vec<_>>().join(" ");
+                out.push(format!("{n}{}: {text}", if class.is_empty() { String::new() } else { format!(".{class}") }));
+            }
+            _ => {}
+        }
+    }
+    out.join("\n")
+}
+
+fn strip_tags(s: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in s.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A report analyze wrote from a seeded corpus with the canary profile's regressions: the
+/// outline of report.html and the whole summary.md. Both are deterministic for a seed except
+/// the generation time, which the outline does not include.
+#[test]
+fn analyzed_report_outline_and_summary() {
+    use shadowdiff_fixtures::corpus::{CorpusConfig, generate};
+    use shadowdiff_fixtures::{Profile, Scoped};
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    let mut cfg = CorpusConfig::new(3000, &input);
+    cfg.seed = 7;
+    cfg.canary = Profile::canary();
+    cfg.canary.effects.push(Scoped::parse("fault:reset:0.02@/api/search").unwrap());
+    generate(&cfg).unwrap();
+    let out = dir.path().join("out");
+    let policy = shadowdiff_analyze::Policy::default();
+    let analysis = shadowdiff_analyze::pipeline::run(
+        &[input.to_str().unwrap()],
+        &policy,
+        &shadowdiff_analyze::pipeline::Options::new(&out),
+        &shadowdiff_analyze::pipeline::Quiet,
+    )
+    .unwrap();
+    let mut verdict = shadowdiff_analyze::judge::judge(&analysis, &policy).unwrap();
+    verdict.write(&out).unwrap();
+    let written = shadowdiff_reports::from_verdict::write_report(&out).unwrap();
+    assert_eq!(written.charts.len(), 5);
+    let html = std::fs::read_to_string(&written.report).unwrap();
+    insta::assert_snapshot!("analyzed_report_outline", outline(&html));
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    insta::assert_snapshot!("analyzed_summary_md", summary);
+}
