@@ -216,6 +216,17 @@ pub fn read_latencies(path: &Path, max: usize) -> Result<Latencies, String> {
     Ok(out)
 }
 
+/// How much a status matters to a reader: a failure first, then what could not be judged, then
+/// warnings.
+fn rank(s: Status) -> u8 {
+    match s {
+        Status::Fail => 3,
+        Status::Inconclusive => 2,
+        Status::Warn => 1,
+        Status::Pass => 0,
+    }
+}
+
 fn status_of(v: &Value) -> Status {
     match v.as_str().unwrap_or_default() {
         "pass" | "disabled" | "not_comparable" => Status::Pass,
@@ -364,12 +375,12 @@ pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<P
             }
         })
         .collect();
-    rows.sort_by_key(|r| std::cmp::Reverse(r.status));
-    let reasons: Vec<String> = checks
-        .iter()
-        .filter(|c| matches!(c["status"].as_str(), Some("fail" | "warn" | "inconclusive")))
-        .map(|c| format!("{}: {}", s(&c["id"]), s(&c["reason"])))
-        .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(rank(r.status)));
+    // Failures first, then inconclusive, then warnings; the policy's order within each.
+    let mut decisive: Vec<&Value> =
+        checks.iter().filter(|c| matches!(c["status"].as_str(), Some("fail" | "warn" | "inconclusive"))).collect();
+    decisive.sort_by_key(|c| std::cmp::Reverse(rank(status_of(&c["status"]))));
+    let reasons: Vec<String> = decisive.iter().map(|c| format!("{}: {}", s(&c["id"]), s(&c["reason"]))).collect();
     let pairs = u(&overall["pairs"]);
     let banner = VerdictBanner {
         status,
@@ -427,6 +438,7 @@ pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<P
             );
         }
     }
+    ep_rows.sort_by_key(|r: &Row| std::cmp::Reverse(r.status.map(rank)));
     if !ep_rows.is_empty() {
         sections[0].blocks.push(Block::Table(DataTable {
             caption: "Endpoints that drove a check".into(),
@@ -534,7 +546,7 @@ pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<P
             .filter(|e| e["route"].as_str() == Some(route))
             .map(|e| status_of(&e["status"]))
             .filter(|s| *s != Status::Pass)
-            .max()
+            .max_by_key(|s| rank(*s))
     };
     let mut qrows = Vec::new();
     for l in arr(&v["latency"]) {
@@ -639,18 +651,24 @@ pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<P
             .filter(|e| e["route"].as_str() == Some(route))
             .map(|e| status_of(&e["status"]))
             .filter(|s| *s != Status::Pass)
-            .max()
+            .max_by_key(|s| rank(*s))
     };
     let diff_rate = |e: &Value| ratio(u(&e["different"]), u(&e["compared"]));
     let mut eps: Vec<&Value> = endpoints.iter().collect();
     eps.sort_by(|a, b| {
-        let ka = (endpoint_status(&s(&a["route"])), u(&a["breaking_pairs"]));
-        let kb = (endpoint_status(&s(&b["route"])), u(&b["breaking_pairs"]));
+        let ka = (endpoint_status(&s(&a["route"])).map(rank), u(&a["breaking_pairs"]));
+        let kb = (endpoint_status(&s(&b["route"])).map(rank), u(&b["breaking_pairs"]));
         kb.cmp(&ka).then(diff_rate(b).total_cmp(&diff_rate(a)))
     });
+    // The policy's pass threshold for the diff rate, as the check resolved it.
+    let diff_threshold = checks
+        .iter()
+        .find(|c| c["id"] == "diff_rate")
+        .and_then(|c| f(&c["threshold"]["pass"]))
+        .unwrap_or(0.005);
     let diff_png = charts::diff_rates(
         &endpoints.iter().map(|e| EndpointDiffRate { endpoint: s(&e["route"]), rate: diff_rate(e) }).collect::<Vec<_>>(),
-        0.01,
+        diff_threshold,
         &opts,
     )?;
     let ep_table = DataTable {
@@ -688,7 +706,11 @@ pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<P
         id: "endpoints".into(),
         title: "Endpoints".into(),
         intro: "Diff rate: the share of compared pairs with a real difference.".into(),
-        blocks: vec![figure(&diff_png, "Diff rate per endpoint", "The dashed line marks 1%."), Block::Table(ep_table)],
+        blocks: vec![figure(
+            &diff_png,
+            "Diff rate per endpoint",
+            &format!("The dashed line marks the policy's diff-rate pass threshold, {}.", pct(diff_threshold)),
+        ), Block::Table(ep_table)],
     });
     pngs.push(diff_png);
 
@@ -818,7 +840,7 @@ fn examples_section(v: &Value, examples: &[Example], error: Option<&str>) -> Sec
             .flat_map(|c| arr(&c["endpoints"]))
             .filter(|e| e["route"].as_str() == Some(route))
             .map(|e| status_of(&e["status"]))
-            .max()
+            .max_by_key(|s| rank(*s))
             .unwrap_or(Status::Pass)
     };
     let mut routes: Vec<&str> = Vec::new();
@@ -828,7 +850,7 @@ fn examples_section(v: &Value, examples: &[Example], error: Option<&str>) -> Sec
         }
     }
     // Stable: within a status, analyze's order (most trouble first) is kept.
-    routes.sort_by_key(|r| std::cmp::Reverse(route_status(r)));
+    routes.sort_by_key(|r| std::cmp::Reverse(rank(route_status(r))));
     let left_out = routes.len().saturating_sub(MAX_EXAMPLE_ROUTES);
     for route in routes.into_iter().take(MAX_EXAMPLE_ROUTES) {
         for e in examples.iter().filter(|e| e.route == route) {

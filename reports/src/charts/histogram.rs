@@ -134,7 +134,12 @@ pub(crate) fn draw(area: &Area<'_>, binned: &Binned, spec: &HistogramSpec<'_>) -
             anno.label(marker.label.as_str()).legend(line_swatch(marker.color, 2));
         }
     }
-    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+    // The legend goes in the upper corner over the lighter third of the bars.
+    let third = binned.counts.len().div_ceil(3);
+    let left: usize = binned.counts.iter().take(third).sum();
+    let right: usize = binned.counts.iter().rev().take(third).sum();
+    let corner = if right > left { SeriesLabelPosition::UpperLeft } else { SeriesLabelPosition::UpperRight };
+    legend(&mut chart, corner)?;
     Ok(())
 }
 
