@@ -276,6 +276,27 @@ pub struct InputSummary {
     pub baseline_origin: BTreeMap<String, u64>,
     /// Capture counters summed over the files' runs (dropped pairs and so on).
     pub counters: BTreeMap<String, u64>,
+    /// Analyzed pairs whose bodies the capture cut at its size cap, per side.
+    pub truncated: Truncated,
+}
+
+/// Analyzed pairs with a body cut at the capture's size cap: their bodies were compared only as
+/// far as they were kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Truncated {
+    pub request: u64,
+    pub baseline: u64,
+    pub canary: u64,
+    pub secondary: u64,
+}
+
+impl Truncated {
+    fn add(&mut self, r: &PairRecord) {
+        self.request += u64::from(r.request_body_truncated);
+        self.baseline += u64::from(r.baseline.body_truncated);
+        self.canary += u64::from(r.canary.body_truncated);
+        self.secondary += u64::from(r.secondary.body_truncated);
+    }
 }
 
 impl InputSummary {
@@ -399,6 +420,7 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
                     items.into_par_iter().map(|(i, r, route)| (evaluate(i, &r, route, &policy.rules), r)).collect();
                 for (e, record) in &evaluated {
                     examples.offer(e, record);
+                    summary.truncated.add(record);
                     overall.add(e, false);
                     let seed = opts.seed ^ xxhash_rust::xxh3::xxh3_64(e.route.as_bytes());
                     routes.entry(e.route.clone()).or_insert_with(|| RouteStats::new(opts.latency_cap, seed)).add(e, true);

@@ -463,7 +463,30 @@ pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<P
         KeyFigure { label: "pairs in files".into(), value: u(&inputs["pairs_in_files"]).to_string(), ..KeyFigure::default() },
         KeyFigure { label: "pairs analysed".into(), value: u(&inputs["pairs_analyzed"]).to_string(), ..KeyFigure::default() },
         KeyFigure { label: "canary skipped".into(), value: u(&overall["canary_skipped"]).to_string(), ..KeyFigure::default() },
+        KeyFigure {
+            label: "bodies truncated".into(),
+            value: {
+                let t = &inputs["truncated"];
+                (u(&t["baseline"]) + u(&t["canary"])).to_string()
+            },
+            note: format!(
+                "baseline {} · canary {} · request {}",
+                u(&inputs["truncated"]["baseline"]),
+                u(&inputs["truncated"]["canary"]),
+                u(&inputs["truncated"]["request"])
+            ),
+            status: None,
+        },
     ])];
+    let truncated = u(&inputs["truncated"]["baseline"]) + u(&inputs["truncated"]["canary"]);
+    if truncated > 0 {
+        blocks.push(Block::Callout(Callout {
+            status: Status::Warn,
+            text: format!(
+                "{truncated} response bodies were cut at the capture's size cap; their differences were looked for only in the part kept. Raise the cap (docs/capture.md) if that part matters."
+            ),
+        }));
+    }
     if let Some(counters) = inputs["counters"].as_object() {
         let get = |k: &str| counters.get(k).map_or(0, u);
         let (seen, dropped, skipped) = (get("seen"), get("dropped"), get("skipped"));
@@ -790,6 +813,35 @@ pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<P
             .collect(),
         note: String::new(),
     }));
+    let outliers: Vec<Row> = drifts
+        .iter()
+        .flat_map(|d| arr(&d["outliers"]).iter().map(move |o| (d, o)))
+        .map(|(d, o)| {
+            Row::new([
+                Cell::code(s(&d["route"])),
+                Cell::code(s(&d["field"])),
+                Cell::code(s(&o["pair_id"])),
+                statistic(f(&o["baseline"]).unwrap_or(f64::NAN)).into(),
+                statistic(f(&o["canary"]).unwrap_or(f64::NAN)).into(),
+                num(f(&o["relative"]), "relative").into(),
+            ])
+        })
+        .collect();
+    if !outliers.is_empty() {
+        blocks.push(Block::Table(DataTable {
+            caption: "The largest drifts per field".into(),
+            columns: vec![
+                Column::text("endpoint"),
+                Column::text("field"),
+                Column::text("pair"),
+                Column::number("baseline"),
+                Column::number("canary"),
+                Column::number("relative"),
+            ],
+            rows: outliers,
+            note: "Find a pair by its id in pairs.parquet and diffs.parquet.".into(),
+        }));
+    }
     sections.push(Section { id: "drift".into(), title: "Numeric drift".into(), intro: String::new(), blocks });
 
     sections.push(examples_section(v, &data.examples, data.examples_error.as_deref()));
