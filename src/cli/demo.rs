@@ -29,9 +29,11 @@ use crate::exit::Exit;
 /// The file that marks a directory as the demo's own, so a second run may replace it.
 const MARKER: &str = ".shadowdiff-demo";
 
-/// See the whole flow in under a minute: fixture services on loopback (a baseline, a second
-/// baseline for noise, and a canary with planted regressions), the capture proxy in front of
-/// them, traffic through it, then analyze and the HTML report.
+/// The whole flow on loopback in seconds, with nothing to set up: services, capture, analyze, report.
+///
+/// Starts fixture services on loopback ports (a baseline, a second baseline for noise, and a
+/// canary with planted regressions), the capture proxy in front of them, sends traffic through
+/// it, then analyzes the recorded pairs and writes the HTML report.
 ///
 /// The canary's regressions: /api/search 1.6× slower and 3% more 500s, /api/orders/{id} drops
 /// the field /legacy_code, /api/products/{id} prices drift by +0.2%, /api/users/{id} gains

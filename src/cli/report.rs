@@ -7,8 +7,11 @@ use shadowdiff_reports::from_verdict::{self, FromVerdictError};
 
 use crate::exit::Exit;
 
-/// Re-render report.html and charts/*.png from an earlier `shadowdiff analyze --out DIR`
-/// (its verdict.json and pairs.parquet), without analyzing again.
+/// Re-render report.html and charts/*.png from an earlier `shadowdiff analyze --out DIR`.
+///
+/// Reads the directory's verdict.json, pairs.parquet, diffs.parquet and examples.json; nothing is
+/// analyzed again. A part whose file is missing is left out of the report with the reason.
+/// Exits 0 when the report was written (whatever the verdict), 2 on an error.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The analyze output directory.
