@@ -258,6 +258,8 @@ impl RouteStats {
 #[derive(Debug, Clone, Serialize)]
 pub struct FieldRow {
     pub route: String,
+    /// The strongest severity among the field's differences: `breaking`, `changed` or `additive`.
+    pub severity: &'static str,
     #[serde(flatten)]
     pub report: FieldReport,
 }
@@ -472,7 +474,7 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
                 Verdict::Explained { reason } => ("explained", Some(reason.clone())),
             };
             status.insert((route.clone(), report.field.clone()), s);
-            fields.push(FieldRow { route: route.clone(), report });
+            fields.push(FieldRow { route: route.clone(), severity: "additive", report });
         }
     }
 
@@ -495,6 +497,7 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
             }
         }
     };
+    let mut field_severity: BTreeMap<(String, String), u8> = BTreeMap::new();
     for batch in outputs::read(&raw_diffs_path)? {
         let batch = batch?;
         let index = outputs::column::<UInt64Array>(&batch, outputs::PAIR_INDEX)?;
@@ -509,10 +512,15 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
         let mut reasons = Vec::with_capacity(batch.num_rows());
         for i in 0..batch.num_rows() {
             let (r, f) = (route.value(i), field.value(i));
+            let key = (r.to_owned(), f.to_owned());
+            let rank = severity_rank(severity.value(i));
+            if field_severity.get(&key).is_none_or(|&have| have < rank) {
+                field_severity.insert(key.clone(), rank);
+            }
             let (s, reason) = if explained.is_valid(i) {
                 ("explained", Some(explained.value(i).to_owned()))
             } else {
-                status.get(&(r.to_owned(), f.to_owned())).cloned().unwrap_or(("real", None))
+                status.get(&key).cloned().unwrap_or(("real", None))
             };
             st.push(s);
             reasons.push(reason);
@@ -548,6 +556,10 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
     }
     close(current.take(), &mut routes, &mut overall);
     sink.finish()?;
+    for row in &mut fields {
+        let rank = field_severity.get(&(row.route.clone(), row.report.field.clone())).copied().unwrap_or(0);
+        row.severity = ["additive", "changed", "breaking"][usize::from(rank.min(2))];
+    }
 
     // ---- pass 2: pairs ----
     progress.phase("writing pairs.parquet");
@@ -592,6 +604,15 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
         diffs_file: diffs_path,
         examples_file: opts.out.join(examples::EXAMPLES_FILE),
     })
+}
+
+/// Orders severities for the field table: breaking above changed above additive.
+fn severity_rank(severity: &str) -> u8 {
+    match severity {
+        "breaking" => 2,
+        "changed" => 1,
+        _ => 0,
+    }
 }
 
 /// Fields with a real difference, most frequent first.

@@ -745,22 +745,41 @@ pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<P
         .map(|fr| {
             let c = &fr["counts"];
             let total = u(&fr["total_with_secondary"]);
-            Row::new([
+            let (status, real) = match fr["verdict"]["verdict"].as_str().unwrap_or_default() {
+                "difference" => ("real", true),
+                "below_threshold" => ("real (below Diffy's threshold)", true),
+                "noise" => ("noise", false),
+                "suspected_noise" => ("suspected noise", false),
+                "explained" => ("explained", false),
+                other => (other, false),
+            };
+            let severity = s(&fr["severity"]);
+            let row_status = match (real, severity.as_str()) {
+                (true, "breaking") => Some(Status::Fail),
+                (true, _) => Some(Status::Warn),
+                _ => None,
+            };
+            let row = Row::new([
                 Cell::code(s(&fr["route"])),
                 Cell::code(s(&fr["field"])),
                 u(&c["raw"]).to_string().into(),
                 // Diffy's absolute figure is already a percentage of the pairs.
                 format!("{:.2}%", f(&fr["absolute"]).unwrap_or(0.0)).into(),
                 pct(ratio(u(&c["noise"]), total)).into(),
-                s(&fr["verdict"]["verdict"]).into(),
+                severity.into(),
+                status.into(),
                 s(&fr["verdict"]["reason"]).into(),
-            ])
+            ]);
+            match row_status {
+                Some(st) => row.with_status(st),
+                None => row,
+            }
         })
         .collect();
     sections.push(Section {
         id: "fields".into(),
         title: "Fields".into(),
-        intro: "Per-endpoint fields that differed, by real diff rate; noise rate is how often the field differs between baseline and secondary.".into(),
+        intro: "Per-endpoint fields that differed, by the rate of real differences (Diffy's absolute figure: differences beyond what the secondary shows, per pair compared); the noise rate is how often the field differs between baseline and secondary. Severity is the strongest seen: breaking (removed, type changed), changed (value), additive (added).".into(),
         blocks: vec![Block::Table(DataTable {
             caption: String::new(),
             columns: vec![
@@ -769,7 +788,8 @@ pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<P
                 Column::number("count"),
                 Column::number("rate").sorted(SortOrder::Descending),
                 Column::number("noise rate"),
-                Column::text("severity / status"),
+                Column::text("severity"),
+                Column::text("status"),
                 Column::text("why"),
             ],
             rows: field_rows,
