@@ -139,7 +139,8 @@ struct Candidate {
 pub struct Collector {
     used: usize,
     kept: BTreeMap<u64, Candidate>,
-    per_key: BTreeMap<(String, String), usize>,
+    /// Candidates kept per route and key (a field, or a kind of failure).
+    per_key: BTreeMap<String, BTreeMap<String, usize>>,
 }
 
 impl Collector {
@@ -149,21 +150,35 @@ impl Collector {
 
     /// Offers a pair; it is kept when one of its keys still wants candidates and the budget allows.
     pub fn offer(&mut self, e: &Evaluated, record: &PairRecord) {
-        let keys: Vec<String> = match e.outcome {
-            Outcome::Compared if !e.raw.is_empty() => {
-                e.raw.iter().map(|f| f.diff.field.clone()).collect::<BTreeSet<_>>().into_iter().collect()
-            }
-            Outcome::StatusMismatch => vec![format!("#status {:?}→{:?}", e.baseline.status.map(|s| s / 100), e.canary.status.map(|s| s / 100))],
-            Outcome::CanaryError => vec![format!("#canary_error {}", e.canary.transport_error.as_deref().unwrap_or_default())],
-            _ => return,
-        };
-        let wanted: Vec<&String> =
-            keys.iter().filter(|k| self.per_key.get(&(e.route.clone(), (*k).clone())).copied().unwrap_or(0) < PER_KEY).collect();
-        if wanted.is_empty() || self.used >= BUDGET {
+        if self.used >= BUDGET {
             return;
         }
+        // Most pairs are not wanted: decide that without allocating.
+        let failure_key = match e.outcome {
+            Outcome::Compared if !e.raw.is_empty() => None,
+            Outcome::StatusMismatch => {
+                Some(format!("#status {:?}→{:?}", e.baseline.status.map(|s| s / 100), e.canary.status.map(|s| s / 100)))
+            }
+            Outcome::CanaryError => Some(format!("#canary_error {}", e.canary.transport_error.as_deref().unwrap_or_default())),
+            _ => return,
+        };
+        let seen = self.per_key.get(&e.route);
+        let wants = |key: &str| seen.and_then(|m| m.get(key)).copied().unwrap_or(0) < PER_KEY;
+        let wanted: Vec<String> = match failure_key {
+            Some(k) => if wants(&k) { vec![k] } else { Vec::new() },
+            None => {
+                let mut fields: Vec<&str> = e.raw.iter().map(|f| f.diff.field.as_str()).filter(|f| wants(f)).collect();
+                fields.sort_unstable();
+                fields.dedup();
+                fields.into_iter().map(str::to_owned).collect()
+            }
+        };
+        if wanted.is_empty() {
+            return;
+        }
+        let counts = self.per_key.entry(e.route.clone()).or_default();
         for k in wanted {
-            *self.per_key.entry((e.route.clone(), k.clone())).or_default() += 1;
+            *counts.entry(k).or_default() += 1;
         }
         let (baseline, b_len) = ExampleSide::of(&record.baseline);
         let (canary, c_len) = ExampleSide::of(&record.canary);
