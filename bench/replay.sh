@@ -33,8 +33,9 @@ if [[ ! -x $OHA ]]; then
     cargo install --quiet --locked oha --root "$ROOT/bench/.tools"
 fi
 (cd "$ROOT" && cargo build --release --quiet --bin shadowdiff --bin shadowdiff-fixtures -p shadowdiff -p shadowdiff-fixtures)
-SD=$ROOT/target/release/shadowdiff
-FX=$ROOT/target/release/shadowdiff-fixtures
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+SD=$TARGET/release/shadowdiff
+FX=$TARGET/release/shadowdiff-fixtures
 
 # pyarrow reads the corpus's paths: the test virtualenv has it.
 PY=$ROOT/.venv/bin/python

@@ -1,26 +1,28 @@
 //! The one driver loop: take recorded requests in order, filter them, wait for the pacer's
-//! intended send time, send each to every target concurrently, and hand the fresh pair to the
-//! writer. Pacing is a parameter ([`Pacing`]); nothing else varies between modes.
+//! intended send time, give each to a free worker that sends it to every target concurrently,
+//! and hand the fresh pair to the writer. Pacing is a parameter ([`Pacing`]); nothing else varies
+//! between modes.
 //!
 //! Backpressure blocks: when the writer falls behind, sending waits rather than dropping pairs
 //! (capture drops because a client is waiting; replay has no client, only a schedule, and the
 //! schedule lag is reported).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
-use shadowdiff_capture::record::{PairRecord, Side, SideRecord};
-use tokio::sync::{Semaphore, mpsc};
+use shadowdiff_capture::record::PairRecord;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::error::Result;
 use crate::filter::Filters;
 use crate::pacer::{Pacer, Pacing};
+use crate::recorder::{BATCH, Recorder};
 use crate::target::Dispatch;
 
 /// One item from a source: recorded requests in order (sent in batches, so the reader thread and
@@ -126,13 +128,173 @@ impl LagStats {
     }
 }
 
+/// One request handed to a worker: the recorded pair and when it was meant to go out.
+struct Job {
+    record: PairRecord,
+    intended: Instant,
+}
+
+/// What the driver shares with its workers.
+struct Shared<D> {
+    dispatch: Arc<D>,
+    recorder: Recorder,
+    progress: Arc<Progress>,
+    agent: String,
+    keep_baseline: bool,
+}
+
+/// What one worker counted.
+#[derive(Default)]
+struct Tally {
+    recorded: u64,
+    errors: BTreeMap<(&'static str, String), u64>,
+}
+
+/// The driver's pool of workers: up to `concurrency` long-lived tasks, each sending one request
+/// at a time, started as they are first needed. An idle worker is the permit to send; its number
+/// comes back on `idle` when it is free again.
+///
+/// Fixed workers rather than a task per request: no task allocation, semaphore or join-set
+/// bookkeeping per request, and each worker tends to reuse the same pooled connection (oha's
+/// shape: N workers, each looping).
+struct Workers<D> {
+    shared: Arc<Shared<D>>,
+    slots: Vec<mpsc::Sender<Job>>,
+    idle_tx: mpsc::Sender<usize>,
+    idle_rx: mpsc::Receiver<usize>,
+    tasks: JoinSet<Tally>,
+    max: usize,
+}
+
+impl<D: Dispatch> Workers<D> {
+    fn new(shared: Shared<D>, max: usize) -> Self {
+        let max = max.max(1);
+        // Room for every worker's number, so announcing idleness never waits.
+        let (idle_tx, idle_rx) = mpsc::channel(max);
+        Self { shared: Arc::new(shared), slots: Vec::new(), idle_tx, idle_rx, tasks: JoinSet::new(), max }
+    }
+
+    /// A worker ready to take a job now, if there is one (starting one if the pool is not full).
+    fn try_idle(&mut self) -> Option<usize> {
+        if let Ok(w) = self.idle_rx.try_recv() {
+            return Some(w);
+        }
+        (self.slots.len() < self.max).then(|| self.start())
+    }
+
+    /// Wait until a worker is free.
+    async fn idle(&mut self) -> Option<usize> {
+        match self.try_idle() {
+            Some(w) => Some(w),
+            None => self.idle_rx.recv().await,
+        }
+    }
+
+    fn start(&mut self) -> usize {
+        let id = self.slots.len();
+        let (tx, mut jobs) = mpsc::channel::<Job>(1);
+        self.slots.push(tx);
+        let (shared, idle) = (Arc::clone(&self.shared), self.idle_tx.clone());
+        self.tasks.spawn(async move {
+            let mut tally = Tally::default();
+            while let Some(job) = jobs.recv().await {
+                let pair = run_job(&shared, job).await;
+                for side in shared.dispatch.sides() {
+                    if let Some(kind) = &pair.side(*side).error {
+                        *tally.errors.entry((side.name(), kind.clone())).or_default() += 1;
+                    }
+                }
+                shared.recorder.push(pair).await;
+                tally.recorded += 1;
+                shared.progress.done.fetch_add(1, Ordering::Relaxed);
+                if idle.send(id).await.is_err() {
+                    break;
+                }
+            }
+            tally
+        });
+        id
+    }
+
+    /// Give `job` to worker `w`, which [`Self::idle`] returned and so is waiting for it.
+    fn give(&self, w: usize, job: Job) {
+        // An idle worker's slot is empty and its receiver alive, so this cannot fail; if it
+        // somehow did, the request was not sent and the sent count would say so.
+        let _ = self.slots[w].try_send(job);
+    }
+
+    /// Let every worker finish what it is sending, flush the last batch, and merge their counts.
+    async fn finish(mut self, summary: &mut Summary) {
+        self.slots.clear();
+        while let Some(joined) = self.tasks.join_next().await {
+            if let Ok(t) = joined {
+                summary.recorded += t.recorded;
+                for ((side, kind), n) in t.errors {
+                    *summary.errors.entry((side.to_owned(), kind)).or_default() += n;
+                }
+            }
+        }
+        self.shared.recorder.flush().await;
+    }
+}
+
+/// Send one recorded request to every target and build the fresh pair from the answers.
+async fn run_job<D: Dispatch>(shared: &Shared<D>, job: Job) -> PairRecord {
+    let Job { mut record, intended } = job;
+    let sent_at = Utc::now();
+    let d = &*shared.dispatch;
+    let answers = match d.sides() {
+        [side] => vec![(*side, d.dispatch(*side, &record, intended).await)],
+        sides => {
+            let r = &record;
+            join_all(sides.iter().map(|&s| Box::pin(async move { (s, d.dispatch(s, r, intended).await) }))).await
+        }
+    };
+    // The recorded request moves into the fresh pair; nothing is copied.
+    let mut out = PairRecord::new(
+        shared.agent.clone(),
+        sent_at,
+        std::mem::take(&mut record.method),
+        std::mem::take(&mut record.path),
+        record.query.take(),
+    );
+    out.request_headers = std::mem::take(&mut record.request_headers);
+    out.request_body = record.request_body.take();
+    out.request_body_truncated = record.request_body_truncated;
+    if shared.keep_baseline {
+        out.baseline = std::mem::take(&mut record.baseline);
+    }
+    for (side, answer) in answers {
+        *out.side_mut(side) = answer;
+    }
+    out
+}
+
+/// Poll every future to completion, concurrently, in one task; the results keep their order.
+async fn join_all<F: Future + Unpin>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut slots: Vec<(F, Option<F::Output>)> = futures.into_iter().map(|f| (f, None)).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, out) in slots.iter_mut().filter(|(_, out)| out.is_none()) {
+            match std::pin::Pin::new(f).poll(cx) {
+                std::task::Poll::Ready(v) => *out = Some(v),
+                std::task::Poll::Pending => pending = true,
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    slots.into_iter().filter_map(|(_, out)| out).collect()
+}
+
 /// Run the replay: read `source` until it ends (or the limit, duration or `stop` does), send,
-/// and pass every fresh pair to `sink`. Returns when every sent request has been recorded.
+/// and pass every fresh pair to `sink` (in batches). Returns when every sent request has been
+/// handed to `sink`.
 pub async fn drive<D: Dispatch>(
     mut source: mpsc::Receiver<Result<SourceItem>>,
     dispatch: Arc<D>,
     config: DriverConfig,
-    sink: mpsc::Sender<PairRecord>,
+    sink: mpsc::Sender<Vec<PairRecord>>,
     progress: Arc<Progress>,
     stop: impl Future<Output = ()>,
 ) -> Result<Summary> {
@@ -140,14 +302,20 @@ pub async fn drive<D: Dispatch>(
     let start = Instant::now();
     let mut pacer = Pacer::new(config.pacing, start);
     let deadline = config.duration.map(|d| start + d);
-    let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
-    let mut tasks: JoinSet<Vec<(Side, Option<String>)>> = JoinSet::new();
+    let shared = Shared {
+        dispatch,
+        recorder: Recorder::new(sink, BATCH),
+        progress: Arc::clone(&progress),
+        agent: config.agent.clone(),
+        keep_baseline: config.keep_recorded_baseline,
+    };
+    let mut workers = Workers::new(shared, config.concurrency);
     let mut summary = Summary::default();
     let mut lag = LagStats::new();
     let paced = !matches!(config.pacing, Pacing::Unpaced);
     let mut failure = None;
 
-    let mut pending = std::collections::VecDeque::new();
+    let mut pending = VecDeque::new();
     'requests: loop {
         let record = match pending.pop_front() {
             Some(r) => r,
@@ -197,10 +365,13 @@ pub async fn drive<D: Dispatch>(
         } else if deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
-        let permit = tokio::select! {
-            biased;
-            () = &mut stop => { summary.interrupted = true; break }
-            p = Arc::clone(&permits).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        let worker = match workers.try_idle() {
+            Some(w) => w,
+            None => tokio::select! {
+                biased;
+                () = &mut stop => { summary.interrupted = true; break }
+                w = workers.idle() => match w { Some(w) => w, None => break },
+            },
         };
         let now = Instant::now();
         let intended = intended.unwrap_or(now);
@@ -209,61 +380,10 @@ pub async fn drive<D: Dispatch>(
         }
         summary.sent += 1;
         progress.sent.fetch_add(1, Ordering::Relaxed);
-
-        let dispatch = Arc::clone(&dispatch);
-        let sink = sink.clone();
-        let progress = Arc::clone(&progress);
-        let config_agent = config.agent.clone();
-        let keep_baseline = config.keep_recorded_baseline;
-        tasks.spawn(async move {
-            let _permit = permit;
-            let sent_at = Utc::now();
-            let record = Arc::new(record);
-            // One target: call it in this task. Several: one task each, so they run concurrently
-            // and a slow target does not delay the others' timing.
-            let mut answers = Vec::with_capacity(dispatch.sides().len());
-            let mut calls = JoinSet::new();
-            if let [side] = dispatch.sides() {
-                answers.push((*side, dispatch.dispatch(*side, &record, intended).await));
-            } else {
-                for &side in dispatch.sides() {
-                    let (d, r) = (Arc::clone(&dispatch), Arc::clone(&record));
-                    calls.spawn(async move { (side, d.dispatch(side, &r, intended).await) });
-                }
-            }
-            let mut out = PairRecord::new(config_agent, sent_at, record.method.clone(), record.path.clone(), record.query.clone());
-            out.request_headers = record.request_headers.clone();
-            out.request_body = record.request_body.clone();
-            out.request_body_truncated = record.request_body_truncated;
-            if keep_baseline {
-                out.baseline = record.baseline.clone();
-            }
-            while let Some(joined) = calls.join_next().await {
-                answers.push(joined.unwrap_or((Side::Canary, SideRecord::failed("other"))));
-            }
-            let mut errors = Vec::with_capacity(answers.len());
-            for (side, answer) in answers {
-                errors.push((side, answer.error.clone()));
-                *out.side_mut(side) = answer;
-            }
-            // The writer blocks when full; a closed writer (it failed) ends recording quietly,
-            // and the error surfaces from the writer itself.
-            let _ = sink.send(out).await;
-            progress.done.fetch_add(1, Ordering::Relaxed);
-            errors
-        });
+        workers.give(worker, Job { record, intended });
     }
     drop(source);
-    while let Some(joined) = tasks.join_next().await {
-        if let Ok(errors) = joined {
-            summary.recorded += 1;
-            for (side, error) in errors {
-                if let Some(kind) = error {
-                    *summary.errors.entry((side.name().to_owned(), kind)).or_default() += 1;
-                }
-            }
-        }
-    }
+    workers.finish(&mut summary).await;
     summary.elapsed = start.elapsed();
     summary.achieved_rate = summary.sent as f64 / summary.elapsed.as_secs_f64().max(1e-9);
     summary.lag = lag.finish();

@@ -11,6 +11,7 @@ pub mod error;
 pub mod filter;
 pub mod import;
 pub mod pacer;
+pub mod recorder;
 pub mod run;
 pub mod target;
 pub mod source;

@@ -155,10 +155,13 @@ pub async fn replay(plan: Plan, progress: Arc<Progress>, stop: impl std::future:
         ])
     }));
     let mut writer = PairWriter::new(wc)?;
-    let (sink, mut pairs) = mpsc::channel::<PairRecord>(1024);
+    // A few batches of room: enough to keep the writer busy while workers fill the next one.
+    let (sink, mut pairs) = mpsc::channel::<Vec<PairRecord>>(4);
     let writer_thread = std::thread::spawn(move || -> Result<WriterStats> {
-        while let Some(pair) = pairs.blocking_recv() {
-            writer.write(pair)?;
+        while let Some(batch) = pairs.blocking_recv() {
+            for pair in batch {
+                writer.write(pair)?;
+            }
             writer.maybe_rotate()?;
         }
         Ok(writer.close()?)

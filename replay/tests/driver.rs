@@ -180,8 +180,8 @@ async fn rate_holds_its_schedule_while_the_target_is_slow() {
     let (sink, mut pairs) = mpsc::channel(4096);
     let collector = tokio::spawn(async move {
         let mut n = Vec::new();
-        while let Some(p) = pairs.recv().await {
-            n.push(p);
+        while let Some(batch) = pairs.recv().await {
+            n.extend(batch);
         }
         n
     });
