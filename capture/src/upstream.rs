@@ -9,7 +9,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Request, Response, Uri};
+use bytes::BytesMut;
+use http::{HeaderMap, Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
@@ -21,8 +22,7 @@ use rustls::pki_types::pem::PemObject;
 use tokio::time::Instant;
 
 use crate::body::{ProxyBody, collect_capped, micros};
-use crate::proxy::record_headers;
-use crate::record::SideRecord;
+use crate::record::{Header, SideRecord};
 use crate::config::Target;
 use crate::error::{Error, Result};
 use crate::record::schema::error_kind;
@@ -110,7 +110,7 @@ impl Upstream {
             };
             out.ttfb_us = Some(micros(started.elapsed()));
             out.status = Some(resp.status().as_u16());
-            out.headers = record_headers(resp.headers());
+            out.headers = response_headers(resp.headers());
             let (body, truncated, error) = collect_capped(resp.into_body(), cap).await;
             out.body = (!body.is_empty() || truncated).then_some(body);
             out.body_truncated = truncated;
@@ -123,6 +123,18 @@ impl Upstream {
         }
         out
     }
+}
+
+/// A response's headers as recorded, in order. Every value is a slice of one buffer: one
+/// allocation for all values instead of one each, on a path that runs for every mirrored or
+/// replayed response.
+fn response_headers(h: &HeaderMap) -> Vec<Header> {
+    let mut values = BytesMut::with_capacity(h.iter().map(|(_, v)| v.len()).sum());
+    for (_, v) in h {
+        values.extend_from_slice(v.as_bytes());
+    }
+    let mut values = values.freeze();
+    h.iter().map(|(k, v)| Header { name: k.as_str().to_owned(), value: values.split_to(v.len()) }).collect()
 }
 
 /// The `{side}_error` kind for a failed upstream call or body read.
@@ -161,4 +173,22 @@ pub fn classify(err: &(dyn StdError + 'static)) -> &'static str {
         cur = e.source();
     }
     error_kind::OTHER
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_headers_keep_order_and_repeats() {
+        let mut h = HeaderMap::new();
+        h.append("content-type", "application/json".parse().expect("value"));
+        h.append("set-cookie", "a=1".parse().expect("value"));
+        h.append("x-empty", "".parse().expect("value"));
+        h.append("set-cookie", "b=2".parse().expect("value"));
+        let got: Vec<(String, Vec<u8>)> = response_headers(&h).into_iter().map(|h| (h.name, h.value.to_vec())).collect();
+        let want: Vec<(String, Vec<u8>)> = h.iter().map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec())).collect();
+        assert_eq!(got, want);
+        assert_eq!(got.len(), 4);
+    }
 }

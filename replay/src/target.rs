@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Version, header};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version, header};
 use shadowdiff_capture::body::ProxyBody;
 use shadowdiff_capture::config::Target;
 use shadowdiff_capture::proxy::strip_hop_by_hop;
@@ -36,17 +37,23 @@ impl Rewrites {
     }
 
     /// The headers to send for a recorded request.
+    ///
+    /// This runs for every request, so it avoids what it can: values share the recorded bytes
+    /// instead of being copied, the map is sized once, and `Host` and `Content-Length` are never
+    /// inserted only to be removed.
     pub fn apply(&self, recorded: &PairRecord) -> HeaderMap {
-        let mut h = HeaderMap::new();
+        let mut h = HeaderMap::with_capacity(recorded.request_headers.len() + self.set.len() + 1);
         for r in &recorded.request_headers {
-            if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(r.name.as_bytes()), HeaderValue::from_bytes(&r.value)) {
+            let Ok(n) = HeaderName::from_bytes(r.name.as_bytes()) else { continue };
+            // The client sets these for the request it actually sends.
+            if n == header::HOST || n == header::CONTENT_LENGTH {
+                continue;
+            }
+            if let Ok(v) = HeaderValue::from_maybe_shared(r.value.clone()) {
                 h.append(n, v);
             }
         }
         strip_hop_by_hop(&mut h);
-        // The client sets these for the request it actually sends.
-        h.remove(header::HOST);
-        h.remove(header::CONTENT_LENGTH);
         for name in &self.remove {
             h.remove(name);
         }
@@ -58,6 +65,28 @@ impl Rewrites {
         }
         h
     }
+}
+
+/// The request URI for `recorded` on `target`, built with one allocation (the path and query)
+/// rather than the several of [`Target::uri_for`].
+fn uri_for(target: &Target, recorded: &PairRecord) -> Result<Uri, http::Error> {
+    let query = recorded.query.as_deref();
+    let slash = !recorded.path.starts_with('/');
+    let mut pq = String::with_capacity(target.base_path.len() + 1 + recorded.path.len() + query.map_or(0, |q| q.len() + 1));
+    pq.push_str(&target.base_path);
+    if slash {
+        pq.push('/');
+    }
+    pq.push_str(&recorded.path);
+    if let Some(q) = query {
+        pq.push('?');
+        pq.push_str(q);
+    }
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(target.scheme.clone());
+    parts.authority = Some(target.authority.clone());
+    parts.path_and_query = Some(PathAndQuery::from_maybe_shared(Bytes::from(pq))?);
+    Ok(Uri::from_parts(parts)?)
 }
 
 /// Sends one recorded request to one side and records the answer. The driver is generic over
@@ -98,25 +127,21 @@ impl Dispatch for HttpTargets {
     }
 
     fn dispatch(&self, side: Side, recorded: &PairRecord, intended: Instant) -> impl Future<Output = SideRecord> + Send {
-        let upstream = self.upstreams.iter().find(|(s, _)| *s == side).map(|(_, u)| u.clone());
-        let headers = self.rewrites.apply(recorded);
-        let method = Method::from_bytes(recorded.method.as_bytes());
-        let pq = recorded.path_and_query();
-        let body = recorded.request_body.clone().unwrap_or_else(Bytes::new);
-        let (timeout, cap) = (self.timeout, self.max_body);
+        // The future borrows the targets and the record: nothing is cloned per request but the
+        // request body handle.
         async move {
-            let (Some(upstream), Ok(method)) = (upstream, method) else {
+            let Some((_, upstream)) = self.upstreams.iter().find(|(s, _)| *s == side) else {
                 return SideRecord::failed(error_kind::OTHER);
             };
-            let Ok(uri) = upstream.uri_for(&pq) else {
+            let (Ok(method), Ok(uri)) = (Method::from_bytes(recorded.method.as_bytes()), uri_for(upstream.target(), recorded)) else {
                 return SideRecord::failed(error_kind::OTHER);
             };
-            let req = Request::builder().method(method).uri(uri).version(Version::HTTP_11).body(ProxyBody::full(body));
-            let Ok(mut req) = req else {
-                return SideRecord::failed(error_kind::OTHER);
-            };
-            *req.headers_mut() = headers;
-            upstream.exchange(req, timeout, cap, intended).await
+            let mut req = Request::new(ProxyBody::full(recorded.request_body.clone().unwrap_or_default()));
+            *req.method_mut() = method;
+            *req.uri_mut() = uri;
+            *req.version_mut() = Version::HTTP_11;
+            *req.headers_mut() = self.rewrites.apply(recorded);
+            upstream.exchange(req, self.timeout, self.max_body, intended).await
         }
     }
 }
@@ -150,5 +175,17 @@ mod tests {
         assert!(h.get("content-length").is_none());
         assert_eq!(h.get("accept").map(|v| v.as_bytes()), Some(&b"application/json"[..]));
         assert!(Rewrites::parse_set("no colon").expect_err("bad").contains("--header"));
+    }
+
+    #[test]
+    fn uris_match_the_targets_own() {
+        for base in ["http://canary:8080", "https://canary.example.com/base/"] {
+            let target = Target::parse(base).expect("url");
+            for (path, query) in [("/api/users/1", None), ("/search", Some("q=caf%C3%A9&n=2")), ("", Some("x=1")), ("", None), ("rel", None)] {
+                let r = PairRecord::new("t", chrono::Utc::now(), "GET", path, query.map(str::to_owned));
+                let ours = uri_for(&target, &r).expect("uri");
+                assert_eq!(ours, target.uri_for(&r.path_and_query()).expect("uri"), "{base} {path} {query:?}");
+            }
+        }
     }
 }
