@@ -7,7 +7,7 @@
 //! (capture drops because a client is waiting; replay has no client, only a schedule, and the
 //! schedule lag is reported).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -315,9 +315,10 @@ pub async fn drive<D: Dispatch>(
     let paced = !matches!(config.pacing, Pacing::Unpaced);
     let mut failure = None;
 
-    let mut pending = VecDeque::new();
+    // The current batch from the source, consumed in place.
+    let mut pending = Vec::new().into_iter();
     'requests: loop {
-        let record = match pending.pop_front() {
+        let record = match pending.next() {
             Some(r) => r,
             None => {
                 let item = tokio::select! {
@@ -336,7 +337,7 @@ pub async fn drive<D: Dispatch>(
                         continue;
                     }
                     Some(Ok(SourceItem::Records(batch))) => {
-                        pending.extend(batch);
+                        pending = batch.into_iter();
                         continue;
                     }
                 }

@@ -32,7 +32,8 @@ impl Skip {
 
 /// Methods that change nothing on the server by HTTP's definition, so replaying them is safe.
 pub fn is_idempotent_safe(method: &str) -> bool {
-    matches!(method.to_ascii_uppercase().as_str(), "GET" | "HEAD" | "OPTIONS" | "TRACE")
+    // Compared in place: this runs for every recorded request.
+    ["GET", "HEAD", "OPTIONS", "TRACE"].iter().any(|m| m.eq_ignore_ascii_case(method))
 }
 
 #[derive(Debug, Clone, Default)]
