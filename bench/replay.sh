@@ -7,7 +7,9 @@
 #   shadowdiff  shadowdiff replay, unpaced, --concurrency C, canary-only (one target), recording
 #               every response to Parquet
 #   rate        shadowdiff replay --rate 2000 --loop --duration 10s: achieved rate vs 2000
-# Prints requests/s for both, the ratio (aim >= 1.0), and the --rate error (aim within 2%).
+# Prints requests/s for both, the ratio (aim >= 1.0), and the --rate error (aim within 2%); and,
+# because client, recorder and nginx share the same cores, the CPU time per request of each tool
+# and of nginx during its run (user + system, from bash's `time` and /proc).
 #
 # oha is installed with `cargo install oha` into bench/.tools (git-ignored) the first time.
 # Environment: N (requests, default 200000), CONNS (default 64), RATE (default 2000),
@@ -86,13 +88,27 @@ for f in sorted(glob.glob(root + "/**/*.parquet", recursive=True)):
 PY
 GETS=$(wc -l < "$WORK/urls.txt")
 
+# CPU seconds (user + system) nginx's workers have used so far.
+nginx_cpu() {
+    local ticks=0 p
+    for p in $(pgrep -P "$(cat "$WORK/ng/nginx.pid")"); do
+        ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    done
+    echo "$ticks $(getconf CLK_TCK)" | awk '{print $1 / $2}'
+}
+TIMEFORMAT='%3U %3S'
+
 echo "== oha: $GETS requests, -c $CONNS"
-"$OHA" --no-tui -n "$GETS" -c "$CONNS" --urls-from-file "$WORK/urls.txt" > "$WORK/oha.txt"
+NG0=$(nginx_cpu)
+{ time "$OHA" --no-tui -n "$GETS" -c "$CONNS" --urls-from-file "$WORK/urls.txt" > "$WORK/oha.txt" ; } 2> "$WORK/oha.cpu"
+OHA_NG=$(echo "$(nginx_cpu) $NG0" | awk '{print $1 - $2}')
 OHA_RPS=$(awk '/Requests\/sec:/ {print $2; exit}' "$WORK/oha.txt")
 echo "oha: $OHA_RPS req/s"
 
 echo "== shadowdiff replay: unpaced, --concurrency $CONNS, canary-only, recording every response"
-"$SD" replay "$WORK/corpus" --canary "http://127.0.0.1:$PORT" --out "$WORK/out" --concurrency "$CONNS" 2> "$WORK/sd.txt"
+NG0=$(nginx_cpu)
+{ time "$SD" replay "$WORK/corpus" --canary "http://127.0.0.1:$PORT" --out "$WORK/out" --concurrency "$CONNS" 2> "$WORK/sd.txt" ; } 2> "$WORK/sd.cpu"
+SD_NG=$(echo "$(nginx_cpu) $NG0" | awk '{print $1 - $2}')
 cat "$WORK/sd.txt"
 SD_RPS=$(sed -n 's/.*(\([0-9.]*\) req\/s).*/\1/p' "$WORK/sd.txt" | head -1)
 
@@ -101,10 +117,13 @@ echo "== shadowdiff replay --rate $RATE for ${RATE_SECS}s"
 cat "$WORK/rate.txt"
 ACH=$(sed -n 's/.*(\([0-9.]*\) req\/s).*/\1/p' "$WORK/rate.txt" | head -1)
 
-python3 - "$OHA_RPS" "$SD_RPS" "$RATE" "$ACH" <<'PY'
+python3 - "$OHA_RPS" "$SD_RPS" "$RATE" "$ACH" "$GETS" "$(cat "$WORK/oha.cpu")" "$OHA_NG" "$(cat "$WORK/sd.cpu")" "$SD_NG" <<'PY'
 import sys
-oha, sd, rate, ach = map(float, sys.argv[1:])
+oha, sd, rate, ach, n, oha_u, oha_s, oha_ng, sd_u, sd_s, sd_ng = map(float, " ".join(sys.argv[1:]).split())
+us = lambda s: s / n * 1e6
 print()
 print(f"throughput  shadowdiff {sd:,.0f} req/s   oha {oha:,.0f} req/s   ratio {sd/oha:.2f} (aim >= 1.0)")
 print(f"--rate {rate:.0f}  achieved {ach:,.1f} req/s   error {abs(ach-rate)/rate*100:.2f}% (aim <= 2%)")
+print(f"CPU per request (user+sys)  shadowdiff {us(sd_u + sd_s):.1f} µs (nginx {us(sd_ng):.1f} µs)   "
+      f"oha {us(oha_u + oha_s):.1f} µs (nginx {us(oha_ng):.1f} µs)   on {__import__('os').cpu_count()} CPUs")
 PY
