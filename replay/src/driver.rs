@@ -160,7 +160,9 @@ struct Tally {
 struct Workers<D> {
     shared: Arc<Shared<D>>,
     slots: Vec<mpsc::Sender<Job>>,
-    idle_tx: mpsc::Sender<usize>,
+    /// Dropped once the pool is full, so that if every worker ended (only a bug could do that)
+    /// waiting for an idle one ends too instead of hanging.
+    idle_tx: Option<mpsc::Sender<usize>>,
     idle_rx: mpsc::Receiver<usize>,
     tasks: JoinSet<Tally>,
     max: usize,
@@ -171,7 +173,7 @@ impl<D: Dispatch> Workers<D> {
         let max = max.max(1);
         // Room for every worker's number, so announcing idleness never waits.
         let (idle_tx, idle_rx) = mpsc::channel(max);
-        Self { shared: Arc::new(shared), slots: Vec::new(), idle_tx, idle_rx, tasks: JoinSet::new(), max }
+        Self { shared: Arc::new(shared), slots: Vec::new(), idle_tx: Some(idle_tx), idle_rx, tasks: JoinSet::new(), max }
     }
 
     /// A worker ready to take a job now, if there is one (starting one if the pool is not full).
@@ -179,7 +181,7 @@ impl<D: Dispatch> Workers<D> {
         if let Ok(w) = self.idle_rx.try_recv() {
             return Some(w);
         }
-        (self.slots.len() < self.max).then(|| self.start())
+        self.start()
     }
 
     /// Wait until a worker is free.
@@ -190,11 +192,16 @@ impl<D: Dispatch> Workers<D> {
         }
     }
 
-    fn start(&mut self) -> usize {
+    /// Start another worker, unless the pool is full.
+    fn start(&mut self) -> Option<usize> {
+        let idle = self.idle_tx.clone()?;
         let id = self.slots.len();
         let (tx, mut jobs) = mpsc::channel::<Job>(1);
         self.slots.push(tx);
-        let (shared, idle) = (Arc::clone(&self.shared), self.idle_tx.clone());
+        if self.slots.len() >= self.max {
+            self.idle_tx = None;
+        }
+        let shared = Arc::clone(&self.shared);
         self.tasks.spawn(async move {
             let mut tally = Tally::default();
             while let Some(job) = jobs.recv().await {
@@ -213,7 +220,7 @@ impl<D: Dispatch> Workers<D> {
             }
             tally
         });
-        id
+        Some(id)
     }
 
     /// Give `job` to worker `w`, which [`Self::idle`] returned and so is waiting for it.
