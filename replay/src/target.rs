@@ -126,23 +126,21 @@ impl Dispatch for HttpTargets {
         &self.sides
     }
 
-    fn dispatch(&self, side: Side, recorded: &PairRecord, intended: Instant) -> impl Future<Output = SideRecord> + Send {
-        // The future borrows the targets and the record: nothing is cloned per request but the
-        // request body handle.
-        async move {
-            let Some((_, upstream)) = self.upstreams.iter().find(|(s, _)| *s == side) else {
-                return SideRecord::failed(error_kind::OTHER);
-            };
-            let (Ok(method), Ok(uri)) = (Method::from_bytes(recorded.method.as_bytes()), uri_for(upstream.target(), recorded)) else {
-                return SideRecord::failed(error_kind::OTHER);
-            };
-            let mut req = Request::new(ProxyBody::full(recorded.request_body.clone().unwrap_or_default()));
-            *req.method_mut() = method;
-            *req.uri_mut() = uri;
-            *req.version_mut() = Version::HTTP_11;
-            *req.headers_mut() = self.rewrites.apply(recorded);
-            upstream.exchange(req, self.timeout, self.max_body, intended).await
-        }
+    // The future borrows the targets and the record: nothing is cloned per request but the
+    // request body handle.
+    async fn dispatch(&self, side: Side, recorded: &PairRecord, intended: Instant) -> SideRecord {
+        let Some((_, upstream)) = self.upstreams.iter().find(|(s, _)| *s == side) else {
+            return SideRecord::failed(error_kind::OTHER);
+        };
+        let (Ok(method), Ok(uri)) = (Method::from_bytes(recorded.method.as_bytes()), uri_for(upstream.target(), recorded)) else {
+            return SideRecord::failed(error_kind::OTHER);
+        };
+        let mut req = Request::new(ProxyBody::full(recorded.request_body.clone().unwrap_or_default()));
+        *req.method_mut() = method;
+        *req.uri_mut() = uri;
+        *req.version_mut() = Version::HTTP_11;
+        *req.headers_mut() = self.rewrites.apply(recorded);
+        upstream.exchange(req, self.timeout, self.max_body, intended).await
     }
 }
 
