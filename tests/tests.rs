@@ -1,5 +1,8 @@
 //! End-to-end tests of the `shadowdiff` binary: one test binary, one module per subject.
 
+// Tests panic on failure by design.
+#![allow(clippy::unwrap_used)]
+
 mod support; // running the binary, making corpora, finding the test virtualenv
 mod inspect; // shadowdiff inspect: text and JSON output, every bad input
 mod interop; // pair files read as they are by pyarrow, DuckDB and polars

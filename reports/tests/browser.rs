@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use shadowdiff_reports::html::write_page;
 
-use crate::support::{Image, hostile_page, tags};
+use crate::support::{Image, analyze_and_report, hostile_page, tags};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -91,6 +91,35 @@ fn console_problems(stderr: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Loads `page` in Chromium and returns the DOM after load, asserting no console problems.
+fn load_dom(page: &Path) -> String {
+    let output = run_chromium(page, &["--dump-dom".into()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(console_problems(&stderr), Vec::<&str>::new(), "console errors while loading the report");
+    String::from_utf8(output.stdout).expect("the DOM is UTF-8")
+}
+
+/// Nothing was injected: no script element, no handler, no foreign element, no remote URL.
+fn assert_inert(dom: &str) {
+    let lower = dom.to_ascii_lowercase();
+    assert!(!lower.contains("<script"));
+    assert!(!lower.contains("<textarea"));
+    assert!(!lower.contains("<b>"));
+    for (name, attrs) in tags(dom) {
+        for (attr, value) in attrs {
+            assert!(!attr.starts_with("on"), "<{name} {attr}> in the live DOM");
+            if attr == "src" {
+                assert!(value.starts_with("data:image/png;base64,"), "<{name} src={value}>");
+            }
+            if attr == "href" {
+                assert!(value.starts_with('#'), "<{name} href={value}>");
+            }
+        }
+        assert_ne!(name, "iframe");
+        assert_ne!(name, "object");
+    }
+}
+
 fn write_report(dir: &Path) -> PathBuf {
     let path = dir.join("report.html");
     write_page(&hostile_page(), &path).unwrap();
@@ -122,34 +151,13 @@ fn report_screenshot_is_not_blank() {
 fn dom_after_load_shows_the_verdict_and_only_inert_payloads() {
     let dir = tempfile::tempdir().unwrap();
     let page = write_report(dir.path());
-    let output = run_chromium(&page, &["--dump-dom".into()]);
-    let dom = String::from_utf8(output.stdout).expect("the DOM is UTF-8");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(console_problems(&stderr), Vec::<&str>::new(), "console errors while loading the report");
-
+    let dom = load_dom(&page);
     assert!(dom.contains("✗ FAIL"), "verdict badge text missing from the DOM");
     assert!(dom.contains("Canary fails: GET /search is 27% slower at p99"));
     // The payloads survived as text nodes, serialised escaped by the browser itself.
     assert!(dom.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(dom.contains("&lt;img src=x onerror=alert(1)&gt;"));
-    // Nothing was injected: no script element, no handler, no foreign element, no remote URL.
-    let lower = dom.to_ascii_lowercase();
-    assert!(!lower.contains("<script"));
-    assert!(!lower.contains("<textarea"));
-    assert!(!lower.contains("<b>"));
-    for (name, attrs) in tags(&dom) {
-        for (attr, value) in attrs {
-            assert!(!attr.starts_with("on"), "<{name} {attr}> in the live DOM");
-            if attr == "src" {
-                assert!(value.starts_with("data:image/png;base64,"), "<{name} src={value}>");
-            }
-            if attr == "href" {
-                assert!(value.starts_with('#'), "<{name} href={value}>");
-            }
-        }
-        assert_ne!(name, "iframe");
-        assert_ne!(name, "object");
-    }
+    assert_inert(&dom);
     let imgs = tags(&dom).into_iter().filter(|(n, _)| n == "img").count();
     assert_eq!(imgs, 5, "exactly the five charts are images");
 }
@@ -209,42 +217,15 @@ fn hostile_canary_bodies_analyzed_from_pair_files_stay_inert() {
     }
     writer.close().unwrap();
     let out = dir.path().join("out");
-    let policy = shadowdiff_analyze::Policy::default();
-    let analysis = shadowdiff_analyze::pipeline::run(
-        &[input.to_str().unwrap()],
-        &policy,
-        &shadowdiff_analyze::pipeline::Options::new(&out),
-        &shadowdiff_analyze::pipeline::Quiet,
-    )
-    .unwrap();
+    let (analysis, written) = analyze_and_report(&input, &out);
     assert!(!analysis.examples.is_empty(), "the hostile pairs were chosen as examples");
-    let mut verdict = shadowdiff_analyze::judge::judge(&analysis, &policy).unwrap();
-    verdict.write(&out).unwrap();
-    let written = shadowdiff_reports::from_verdict::write_report(&out).unwrap();
 
     let html = std::fs::read_to_string(&written.report).unwrap();
     assert!(html.contains("Example pairs"));
-    let output = run_chromium(&written.report, &["--dump-dom".into()]);
-    let dom = String::from_utf8(output.stdout).expect("the DOM is UTF-8");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(console_problems(&stderr), Vec::<&str>::new(), "console errors while loading the report");
+    let dom = load_dom(&written.report);
     assert!(dom.contains("Verdict: FAIL"), "the verdict is missing");
     assert!(dom.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "the script payload is not shown as text");
     assert!(dom.contains("&lt;/textarea&gt;"), "the textarea payload is not shown as text");
     assert!(dom.contains("onerror=alert(1)"), "the img payload is not shown");
-    let lower = dom.to_ascii_lowercase();
-    assert!(!lower.contains("<script"));
-    assert!(!lower.contains("<textarea"));
-    assert!(!lower.contains("<b>"));
-    for (name, attrs) in tags(&dom) {
-        for (attr, value) in attrs {
-            assert!(!attr.starts_with("on"), "<{name} {attr}> in the live DOM");
-            if attr == "src" {
-                assert!(value.starts_with("data:image/png;base64,"), "<{name} src={value}>");
-            }
-            if attr == "href" {
-                assert!(value.starts_with('#'), "<{name} href={value}>");
-            }
-        }
-    }
+    assert_inert(&dom);
 }

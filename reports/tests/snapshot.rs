@@ -1,6 +1,6 @@
 use shadowdiff_reports::html::{demo_page, render_page};
 
-use crate::support::redact;
+use crate::support::{analyze_and_report, redact};
 
 /// The demo page's HTML with embedded images and the generation time redacted. A change here
 /// is a change to what every report looks like: review the diff, then `cargo insta accept`
@@ -76,17 +76,7 @@ fn analyzed_report_outline_and_summary() {
     cfg.canary.effects.push(Scoped::parse("fault:reset:0.02@/api/search").unwrap());
     generate(&cfg).unwrap();
     let out = dir.path().join("out");
-    let policy = shadowdiff_analyze::Policy::default();
-    let analysis = shadowdiff_analyze::pipeline::run(
-        &[input.to_str().unwrap()],
-        &policy,
-        &shadowdiff_analyze::pipeline::Options::new(&out),
-        &shadowdiff_analyze::pipeline::Quiet,
-    )
-    .unwrap();
-    let mut verdict = shadowdiff_analyze::judge::judge(&analysis, &policy).unwrap();
-    verdict.write(&out).unwrap();
-    let written = shadowdiff_reports::from_verdict::write_report(&out).unwrap();
+    let (_, written) = analyze_and_report(&input, &out);
     assert_eq!(written.charts.len(), 5);
     let html = std::fs::read_to_string(&written.report).unwrap();
     insta::assert_snapshot!("analyzed_report_outline", outline(&html));
