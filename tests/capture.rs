@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -19,7 +19,7 @@ use shadowdiff_capture::record::{PairReader, resolve_inputs};
 use shadowdiff_fixtures::FaultKind;
 use shadowdiff_fixtures::service::upstream;
 
-use crate::support::{run, shadowdiff, stderr};
+use crate::support::{run, shadowdiff, signal, stderr, wait_with_deadline};
 
 /// A running `shadowdiff capture` and the addresses it printed.
 struct Running {
@@ -42,25 +42,6 @@ fn start(args: &[&str]) -> Running {
     let addr = next().strip_prefix("listening on ").map(str::to_owned).expect("the proxy address on stdout");
     let admin = next().strip_prefix("admin on ").map(str::to_owned).expect("the admin address on stdout");
     Running { child, addr, admin }
-}
-
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill").args([sig, &child.id().to_string()]).status().expect("kill runs").success();
-    assert!(ok, "kill {sig} failed");
-}
-
-fn wait_with_deadline(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("shadowdiff capture did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn runtime() -> tokio::runtime::Runtime {

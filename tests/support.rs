@@ -48,3 +48,24 @@ pub fn python() -> PathBuf {
     );
     p
 }
+
+/// Sends `sig` (`-TERM`, `-INT`, `-KILL`) to a child process.
+pub fn signal(child: &std::process::Child, sig: &str) {
+    let ok = Command::new("kill").args([sig, &child.id().to_string()]).status().expect("kill runs").success();
+    assert!(ok, "kill {sig} failed");
+}
+
+/// Waits for a child to exit; kills it and fails the test past `limit`.
+pub fn wait_with_deadline(child: &mut std::process::Child, limit: std::time::Duration) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("shadowdiff did not exit within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
