@@ -25,15 +25,16 @@ struct Cli {
     command: Command,
 }
 
+/// The subcommands. The two with many flags are boxed so the enum stays small.
 #[derive(Debug, Subcommand)]
 enum Command {
     Analyze(analyze::Args),
-    Capture(capture::Args),
+    Capture(Box<capture::Args>),
     Demo(demo::Args),
     Diff(diff::Args),
     Import(import::Args),
     Inspect(inspect::Args),
-    Replay(replay::Args),
+    Replay(Box<replay::Args>),
     Report(report::Args),
 }
 
@@ -50,12 +51,12 @@ pub fn run() -> anyhow::Result<Exit> {
     };
     match cli.command {
         Command::Analyze(args) => analyze::run(args),
-        Command::Capture(args) => capture::run(args),
+        Command::Capture(args) => capture::run(*args),
         Command::Demo(args) => demo::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Import(args) => import::run(args),
         Command::Inspect(args) => inspect::run(args),
-        Command::Replay(args) => replay::run(args),
+        Command::Replay(args) => replay::run(*args),
         Command::Report(args) => report::run(args),
     }
 }
