@@ -259,7 +259,7 @@ mod tests {
 
     pub(crate) fn sample(i: u32) -> PairRecord {
         let at = DateTime::<Utc>::from_timestamp_micros(1_700_000_000_000_000 + i64::from(i)).expect("valid time");
-        let mut r = PairRecord::new("agent-a", at, "GET", format!("/users/{i}"), (i % 2 == 0).then(|| "x=1".to_owned()));
+        let mut r = PairRecord::new("agent-a", at, "GET", format!("/users/{i}"), i.is_multiple_of(2).then(|| "x=1".to_owned()));
         r.request_headers = vec![Header::new("accept", "application/json"), Header::new("x-bin", vec![0xff, 0x00])];
         r.baseline = SideRecord {
             status: Some(200),

@@ -193,8 +193,9 @@ pub fn summarize(paths: &[PathBuf]) -> Result<Summary> {
 
     let mut schema_versions = BTreeMap::new();
     let mut origin = BTreeMap::new();
-    let mut runs: BTreeMap<String, (Option<String>, usize, (u64, Option<DateTime<Utc>>), BTreeMap<String, u64>)> =
-        BTreeMap::new();
+    // Per run: agent, files, the newest file's (sequence, closed at), and that file's counters.
+    type Run = (Option<String>, usize, (u64, Option<DateTime<Utc>>), BTreeMap<String, u64>);
+    let mut runs: BTreeMap<String, Run> = BTreeMap::new();
     for info in &infos {
         let v = info.schema_version.map_or_else(|| "unknown".to_owned(), |v| v.to_string());
         *schema_versions.entry(v).or_insert(0) += 1;

@@ -18,7 +18,7 @@ fn at(secs: i64) -> DateTime<Utc> {
 }
 
 fn record(i: u64, when: DateTime<Utc>) -> PairRecord {
-    let mut r = PairRecord::new("test-agent", when, if i % 5 == 0 { "POST" } else { "GET" }, format!("/api/users/{i}"), None);
+    let mut r = PairRecord::new("test-agent", when, if i.is_multiple_of(5) { "POST" } else { "GET" }, format!("/api/users/{i}"), None);
     r.request_headers = vec![Header::new("accept", "application/json")];
     r.baseline = SideRecord {
         status: Some(200),
@@ -30,7 +30,7 @@ fn record(i: u64, when: DateTime<Utc>) -> PairRecord {
         error: None,
     };
     r.canary = SideRecord { latency_us: Some(1100 + i), ..r.baseline.clone() };
-    if i % 7 == 0 {
+    if i.is_multiple_of(7) {
         r.canary = SideRecord::failed(schema::error_kind::RESET);
     }
     r
