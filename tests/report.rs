@@ -80,3 +80,31 @@ fn report_with_a_damaged_verdict_exits_2_naming_it() {
     assert!(e.contains("verdict.json") && e.contains("not valid JSON"), "{e}");
     assert_eq!(e.trim().lines().count(), 1, "{e}");
 }
+
+/// A damaged or missing row-level file leaves its part of the report out, says why, and takes
+/// that part's stale charts away; the rest is still rendered.
+#[test]
+fn report_leaves_out_what_it_cannot_read_and_says_why() {
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("in");
+    corpus(&input, 600, |c| c.seed = 4);
+    let out = d.path().join("out");
+    let o = run(&["analyze", input.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"]);
+    assert!(matches!(o.status.code(), Some(0 | 1 | 3)), "{}", stderr(&o));
+    assert!(out.join("charts/latency_cdf.png").is_file());
+    std::fs::write(out.join("pairs.parquet"), b"junk").unwrap();
+    std::fs::write(out.join("examples.json"), b"{").unwrap();
+    std::fs::remove_file(out.join("diffs.parquet")).unwrap();
+    let o = run(&["report", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // Said on stderr too, one line per part.
+    let e = stderr(&o);
+    assert_eq!(e.lines().filter(|l| l.starts_with("shadowdiff: left out of the report: ")).count(), 3, "{e}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("Latency charts are left out") && html.contains("pairs.parquet"), "no reason for the latency charts");
+    assert!(html.contains("No example pairs") && html.contains("examples.json"), "no reason for the examples");
+    assert!(html.contains("diffs.parquet"), "no reason for the drift values");
+    assert!(!out.join("charts/latency_cdf.png").exists(), "a stale latency chart was left beside the report");
+    assert!(!out.join("charts/latency_delta.png").exists());
+    assert_png_not_blank(&out.join("charts/error_rates.png"));
+}

@@ -46,6 +46,8 @@ pub struct Written {
     pub report: PathBuf,
     /// `DIR/charts/*.png`.
     pub charts: Vec<PathBuf>,
+    /// Parts left out because their file could not be read, each with the reason.
+    pub left_out: Vec<String>,
 }
 
 /// Reads `dir/verdict.json` (and latencies from `dir/pairs.parquet` when present) and writes
@@ -55,6 +57,14 @@ pub fn write_report(dir: &Path) -> Result<Written, FromVerdictError> {
     let text = std::fs::read_to_string(&path).map_err(|source| FromVerdictError::Read { path: path.clone(), source })?;
     let verdict: Value = serde_json::from_str(&text).map_err(|source| FromVerdictError::Parse { path, source })?;
     let data = RowData::read(dir);
+    let left_out: Vec<String> = [
+        data.latencies.as_ref().err().map(|e| format!("latency charts: {e}")),
+        data.drift_error.as_ref().map(|e| format!("numeric drift values: {e}")),
+        data.examples_error.as_ref().map(|e| format!("example pairs: {e}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let (page, pngs) = build_page(&verdict, &data)?;
     let charts_dir = dir.join("charts");
     std::fs::create_dir_all(&charts_dir)
@@ -63,9 +73,18 @@ pub fn write_report(dir: &Path) -> Result<Written, FromVerdictError> {
     for png in &pngs {
         charts.push(png.save_in(&charts_dir)?);
     }
+    // A chart this report leaves out must not linger from an earlier render beside it.
+    for kind in charts::ChartKind::ALL {
+        if !pngs.iter().any(|p| p.kind == kind) {
+            let stale = charts_dir.join(kind.file_name());
+            if stale.exists() {
+                std::fs::remove_file(&stale).map_err(|source| crate::Error::Write { path: stale.clone(), source })?;
+            }
+        }
+    }
     let report = dir.join(REPORT_FILE);
     crate::html::write_page(&page, &report)?;
-    Ok(Written { report, charts })
+    Ok(Written { report, charts, left_out })
 }
 
 /// What the report shows beyond verdict.json: read from pairs.parquet, diffs.parquet and

@@ -32,6 +32,9 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         Err(e @ (FromVerdictError::Read { .. } | FromVerdictError::Parse { .. })) => bail!("{e}"),
         Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot write the report into {}", args.dir.display()))),
     };
+    for part in &written.left_out {
+        eprintln!("shadowdiff: left out of the report: {part}");
+    }
     if !args.quiet {
         println!("report   {}", written.report.display());
         println!("charts   {}", written.charts.len());
