@@ -22,7 +22,10 @@ struct Run {
 
 impl Run {
     fn check(&self, id: &str) -> &Value {
-        self.verdict["checks"].as_array().and_then(|c| c.iter().find(|c| c["id"] == id)).unwrap_or_else(|| panic!("no check {id}: {}", self.stdout))
+        self.verdict["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["id"] == id))
+            .unwrap_or_else(|| panic!("no check {id}: {}", self.stdout))
     }
 
     fn status(&self, id: &str) -> String {
@@ -32,7 +35,10 @@ impl Run {
     /// The check's status, and the route of its first (worst) endpoint.
     fn driver(&self, id: &str) -> (String, String) {
         let c = self.check(id);
-        (c["status"].as_str().unwrap_or_default().to_owned(), c["endpoints"][0]["route"].as_str().unwrap_or_default().to_owned())
+        (
+            c["status"].as_str().unwrap_or_default().to_owned(),
+            c["endpoints"][0]["route"].as_str().unwrap_or_default().to_owned(),
+        )
     }
 
     fn explain(&self) -> String {
@@ -41,10 +47,14 @@ impl Run {
 }
 
 fn analyze(input: &Path, out: &Path, extra: &[&str]) -> Run {
-    let mut args = vec!["analyze", input.to_str().expect("utf-8 path"), "--out", out.to_str().expect("utf-8 path"), "--quiet"];
+    let mut args =
+        vec!["analyze", input.to_str().expect("utf-8 path"), "--out", out.to_str().expect("utf-8 path"), "--quiet"];
     args.extend_from_slice(extra);
     let o = run(&args);
-    let verdict = std::fs::read_to_string(out.join("verdict.json")).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null);
+    let verdict = std::fs::read_to_string(out.join("verdict.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
     Run { code: o.status.code(), verdict, stdout: stdout(&o), stderr: stderr(&o) }
 }
 
@@ -63,7 +73,13 @@ fn scenario(pairs: u64, seed: u64, effects: &[&str], edit: impl FnOnce(&mut Corp
 }
 
 fn failing(r: &Run) -> Vec<String> {
-    r.verdict["checks"].as_array().into_iter().flatten().filter(|c| c["status"] == "fail").map(|c| c["id"].as_str().unwrap_or_default().to_owned()).collect()
+    r.verdict["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| c["id"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 #[test]
@@ -87,14 +103,22 @@ fn clean_canary_passes_and_writes_every_output() {
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(md.contains("| latency_p99 |"), "{md}");
     // The noise fields differ between baseline and secondary as often as against the canary.
-    let noise: Vec<&Value> =
-        r.verdict["fields"].as_array().unwrap().iter().filter(|f| f["field"] == "/request_id" || f["field"] == "/generated_at").collect();
+    let noise: Vec<&Value> = r.verdict["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["field"] == "/request_id" || f["field"] == "/generated_at")
+        .collect();
     assert!(!noise.is_empty());
     // (A pair whose secondary failed leaves its raw difference unjudged: then suspected noise.)
-    assert!(noise.iter().all(|f| f["verdict"]["verdict"] == "noise" || f["verdict"]["verdict"] == "suspected_noise"), "{noise:?}");
+    assert!(
+        noise.iter().all(|f| f["verdict"]["verdict"] == "noise" || f["verdict"]["verdict"] == "suspected_noise"),
+        "{noise:?}"
+    );
     assert!(noise.iter().any(|f| f["verdict"]["verdict"] == "noise"), "{noise:?}");
     // The endpoints table comes from polars over pairs.parquet.
-    let routes: Vec<&str> = r.verdict["endpoints"].as_array().unwrap().iter().filter_map(|e| e["route"].as_str()).collect();
+    let routes: Vec<&str> =
+        r.verdict["endpoints"].as_array().unwrap().iter().filter_map(|e| e["route"].as_str()).collect();
     assert!(routes.contains(&"/api/users/{id}") && routes.contains(&"/api/orders/{id}"), "{routes:?}");
     assert!(r.stdout.is_empty(), "--quiet prints nothing");
 }
@@ -103,7 +127,8 @@ fn clean_canary_passes_and_writes_every_output() {
 fn without_a_secondary_unique_values_are_suspected_noise_not_failures() {
     let r = scenario(PAIRS, 12, &[], |c| c.secondary = None, &[]);
     assert_eq!(r.code, Some(0), "{}", r.explain());
-    let f: Vec<&Value> = r.verdict["fields"].as_array().unwrap().iter().filter(|f| f["field"] == "/request_id").collect();
+    let f: Vec<&Value> =
+        r.verdict["fields"].as_array().unwrap().iter().filter(|f| f["field"] == "/request_id").collect();
     assert!(!f.is_empty() && f.iter().all(|f| f["verdict"]["verdict"] == "suspected_noise"), "{f:?}");
     assert_eq!(r.status("diff_rate"), "pass", "{}", r.explain());
 }
@@ -135,7 +160,11 @@ fn error_burst_fails_an_error_check_naming_the_status() {
     assert_eq!(r.status("error_rate"), "fail", "{}", r.explain());
     assert_eq!(r.status("critical_errors"), "fail", "{}", r.explain());
     assert!(r.check("critical_errors")["reason"].as_str().unwrap().contains("status 503"), "{}", r.explain());
-    assert!(r.verdict["status_mismatches"]["(all)"]["2xx→5xx"].as_u64().unwrap() > 100, "{}", r.verdict["status_mismatches"]);
+    assert!(
+        r.verdict["status_mismatches"]["(all)"]["2xx→5xx"].as_u64().unwrap() > 100,
+        "{}",
+        r.verdict["status_mismatches"]
+    );
 }
 
 #[test]
@@ -149,13 +178,19 @@ fn sparse_canary_only_resets_fail_critical_errors() {
 #[test]
 fn zero_inflated_errors_on_a_clean_baseline_fail() {
     // Kayenta's false pass: the baseline has no errors at all, the canary a few per hundred.
-    let r = scenario(PAIRS, 17, &["error-rate:0.02@/api/orders/{id}"], |c| {
-        c.baseline.error_rate = 0.0;
-        c.canary.error_rate = 0.0;
-        if let Some(s) = c.secondary.as_mut() {
-            s.error_rate = 0.0;
-        }
-    }, &[]);
+    let r = scenario(
+        PAIRS,
+        17,
+        &["error-rate:0.02@/api/orders/{id}"],
+        |c| {
+            c.baseline.error_rate = 0.0;
+            c.canary.error_rate = 0.0;
+            if let Some(s) = c.secondary.as_mut() {
+                s.error_rate = 0.0;
+            }
+        },
+        &[],
+    );
     assert_eq!(r.code, Some(1), "{}", r.explain());
     assert_eq!(r.status("critical_errors"), "fail", "{}", r.explain());
     let eps = r.check("critical_errors")["endpoints"].as_array().unwrap();
@@ -196,7 +231,12 @@ fn numeric_drift_beyond_tolerance_fails_naming_the_field() {
     assert_eq!(c["status"], "fail");
     assert_eq!(c["endpoints"][0]["route"], "/api/products/{id}");
     assert_eq!(c["endpoints"][0]["fields"][0]["field"], "/price", "{c}");
-    let drift = r.verdict["numeric_drift"].as_array().unwrap().iter().find(|d| d["field"] == "/price").expect("drift for /price");
+    let drift = r.verdict["numeric_drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["field"] == "/price")
+        .expect("drift for /price");
     assert!((drift["mean"].as_f64().unwrap() - 0.05).abs() < 0.005, "{drift}");
     assert!(!drift["outliers"].as_array().unwrap().is_empty());
 
@@ -204,7 +244,13 @@ fn numeric_drift_beyond_tolerance_fails_naming_the_field() {
     let d = tempfile::tempdir().unwrap();
     let policy = d.path().join("policy.toml");
     std::fs::write(&policy, "[[tolerance]]\npath = \"/price\"\nrelative = 0.06\n").unwrap();
-    let r = scenario(PAIRS, 21, &["numeric-drift:/price:0.05@/api/products/{id}"], |_| {}, &["--policy", policy.to_str().unwrap()]);
+    let r = scenario(
+        PAIRS,
+        21,
+        &["numeric-drift:/price:0.05@/api/products/{id}"],
+        |_| {},
+        &["--policy", policy.to_str().unwrap()],
+    );
     assert_eq!(r.status("diff_rate"), "pass", "{}", r.explain());
 }
 

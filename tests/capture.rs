@@ -69,7 +69,8 @@ fn sigterm_under_load_drains_and_accounts_for_every_response() {
     });
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().to_str().expect("utf-8").to_owned();
-    let mut proxy = start(&["--baseline", &base.url(), "--canary", &canary.url(), "--out", &out, "--rotate-rows", "300"]);
+    let mut proxy =
+        start(&["--baseline", &base.url(), "--canary", &canary.url(), "--out", &out, "--rotate-rows", "300"]);
 
     let served = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -174,7 +175,16 @@ fn admin_endpoints_answer() {
         let get = |p: &str| {
             let c = client.clone();
             let u = format!("{}{p}", proxy.admin);
-            async move { c.get(u.parse().expect("uri")).await.expect("answer").into_body().collect().await.expect("body").to_bytes() }
+            async move {
+                c.get(u.parse().expect("uri"))
+                    .await
+                    .expect("answer")
+                    .into_body()
+                    .collect()
+                    .await
+                    .expect("body")
+                    .to_bytes()
+            }
         };
         (get("/healthz").await, get("/metrics").await)
     });
@@ -214,7 +224,11 @@ fn bad_settings_exit_2_naming_the_setting() {
             "[recorder]\nrotate_age = \"0s\"\n",
             "recorder.rotate_age",
         ),
-        (vec!["capture", "--baseline", "http://x", "--canary", "http://y", "--out", "/proc/no/such"], "", "--out names /proc/no/such"),
+        (
+            vec!["capture", "--baseline", "http://x", "--canary", "http://y", "--out", "/proc/no/such"],
+            "",
+            "--out names /proc/no/such",
+        ),
     ];
     for (args, toml, expected) in cases {
         std::fs::write(&config, toml).expect("write config");

@@ -11,7 +11,8 @@ use crate::support::{run, stderr, stdout};
 const CHARTS: [&str; 5] = ["latency_cdf", "latency_delta", "error_rates", "diff_rates", "numeric_drift"];
 
 fn verdict(dir: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("analysis/verdict.json")).expect("verdict.json")).expect("JSON")
+    serde_json::from_str(&std::fs::read_to_string(dir.join("analysis/verdict.json")).expect("verdict.json"))
+        .expect("JSON")
 }
 
 fn check<'a>(v: &'a Value, id: &str) -> &'a str {
@@ -28,16 +29,20 @@ fn demo_runs_the_whole_flow_and_writes_every_output() {
     let text = stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{text}\n{}", stderr(&o));
     // What it says: the services, the capture, the verdict and where the report is.
-    for want in ["baseline ", "secondary ", "canary ", "capture ", "sent       2000 requests", "verdict  FAIL", "open "] {
+    for want in ["baseline ", "secondary ", "canary ", "capture ", "sent       2000 requests", "verdict  FAIL", "open "]
+    {
         assert!(text.contains(want), "stdout lacks {want:?}:\n{text}");
     }
     let report = out.join("analysis/report.html");
     assert!(text.contains(&report.display().to_string()), "{text}");
 
     // Every output, non-empty.
-    let pair_files: Vec<_> = walk(&out.join("pairs")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")).collect();
+    let pair_files: Vec<_> =
+        walk(&out.join("pairs")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")).collect();
     assert!(!pair_files.is_empty(), "capture wrote no pair files");
-    for f in ["pairs.parquet", "diffs.parquet", "verdict.json", "junit.xml", "summary.md", "examples.json", "report.html"] {
+    for f in
+        ["pairs.parquet", "diffs.parquet", "verdict.json", "junit.xml", "summary.md", "examples.json", "report.html"]
+    {
         let len = std::fs::metadata(out.join("analysis").join(f)).unwrap_or_else(|e| panic!("{f}: {e}")).len();
         assert!(len > 0, "{f} is empty");
     }
@@ -59,7 +64,9 @@ fn demo_runs_the_whole_flow_and_writes_every_output() {
         .filter(|f| f["verdict"]["verdict"] == "difference")
         .map(|f| (f["route"].as_str().unwrap(), f["field"].as_str().unwrap()))
         .collect();
-    for want in [("/api/orders/{id}", "/legacy_code"), ("/api/products/{id}", "/price"), ("/api/users/{id}", "/loyalty_points")] {
+    for want in
+        [("/api/orders/{id}", "/legacy_code"), ("/api/products/{id}", "/price"), ("/api/users/{id}", "/loyalty_points")]
+    {
         assert!(fields.contains(&want), "{want:?} not among the real differences {fields:?}");
     }
     // Noise fields are not counted as differences.

@@ -168,12 +168,26 @@ fn ignore_and_tolerance_flags() {
     let c = Case::new();
     pair(&c);
     let v = c
-        .diff(&["a.json", "b.json", "--format", "json", "--ignore", "/meta/**", "--ignore", "/tags/*", "--tolerance", "0.01"])
+        .diff(&[
+            "a.json",
+            "b.json",
+            "--format",
+            "json",
+            "--ignore",
+            "/meta/**",
+            "--ignore",
+            "/tags/*",
+            "--tolerance",
+            "0.01",
+        ])
         .json();
-    let paths: Vec<&str> = v["differences"].as_array().expect("list").iter().map(|d| d["path"].as_str().expect("path")).collect();
+    let paths: Vec<&str> =
+        v["differences"].as_array().expect("list").iter().map(|d| d["path"].as_str().expect("path")).collect();
     assert_eq!(paths, ["/name", "/email", "/nickname"]);
     // 10.0 → 10.004 is 0.04 %: inside 0.05 %, outside 0.03 %.
-    let rel = |t: &str| c.diff(&["a.json", "b.json", "--format", "json", "--tolerance", t]).json()["summary"]["changed"].clone();
+    let rel = |t: &str| {
+        c.diff(&["a.json", "b.json", "--format", "json", "--tolerance", t]).json()["summary"]["changed"].clone()
+    };
     assert_eq!(rel("0.05%"), 4);
     assert_eq!(rel("0.03%"), 5);
 }
@@ -186,7 +200,10 @@ fn array_mode_flag() {
     assert_eq!(c.diff(&["a.json", "b.json"]).code(), 1);
     assert_eq!(c.diff(&["a.json", "b.json", "--array-mode", "set"]).code(), 0);
     let v = c.diff(&["a.json", "b.json", "--array-mode", "multiset", "--format", "json"]).json();
-    assert_eq!(v["differences"], json!([{"path": "/tags/3", "field": "/tags/*", "kind": "added", "canary": "a", "severity": "changed"}]));
+    assert_eq!(
+        v["differences"],
+        json!([{"path": "/tags/3", "field": "/tags/*", "kind": "added", "canary": "a", "severity": "changed"}])
+    );
 }
 
 #[test]
@@ -267,7 +284,10 @@ fn text_files_get_a_unified_line_diff() {
     assert!(text.contains("-two\n+2\n") && text.contains("+four\n"), "{text}");
     assert!(text.ends_with("text differs: 1 line(s) removed, 2 added\n"), "{text}");
     let v = c.diff(&["a.txt", "b.txt", "--format", "json"]).json();
-    assert_eq!((v["compared_as"].clone(), v["text"]["removed_lines"].clone(), v["text"]["added_lines"].clone()), (json!("text"), json!(1), json!(2)));
+    assert_eq!(
+        (v["compared_as"].clone(), v["text"]["removed_lines"].clone(), v["text"]["added_lines"].clone()),
+        (json!("text"), json!(1), json!(2))
+    );
     assert_eq!(c.diff(&["a.txt", "a.txt"]).code(), 0);
     c.diff(&["a.txt", "b.txt", "--format", "json-patch"]).assert_error(&["json-patch", "a.txt", "not JSON"]);
 }

@@ -25,7 +25,11 @@ fn har_and_gor_samples_import_and_inspect() {
 fn bad_files_exit_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = dir.path().join("broken.har");
-    std::fs::write(&bad, r#"{"log":{"entries":[{"startedDateTime":"yesterday","request":{"method":"GET","url":"/x"}}]}}"#).expect("write");
+    std::fs::write(
+        &bad,
+        r#"{"log":{"entries":[{"startedDateTime":"yesterday","request":{"method":"GET","url":"/x"}}]}}"#,
+    )
+    .expect("write");
     let out = dir.path().join("out");
     let o = run(&["import", "har", bad.to_str().expect("utf-8"), "--out", out.to_str().expect("utf-8")]);
     assert_eq!(o.status.code(), Some(2));
@@ -33,7 +37,13 @@ fn bad_files_exit_2() {
     assert!(err.contains("broken.har") && err.contains("entry 0") && err.contains("startedDateTime"), "{err}");
     assert!(!out.exists(), "nothing is written for a file that fails to parse");
 
-    let o = run(&["import", "gor", dir.path().join("missing.gor").to_str().expect("utf-8"), "--out", out.to_str().expect("utf-8")]);
+    let o = run(&[
+        "import",
+        "gor",
+        dir.path().join("missing.gor").to_str().expect("utf-8"),
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("missing.gor"), "{}", stderr(&o));
     assert_eq!(run(&["import", "pcap", "x", "--out", "y"]).status.code(), Some(2));

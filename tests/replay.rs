@@ -101,7 +101,8 @@ fn sigint_stops_cleanly_with_every_recorded_pair_on_disk() {
     assert_eq!(status.code(), Some(0), "{err}");
     // "replay: sent N recorded N …"
     let words: Vec<&str> = err.split_whitespace().collect();
-    let after = |w: &str| words.iter().position(|x| *x == w).and_then(|i| words.get(i + 1)).and_then(|n| n.parse::<u64>().ok());
+    let after =
+        |w: &str| words.iter().position(|x| *x == w).and_then(|i| words.get(i + 1)).and_then(|n| n.parse::<u64>().ok());
     let (sent, recorded) = (after("sent").expect(&err), after("recorded").expect(&err));
     assert!(sent > 50 && sent < 1000, "sent {sent}: stopped neither too early nor at the end\n{err}");
     assert_eq!(recorded, sent, "{err}");

@@ -35,7 +35,8 @@ fn analyze_writes_the_report_and_report_re_renders_it() {
     assert!(stdout(&o).contains("report.html"), "{}", stdout(&o));
     let report = out.join("report.html");
     let html = std::fs::read_to_string(&report).expect("report.html");
-    let verdict: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("verdict.json")).unwrap()).unwrap();
+    let verdict: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("verdict.json")).unwrap()).unwrap();
     let word = verdict["verdict"].as_str().unwrap().to_uppercase();
     assert!(html.contains(&format!("Verdict: {word}")), "verdict {word} missing");
     assert!(html.contains("http-equiv=\"Content-Security-Policy\""), "CSP meta missing");
@@ -44,7 +45,8 @@ fn analyze_writes_the_report_and_report_re_renders_it() {
         assert_png_not_blank(&out.join("charts").join(format!("{c}.png")));
     }
     // The example pairs come from examples.json, which keeps their bodies.
-    let examples: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("examples.json")).unwrap()).unwrap();
+    let examples: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("examples.json")).unwrap()).unwrap();
     let first = &examples["examples"][0];
     assert!(html.contains(first["pair_id"].as_str().expect("an example")), "the first example is not in the report");
 
@@ -101,7 +103,10 @@ fn report_leaves_out_what_it_cannot_read_and_says_why() {
     let e = stderr(&o);
     assert_eq!(e.lines().filter(|l| l.starts_with("shadowdiff: left out of the report: ")).count(), 3, "{e}");
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    assert!(html.contains("Latency charts are left out") && html.contains("pairs.parquet"), "no reason for the latency charts");
+    assert!(
+        html.contains("Latency charts are left out") && html.contains("pairs.parquet"),
+        "no reason for the latency charts"
+    );
     assert!(html.contains("No example pairs") && html.contains("examples.json"), "no reason for the examples");
     assert!(html.contains("diffs.parquet"), "no reason for the drift values");
     assert!(!out.join("charts/latency_cdf.png").exists(), "a stale latency chart was left beside the report");

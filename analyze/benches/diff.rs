@@ -35,7 +35,12 @@ fn parse_and_diff(c: &mut Criterion) {
     }
     let pairs: Vec<_> = corpus::pairs(BATCH, 1.0, 7)
         .into_iter()
-        .map(|(a, b)| (serde_json::from_str::<serde_json::Value>(&a).expect("JSON"), serde_json::from_str::<serde_json::Value>(&b).expect("JSON")))
+        .map(|(a, b)| {
+            (
+                serde_json::from_str::<serde_json::Value>(&a).expect("JSON"),
+                serde_json::from_str::<serde_json::Value>(&b).expect("JSON"),
+            )
+        })
         .collect();
     group.bench_function("diff_only_few_differences", |bench| {
         bench.iter(|| pairs.iter().map(|(a, b)| diff_json(a, b, &rules, None).len()).sum::<usize>())
@@ -47,7 +52,9 @@ fn parse_and_diff(c: &mut Criterion) {
             bench.iter(|| {
                 pairs
                     .iter()
-                    .map(|(a, b)| compare_bodies((a.as_bytes(), ct), (b.as_bytes(), ct), &rules, None).differences.len())
+                    .map(|(a, b)| {
+                        compare_bodies((a.as_bytes(), ct), (b.as_bytes(), ct), &rules, None).differences.len()
+                    })
                     .sum::<usize>()
             })
         });

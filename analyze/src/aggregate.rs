@@ -50,7 +50,10 @@ fn aggregations() -> Vec<Expr> {
     vec![
         len().cast(DataType::UInt64).alias("pairs"),
         count(outcome().eq(lit("canary_skipped")), "canary_skipped"),
-        count(outcome().eq(lit("same")).or(outcome().eq(lit("noise_only"))).or(outcome().eq(lit("different"))), "compared"),
+        count(
+            outcome().eq(lit("same")).or(outcome().eq(lit("noise_only"))).or(outcome().eq(lit("different"))),
+            "compared",
+        ),
         count(outcome().eq(lit("status_mismatch")), "status_mismatches"),
         count(col(o::BASELINE_FAILED), "baseline_errors"),
         count(col(o::CANARY_FAILED), "canary_errors"),

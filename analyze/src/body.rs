@@ -46,14 +46,37 @@ pub fn claim(content_type: Option<&str>) -> Claim {
         (_, s) if s.ends_with("+xml") => Claim::Text,
         (
             "application",
-            "xml" | "javascript" | "ecmascript" | "x-www-form-urlencoded" | "graphql" | "yaml" | "x-yaml" | "csv"
-            | "x-ndjson" | "ndjson" | "sql" | "toml",
+            "xml"
+            | "javascript"
+            | "ecmascript"
+            | "x-www-form-urlencoded"
+            | "graphql"
+            | "yaml"
+            | "x-yaml"
+            | "csv"
+            | "x-ndjson"
+            | "ndjson"
+            | "sql"
+            | "toml",
         ) => Claim::Text,
         ("image" | "audio" | "video" | "font", _) => Claim::Binary,
         (
             "application",
-            "octet-stream" | "pdf" | "zip" | "gzip" | "x-gzip" | "protobuf" | "x-protobuf" | "grpc" | "msgpack"
-            | "x-msgpack" | "cbor" | "wasm" | "x-tar" | "vnd.apache.parquet" | "vnd.apache.arrow.stream",
+            "octet-stream"
+            | "pdf"
+            | "zip"
+            | "gzip"
+            | "x-gzip"
+            | "protobuf"
+            | "x-protobuf"
+            | "grpc"
+            | "msgpack"
+            | "x-msgpack"
+            | "cbor"
+            | "wasm"
+            | "x-tar"
+            | "vnd.apache.parquet"
+            | "vnd.apache.arrow.stream",
         ) => Claim::Binary,
         _ => Claim::Unknown,
     }
@@ -297,7 +320,13 @@ fn identical(bytes: &[u8], content_type: Option<&str>) -> BodyComparison {
 }
 
 /// Compares two decoded bodies; `want_patch` also builds the JSON Patch when both are JSON.
-pub fn compare_parsed(a: &Parsed<'_>, b: &Parsed<'_>, rules: &Rules, route: Option<&str>, want_patch: bool) -> BodyComparison {
+pub fn compare_parsed(
+    a: &Parsed<'_>,
+    b: &Parsed<'_>,
+    rules: &Rules,
+    route: Option<&str>,
+    want_patch: bool,
+) -> BodyComparison {
     let mut out = BodyComparison {
         compared_as: ComparedAs::Empty,
         equal: true,
@@ -360,7 +389,8 @@ fn raw<'a>(body: &ParsedBody<'a>) -> &'a [u8] {
 
 /// A line diff of two texts with changed-line counts and a capped unified diff.
 pub fn diff_text(baseline: &str, canary: &str) -> TextDifference {
-    let diff = TextDiff::configure().algorithm(Algorithm::Myers).timeout(TEXT_DIFF_TIMEOUT).diff_lines(baseline, canary);
+    let diff =
+        TextDiff::configure().algorithm(Algorithm::Myers).timeout(TEXT_DIFF_TIMEOUT).diff_lines(baseline, canary);
     let (mut removed_lines, mut added_lines) = (0, 0);
     for op in diff.ops() {
         match *op {
@@ -424,7 +454,12 @@ mod tests {
 
     #[test]
     fn unparseable_json_is_compared_as_text() {
-        let c = compare_bodies((b"{\"a\": 1}", Some("application/json")), (b"{\"a\": 1,}", Some("application/json")), &Rules::default(), None);
+        let c = compare_bodies(
+            (b"{\"a\": 1}", Some("application/json")),
+            (b"{\"a\": 1,}", Some("application/json")),
+            &Rules::default(),
+            None,
+        );
         assert_eq!(c.compared_as, ComparedAs::Text);
         assert!(!c.equal);
         assert!(matches!(c.canary_unparseable, Some(ParseProblem::Syntax { .. })));
@@ -435,7 +470,12 @@ mod tests {
 
     #[test]
     fn invalid_utf8_json_is_binary_and_unparseable() {
-        let c = compare_bodies((b"{\"a\": \"\xff\"}", Some("application/json")), (b"{\"a\": 1}", Some("application/json")), &Rules::default(), None);
+        let c = compare_bodies(
+            (b"{\"a\": \"\xff\"}", Some("application/json")),
+            (b"{\"a\": 1}", Some("application/json")),
+            &Rules::default(),
+            None,
+        );
         assert_eq!(c.compared_as, ComparedAs::Binary);
         assert!(c.baseline_unparseable.is_some());
     }
@@ -446,7 +486,12 @@ mod tests {
         let doc = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
         assert_eq!(parse_json(doc.as_bytes()), Err(ParseProblem::TooDeep));
         let obj = "{\"a\":".repeat(depth) + "1" + &"}".repeat(depth);
-        let c = compare_bodies((doc.as_bytes(), Some("application/json")), (obj.as_bytes(), Some("application/json")), &Rules::default(), None);
+        let c = compare_bodies(
+            (doc.as_bytes(), Some("application/json")),
+            (obj.as_bytes(), Some("application/json")),
+            &Rules::default(),
+            None,
+        );
         assert_eq!(c.baseline_unparseable, Some(ParseProblem::TooDeep));
         assert_eq!(c.canary_unparseable, Some(ParseProblem::TooDeep));
         assert_eq!(c.compared_as, ComparedAs::Text);
@@ -473,7 +518,12 @@ mod tests {
 
     #[test]
     fn binary_by_hash() {
-        let c = compare_bodies((b"\x89PNG\x00\x01", Some("image/png")), (b"\x89PNG\x00\x02!", Some("image/png")), &Rules::default(), None);
+        let c = compare_bodies(
+            (b"\x89PNG\x00\x01", Some("image/png")),
+            (b"\x89PNG\x00\x02!", Some("image/png")),
+            &Rules::default(),
+            None,
+        );
         assert_eq!(c.compared_as, ComparedAs::Binary);
         let bin = c.binary.expect("binary");
         assert_eq!((bin.baseline_len, bin.canary_len), (6, 7));
@@ -485,7 +535,12 @@ mod tests {
     #[test]
     fn identical_bytes_are_classified_without_a_diff() {
         let r = Rules::default();
-        let json = compare_bodies((b"{\"a\":1}", Some("application/json")), (b"{\"a\":1}", Some("application/json")), &r, None);
+        let json = compare_bodies(
+            (b"{\"a\":1}", Some("application/json")),
+            (b"{\"a\":1}", Some("application/json")),
+            &r,
+            None,
+        );
         assert_eq!((json.compared_as, json.equal, json.canary_unparseable), (ComparedAs::Json, true, None));
         let sniffed = compare_bodies((b"[1]", None), (b"[1]", None), &r, None);
         assert_eq!(sniffed.compared_as, ComparedAs::Json);
@@ -494,18 +549,34 @@ mod tests {
         assert!(bad.equal && bad.baseline_unparseable.is_some() && bad.canary_unparseable.is_some());
         for depth in [127, 128, 129, 1000] {
             let doc = "[".repeat(depth) + &"]".repeat(depth);
-            let fast = compare_bodies((doc.as_bytes(), Some("application/json")), (doc.as_bytes(), Some("application/json")), &r, None);
-            assert_eq!(fast.baseline_unparseable, parse_body(doc.as_bytes(), Some("application/json")).unparseable, "depth {depth}");
+            let fast = compare_bodies(
+                (doc.as_bytes(), Some("application/json")),
+                (doc.as_bytes(), Some("application/json")),
+                &r,
+                None,
+            );
+            assert_eq!(
+                fast.baseline_unparseable,
+                parse_body(doc.as_bytes(), Some("application/json")).unparseable,
+                "depth {depth}"
+            );
         }
         let deep = "[".repeat(1000) + &"]".repeat(1000);
-        let deep = compare_bodies((deep.as_bytes(), Some("application/json")), (deep.as_bytes(), Some("application/json")), &r, None);
+        let deep = compare_bodies(
+            (deep.as_bytes(), Some("application/json")),
+            (deep.as_bytes(), Some("application/json")),
+            &r,
+            None,
+        );
         assert_eq!(deep.baseline_unparseable, Some(ParseProblem::TooDeep));
         let bin = compare_bodies((b"\x00\x01", None), (b"\x00\x01", None), &r, None);
         assert_eq!((bin.compared_as, bin.equal), (ComparedAs::Binary, true));
         let empty = compare_bodies((b"", None), (b"", Some("application/json")), &r, None);
         assert_eq!(empty.compared_as, ComparedAs::Empty);
         // The fast path and the full comparison agree.
-        for (a, ct) in [(&b"{\"a\": [1, 2]}"[..], Some("application/json")), (b"text", None), (b"{x", Some("application/json"))] {
+        for (a, ct) in
+            [(&b"{\"a\": [1, 2]}"[..], Some("application/json")), (b"text", None), (b"{x", Some("application/json"))]
+        {
             let fast = compare_bodies((a, ct), (a, ct), &r, None);
             let full = compare_parsed(&parse_body(a, ct), &parse_body(a, ct), &r, None, false);
             assert_eq!(fast, full);

@@ -135,7 +135,8 @@ pub fn evaluate(index: u64, record: &PairRecord, route: String, rules: &Rules) -
     let mut raw = Vec::new();
     let mut noise = None;
     if outcome == Outcome::Compared {
-        let with_secondary = secondary.as_ref().is_some_and(|s| s.transport_error.is_none() && s.status == baseline.status);
+        let with_secondary =
+            secondary.as_ref().is_some_and(|s| s.transport_error.is_none() && s.status == baseline.status);
         let mut against = Against::new(&record.baseline, rules, Some(route.as_str()));
         raw = found(against.compare(&record.canary));
         if with_secondary {
@@ -180,7 +181,12 @@ impl<'a> Against<'a> {
         let other_bytes = other.body.as_deref().unwrap_or_default();
         let body = if bytes == other_bytes && claim(self.content_type.as_deref()) == claim(other_type.as_deref()) {
             // Byte-identical: the engine's fast path classifies without diffing.
-            compare_bodies((bytes, self.content_type.as_deref()), (other_bytes, other_type.as_deref()), self.rules, self.route)
+            compare_bodies(
+                (bytes, self.content_type.as_deref()),
+                (other_bytes, other_type.as_deref()),
+                self.rules,
+                self.route,
+            )
         } else {
             let ct = self.content_type.clone();
             let parsed = self.parsed.get_or_insert_with(|| parse_body(bytes, ct.as_deref()));
@@ -212,8 +218,12 @@ fn found(c: SideComparison) -> Vec<Found> {
         _ if !c.body.equal => {
             let describe = |s: String| Some(Value::String(s));
             let (baseline, canary) = match (&c.body.text, &c.body.binary) {
-                (Some(t), _) => (describe(format!("-{} lines", t.removed_lines)), describe(format!("+{} lines", t.added_lines))),
-                (_, Some(b)) => (describe(format!("{} bytes", b.baseline_len)), describe(format!("{} bytes", b.canary_len))),
+                (Some(t), _) => {
+                    (describe(format!("-{} lines", t.removed_lines)), describe(format!("+{} lines", t.added_lines)))
+                }
+                (_, Some(b)) => {
+                    (describe(format!("{} bytes", b.baseline_len)), describe(format!("{} bytes", b.canary_len)))
+                }
                 _ => (None, None),
             };
             out.push(Found {

@@ -159,13 +159,21 @@ impl Collector {
             Outcome::StatusMismatch => {
                 Some(format!("#status {:?}→{:?}", e.baseline.status.map(|s| s / 100), e.canary.status.map(|s| s / 100)))
             }
-            Outcome::CanaryError => Some(format!("#canary_error {}", e.canary.transport_error.as_deref().unwrap_or_default())),
+            Outcome::CanaryError => {
+                Some(format!("#canary_error {}", e.canary.transport_error.as_deref().unwrap_or_default()))
+            }
             _ => return,
         };
         let seen = self.per_key.get(&e.route);
         let wants = |key: &str| seen.and_then(|m| m.get(key)).copied().unwrap_or(0) < PER_KEY;
         let wanted: Vec<String> = match failure_key {
-            Some(k) => if wants(&k) { vec![k] } else { Vec::new() },
+            Some(k) => {
+                if wants(&k) {
+                    vec![k]
+                } else {
+                    Vec::new()
+                }
+            }
             None => {
                 let mut fields: Vec<&str> = e.raw.iter().map(|f| f.diff.field.as_str()).filter(|f| wants(f)).collect();
                 fields.sort_unstable();
@@ -225,7 +233,11 @@ impl Collector {
     /// Chooses up to [`PER_ROUTE`] examples for each of the [`MAX_ROUTES`] most troubled routes,
     /// given each (route, field)'s final status (`real`, `noise` …). Status mismatches and canary
     /// errors come first, then pairs covering the most real fields not yet shown, breaking first.
-    pub fn choose(self, status: &BTreeMap<(String, String), &'static str>, routes: &BTreeMap<String, RouteStats>) -> Vec<Example> {
+    pub fn choose(
+        self,
+        status: &BTreeMap<(String, String), &'static str>,
+        routes: &BTreeMap<String, RouteStats>,
+    ) -> Vec<Example> {
         let mut by_route: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
         for (_, mut c) in self.kept {
             for (d, explained) in c.example.differences.iter_mut().zip(&c.explained) {
@@ -238,7 +250,9 @@ impl Collector {
             by_route.entry(c.example.route.clone()).or_default().push(c);
         }
         let trouble = |route: &str| {
-            routes.get(route).map_or(0, |s| s.real_pairs + s.status_mismatch.values().sum::<u64>() + s.errors.canary_only)
+            routes
+                .get(route)
+                .map_or(0, |s| s.real_pairs + s.status_mismatch.values().sum::<u64>() + s.errors.canary_only)
         };
         let mut ranked: Vec<(String, Vec<Candidate>)> = by_route.into_iter().collect();
         ranked.sort_by_key(|(route, _)| std::cmp::Reverse(trouble(route)));
@@ -254,7 +268,8 @@ fn choose_for_route(candidates: Vec<Candidate>) -> Vec<Example> {
     // Where the canary did worse (a transport error, or a 5xx where the baseline did not fail)
     // comes first, then real differences, then the other status mismatches if room is left.
     let canary_worse = |e: &Example| {
-        e.outcome == "canary_error" || (e.canary.status.is_some_and(|s| s >= 500) && e.baseline.status.is_some_and(|s| s < 500))
+        e.outcome == "canary_error"
+            || (e.canary.status.is_some_and(|s| s >= 500) && e.baseline.status.is_some_and(|s| s < 500))
     };
     let (mut worse, mut other, mut differing) = (Vec::new(), Vec::new(), Vec::new());
     for c in candidates {
@@ -341,7 +356,8 @@ fn difference_why(fields: &[String]) -> String {
 pub fn write(dir: &Path, examples: &[Example]) -> Result<()> {
     let path = dir.join(EXAMPLES_FILE);
     let file = ExamplesFile { schema_version: SCHEMA_VERSION, examples: examples.to_vec() };
-    let json = serde_json::to_string(&file).map_err(|e| Error::Internal { message: format!("serializing examples: {e}") })?;
+    let json =
+        serde_json::to_string(&file).map_err(|e| Error::Internal { message: format!("serializing examples: {e}") })?;
     std::fs::write(&path, json + "\n").map_err(|source| Error::Output { path, source: source.into() })
 }
 
@@ -412,7 +428,8 @@ mod tests {
         assert_eq!(ids, vec![3, 1], "{chosen:#?}");
         assert_eq!(chosen[0].why, "status 200 → 503");
         assert_eq!(chosen[1].why, "real difference at /a");
-        let statuses: Vec<(&str, &str)> = chosen[1].differences.iter().map(|d| (d.path.as_str(), d.status.as_str())).collect();
+        let statuses: Vec<(&str, &str)> =
+            chosen[1].differences.iter().map(|d| (d.path.as_str(), d.status.as_str())).collect();
         assert_eq!(statuses, vec![("/a", "real"), ("/ts", "noise")]);
         assert_eq!(chosen[1].query.as_deref(), Some("x=1"));
         assert_eq!(chosen[1].baseline.latency_ms, Some(1.5));
@@ -447,7 +464,8 @@ mod tests {
         assert_eq!(chosen.len(), 1);
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), &chosen).unwrap();
-        let back: ExamplesFile = serde_json::from_str(&std::fs::read_to_string(dir.path().join(EXAMPLES_FILE)).unwrap()).unwrap();
+        let back: ExamplesFile =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(EXAMPLES_FILE)).unwrap()).unwrap();
         let e = &back.examples[0];
         assert_eq!(e.baseline.body_bytes(), binary);
         assert!(e.baseline.body.is_none() && e.baseline.body_base64.is_some());

@@ -184,8 +184,20 @@ mod tests {
 
     #[test]
     fn default_ignore_list() {
-        let a = h(&[("Date", "Mon"), ("Server", "a"), ("X-Request-Id", "1"), ("traceparent", "00-1"), ("Content-Type", "application/json")]);
-        let b = h(&[("date", "Tue"), ("server", "b"), ("x-request-id", "2"), ("traceparent", "00-2"), ("content-type", "application/json")]);
+        let a = h(&[
+            ("Date", "Mon"),
+            ("Server", "a"),
+            ("X-Request-Id", "1"),
+            ("traceparent", "00-1"),
+            ("Content-Type", "application/json"),
+        ]);
+        let b = h(&[
+            ("date", "Tue"),
+            ("server", "b"),
+            ("x-request-id", "2"),
+            ("traceparent", "00-2"),
+            ("content-type", "application/json"),
+        ]);
         assert!(diff_headers(a, b, &HeaderRules::default(), true).is_empty());
     }
 
@@ -239,7 +251,11 @@ mod tests {
         let d = diff_headers(a.clone(), b.clone(), &rules, true);
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].name, "cache-control");
-        let rules = HeaderRules::from_section(&HeadersSection { compare: None, ignore: vec!["ETag".into()], default_ignore: Some(false) });
+        let rules = HeaderRules::from_section(&HeadersSection {
+            compare: None,
+            ignore: vec!["ETag".into()],
+            default_ignore: Some(false),
+        });
         let a = h(&[("date", "x"), ("etag", "1")]);
         let b = h(&[("date", "y"), ("etag", "2")]);
         let d = diff_headers(a, b, &rules, true);

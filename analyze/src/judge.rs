@@ -17,8 +17,13 @@ use crate::aggregate::{self, EndpointRow};
 use crate::error::Result;
 use crate::pipeline::{Analysis, RouteStats, top};
 use crate::policy::{Check, CheckId, Policy};
-use crate::stats::{Bootstrap, holm, hodges_lehmann, ks_two_sample, mcnemar, quantile_deltas, wilcoxon_signed_rank, wilson};
-use crate::verdict::{Ci, CheckResult, CriticalError, EndpointCheck, FieldCount, LatencySummary, Outputs, Statistic, Status, Threshold, Verdict};
+use crate::stats::{
+    Bootstrap, hodges_lehmann, holm, ks_two_sample, mcnemar, quantile_deltas, wilcoxon_signed_rank, wilson,
+};
+use crate::verdict::{
+    CheckResult, Ci, CriticalError, EndpointCheck, FieldCount, LatencySummary, Outputs, Statistic, Status, Threshold,
+    Verdict,
+};
 
 const QUANTILES: [f64; 4] = [0.5, 0.9, 0.95, 0.99];
 const OVERALL: &str = "(all)";
@@ -73,12 +78,16 @@ fn share(v: f64) -> String {
 /// Sorts endpoints so the ones that drove the status come first.
 fn order(endpoints: &mut [EndpointCheck]) {
     endpoints.sort_by(|a, b| {
-        b.status.cmp(&a.status).then_with(|| b.value.unwrap_or(f64::MIN).total_cmp(&a.value.unwrap_or(f64::MIN))).then_with(|| a.route.cmp(&b.route))
+        b.status
+            .cmp(&a.status)
+            .then_with(|| b.value.unwrap_or(f64::MIN).total_cmp(&a.value.unwrap_or(f64::MIN)))
+            .then_with(|| a.route.cmp(&b.route))
     });
 }
 
 fn drivers(endpoints: &[EndpointCheck], status: Status) -> String {
-    let names: Vec<String> = endpoints.iter().filter(|e| e.status == status).take(5).map(|e| e.reason.clone()).collect();
+    let names: Vec<String> =
+        endpoints.iter().filter(|e| e.status == status).take(5).map(|e| e.reason.clone()).collect();
     names.join("; ")
 }
 
@@ -89,7 +98,10 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// Every route with whether it has enough samples (`n`) for its minimum.
-    fn judged<'r>(&'r self, n: impl Fn(&RouteStats) -> u64 + 'r) -> impl Iterator<Item = (&'r String, &'r RouteStats, bool)> + 'r {
+    fn judged<'r>(
+        &'r self,
+        n: impl Fn(&RouteStats) -> u64 + 'r,
+    ) -> impl Iterator<Item = (&'r String, &'r RouteStats, bool)> + 'r {
         self.a.routes.iter().map(move |(r, s)| (r, s, n(s) >= self.p.min_samples_for(r)))
     }
 }
@@ -107,7 +119,12 @@ fn latency_summary(route: &str, s: &RouteStats, confidence: f64, p: &Policy) -> 
         n: items.len() as u64,
         seen: s.latency.seen(),
         quantiles: if enough {
-            quantile_deltas(&b, &c, &QUANTILES, Bootstrap { resamples: p.bootstrap_resamples, confidence, seed, max_resample: 20_000 })
+            quantile_deltas(
+                &b,
+                &c,
+                &QUANTILES,
+                Bootstrap { resamples: p.bootstrap_resamples, confidence, seed, max_resample: 20_000 },
+            )
         } else {
             Vec::new()
         },
@@ -117,7 +134,12 @@ fn latency_summary(route: &str, s: &RouteStats, confidence: f64, p: &Policy) -> 
     }
 }
 
-pub(crate) fn judge_with_rows(a: &Analysis, p: &Policy, overall_row: EndpointRow, endpoint_rows: Vec<EndpointRow>) -> Verdict {
+pub(crate) fn judge_with_rows(
+    a: &Analysis,
+    p: &Policy,
+    overall_row: EndpointRow,
+    endpoint_rows: Vec<EndpointRow>,
+) -> Verdict {
     let ctx = Ctx { a, p };
     let recorded = a.inputs.recorded_baseline();
     let latency_judged = !recorded || p.judge_recorded_latency;
@@ -140,17 +162,22 @@ pub(crate) fn judge_with_rows(a: &Analysis, p: &Policy, overall_row: EndpointRow
     checks.push(diff_rate(&ctx));
     checks.push(breaking(&ctx));
 
-    let verdict = checks.iter().map(|c| c.status).filter(|s| matches!(s, Status::Pass | Status::Warn | Status::Fail | Status::Inconclusive)).fold(Status::Pass, |acc, s| {
-        match (acc, s) {
+    let verdict = checks
+        .iter()
+        .map(|c| c.status)
+        .filter(|s| matches!(s, Status::Pass | Status::Warn | Status::Fail | Status::Inconclusive))
+        .fold(Status::Pass, |acc, s| match (acc, s) {
             (Status::Fail, _) | (_, Status::Fail) => Status::Fail,
             (Status::Inconclusive, _) | (_, Status::Inconclusive) => Status::Inconclusive,
             (x, y) => x.max(y),
-        }
-    });
+        });
     let reason = match verdict {
         Status::Fail | Status::Warn | Status::Inconclusive => {
-            let parts: Vec<String> =
-                checks.iter().filter(|c| c.status == verdict).map(|c| format!("{}: {}", c.id.as_str(), c.reason)).collect();
+            let parts: Vec<String> = checks
+                .iter()
+                .filter(|c| c.status == verdict)
+                .map(|c| format!("{}: {}", c.id.as_str(), c.reason))
+                .collect();
             parts.join(" | ")
         }
         _ => format!("every check passed on {} pairs", a.inputs.pairs_analyzed),
@@ -175,7 +202,12 @@ pub(crate) fn judge_with_rows(a: &Analysis, p: &Policy, overall_row: EndpointRow
         fields: a.fields.clone(),
         numeric_drift: a.numeric_drift.clone(),
         route_overflow: a.route_overflow.clone(),
-        outputs: Outputs { pairs: a.pairs_file.clone(), diffs: a.diffs_file.clone(), examples: a.examples_file.clone(), ..Outputs::default() },
+        outputs: Outputs {
+            pairs: a.pairs_file.clone(),
+            diffs: a.diffs_file.clone(),
+            examples: a.examples_file.clone(),
+            ..Outputs::default()
+        },
     }
 }
 
@@ -242,9 +274,21 @@ fn latency_p99(
             (_, _, false) => (Status::Disabled, format!("{route}: disabled")),
             (Some(q), true, true) if q.relative_low.is_finite() => {
                 let s = escalate((q.relative_low, q.relative_high), tr);
-                (s, format!("{route} p99 {} (CI {} … {}, n={})", pct(q.relative), pct(q.relative_low), pct(q.relative_high), l.n))
+                (
+                    s,
+                    format!(
+                        "{route} p99 {} (CI {} … {}, n={})",
+                        pct(q.relative),
+                        pct(q.relative_low),
+                        pct(q.relative_high),
+                        l.n
+                    ),
+                )
             }
-            _ => (Status::Inconclusive, format!("{route}: {} latency pairs, fewer than {}", l.n, ctx.p.min_samples_for(route))),
+            _ => (
+                Status::Inconclusive,
+                format!("{route}: {} latency pairs, fewer than {}", l.n, ctx.p.min_samples_for(route)),
+            ),
         };
         r.endpoints.push(EndpointCheck {
             route: (*route).clone(),
@@ -265,7 +309,9 @@ fn latency_p99(
     order(&mut r.endpoints);
     r.status = combine(overall_status, &r.endpoints);
     r.reason = match (r.status, &r.ci) {
-        (Status::Inconclusive, _) => format!("{} latency pairs overall, fewer than min_samples = {}", r.n, ctx.p.min_samples),
+        (Status::Inconclusive, _) => {
+            format!("{} latency pairs overall, fewer than min_samples = {}", r.n, ctx.p.min_samples)
+        }
         (Status::Fail | Status::Warn, Some(ci)) if overall_status == r.status => {
             let extra = drivers(&r.endpoints, r.status);
             format!(
@@ -279,9 +325,19 @@ fn latency_p99(
             )
         }
         (Status::Fail | Status::Warn, _) => {
-            format!("{} beyond the {} threshold", drivers(&r.endpoints, r.status), if r.status == Status::Fail { "fail" } else { "pass" })
+            format!(
+                "{} beyond the {} threshold",
+                drivers(&r.endpoints, r.status),
+                if r.status == Status::Fail { "fail" } else { "pass" }
+            )
         }
-        (_, Some(ci)) => format!("p99 {} overall (CI {} … {}) within {}", pct(r.value.unwrap_or(f64::NAN)), pct(ci.low), pct(ci.high), pct(t.pass)),
+        (_, Some(ci)) => format!(
+            "p99 {} overall (CI {} … {}) within {}",
+            pct(r.value.unwrap_or(f64::NAN)),
+            pct(ci.low),
+            pct(ci.high),
+            pct(t.pass)
+        ),
         _ => "no latency pairs".into(),
     };
     r
@@ -309,20 +365,34 @@ fn latency_shape(
     }
     if !comparable {
         r.status = Status::NotComparable;
-        r.reason = if recorded { "the baseline side was recorded in another run; latency is not comparable".into() } else { "not comparable".into() };
+        r.reason = if recorded {
+            "the baseline side was recorded in another run; latency is not comparable".into()
+        } else {
+            "not comparable".into()
+        };
         return r;
     }
     let alpha = ctx.p.alpha;
     let overall_status = match &overall {
         Some(ks) if r.n >= ctx.p.min_samples => {
-            if ks.p_value < alpha && ks.statistic >= t.warn { Status::Warn } else { Status::Pass }
+            if ks.p_value < alpha && ks.statistic >= t.warn {
+                Status::Warn
+            } else {
+                Status::Pass
+            }
         }
         _ => Status::Inconclusive,
     };
     let mut eps: Vec<(String, Option<crate::stats::KsResult>, u64, bool, Check)> = Vec::new();
     for (route, _, ok) in judged {
         let l = lat.get(route.as_str());
-        eps.push(((*route).clone(), l.and_then(|l| l.ks.clone()), l.map_or(0, |l| l.n), *ok, ctx.p.checks_for(route).latency_shape));
+        eps.push((
+            (*route).clone(),
+            l.and_then(|l| l.ks.clone()),
+            l.map_or(0, |l| l.n),
+            *ok,
+            ctx.p.checks_for(route).latency_shape,
+        ));
     }
     let ps: Vec<f64> = eps.iter().filter(|e| e.3).map(|e| e.1.as_ref().map_or(1.0, |k| k.p_value)).collect();
     let mut adj = holm(&ps).into_iter();
@@ -351,11 +421,17 @@ fn latency_shape(
     order(&mut r.endpoints);
     r.status = combine(overall_status, &r.endpoints);
     r.reason = match r.status {
-        Status::Inconclusive => format!("{} latency pairs overall, fewer than min_samples = {}", r.n, ctx.p.min_samples),
+        Status::Inconclusive => {
+            format!("{} latency pairs overall, fewer than min_samples = {}", r.n, ctx.p.min_samples)
+        }
         Status::Warn => {
             let d = drivers(&r.endpoints, Status::Warn);
             if d.is_empty() {
-                format!("the latency distribution changed shape overall (D={:.3}, p={:.2e})", r.value.unwrap_or(f64::NAN), r.p_value.unwrap_or(f64::NAN))
+                format!(
+                    "the latency distribution changed shape overall (D={:.3}, p={:.2e})",
+                    r.value.unwrap_or(f64::NAN),
+                    r.p_value.unwrap_or(f64::NAN)
+                )
             } else {
                 format!("the latency distribution changed shape: {d}")
             }
@@ -402,7 +478,10 @@ fn error_rate(ctx: &Ctx<'_>) -> CheckResult {
     let o = &ctx.a.overall;
     let mc = mcnemar(o.errors.canary_only, o.errors.baseline_only);
     r.n = o.errors.n;
-    r.statistic = Some(Statistic { name: if mc.exact { "mcnemar_exact_min_discordant" } else { "mcnemar_chi2" }, value: mc.statistic });
+    r.statistic = Some(Statistic {
+        name: if mc.exact { "mcnemar_exact_min_discordant" } else { "mcnemar_chi2" },
+        value: mc.statistic,
+    });
     r.p_value = Some(mc.p_value);
     let (os, value, ci, oreason) = eval("overall", o, mc.p_value, ctx.p.confidence, t, true);
     let overall_status = if r.n < ctx.p.min_samples { Status::Inconclusive } else { os };
@@ -411,7 +490,11 @@ fn error_rate(ctx: &Ctx<'_>) -> CheckResult {
     let judged: Vec<(&String, &RouteStats, bool)> = ctx.judged(|s| s.errors.n).collect();
     let m = judged.iter().filter(|x| x.2).count().max(1);
     let conf = 1.0 - (1.0 - ctx.p.confidence) / m as f64;
-    let ps: Vec<f64> = judged.iter().filter(|x| x.2).map(|(_, s, _)| mcnemar(s.errors.canary_only, s.errors.baseline_only).p_value).collect();
+    let ps: Vec<f64> = judged
+        .iter()
+        .filter(|x| x.2)
+        .map(|(_, s, _)| mcnemar(s.errors.canary_only, s.errors.baseline_only).p_value)
+        .collect();
     let mut adj = holm(&ps).into_iter();
     for (route, s, ok) in judged {
         let tr = ctx.p.checks_for(route).error_rate;
@@ -423,9 +506,25 @@ fn error_rate(ctx: &Ctx<'_>) -> CheckResult {
             let (st, v, ci, reason) = eval(route.as_str(), s, pa, conf, tr, false);
             (st, Some(v), Some(ci), reason, Some(pa))
         } else {
-            (Status::Inconclusive, None, None, format!("{route}: {} pairs, fewer than {}", s.errors.n, ctx.p.min_samples_for(route)), None)
+            (
+                Status::Inconclusive,
+                None,
+                None,
+                format!("{route}: {} pairs, fewer than {}", s.errors.n, ctx.p.min_samples_for(route)),
+                None,
+            )
         };
-        r.endpoints.push(EndpointCheck { route: route.clone(), status, value, ci, p_value: Some(raw_p), p_adjusted: pa, n: s.errors.n, reason, fields: Vec::new() });
+        r.endpoints.push(EndpointCheck {
+            route: route.clone(),
+            status,
+            value,
+            ci,
+            p_value: Some(raw_p),
+            p_adjusted: pa,
+            n: s.errors.n,
+            reason,
+            fields: Vec::new(),
+        });
     }
     order(&mut r.endpoints);
     r.status = combine(overall_status, &r.endpoints);
@@ -433,7 +532,11 @@ fn error_rate(ctx: &Ctx<'_>) -> CheckResult {
         Status::Inconclusive => format!("{} pairs overall, fewer than min_samples = {}", r.n, ctx.p.min_samples),
         Status::Fail | Status::Warn => {
             let d = drivers(&r.endpoints, r.status);
-            if overall_status == r.status || d.is_empty() { format!("{oreason}{}", if d.is_empty() { String::new() } else { format!("; {d}") }) } else { d }
+            if overall_status == r.status || d.is_empty() {
+                format!("{oreason}{}", if d.is_empty() { String::new() } else { format!("; {d}") })
+            } else {
+                d
+            }
         }
         _ => oreason,
     };
@@ -446,7 +549,8 @@ fn critical_errors(ctx: &Ctx<'_>) -> (CheckResult, Vec<CriticalError>) {
     let mut list = Vec::new();
     // Per endpoint, and over the whole run: sparse errors spread over many endpoints are
     // evidence together even when no single endpoint has enough.
-    let scopes = std::iter::once((&ctx.a.overall, OVERALL.to_owned())).chain(ctx.a.routes.iter().map(|(r, s)| (s, r.clone())));
+    let scopes =
+        std::iter::once((&ctx.a.overall, OVERALL.to_owned())).chain(ctx.a.routes.iter().map(|(r, s)| (s, r.clone())));
     for (s, route) in scopes {
         let route = &route;
         if route != OVERALL && !ctx.p.checks_for(route).critical_errors.enabled {
@@ -457,7 +561,14 @@ fn critical_errors(ctx: &Ctx<'_>) -> (CheckResult, Vec<CriticalError>) {
                 // One-sided sign test: under "no difference" each such error is as likely on
                 // either side, so the baseline showing none of k has probability 2^-k.
                 let p = 0.5f64.powi(k.canary.min(1074) as i32);
-                list.push(CriticalError { route: route.clone(), kind: kind.clone(), canary: k.canary, p_value: p, p_adjusted: p, confirmed: false });
+                list.push(CriticalError {
+                    route: route.clone(),
+                    kind: kind.clone(),
+                    canary: k.canary,
+                    p_value: p,
+                    p_adjusted: p,
+                    confirmed: false,
+                });
             }
         }
     }
@@ -484,7 +595,10 @@ fn critical_errors(ctx: &Ctx<'_>) -> (CheckResult, Vec<CriticalError>) {
             p_value: Some(c.p_value),
             p_adjusted: Some(c.p_adjusted),
             n: c.canary,
-            reason: format!("{} `{}` ×{} in the canary, never in the baseline (p={:.2e} adjusted)", c.route, c.kind, c.canary, c.p_adjusted),
+            reason: format!(
+                "{} `{}` ×{} in the canary, never in the baseline (p={:.2e} adjusted)",
+                c.route, c.kind, c.canary, c.p_adjusted
+            ),
             fields: Vec::new(),
         });
     }
@@ -565,7 +679,8 @@ fn diff_rate(ctx: &Ctx<'_>) -> CheckResult {
     }
     order(&mut r.endpoints);
     r.status = combine(overall_status, &r.endpoints);
-    let top_routes: Vec<String> = r.endpoints.iter().filter(|e| e.value.unwrap_or(0.0) > 0.0).take(3).map(|e| e.reason.clone()).collect();
+    let top_routes: Vec<String> =
+        r.endpoints.iter().filter(|e| e.value.unwrap_or(0.0) > 0.0).take(3).map(|e| e.reason.clone()).collect();
     r.reason = match r.status {
         Status::Inconclusive => format!("{} compared pairs, fewer than min_samples = {}", r.n, ctx.p.min_samples),
         _ => format!(
@@ -631,7 +746,11 @@ fn breaking(ctx: &Ctx<'_>) -> CheckResult {
     r.reason = match r.status {
         Status::Inconclusive => format!("{} compared pairs, fewer than min_samples = {}", r.n, ctx.p.min_samples),
         Status::Pass if r.endpoints.is_empty() => "no breaking difference".into(),
-        _ => format!("{} pair(s) with a breaking difference: {}", o.breaking_pairs, r.endpoints.iter().take(5).map(|e| e.reason.clone()).collect::<Vec<_>>().join("; ")),
+        _ => format!(
+            "{} pair(s) with a breaking difference: {}",
+            o.breaking_pairs,
+            r.endpoints.iter().take(5).map(|e| e.reason.clone()).collect::<Vec<_>>().join("; ")
+        ),
     };
     r
 }

@@ -140,7 +140,14 @@ impl NoiseCounter {
     }
 
     /// Diffs one triple under `rules` and adds it.
-    pub fn add_values(&mut self, baseline: &Value, canary: &Value, secondary: Option<&Value>, rules: &Rules, route: Option<&str>) {
+    pub fn add_values(
+        &mut self,
+        baseline: &Value,
+        canary: &Value,
+        secondary: Option<&Value>,
+        rules: &Rules,
+        route: Option<&str>,
+    ) {
         let raw = diff_json(baseline, canary, rules, route);
         let noise = secondary.map(|s| diff_json(baseline, s, rules, route));
         self.add(&raw, noise.as_deref());
@@ -172,12 +179,26 @@ impl NoiseCounter {
                     (None, None)
                 };
                 let verdict = self.verdict(field, c, absolute, relative, thresholds);
-                FieldReport { field: field.clone(), counts: *c, total_with_secondary: total, absolute, relative, verdict }
+                FieldReport {
+                    field: field.clone(),
+                    counts: *c,
+                    total_with_secondary: total,
+                    absolute,
+                    relative,
+                    verdict,
+                }
             })
             .collect()
     }
 
-    fn verdict(&self, field: &str, c: &FieldCounts, absolute: Option<f64>, relative: Option<f64>, t: Thresholds) -> Verdict {
+    fn verdict(
+        &self,
+        field: &str,
+        c: &FieldCounts,
+        absolute: Option<f64>,
+        relative: Option<f64>,
+        t: Thresholds,
+    ) -> Verdict {
         if c.raw > 0 && c.explained == c.raw {
             let reason = self.explained_reasons.get(field).cloned().unwrap_or_default();
             return Verdict::Explained { reason };
@@ -198,7 +219,9 @@ impl NoiseCounter {
         }
         if c.raw > 0 && c.unique_looking as f64 >= SUSPECT_SHARE * c.raw as f64 {
             let reasons: Vec<&str> = self.unique_reasons.get(field).into_iter().flatten().copied().collect();
-            return Verdict::SuspectedNoise { reason: format!("values look unique per request ({})", reasons.join(", ")) };
+            return Verdict::SuspectedNoise {
+                reason: format!("values look unique per request ({})", reasons.join(", ")),
+            };
         }
         if c.raw == 0 {
             // Only the secondary differed: noise by definition.
@@ -274,9 +297,34 @@ fn is_timestamp(s: &str) -> bool {
 fn volatile_name(field: &str) -> bool {
     let last = field.rsplit('/').next().unwrap_or("").to_ascii_lowercase().replace(['-', '_'], "");
     const NAMES: &[&str] = &[
-        "requestid", "traceid", "spanid", "correlationid", "nonce", "timestamp", "ts", "time", "now", "servertime",
-        "generatedat", "requestedat", "respondedat", "expiresat", "etag", "signature", "csrftoken", "uuid", "elapsed",
-        "elapsedms", "durationms", "took", "latency", "latencyms", "hostname", "host", "servedby", "instance",
+        "requestid",
+        "traceid",
+        "spanid",
+        "correlationid",
+        "nonce",
+        "timestamp",
+        "ts",
+        "time",
+        "now",
+        "servertime",
+        "generatedat",
+        "requestedat",
+        "respondedat",
+        "expiresat",
+        "etag",
+        "signature",
+        "csrftoken",
+        "uuid",
+        "elapsed",
+        "elapsedms",
+        "durationms",
+        "took",
+        "latency",
+        "latencyms",
+        "hostname",
+        "host",
+        "servedby",
+        "instance",
     ];
     NAMES.contains(&last.as_str())
 }
@@ -357,8 +405,16 @@ mod tests {
         for i in 0..20 {
             c.add(
                 &[
-                    d("/generated", json!(format!("2024-05-01T12:00:{i:02}Z")), json!(format!("2024-05-01T12:01:{i:02}Z"))),
-                    d("/id", json!("123e4567-e89b-12d3-a456-426614174000"), json!("00000000-e89b-12d3-a456-426614174000")),
+                    d(
+                        "/generated",
+                        json!(format!("2024-05-01T12:00:{i:02}Z")),
+                        json!(format!("2024-05-01T12:01:{i:02}Z")),
+                    ),
+                    d(
+                        "/id",
+                        json!("123e4567-e89b-12d3-a456-426614174000"),
+                        json!("00000000-e89b-12d3-a456-426614174000"),
+                    ),
                     d("/request_id", json!(i), json!(i + 1000)),
                     d("/price", json!(10), json!(11)),
                     d("/epoch", json!(1_714_564_800_000u64), json!(1_714_564_800_123u64)),
@@ -366,7 +422,8 @@ mod tests {
                 None,
             );
         }
-        let got: BTreeMap<String, Verdict> = c.report(Thresholds::default()).into_iter().map(|r| (r.field, r.verdict)).collect();
+        let got: BTreeMap<String, Verdict> =
+            c.report(Thresholds::default()).into_iter().map(|r| (r.field, r.verdict)).collect();
         assert!(matches!(&got["/generated"], Verdict::SuspectedNoise { reason } if reason.contains("timestamp")));
         assert!(matches!(&got["/id"], Verdict::SuspectedNoise { reason } if reason.contains("uuid")));
         assert!(matches!(&got["/request_id"], Verdict::SuspectedNoise { reason } if reason.contains("field name")));
@@ -378,7 +435,11 @@ mod tests {
     fn suspicion_needs_most_pairs() {
         let mut c = NoiseCounter::new();
         for i in 0..10 {
-            let (a, b) = if i < 8 { (json!("2024-05-01T12:00:00Z"), json!("2024-05-01T12:00:01Z")) } else { (json!("a"), json!("b")) };
+            let (a, b) = if i < 8 {
+                (json!("2024-05-01T12:00:00Z"), json!("2024-05-01T12:00:01Z"))
+            } else {
+                (json!("a"), json!("b"))
+            };
             c.add(&[d("/t", a, b)], None);
         }
         assert_eq!(c.report(Thresholds::default())[0].verdict, Verdict::Difference, "80% < 90%");
@@ -402,7 +463,8 @@ mod tests {
             let secondary = json!({"ts": i + 2, "v": 1, "flaky": (i + 1) % 2});
             c.add_values(&base, &canary, Some(&secondary), &Rules::default(), None);
         }
-        let got: BTreeMap<String, Verdict> = c.report(Thresholds::default()).into_iter().map(|r| (r.field, r.verdict)).collect();
+        let got: BTreeMap<String, Verdict> =
+            c.report(Thresholds::default()).into_iter().map(|r| (r.field, r.verdict)).collect();
         assert_eq!(got["/ts"], Verdict::Noise);
         assert_eq!(got["/flaky"], Verdict::Noise);
         assert_eq!(got["/v"], Verdict::Difference);

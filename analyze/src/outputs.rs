@@ -155,7 +155,8 @@ impl Sink {
 
     pub fn finish(self) -> Result<PathBuf> {
         self.writer.close().map_err(|e| Error::Output { path: self.tmp.clone(), source: e.into() })?;
-        std::fs::rename(&self.tmp, &self.path).map_err(|source| Error::Output { path: self.path.clone(), source: source.into() })?;
+        std::fs::rename(&self.tmp, &self.path)
+            .map_err(|source| Error::Output { path: self.path.clone(), source: source.into() })?;
         Ok(self.path)
     }
 }
@@ -164,7 +165,8 @@ impl Sink {
 pub fn read(path: &Path) -> Result<impl Iterator<Item = Result<RecordBatch>>> {
     let err = |e: parquet::errors::ParquetError| Error::Output { path: path.to_owned(), source: e.into() };
     let file = File::open(path).map_err(|source| Error::Output { path: path.to_owned(), source: source.into() })?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file).map_err(err)?.with_batch_size(8192).build().map_err(err)?;
+    let reader =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(err)?.with_batch_size(8192).build().map_err(err)?;
     let path = path.to_owned();
     Ok(reader.map(move |b| b.map_err(|e| Error::Output { path: path.clone(), source: e.into() })))
 }
@@ -263,7 +265,8 @@ impl RawPairs {
 }
 
 fn batch(schema: SchemaRef, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
-    RecordBatch::try_new(schema, columns).map_err(|e| Error::Internal { message: format!("building an output batch: {e}") })
+    RecordBatch::try_new(schema, columns)
+        .map_err(|e| Error::Internal { message: format!("building an output batch: {e}") })
 }
 
 /// Builds raw difference rows for pass 1.
@@ -393,7 +396,12 @@ pub fn finish_pairs(raw: &RecordBatch, counts: &[RealCounts]) -> Result<RecordBa
     let mut columns: Vec<ArrayRef> = raw.columns().to_vec();
     let outcome_at = raw.schema().index_of(OUTCOME).map_err(|e| Error::Internal { message: e.to_string() })?;
     columns[outcome_at] = Arc::new(refined.finish());
-    let mut builders = [UInt32Builder::with_capacity(n), UInt32Builder::with_capacity(n), UInt32Builder::with_capacity(n), UInt32Builder::with_capacity(n)];
+    let mut builders = [
+        UInt32Builder::with_capacity(n),
+        UInt32Builder::with_capacity(n),
+        UInt32Builder::with_capacity(n),
+        UInt32Builder::with_capacity(n),
+    ];
     for c in counts.iter().take(n) {
         for (b, v) in builders.iter_mut().zip([c.real, c.breaking, c.changed, c.additive]) {
             b.append_value(v);

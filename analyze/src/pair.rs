@@ -46,7 +46,10 @@ impl SideComparison {
             }
             _ => (!self.body.equal).then_some(Severity::Changed),
         };
-        [self.status.map(|s| s.severity), self.headers.iter().map(|h| h.severity).max(), body].into_iter().flatten().max()
+        [self.status.map(|s| s.severity), self.headers.iter().map(|h| h.severity).max(), body]
+            .into_iter()
+            .flatten()
+            .max()
     }
 }
 

@@ -133,8 +133,7 @@ pub struct PathPattern {
 impl PathPattern {
     /// Compiles `pattern`; errors say what is wrong with it.
     pub fn new(pattern: &str) -> Result<Self> {
-        let tokens = split_pointer(pattern)
-            .map_err(|reason| Error::Pattern { pattern: pattern.to_owned(), reason })?;
+        let tokens = split_pointer(pattern).map_err(|reason| Error::Pattern { pattern: pattern.to_owned(), reason })?;
         let segs = tokens
             .into_iter()
             .map(|t| match t.as_str() {

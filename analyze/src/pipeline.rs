@@ -227,7 +227,10 @@ impl RouteStats {
             Outcome::Compared => self.compared += 1,
             Outcome::StatusMismatch => {
                 let class = |s: Option<u16>| s.map_or("none".to_owned(), |s| format!("{}xx", s / 100));
-                *self.status_mismatch.entry(format!("{}→{}", class(e.baseline.status), class(e.canary.status))).or_default() += 1;
+                *self
+                    .status_mismatch
+                    .entry(format!("{}→{}", class(e.baseline.status), class(e.canary.status)))
+                    .or_default() += 1;
             }
             _ => {}
         }
@@ -329,7 +332,8 @@ pub struct Analysis {
 pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progress: &dyn Progress) -> Result<Analysis> {
     let files = resolve_inputs(inputs)?;
     let infos = PairReader::check_all(&files)?;
-    let mut summary = InputSummary { files: files.len(), seed: opts.seed, sample: opts.sample, ..InputSummary::default() };
+    let mut summary =
+        InputSummary { files: files.len(), seed: opts.seed, sample: opts.sample, ..InputSummary::default() };
     let mut runs: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for info in &infos {
         summary.pairs_in_files += info.rows;
@@ -354,12 +358,15 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
     }
     let selected = opts.sample.filter(|&n| n < summary.pairs_in_files).map(|n| {
         let mut rng = SmallRng::seed_from_u64(opts.seed);
-        let mut picked: Vec<u64> =
-            rand::seq::index::sample(&mut rng, summary.pairs_in_files as usize, n as usize).into_iter().map(|i| i as u64).collect();
+        let mut picked: Vec<u64> = rand::seq::index::sample(&mut rng, summary.pairs_in_files as usize, n as usize)
+            .into_iter()
+            .map(|i| i as u64)
+            .collect();
         picked.sort_unstable();
         picked
     });
-    std::fs::create_dir_all(&opts.out).map_err(|source| Error::Output { path: opts.out.clone(), source: source.into() })?;
+    std::fs::create_dir_all(&opts.out)
+        .map_err(|source| Error::Output { path: opts.out.clone(), source: source.into() })?;
     progress.start(selected.as_ref().map_or(summary.pairs_in_files, |s| s.len() as u64));
 
     // ---- pass 1 ----
@@ -425,7 +432,10 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
                     summary.truncated.add(record);
                     overall.add(e, false);
                     let seed = opts.seed ^ xxhash_rust::xxh3::xxh3_64(e.route.as_bytes());
-                    routes.entry(e.route.clone()).or_insert_with(|| RouteStats::new(opts.latency_cap, seed)).add(e, true);
+                    routes
+                        .entry(e.route.clone())
+                        .or_insert_with(|| RouteStats::new(opts.latency_cap, seed))
+                        .add(e, true);
                     pair_rows.push(e);
                     for f in &e.raw {
                         diff_rows.push(e, f);
@@ -485,7 +495,9 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
     let mut per_pair: Vec<(u64, RealCounts)> = Vec::new();
     let mut current: Option<(u64, String, RealCounts)> = None;
     let mut drift: BTreeMap<(String, String), Drift> = BTreeMap::new();
-    let mut close = |cur: Option<(u64, String, RealCounts)>, routes: &mut BTreeMap<String, RouteStats>, overall: &mut RouteStats| {
+    let mut close = |cur: Option<(u64, String, RealCounts)>,
+                     routes: &mut BTreeMap<String, RouteStats>,
+                     overall: &mut RouteStats| {
         if let Some((index, route, c)) = cur
             && c.real > 0
         {

@@ -17,8 +17,18 @@ use crate::rules::Rules;
 use crate::rules::file::RulesFile;
 
 /// The top-level keys that belong to the policy rather than to the comparison rules.
-const POLICY_KEYS: &[&str] =
-    &["min_samples", "fail_on", "alpha", "confidence", "judge_recorded_latency", "bootstrap_resamples", "seed", "noise", "checks", "endpoint"];
+const POLICY_KEYS: &[&str] = &[
+    "min_samples",
+    "fail_on",
+    "alpha",
+    "confidence",
+    "judge_recorded_latency",
+    "bootstrap_resamples",
+    "seed",
+    "noise",
+    "checks",
+    "endpoint",
+];
 
 /// When the exit code turns non-zero.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,8 +54,14 @@ pub enum CheckId {
 }
 
 impl CheckId {
-    pub const ALL: [CheckId; 6] =
-        [CheckId::LatencyP99, CheckId::LatencyShape, CheckId::ErrorRate, CheckId::CriticalErrors, CheckId::DiffRate, CheckId::Breaking];
+    pub const ALL: [CheckId; 6] = [
+        CheckId::LatencyP99,
+        CheckId::LatencyShape,
+        CheckId::ErrorRate,
+        CheckId::CriticalErrors,
+        CheckId::DiffRate,
+        CheckId::Breaking,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -254,13 +270,17 @@ fn invalid(path: &Path, key: &str, reason: impl std::fmt::Display) -> Error {
 impl Policy {
     /// Reads a policy file: comparison rules and checks. Errors name the file and the key.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::ReadRules { path: path.to_owned(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| Error::ReadRules { path: path.to_owned(), source })?;
         Self::from_toml(&text, path)
     }
 
     /// Parses a policy from TOML text; `path` is used in error messages only.
     pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
-        let parse_err = |e: toml::de::Error| Error::ParseRules { path: path.to_owned(), message: crate::rules::toml_message(text, &e) };
+        let parse_err = |e: toml::de::Error| Error::ParseRules {
+            path: path.to_owned(),
+            message: crate::rules::toml_message(text, &e),
+        };
         let mut table: toml::Table = toml::from_str(text).map_err(parse_err)?;
         let mut policy_table = toml::Table::new();
         for key in POLICY_KEYS {
@@ -316,15 +336,22 @@ impl Policy {
                     return Err(invalid(path, key, format!("must be a percentage between 0 and 100, not {v}")));
                 }
             }
-            p.noise = Thresholds { relative: n.relative.unwrap_or(p.noise.relative), absolute: n.absolute.unwrap_or(p.noise.absolute) };
+            p.noise = Thresholds {
+                relative: n.relative.unwrap_or(p.noise.relative),
+                absolute: n.absolute.unwrap_or(p.noise.absolute),
+            };
         }
         p.checks = apply(Checks::default(), &s.checks, "checks", path)?;
         for (i, e) in s.endpoint.iter().enumerate() {
             let key = format!("endpoint[{i}]");
-            let route = PathPattern::new(&e.route)
-                .map_err(|err| invalid(path, &format!("{key}.route"), format!("is not a valid route pattern: {err}")))?;
+            let route = PathPattern::new(&e.route).map_err(|err| {
+                invalid(path, &format!("{key}.route"), format!("is not a valid route pattern: {err}"))
+            })?;
             let min_samples = match e.min_samples {
-                Some(n) => Some(u64::try_from(n).map_err(|_| invalid(path, &format!("{key}.min_samples"), "must not be negative"))?),
+                Some(n) => Some(
+                    u64::try_from(n)
+                        .map_err(|_| invalid(path, &format!("{key}.min_samples"), "must not be negative"))?,
+                ),
                 None => None,
             };
             let checks = apply(p.checks.clone(), &e.checks, &format!("{key}.checks"), path)?;
@@ -389,7 +416,6 @@ fn apply(mut checks: Checks, entry: &ChecksEntry, prefix: &str, path: &Path) -> 
 fn one_line(s: &str) -> String {
     s.trim_end_matches('.').replace('\n', " ").trim().to_owned()
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -201,7 +201,8 @@ impl Verdict {
         self.outputs.verdict = dir.join(VERDICT_FILE);
         self.outputs.junit = dir.join(JUNIT_FILE);
         self.outputs.summary = dir.join(SUMMARY_FILE);
-        let json = serde_json::to_string_pretty(&*self).map_err(|e| Error::Internal { message: format!("serializing the verdict: {e}") })?;
+        let json = serde_json::to_string_pretty(&*self)
+            .map_err(|e| Error::Internal { message: format!("serializing the verdict: {e}") })?;
         write_file(&self.outputs.verdict, &(json + "\n"))?;
         write_file(&self.outputs.junit, &self.junit())?;
         write_file(&self.outputs.summary, &self.markdown())?;
@@ -212,7 +213,11 @@ impl Verdict {
     /// reason in `system-out`; inconclusive, not comparable and disabled checks are skipped.
     pub fn junit(&self) -> String {
         let failures = self.checks.iter().filter(|c| c.status == Status::Fail).count();
-        let skipped = self.checks.iter().filter(|c| matches!(c.status, Status::Inconclusive | Status::NotComparable | Status::Disabled)).count();
+        let skipped = self
+            .checks
+            .iter()
+            .filter(|c| matches!(c.status, Status::Inconclusive | Status::NotComparable | Status::Disabled))
+            .count();
         let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         let _ = writeln!(
             x,
@@ -229,10 +234,15 @@ impl Verdict {
             let reason = xml(&c.reason);
             match c.status {
                 Status::Fail => {
-                    let _ = writeln!(x, ">\n      <failure message=\"{reason}\" type=\"{}\">{reason}</failure>\n    </testcase>", c.id.as_str());
+                    let _ = writeln!(
+                        x,
+                        ">\n      <failure message=\"{reason}\" type=\"{}\">{reason}</failure>\n    </testcase>",
+                        c.id.as_str()
+                    );
                 }
                 Status::Inconclusive | Status::NotComparable | Status::Disabled => {
-                    let _ = writeln!(x, ">\n      <skipped message=\"{}: {reason}\"/>\n    </testcase>", c.status.as_str());
+                    let _ =
+                        writeln!(x, ">\n      <skipped message=\"{}: {reason}\"/>\n    </testcase>", c.status.as_str());
                 }
                 Status::Warn => {
                     let _ = writeln!(x, ">\n      <system-out>warn: {reason}</system-out>\n    </testcase>");
@@ -303,7 +313,11 @@ impl Verdict {
         let _ = writeln!(
             t,
             "pairs    {} analyzed ({} in {} file(s)), {} compared, {} canary skipped",
-            self.inputs.pairs_analyzed, self.inputs.pairs_in_files, self.inputs.files, self.overall.compared, self.overall.canary_skipped
+            self.inputs.pairs_analyzed,
+            self.inputs.pairs_in_files,
+            self.inputs.files,
+            self.overall.compared,
+            self.overall.canary_skipped
         );
         for c in &self.checks {
             let value = c.value.map_or("–".to_owned(), |v| format_value(v, c.unit));

@@ -16,7 +16,11 @@ fn python() -> PathBuf {
         return PathBuf::from(p);
     }
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    assert!(p.exists(), "{} is missing: run scripts/test (it installs SciPy into .venv) or set SHADOWDIFF_PYTHON", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/test (it installs SciPy into .venv) or set SHADOWDIFF_PYTHON",
+        p.display()
+    );
     p
 }
 

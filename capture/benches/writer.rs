@@ -31,10 +31,22 @@ fn body(i: usize, side: usize) -> Bytes {
     );
     for k in 0..12 {
         let y = x.rotate_left(k * 7);
-        s.push_str(&format!(r#"{{"sku":"{:010x}","qty":{},"price":{}.{:02}}},"#, y & 0xff_ffff_ffff, y % 5, y % 500, y % 100));
+        s.push_str(&format!(
+            r#"{{"sku":"{:010x}","qty":{},"price":{}.{:02}}},"#,
+            y & 0xff_ffff_ffff,
+            y % 5,
+            y % 500,
+            y % 100
+        ));
     }
     s.pop();
-    s.push_str(&format!(r#"],"generated_at":"2026-11-24T09:{:02}:{:02}.{:06}Z","request_id":"{:032x}"}}"#, i / 60 % 60, i % 60, x % 1_000_000, x as u128 * 31 + side as u128));
+    s.push_str(&format!(
+        r#"],"generated_at":"2026-11-24T09:{:02}:{:02}.{:06}Z","request_id":"{:032x}"}}"#,
+        i / 60 % 60,
+        i % 60,
+        x % 1_000_000,
+        x as u128 * 31 + side as u128
+    ));
     Bytes::from(s)
 }
 
@@ -42,13 +54,22 @@ fn pairs() -> Vec<PairRecord> {
     let t0 = Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).single().expect("valid time");
     (0..PAIRS)
         .map(|i| {
-            let mut r = PairRecord::new("bench", t0 + TimeDelta::milliseconds(i as i64), "GET", format!("/api/users/{i}"), None);
+            let mut r = PairRecord::new(
+                "bench",
+                t0 + TimeDelta::milliseconds(i as i64),
+                "GET",
+                format!("/api/users/{i}"),
+                None,
+            );
             r.request_headers = vec![Header::new("accept", "application/json"), Header::new("user-agent", "bench/1.0")];
             for (n, side) in [&mut r.baseline, &mut r.canary, &mut r.secondary].into_iter().enumerate() {
                 let b = body(i, n);
                 *side = SideRecord {
                     status: Some(200),
-                    headers: vec![Header::new("content-type", "application/json"), Header::new("content-length", b.len().to_string())],
+                    headers: vec![
+                        Header::new("content-type", "application/json"),
+                        Header::new("content-length", b.len().to_string()),
+                    ],
                     body: Some(b),
                     body_truncated: false,
                     latency_us: Some(1000 + (i as u64 * 7 + n as u64) % 5000),

@@ -79,7 +79,13 @@ impl Agent {
                 draining: Arc::clone(&draining),
                 mirrors_in_flight: Arc::new(move || p.mirrors_in_flight()),
             };
-            tokio::spawn(server::serve(l, None, move |req, _peer| admin.clone().handle(req), admin_stop_rx, Duration::from_secs(1)))
+            tokio::spawn(server::serve(
+                l,
+                None,
+                move |req, _peer| admin.clone().handle(req),
+                admin_stop_rx,
+                Duration::from_secs(1),
+            ))
         });
 
         let drain = config.drain_timeout;

@@ -160,7 +160,13 @@ pub struct TeeBody {
 impl TeeBody {
     /// `side` carries the status, headers and time to first byte already; `sent` is when the
     /// request went upstream.
-    pub fn new(inner: Incoming, side: SideRecord, cap: usize, sent: Instant, done: oneshot::Sender<BaselineDone>) -> Self {
+    pub fn new(
+        inner: Incoming,
+        side: SideRecord,
+        cap: usize,
+        sent: Instant,
+        done: oneshot::Sender<BaselineDone>,
+    ) -> Self {
         let tap = Tap { side, buf: BytesMut::new(), cap, sent, done };
         Self { inner, tap: Some(tap) }
     }

@@ -198,7 +198,9 @@ impl FileConfig {
 
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| text.as_bytes()[..s.start.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1);
+            let line = e
+                .span()
+                .map(|s| text.as_bytes()[..s.start.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1);
             let message = e.message().trim().trim_end_matches('.').replace('\n', " ");
             Error::BadConfig {
                 setting: match line {
@@ -385,9 +387,7 @@ impl Config {
             _ => None,
         };
         let target = |flag: Option<String>, fname: &'static str, key: Option<String>, kname: &'static str| {
-            r.pick(flag, fname, key, kname)
-                .map(|(v, who)| Target::parse(&v).map_err(|m| bad(who, m)))
-                .transpose()
+            r.pick(flag, fname, key, kname).map(|(v, who)| Target::parse(&v).map_err(|m| bad(who, m))).transpose()
         };
         let baseline = target(flags.baseline, "--baseline", f.baseline, "baseline")?
             .ok_or_else(|| r.missing("--baseline", "baseline", "the URL of the service that answers clients"))?;
@@ -413,8 +413,12 @@ impl Config {
         let tls = match (tls_cert, tls_key) {
             (Some((cert, _)), Some((key, _))) => Some(TlsFiles { cert, key }),
             (None, None) => None,
-            (Some(_), None) => return Err(r.missing("--tls-key", "tls.key", "the private key that goes with the TLS certificate")),
-            (None, Some(_)) => return Err(r.missing("--tls-cert", "tls.cert", "the certificate that goes with the TLS key")),
+            (Some(_), None) => {
+                return Err(r.missing("--tls-key", "tls.key", "the private key that goes with the TLS certificate"));
+            }
+            (None, Some(_)) => {
+                return Err(r.missing("--tls-cert", "tls.cert", "the certificate that goes with the TLS key"));
+            }
         };
         let ca_file = r.pick(flags.ca_file, "--ca-file", f.upstream.ca_file, "upstream.ca_file").map(|(p, _)| p);
 
@@ -424,8 +428,13 @@ impl Config {
                 None => Ok(default),
             }
         };
-        let baseline_timeout =
-            dur(flags.baseline_timeout, "--baseline-timeout", f.upstream.timeout, "upstream.timeout", Duration::from_secs(30))?;
+        let baseline_timeout = dur(
+            flags.baseline_timeout,
+            "--baseline-timeout",
+            f.upstream.timeout,
+            "upstream.timeout",
+            Duration::from_secs(30),
+        )?;
         let connect_timeout = dur(
             flags.connect_timeout,
             "--connect-timeout",
@@ -433,9 +442,15 @@ impl Config {
             "upstream.connect_timeout",
             Duration::from_secs(2),
         )?;
-        let mirror_timeout = dur(flags.mirror_timeout, "--mirror-timeout", f.mirror.timeout, "mirror.timeout", Duration::from_secs(5))?;
-        let drain_timeout =
-            dur(flags.drain_timeout, "--drain-timeout", f.shutdown.drain_timeout, "shutdown.drain_timeout", Duration::from_secs(10))?;
+        let mirror_timeout =
+            dur(flags.mirror_timeout, "--mirror-timeout", f.mirror.timeout, "mirror.timeout", Duration::from_secs(5))?;
+        let drain_timeout = dur(
+            flags.drain_timeout,
+            "--drain-timeout",
+            f.shutdown.drain_timeout,
+            "shutdown.drain_timeout",
+            Duration::from_secs(10),
+        )?;
 
         let int = |flag: Option<String>, fname, key: Option<Scalar>, kname, min: u64, default: u64| -> Result<u64> {
             match r.pick(flag, fname, key.map(|k| k.text()), kname) {
@@ -449,20 +464,49 @@ impl Config {
                 None => Ok(default),
             }
         };
-        let max_in_flight_mirrors =
-            int(flags.max_in_flight_mirrors, "--max-in-flight-mirrors", f.mirror.max_in_flight, "mirror.max_in_flight", 1, 1024)?
-                as usize;
-        let max_request_body =
-            int(flags.max_request_body, "--max-request-body", f.limits.max_request_body, "limits.max_request_body", 0, 1 << 20)?
-                as usize;
-        let max_response_body =
-            int(flags.max_response_body, "--max-response-body", f.limits.max_response_body, "limits.max_response_body", 0, 1 << 20)?
-                as usize;
+        let max_in_flight_mirrors = int(
+            flags.max_in_flight_mirrors,
+            "--max-in-flight-mirrors",
+            f.mirror.max_in_flight,
+            "mirror.max_in_flight",
+            1,
+            1024,
+        )? as usize;
+        let max_request_body = int(
+            flags.max_request_body,
+            "--max-request-body",
+            f.limits.max_request_body,
+            "limits.max_request_body",
+            0,
+            1 << 20,
+        )? as usize;
+        let max_response_body = int(
+            flags.max_response_body,
+            "--max-response-body",
+            f.limits.max_response_body,
+            "limits.max_response_body",
+            0,
+            1 << 20,
+        )? as usize;
         let defaults = RecorderSettings::default();
         let recorder = RecorderSettings {
             queue: int(flags.queue, "--queue", f.recorder.queue, "recorder.queue", 1, defaults.queue as u64)? as usize,
-            queue_bytes: int(flags.queue_bytes, "--queue-bytes", f.recorder.queue_bytes, "recorder.queue_bytes", 1, defaults.queue_bytes)?,
-            rotate_rows: int(flags.rotate_rows, "--rotate-rows", f.recorder.rotate_rows, "recorder.rotate_rows", 1, defaults.rotate_rows)?,
+            queue_bytes: int(
+                flags.queue_bytes,
+                "--queue-bytes",
+                f.recorder.queue_bytes,
+                "recorder.queue_bytes",
+                1,
+                defaults.queue_bytes,
+            )?,
+            rotate_rows: int(
+                flags.rotate_rows,
+                "--rotate-rows",
+                f.recorder.rotate_rows,
+                "recorder.rotate_rows",
+                1,
+                defaults.rotate_rows,
+            )?,
             rotate_bytes: int(
                 flags.rotate_bytes,
                 "--rotate-bytes",
@@ -471,19 +515,34 @@ impl Config {
                 1,
                 defaults.rotate_bytes,
             )?,
-            rotate_age: match r.pick(flags.rotate_age, "--rotate-age", f.recorder.rotate_age.map(|k| k.text()), "recorder.rotate_age") {
+            rotate_age: match r.pick(
+                flags.rotate_age,
+                "--rotate-age",
+                f.recorder.rotate_age.map(|k| k.text()),
+                "recorder.rotate_age",
+            ) {
                 Some((v, who)) => match parse_duration(&v).map_err(|m| bad(who.clone(), m))? {
                     d if d.is_zero() => return Err(bad(who, "must be longer than zero".into())),
                     d => d,
                 },
                 None => defaults.rotate_age,
             },
-            row_group_rows: int(None, "", f.recorder.row_group_rows, "recorder.row_group_rows", 1, defaults.row_group_rows as u64)?
-                as usize,
-            zstd_level: int(None, "", f.recorder.zstd_level, "recorder.zstd_level", 1, defaults.zstd_level as u64)? as i32,
+            row_group_rows: int(
+                None,
+                "",
+                f.recorder.row_group_rows,
+                "recorder.row_group_rows",
+                1,
+                defaults.row_group_rows as u64,
+            )? as usize,
+            zstd_level: int(None, "", f.recorder.zstd_level, "recorder.zstd_level", 1, defaults.zstd_level as u64)?
+                as i32,
         };
         if recorder.zstd_level > 22 {
-            return Err(bad(r.key("recorder.zstd_level"), format!("must be between 1 and 22, not {}", recorder.zstd_level)));
+            return Err(bad(
+                r.key("recorder.zstd_level"),
+                format!("must be between 1 and 22, not {}", recorder.zstd_level),
+            ));
         }
 
         let mirror_methods = match r.pick(
@@ -493,36 +552,48 @@ impl Config {
             "mirror.methods",
         ) {
             Some((list, who)) => parse_methods(&list).map_err(|m| bad(who, m))?,
-            None => DEFAULT_MIRROR_METHODS.iter().map(|m| Method::from_bytes(m.as_bytes()).expect("static method")).collect(),
+            None => DEFAULT_MIRROR_METHODS
+                .iter()
+                .map(|m| Method::from_bytes(m.as_bytes()).expect("static method"))
+                .collect(),
         };
-        let marker_header = match r.pick(flags.marker_header, "--marker-header", f.mirror.marker_header, "mirror.marker_header") {
-            Some((v, _)) if v.is_empty() || v == "none" => None,
-            Some((v, who)) => Some(HeaderName::from_bytes(v.trim().as_bytes()).map_err(|_| bad(who, format!("is not a valid header name: {v}")))?),
-            None => Some(HeaderName::from_static(DEFAULT_MARKER_HEADER)),
-        };
+        let marker_header =
+            match r.pick(flags.marker_header, "--marker-header", f.mirror.marker_header, "mirror.marker_header") {
+                Some((v, _)) if v.is_empty() || v == "none" => None,
+                Some((v, who)) => Some(
+                    HeaderName::from_bytes(v.trim().as_bytes())
+                        .map_err(|_| bad(who, format!("is not a valid header name: {v}")))?,
+                ),
+                None => Some(HeaderName::from_static(DEFAULT_MARKER_HEADER)),
+            };
 
-        let sample_rate = match r.pick(flags.sample_rate, "--sample-rate", f.sampling.rate.map(|k| k.text()), "sampling.rate") {
-            Some((v, who)) => {
-                let x: f64 = v.trim().parse().map_err(|_| bad(who.clone(), format!("must be a number between 0 and 1, not {v}")))?;
-                if !(0.0..=1.0).contains(&x) {
-                    return Err(bad(who, format!("must be between 0 and 1, not {v}")));
+        let sample_rate =
+            match r.pick(flags.sample_rate, "--sample-rate", f.sampling.rate.map(|k| k.text()), "sampling.rate") {
+                Some((v, who)) => {
+                    let x: f64 = v
+                        .trim()
+                        .parse()
+                        .map_err(|_| bad(who.clone(), format!("must be a number between 0 and 1, not {v}")))?;
+                    if !(0.0..=1.0).contains(&x) {
+                        return Err(bad(who, format!("must be between 0 and 1, not {v}")));
+                    }
+                    x
                 }
-                x
-            }
-            None => 1.0,
-        };
+                None => 1.0,
+            };
         let sample_key = r
             .pick(flags.sample_key, "--sample-key", f.sampling.key, "sampling.key")
             .map(|(v, who)| parse_sample_key(&v).map_err(|m| bad(who, m)))
             .transpose()?;
         let include = pick_list(&r, flags.include, "--include", f.sampling.include, "sampling.include")?;
         let exclude = pick_list(&r, flags.exclude, "--exclude", f.sampling.exclude, "sampling.exclude")?;
-        for (list, fname, kname) in [(&include, "--include", "sampling.include"), (&exclude, "--exclude", "sampling.exclude")] {
+        for (list, fname, kname) in
+            [(&include, "--include", "sampling.include"), (&exclude, "--exclude", "sampling.exclude")]
+        {
             for p in list {
                 crate::select::PathPattern::new(p).map_err(|m| bad(r.name(fname, kname), m))?;
             }
         }
-
 
         Ok(Config {
             listen,
@@ -628,7 +699,13 @@ fn bad(setting: String, message: String) -> Error {
     Error::BadConfig { setting, message }
 }
 
-fn pick_list(r: &Resolver<'_>, flag: Vec<String>, fname: &str, key: Option<Vec<String>>, kname: &str) -> Result<Vec<String>> {
+fn pick_list(
+    r: &Resolver<'_>,
+    flag: Vec<String>,
+    fname: &str,
+    key: Option<Vec<String>>,
+    kname: &str,
+) -> Result<Vec<String>> {
     let flag = if flag.is_empty() { None } else { Some(flag) };
     Ok(r.pick(flag, fname, key, kname).map(|(v, _)| v).unwrap_or_default())
 }
@@ -641,7 +718,8 @@ fn resolve_redaction(r: &Resolver<'_>, flags: &Flags, file: RedactSection) -> Re
         .map(|h| (h, "--redact-header".to_owned()))
         .chain(file.headers.iter().map(|h| (h, r.key("redact.headers"))))
     {
-        let name = HeaderName::from_bytes(h.trim().as_bytes()).map_err(|_| bad(who, format!("is not a valid header name: {h}")))?;
+        let name = HeaderName::from_bytes(h.trim().as_bytes())
+            .map_err(|_| bad(who, format!("is not a valid header name: {h}")))?;
         if !headers.contains(&name.as_str().to_owned()) && !DEFAULT_HEADERS.contains(&name.as_str()) {
             headers.push(name.as_str().to_owned());
         }
@@ -694,14 +772,18 @@ fn resolve_redaction(r: &Resolver<'_>, flags: &Flags, file: RedactSection) -> Re
         None | Some("hash") => {}
         Some("mask") if key.is_none() => {}
         Some("mask") => {
-            return Err(bad(r.key("redact.mode"), "is `mask` but a hash key is given; use `hash` or drop the key".into()));
+            return Err(bad(
+                r.key("redact.mode"),
+                "is `mask` but a hash key is given; use `hash` or drop the key".into(),
+            ));
         }
         Some(other) => return Err(bad(r.key("redact.mode"), format!("must be `mask` or `hash`, not `{other}`"))),
     }
     if file.mode.as_deref() == Some("hash") && key.is_none() {
         return Err(bad(
             r.key("redact.mode"),
-            "is `hash` but no key is given; set `redact.key_file`, `redact.key_env`, --hash-key-file or --hash-key-env".into(),
+            "is `hash` but no key is given; set `redact.key_file`, `redact.key_env`, --hash-key-file or --hash-key-env"
+                .into(),
         ));
     }
     Ok(RedactRules { headers, query_params, json_paths, key })
@@ -721,7 +803,8 @@ fn parse_methods(list: &[String]) -> std::result::Result<Vec<Method>, String> {
         if m.is_empty() {
             continue;
         }
-        let method = Method::from_bytes(m.as_bytes()).map_err(|_| format!("lists `{m}`, which is not an HTTP method"))?;
+        let method =
+            Method::from_bytes(m.as_bytes()).map_err(|_| format!("lists `{m}`, which is not an HTTP method"))?;
         if method == Method::CONNECT {
             return Err("cannot list CONNECT: the capture agent is not a forward proxy".into());
         }
@@ -807,7 +890,8 @@ mod tests {
     }
 
     fn err(flags: Flags, toml: Option<&str>) -> String {
-        let file = toml.map(|t| FileConfig::parse(t, Path::new("capture.toml")).map(|f| (PathBuf::from("capture.toml"), f)));
+        let file =
+            toml.map(|t| FileConfig::parse(t, Path::new("capture.toml")).map(|f| (PathBuf::from("capture.toml"), f)));
         let r = match file {
             Some(Err(e)) => Err(e),
             Some(Ok(f)) => Config::resolve_with(flags, Some(f)),

@@ -52,7 +52,8 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 4] = [SkipReason::Sample, SkipReason::Path, SkipReason::Upgrade, SkipReason::NotProxied];
+    pub const ALL: [SkipReason; 4] =
+        [SkipReason::Sample, SkipReason::Path, SkipReason::Upgrade, SkipReason::NotProxied];
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -229,7 +230,11 @@ impl Counters {
     }
 
     pub fn side_errors(&self, side: Side) -> Vec<(&'static str, u64)> {
-        ERROR_KINDS.iter().zip(&self.side_errors[side_index(side)]).map(|(k, n)| (*k, n.load(Ordering::Relaxed))).collect()
+        ERROR_KINDS
+            .iter()
+            .zip(&self.side_errors[side_index(side)])
+            .map(|(k, n)| (*k, n.load(Ordering::Relaxed)))
+            .collect()
     }
 
     pub fn dropped_total(&self) -> u64 {

@@ -31,7 +31,9 @@ impl Admin {
                 (StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", "draining\n".to_owned())
             }
             (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain; charset=utf-8", "ok\n".to_owned()),
-            _ => (StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "not found: try /metrics or /healthz\n".to_owned()),
+            _ => {
+                (StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "not found: try /metrics or /healthz\n".to_owned())
+            }
         };
         let mut r = Response::new(ProxyBody::full(Bytes::from(body)));
         *r.status_mut() = status;
@@ -74,17 +76,27 @@ pub fn render(c: &Counters, mirrors_in_flight: usize) -> String {
     for r in SkipReason::ALL {
         let _ = writeln!(o, "shadowdiff_requests_skipped_total{{reason=\"{}\"}} {}", r.as_str(), c.skipped_count(r));
     }
-    let _ = writeln!(o, "# HELP shadowdiff_mirrors_skipped_total Captured pairs recorded with canary_error=\"skipped\".");
+    let _ =
+        writeln!(o, "# HELP shadowdiff_mirrors_skipped_total Captured pairs recorded with canary_error=\"skipped\".");
     let _ = writeln!(o, "# TYPE shadowdiff_mirrors_skipped_total counter");
     for r in MirrorSkip::ALL {
-        let _ = writeln!(o, "shadowdiff_mirrors_skipped_total{{reason=\"{}\"}} {}", r.as_str(), c.mirror_skipped_count(r));
+        let _ =
+            writeln!(o, "shadowdiff_mirrors_skipped_total{{reason=\"{}\"}} {}", r.as_str(), c.mirror_skipped_count(r));
     }
 
     let mut gauge = |name: &str, help: &str, v: i64| {
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
     };
-    gauge("shadowdiff_requests_in_flight", "Client requests waiting for their response head.", c.requests_in_flight.load(Ordering::Relaxed));
-    gauge("shadowdiff_pairs_pending", "Captured pairs not yet handed to the writer.", c.pairs_pending.load(Ordering::Relaxed));
+    gauge(
+        "shadowdiff_requests_in_flight",
+        "Client requests waiting for their response head.",
+        c.requests_in_flight.load(Ordering::Relaxed),
+    );
+    gauge(
+        "shadowdiff_pairs_pending",
+        "Captured pairs not yet handed to the writer.",
+        c.pairs_pending.load(Ordering::Relaxed),
+    );
     gauge("shadowdiff_writer_queue_depth", "Pairs waiting in the writer's queue.", c.queued.load(Ordering::Relaxed));
     gauge("shadowdiff_mirrors_in_flight", "Mirror requests running.", mirrors_in_flight as i64);
 
@@ -128,7 +140,8 @@ mod tests {
         assert!(text.contains("shadowdiff_upstream_errors_total{side=\"canary\",kind=\"timeout\"} 1\n"));
         assert!(text.contains("shadowdiff_mirrors_in_flight 2\n"));
         // Every sample line belongs to a declared family.
-        let families: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()).collect();
+        let families: Vec<&str> =
+            text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()).collect();
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap_or("");
             assert!(families.iter().any(|f| name.starts_with(f)), "{line}");

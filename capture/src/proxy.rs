@@ -134,7 +134,10 @@ impl Proxy {
         self.counters.seen.fetch_add(1, Ordering::Relaxed);
         if req.method() == Method::CONNECT {
             self.counters.skipped(SkipReason::NotProxied);
-            return Ok(plain(StatusCode::METHOD_NOT_ALLOWED, "shadowdiff capture is a reverse proxy: CONNECT is not supported.\n"));
+            return Ok(plain(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "shadowdiff capture is a reverse proxy: CONNECT is not supported.\n",
+            ));
         }
         if is_upgrade(&req) {
             self.counters.upgrades.fetch_add(1, Ordering::Relaxed);
@@ -153,7 +156,13 @@ impl Proxy {
         Ok(self.capture(parts, body, peer, ticket).await)
     }
 
-    async fn capture(&self, parts: http::request::Parts, body: Incoming, peer: Peer, ticket: Ticket) -> Response<OutBody> {
+    async fn capture(
+        &self,
+        parts: http::request::Parts,
+        body: Incoming,
+        peer: Peer,
+        ticket: Ticket,
+    ) -> Response<OutBody> {
         let captured_at = Utc::now();
         let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str()).to_owned();
         let mut pair = PairRecord::new(
@@ -202,8 +211,10 @@ impl Proxy {
                 } else {
                     self.counters.mirror_skipped(MirrorSkip::InFlight);
                 }
-                let secondary =
-                    self.secondary.as_ref().map(|s| self.mirror(Side::Secondary, s, &parts.method, &path_and_query, &headers, &b));
+                let secondary = self
+                    .secondary
+                    .as_ref()
+                    .map(|s| self.mirror(Side::Secondary, s, &parts.method, &path_and_query, &headers, &b));
                 (canary, secondary)
             }
             (reason, _) => {
@@ -220,7 +231,10 @@ impl Proxy {
             Ok(r) => r,
             Err(e) => {
                 let _ = done_tx.send(BaselineDone::Complete(SideRecord::failed(error_kind::OTHER)));
-                return plain(StatusCode::BAD_REQUEST, &format!("shadowdiff capture cannot forward this request: {e}\n"));
+                return plain(
+                    StatusCode::BAD_REQUEST,
+                    &format!("shadowdiff capture cannot forward this request: {e}\n"),
+                );
             }
         };
         let sent = Instant::now();
@@ -246,7 +260,11 @@ impl Proxy {
                 bad_gateway(kind, &self.baseline)
             }
             Err(_) => {
-                tracing::warn!(side = "baseline", timeout_ms = self.baseline_timeout.as_millis() as u64, "Baseline timed out.");
+                tracing::warn!(
+                    side = "baseline",
+                    timeout_ms = self.baseline_timeout.as_millis() as u64,
+                    "Baseline timed out."
+                );
                 let _ = done_tx.send(BaselineDone::Complete(SideRecord::failed(error_kind::TIMEOUT)));
                 bad_gateway(error_kind::TIMEOUT, &self.baseline)
             }
@@ -291,7 +309,15 @@ impl Proxy {
     }
 
     /// Start one mirror, or record it as skipped when the in-flight bound is reached.
-    fn mirror(&self, side: Side, upstream: &Upstream, method: &Method, pq: &str, headers: &HeaderMap, body: &Bytes) -> Mirror {
+    fn mirror(
+        &self,
+        side: Side,
+        upstream: &Upstream,
+        method: &Method,
+        pq: &str,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Mirror {
         let Ok(permit) = Arc::clone(&self.mirrors).try_acquire_owned() else {
             return Mirror::Ready(SideRecord::failed(error_kind::SKIPPED));
         };
@@ -322,7 +348,12 @@ impl Proxy {
         let headers = forward_headers(&parts.headers, peer, parts.uri.authority().map(|a| a.as_str()));
         let req = match build_request(&self.baseline, &parts.method, pq, headers, ProxyBody::Stream(body)) {
             Ok(r) => r,
-            Err(e) => return plain(StatusCode::BAD_REQUEST, &format!("shadowdiff capture cannot forward this request: {e}\n")),
+            Err(e) => {
+                return plain(
+                    StatusCode::BAD_REQUEST,
+                    &format!("shadowdiff capture cannot forward this request: {e}\n"),
+                );
+            }
         };
         match tokio::time::timeout(self.baseline_timeout, self.baseline.send(req)).await {
             Ok(Ok(resp)) => {
@@ -352,7 +383,12 @@ impl Proxy {
         }
         let req = match build_request(&self.baseline, &parts.method, pq, headers, ProxyBody::Stream(body)) {
             Ok(r) => r,
-            Err(e) => return plain(StatusCode::BAD_REQUEST, &format!("shadowdiff capture cannot forward this request: {e}\n")),
+            Err(e) => {
+                return plain(
+                    StatusCode::BAD_REQUEST,
+                    &format!("shadowdiff capture cannot forward this request: {e}\n"),
+                );
+            }
         };
         let mut resp = match tokio::time::timeout(self.baseline_timeout, self.baseline.send(req)).await {
             Ok(Ok(r)) => r,
@@ -415,7 +451,10 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
 pub fn forward_headers(client: &HeaderMap, peer: Peer, authority: Option<&str>) -> HeaderMap {
     let mut h = client.clone();
     strip_hop_by_hop(&mut h);
-    let host = h.remove(header::HOST).and_then(|v| v.to_str().ok().map(str::to_owned)).or_else(|| authority.map(str::to_owned));
+    let host = h
+        .remove(header::HOST)
+        .and_then(|v| v.to_str().ok().map(str::to_owned))
+        .or_else(|| authority.map(str::to_owned));
     let proto = if peer.tls { "https" } else { "http" };
     let ip = peer.addr.ip().to_string();
     let xff = match client.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
@@ -477,7 +516,12 @@ fn bad_gateway(kind: &str, baseline: &Upstream) -> Response<OutBody> {
     };
     let mut r = plain(
         status,
-        &format!("{} {}: the baseline {} {what} ({kind}).\n", status.as_u16(), status.canonical_reason().unwrap_or(""), baseline.target()),
+        &format!(
+            "{} {}: the baseline {} {what} ({kind}).\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            baseline.target()
+        ),
     );
     r.headers_mut().insert("x-shadowdiff-error", HeaderValue::from_static("baseline"));
     r

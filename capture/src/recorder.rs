@@ -178,7 +178,12 @@ impl Drop for Ticket {
     }
 }
 
-fn write_loop(mut writer: PairWriter, rx: mpsc::Receiver<Msg>, counters: Arc<Counters>, queued_bytes: Arc<AtomicU64>) -> Result<WriterStats> {
+fn write_loop(
+    mut writer: PairWriter,
+    rx: mpsc::Receiver<Msg>,
+    counters: Arc<Counters>,
+    queued_bytes: Arc<AtomicU64>,
+) -> Result<WriterStats> {
     let mut last_check = std::time::Instant::now();
     let publish = |w: &PairWriter, c: &Counters| {
         c.committed.store(w.stats().rows_committed, Ordering::Relaxed);
@@ -270,7 +275,8 @@ mod tests {
     fn a_full_queue_drops_and_counts() {
         let dir = tempfile::tempdir().expect("tempdir");
         let counters = Counters::new();
-        let rec = Recorder::start(WriterConfig::new(dir.path(), "t"), 1, 1 << 20, Arc::clone(&counters)).expect("start");
+        let rec =
+            Recorder::start(WriterConfig::new(dir.path(), "t"), 1, 1 << 20, Arc::clone(&counters)).expect("start");
         let n = 5_000;
         for _ in 0..n {
             rec.begin().expect("open").submit(pair());
@@ -285,7 +291,8 @@ mod tests {
     fn the_byte_budget_drops_large_pairs() {
         let dir = tempfile::tempdir().expect("tempdir");
         let counters = Counters::new();
-        let rec = Recorder::start(WriterConfig::new(dir.path(), "t"), 1000, 10_000, Arc::clone(&counters)).expect("start");
+        let rec =
+            Recorder::start(WriterConfig::new(dir.path(), "t"), 1000, 10_000, Arc::clone(&counters)).expect("start");
         let mut big = pair();
         big.baseline.body = Some(bytes::Bytes::from(vec![b'x'; 20_000]));
         rec.begin().expect("open").submit(big);

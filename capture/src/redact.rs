@@ -46,7 +46,8 @@ impl HashKey {
 
     /// The file's content without a trailing newline.
     pub fn from_file(path: &Path) -> Result<Self, String> {
-        let mut bytes = std::fs::read(path).map_err(|e| format!("names {}, which cannot be read: {e}", path.display()))?;
+        let mut bytes =
+            std::fs::read(path).map_err(|e| format!("names {}, which cannot be read: {e}", path.display()))?;
         while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
             bytes.pop();
         }
@@ -261,9 +262,11 @@ impl Redactor {
                 }
                 any
             }
-            Value::Array(items) => {
-                head.parse::<usize>().ok().and_then(|i| items.get_mut(i)).is_some_and(|child| self.redact_path(child, rest))
-            }
+            Value::Array(items) => head
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| items.get_mut(i))
+                .is_some_and(|child| self.redact_path(child, rest)),
             _ => false,
         }
     }
@@ -321,7 +324,9 @@ mod tests {
             Header::new("X-Session", "sess-1"),
             Header::new("content-type", "application/json"),
         ];
-        p.request_body = Some(Bytes::from_static(br#"{"user":"ann","password":"hunter2","cards":[{"number":4111},{"number":"5500"}]}"#));
+        p.request_body = Some(Bytes::from_static(
+            br#"{"user":"ann","password":"hunter2","cards":[{"number":4111},{"number":"5500"}]}"#,
+        ));
         p.baseline.headers = vec![Header::new("set-cookie", "sid=1"), Header::new("content-type", "application/json")];
         p.baseline.body = Some(Bytes::from_static(br#"{"password":"hunter2","ok":true}"#));
         p.canary.body = Some(Bytes::from_static(br#"{"password":"hunt"#));

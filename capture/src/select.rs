@@ -28,7 +28,11 @@ impl PathPattern {
     }
 
     pub fn matches(&self, path: &str) -> bool {
-        let opts = glob::MatchOptions { case_sensitive: true, require_literal_separator: true, require_literal_leading_dot: false };
+        let opts = glob::MatchOptions {
+            case_sensitive: true,
+            require_literal_separator: true,
+            require_literal_leading_dot: false,
+        };
         self.0.matches_with(path, opts)
     }
 }

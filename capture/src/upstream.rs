@@ -22,10 +22,10 @@ use rustls::pki_types::pem::PemObject;
 use tokio::time::Instant;
 
 use crate::body::{ProxyBody, collect_capped, micros};
-use crate::record::{Header, SideRecord};
 use crate::config::Target;
 use crate::error::{Error, Result};
 use crate::record::schema::error_kind;
+use crate::record::{Header, SideRecord};
 
 /// One upstream: where it is and a pooled client for it.
 #[derive(Clone, Debug)]
@@ -58,7 +58,10 @@ pub fn client_tls(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>> {
 }
 
 fn bad_tls(flag: &str, path: &Path, why: &str) -> Error {
-    Error::BadConfig { setting: flag.to_owned(), message: format!("names {}, which is not usable: {why}", path.display()) }
+    Error::BadConfig {
+        setting: flag.to_owned(),
+        message: format!("names {}, which is not usable: {why}", path.display()),
+    }
 }
 
 impl Upstream {
@@ -89,7 +92,10 @@ impl Upstream {
         self.target.uri_for(path_and_query)
     }
 
-    pub async fn send(&self, req: Request<ProxyBody>) -> std::result::Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+    pub async fn send(
+        &self,
+        req: Request<ProxyBody>,
+    ) -> std::result::Result<Response<Incoming>, hyper_util::client::legacy::Error> {
         self.client.request(req).await
     }
 
@@ -98,7 +104,13 @@ impl Upstream {
     /// total latency. Latencies count from `started`: the send time, or the intended send time
     /// under open-loop pacing. A failure or `timeout` becomes the side's error kind, never an
     /// error of the caller.
-    pub async fn exchange(&self, req: Request<ProxyBody>, timeout: Duration, cap: usize, started: Instant) -> SideRecord {
+    pub async fn exchange(
+        &self,
+        req: Request<ProxyBody>,
+        timeout: Duration,
+        cap: usize,
+        started: Instant,
+    ) -> SideRecord {
         let mut out = SideRecord::default();
         let call = async {
             let resp = match self.send(req).await {
@@ -161,7 +173,9 @@ pub fn classify(err: &(dyn StdError + 'static)) -> &'static str {
             use std::io::ErrorKind::*;
             return match io.kind() {
                 TimedOut => error_kind::TIMEOUT,
-                ConnectionRefused | NotFound | AddrNotAvailable | HostUnreachable | NetworkUnreachable => error_kind::CONNECT,
+                ConnectionRefused | NotFound | AddrNotAvailable | HostUnreachable | NetworkUnreachable => {
+                    error_kind::CONNECT
+                }
                 ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof => error_kind::RESET,
                 InvalidData => error_kind::PROTOCOL,
                 _ => error_kind::OTHER,
@@ -186,8 +200,10 @@ mod tests {
         h.append("set-cookie", "a=1".parse().expect("value"));
         h.append("x-empty", "".parse().expect("value"));
         h.append("set-cookie", "b=2".parse().expect("value"));
-        let got: Vec<(String, Vec<u8>)> = response_headers(&h).into_iter().map(|h| (h.name, h.value.to_vec())).collect();
-        let want: Vec<(String, Vec<u8>)> = h.iter().map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec())).collect();
+        let got: Vec<(String, Vec<u8>)> =
+            response_headers(&h).into_iter().map(|h| (h.name, h.value.to_vec())).collect();
+        let want: Vec<(String, Vec<u8>)> =
+            h.iter().map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec())).collect();
         assert_eq!(got, want);
         assert_eq!(got.len(), 4);
     }

@@ -14,9 +14,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use shadowdiff_capture::record::{PairReader, PairRecord};
 use shadowdiff_capture::record::reader::PairFile;
 use shadowdiff_capture::record::schema::error_kind;
+use shadowdiff_capture::record::{PairReader, PairRecord};
 use shadowdiff_capture::redact::{HashKey, RedactRules};
 use shadowdiff_capture::{Agent, Config, Report};
 use shadowdiff_fixtures::FaultKind;
@@ -136,7 +136,14 @@ async fn the_client_gets_the_baseline_under_every_canary_fault() {
         ("garbage", Some(upstream().garbage().run().await.expect("canary")), Some(error_kind::PROTOCOL)),
         (
             "slow body",
-            Some(upstream().route("/users/1", doc()).slow_body(4, Duration::from_millis(25)).run().await.expect("canary")),
+            Some(
+                upstream()
+                    .route("/users/1", doc())
+                    .slow_body(4, Duration::from_millis(25))
+                    .run()
+                    .await
+                    .expect("canary"),
+            ),
             None,
         ),
         ("5xx burst", Some(upstream().route("/users/1", doc()).burst(10, 10).run().await.expect("canary")), None),
@@ -209,14 +216,21 @@ async fn a_hanging_canary_adds_nothing_to_client_latency() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pairs_match_what_the_services_saw() {
     let base = baseline().await;
-    let canary = upstream().route("/users/1", json!({"id": 1, "name": "Ada", "new": true})).record_requests().run().await.expect("canary");
+    let canary = upstream()
+        .route("/users/1", json!({"id": 1, "name": "Ada", "new": true}))
+        .record_requests()
+        .run()
+        .await
+        .expect("canary");
     let secondary = upstream().route("/users/1", doc()).record_requests().run().await.expect("secondary");
     let sec_url = secondary.url();
     let proxy = capture(&base.url(), &canary.url(), move |c| {
         c.secondary = Some(shadowdiff_capture::config::Target::parse(&sec_url).expect("url"));
     })
     .await;
-    let got = proxy.send(Method::GET, "/users/1?expand=tags", &[("accept", "application/json"), ("x-trace", "t-1")], Bytes::new()).await;
+    let got = proxy
+        .send(Method::GET, "/users/1?expand=tags", &[("accept", "application/json"), ("x-trace", "t-1")], Bytes::new())
+        .await;
     assert_eq!(got.json(), doc());
 
     let b = base.next_request().await.expect("baseline saw it");
@@ -282,7 +296,11 @@ async fn redaction_reaches_disk_and_keyed_tokens_match_across_sides() {
         .send(
             Method::POST,
             "/login?token=tok-123&page=2",
-            &[("authorization", "Bearer bearer-secret"), ("x-session", "xs-secret"), ("content-type", "application/json")],
+            &[
+                ("authorization", "Bearer bearer-secret"),
+                ("x-session", "xs-secret"),
+                ("content-type", "application/json"),
+            ],
             Bytes::from_static(br#"{"user":"ada","password":"pw-secret"}"#),
         )
         .await;
@@ -345,7 +363,12 @@ async fn sampling_filters_and_method_defaults_on_disk() {
 
     let mut by_user: BTreeMap<String, usize> = BTreeMap::new();
     for p in pairs.iter().filter(|p| p.method == "GET") {
-        let u = p.request_headers.iter().find(|h| h.name == "x-user").map(|h| h.value_lossy().into_owned()).expect("x-user");
+        let u = p
+            .request_headers
+            .iter()
+            .find(|h| h.name == "x-user")
+            .map(|h| h.value_lossy().into_owned())
+            .expect("x-user");
         *by_user.entry(u).or_default() += 1;
     }
     assert!(by_user.values().all(|n| *n == 2), "a user's requests are all kept or all skipped: {by_user:?}");
@@ -353,7 +376,9 @@ async fn sampling_filters_and_method_defaults_on_disk() {
 
     let posts: Vec<_> = pairs.iter().filter(|p| p.method == "POST").collect();
     assert_eq!(posts.len(), by_user.len(), "the POSTs of sampled users are captured");
-    assert!(posts.iter().all(|p| p.canary.error.as_deref() == Some(error_kind::SKIPPED) && p.baseline.status.is_some()));
+    assert!(
+        posts.iter().all(|p| p.canary.error.as_deref() == Some(error_kind::SKIPPED) && p.baseline.status.is_some())
+    );
     assert_eq!(c["mirror_skipped.method"], posts.len() as u64);
     let mut canary_methods = Vec::new();
     while let Some(r) = canary.try_next_request().await {
@@ -394,7 +419,8 @@ async fn body_caps() {
     })
     .await;
     let upload = Bytes::from(vec![b'x'; 10_000]);
-    let got = proxy.send(Method::POST, "/upload", &[("content-type", "application/octet-stream")], upload.clone()).await;
+    let got =
+        proxy.send(Method::POST, "/upload", &[("content-type", "application/octet-stream")], upload.clone()).await;
     assert_eq!(got.json(), big, "the client gets the whole response");
     assert_eq!(base.next_request().await.expect("baseline saw it").body, upload, "the baseline gets the whole upload");
     let small = proxy.send(Method::POST, "/upload", &[], Bytes::from_static(b"small")).await;
@@ -441,7 +467,8 @@ async fn the_in_flight_bound_skips_mirrors() {
 async fn metrics_and_healthz() {
     let base = upstream().route("/users/1", doc()).run().await.expect("baseline");
     let canary = upstream().reset().run().await.expect("canary");
-    let proxy = capture(&base.url(), &canary.url(), |c| c.admin_listen = Some("127.0.0.1:0".parse().expect("addr"))).await;
+    let proxy =
+        capture(&base.url(), &canary.url(), |c| c.admin_listen = Some("127.0.0.1:0".parse().expect("addr"))).await;
     for _ in 0..4 {
         proxy.get("/users/1").await;
     }
@@ -480,7 +507,9 @@ async fn host_and_absolute_uris_cannot_redirect_traffic() {
     let canary = upstream().route("/users/1", doc()).run().await.expect("canary");
     let proxy = capture(&base.url(), &canary.url(), |_| {}).await;
     let mut s = tokio::net::TcpStream::connect(proxy.agent.addr()).await.expect("connect");
-    s.write_all(b"GET http://evil.invalid/users/1 HTTP/1.1\r\nHost: evil.invalid\r\nConnection: close\r\n\r\n").await.expect("write");
+    s.write_all(b"GET http://evil.invalid/users/1 HTTP/1.1\r\nHost: evil.invalid\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.expect("read");
     let text = String::from_utf8_lossy(&buf);
@@ -506,7 +535,8 @@ async fn upgrades_go_to_the_baseline_only() {
     let base = baseline().await;
     let canary = upstream().record_requests().run().await.expect("canary");
     let proxy = capture(&base.url(), &canary.url(), |_| {}).await;
-    let got = proxy.send(Method::GET, "/users/1", &[("connection", "upgrade"), ("upgrade", "websocket")], Bytes::new()).await;
+    let got =
+        proxy.send(Method::GET, "/users/1", &[("connection", "upgrade"), ("upgrade", "websocket")], Bytes::new()).await;
     assert_eq!(got.json(), doc(), "the fixture does not upgrade, so its answer passes through");
     let seen = base.next_request().await.expect("baseline");
     assert_eq!(seen.header("upgrade"), Some("websocket"));
@@ -548,7 +578,11 @@ async fn http2_and_tls_listeners() {
     assert_eq!(resp.version(), http::Version::HTTP_2);
     assert_eq!(resp.status(), 200);
     let seen = base.next_request().await.expect("baseline");
-    let seen = if seen.header("x-forwarded-proto") == Some("https") { seen } else { base.next_request().await.expect("baseline") };
+    let seen = if seen.header("x-forwarded-proto") == Some("https") {
+        seen
+    } else {
+        base.next_request().await.expect("baseline")
+    };
     assert_eq!(seen.header("x-forwarded-proto"), Some("https"));
     let (_, pairs, _dir) = proxy.finish().await;
     assert_eq!(pairs.len(), 1);
@@ -598,7 +632,9 @@ async fn a_101_upgrade_is_joined_to_the_baseline() {
     tokio::spawn(async move {
         let (mut s, _) = listener.accept().await.expect("accept");
         read_head(&mut s).await;
-        s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n").await.expect("write");
+        s.write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n")
+            .await
+            .expect("write");
         let mut buf = [0u8; 64];
         while let Ok(n) = s.read(&mut buf).await {
             if n == 0 || s.write_all(&buf[..n]).await.is_err() {
@@ -638,7 +674,8 @@ async fn read_head(s: &mut tokio::net::TcpStream) -> String {
 /// HEAD and 204 answers have no body to stream; their pairs are recorded all the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodiless_answers_are_recorded() {
-    let base = upstream().route("/users/1", doc()).route_with_status("/gone", 204, Value::Null).run().await.expect("baseline");
+    let base =
+        upstream().route("/users/1", doc()).route_with_status("/gone", 204, Value::Null).run().await.expect("baseline");
     let canary = upstream().route("/users/1", doc()).run().await.expect("canary");
     let proxy = capture(&base.url(), &canary.url(), |_| {}).await;
     let head = proxy.send(Method::HEAD, "/users/1", &[], Bytes::new()).await;

@@ -173,7 +173,14 @@ impl<D: Dispatch> Workers<D> {
         let max = max.max(1);
         // Room for every worker's number, so announcing idleness never waits.
         let (idle_tx, idle_rx) = mpsc::channel(max);
-        Self { shared: Arc::new(shared), slots: Vec::new(), idle_tx: Some(idle_tx), idle_rx, tasks: JoinSet::new(), max }
+        Self {
+            shared: Arc::new(shared),
+            slots: Vec::new(),
+            idle_tx: Some(idle_tx),
+            idle_rx,
+            tasks: JoinSet::new(),
+            max,
+        }
     }
 
     /// A worker ready to take a job now, if there is one (starting one if the pool is not full).

@@ -26,9 +26,8 @@ pub fn import(format: Format, input: &Path, out: &Path, agent: &str) -> Result<I
         "file": input.display().to_string(),
     });
     let total = records.len() as u64;
-    config.counters = Some(std::sync::Arc::new(move || {
-        std::collections::BTreeMap::from([("imported".to_owned(), total)])
-    }));
+    config.counters =
+        Some(std::sync::Arc::new(move || std::collections::BTreeMap::from([("imported".to_owned(), total)])));
     let mut writer = PairWriter::new(config)?;
     let mut with_response = 0;
     for r in records {

@@ -136,7 +136,17 @@ mod tests {
     #[test]
     fn bad_numbers_name_the_flag() {
         assert!(Pacing::Rate { per_second: 0.0 }.validate().expect_err("zero").contains("--rate"));
-        assert!(Pacing::Recorded { speed: -1.0, max_gap: Duration::from_secs(1) }.validate().expect_err("neg").contains("--speed"));
-        assert!(Pacing::Recorded { speed: 1.0, max_gap: Duration::ZERO }.validate().expect_err("zero gap").contains("--max-gap"));
+        assert!(
+            Pacing::Recorded { speed: -1.0, max_gap: Duration::from_secs(1) }
+                .validate()
+                .expect_err("neg")
+                .contains("--speed")
+        );
+        assert!(
+            Pacing::Recorded { speed: 1.0, max_gap: Duration::ZERO }
+                .validate()
+                .expect_err("zero gap")
+                .contains("--max-gap")
+        );
     }
 }

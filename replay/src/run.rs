@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use shadowdiff_capture::record::{schema, BaselineOrigin, PairReader, PairRecord, PairWriter, ReadOptions, Side, WriterConfig, WriterStats, resolve_inputs};
+use shadowdiff_capture::record::{
+    BaselineOrigin, PairReader, PairRecord, PairWriter, ReadOptions, Side, WriterConfig, WriterStats, resolve_inputs,
+    schema,
+};
 use tokio::sync::mpsc;
 
 use crate::driver::{DriverConfig, Progress, SourceItem, Summary, drive};
@@ -82,7 +85,12 @@ fn columns(keep_baseline: bool) -> Vec<&'static str> {
     c
 }
 
-fn spawn_source(inputs: Vec<Input>, agent: String, repeat: bool, keep_baseline: bool) -> mpsc::Receiver<Result<SourceItem>> {
+fn spawn_source(
+    inputs: Vec<Input>,
+    agent: String,
+    repeat: bool,
+    keep_baseline: bool,
+) -> mpsc::Receiver<Result<SourceItem>> {
     let (tx, rx) = mpsc::channel(8);
     let columns = columns(keep_baseline);
     std::thread::spawn(move || {
@@ -130,9 +138,14 @@ fn spawn_source(inputs: Vec<Input>, agent: String, repeat: bool, keep_baseline: 
 }
 
 /// Run a replay to the end (or until `stop`). Every pair sent is on disk when this returns.
-pub async fn replay(plan: Plan, progress: Arc<Progress>, stop: impl std::future::Future<Output = ()>) -> Result<(Summary, WriterStats)> {
+pub async fn replay(
+    plan: Plan,
+    progress: Arc<Progress>,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(Summary, WriterStats)> {
     plan.driver.pacing.validate().map_err(Error::Setting)?;
-    let targets = HttpTargets::new(&plan.targets, plan.rewrites.clone(), plan.timeout, plan.max_body).map_err(Error::Setting)?;
+    let targets =
+        HttpTargets::new(&plan.targets, plan.rewrites.clone(), plan.timeout, plan.max_body).map_err(Error::Setting)?;
     let inputs = resolve(&plan.inputs)?;
 
     let mut wc = WriterConfig::new(&plan.out, &plan.driver.agent);

@@ -28,11 +28,12 @@ pub struct Rewrites {
 impl Rewrites {
     /// Parse `--header 'Name: value'`; the message names the flag.
     pub fn parse_set(spec: &str) -> Result<(HeaderName, HeaderValue), String> {
-        let (name, value) = spec
-            .split_once(':')
-            .ok_or_else(|| format!("--header `{spec}` must look like `Name: value`"))?;
-        let name = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| format!("--header `{spec}`: `{}` is not a header name", name.trim()))?;
-        let value = HeaderValue::from_str(value.trim()).map_err(|_| format!("--header `{spec}`: the value is not a valid header value"))?;
+        let (name, value) =
+            spec.split_once(':').ok_or_else(|| format!("--header `{spec}` must look like `Name: value`"))?;
+        let name = HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|_| format!("--header `{spec}`: `{}` is not a header name", name.trim()))?;
+        let value = HeaderValue::from_str(value.trim())
+            .map_err(|_| format!("--header `{spec}`: the value is not a valid header value"))?;
         Ok((name, value))
     }
 
@@ -72,7 +73,8 @@ impl Rewrites {
 fn uri_for(target: &Target, recorded: &PairRecord) -> Result<Uri, http::Error> {
     let query = recorded.query.as_deref();
     let slash = !recorded.path.starts_with('/');
-    let mut pq = String::with_capacity(target.base_path.len() + 1 + recorded.path.len() + query.map_or(0, |q| q.len() + 1));
+    let mut pq =
+        String::with_capacity(target.base_path.len() + 1 + recorded.path.len() + query.map_or(0, |q| q.len() + 1));
     pq.push_str(&target.base_path);
     if slash {
         pq.push('/');
@@ -96,7 +98,8 @@ pub trait Dispatch: Send + Sync + 'static {
     fn sides(&self) -> &[Side];
 
     /// Send `recorded` to `side`; latency counts from `intended`.
-    fn dispatch(&self, side: Side, recorded: &PairRecord, intended: Instant) -> impl Future<Output = SideRecord> + Send;
+    fn dispatch(&self, side: Side, recorded: &PairRecord, intended: Instant)
+    -> impl Future<Output = SideRecord> + Send;
 }
 
 /// Real HTTP targets: pooled clients, one per target.
@@ -110,14 +113,25 @@ pub struct HttpTargets {
 
 impl HttpTargets {
     /// `targets` pairs each side with its URL. The message of an error names the side's flag.
-    pub fn new(targets: &[(Side, String)], rewrites: Rewrites, timeout: Duration, max_body: usize) -> Result<Self, String> {
+    pub fn new(
+        targets: &[(Side, String)],
+        rewrites: Rewrites,
+        timeout: Duration,
+        max_body: usize,
+    ) -> Result<Self, String> {
         let tls = client_tls(None).map_err(|e| e.to_string())?;
         let mut upstreams = Vec::new();
         for (side, url) in targets {
             let target = Target::parse(url).map_err(|e| format!("--{side} {e}"))?;
             upstreams.push((*side, Upstream::new(target, Arc::clone(&tls), Duration::from_secs(5))));
         }
-        Ok(Self { sides: targets.iter().map(|t| t.0).collect(), upstreams, rewrites: Arc::new(rewrites), timeout, max_body })
+        Ok(Self {
+            sides: targets.iter().map(|t| t.0).collect(),
+            upstreams,
+            rewrites: Arc::new(rewrites),
+            timeout,
+            max_body,
+        })
     }
 }
 
@@ -132,7 +146,9 @@ impl Dispatch for HttpTargets {
         let Some((_, upstream)) = self.upstreams.iter().find(|(s, _)| *s == side) else {
             return SideRecord::failed(error_kind::OTHER);
         };
-        let (Ok(method), Ok(uri)) = (Method::from_bytes(recorded.method.as_bytes()), uri_for(upstream.target(), recorded)) else {
+        let (Ok(method), Ok(uri)) =
+            (Method::from_bytes(recorded.method.as_bytes()), uri_for(upstream.target(), recorded))
+        else {
             return SideRecord::failed(error_kind::OTHER);
         };
         let mut req = Request::new(ProxyBody::full(recorded.request_body.clone().unwrap_or_default()));
@@ -179,7 +195,13 @@ mod tests {
     fn uris_match_the_targets_own() {
         for base in ["http://canary:8080", "https://canary.example.com/base/"] {
             let target = Target::parse(base).expect("url");
-            for (path, query) in [("/api/users/1", None), ("/search", Some("q=caf%C3%A9&n=2")), ("", Some("x=1")), ("", None), ("rel", None)] {
+            for (path, query) in [
+                ("/api/users/1", None),
+                ("/search", Some("q=caf%C3%A9&n=2")),
+                ("", Some("x=1")),
+                ("", None),
+                ("rel", None),
+            ] {
                 let r = PairRecord::new("t", chrono::Utc::now(), "GET", path, query.map(str::to_owned));
                 let ours = uri_for(&target, &r).expect("uri");
                 assert_eq!(ours, target.uri_for(&r.path_and_query()).expect("uri"), "{base} {path} {query:?}");

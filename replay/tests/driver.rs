@@ -53,7 +53,12 @@ async fn every_request_arrives_at_every_target_as_recorded() {
     let recorded = read(&input);
 
     let baseline = upstream().record_requests().run().await.expect("baseline");
-    let canary = upstream().record_requests().effect(Scoped::parse("error-rate:1@/api/search").expect("spec")).run().await.expect("canary");
+    let canary = upstream()
+        .record_requests()
+        .effect(Scoped::parse("error-rate:1@/api/search").expect("spec"))
+        .run()
+        .await
+        .expect("canary");
     let out = dir.path().join("out");
     let mut p = plan(&input, &out, vec![(Side::Baseline, baseline.url()), (Side::Canary, canary.url())]);
     p.rewrites = Rewrites {
@@ -92,7 +97,10 @@ async fn every_request_arrives_at_every_target_as_recorded() {
     let fresh = read(&out);
     assert_eq!(fresh.len() as u64, summary.sent);
     assert!(fresh.iter().all(|r| r.agent == "replay-test" && r.baseline.status.is_some() && r.canary.status.is_some()));
-    let search_500 = fresh.iter().filter(|r| r.path == "/api/search").all(|r| r.canary.status == Some(500) && r.baseline.status == Some(200));
+    let search_500 = fresh
+        .iter()
+        .filter(|r| r.path == "/api/search")
+        .all(|r| r.canary.status == Some(500) && r.baseline.status == Some(200));
     assert!(search_500, "the canary's own answers are recorded");
     let info = PairFile::open(&stats.files[0]).expect("open").info;
     assert_eq!(info.baseline_origin, "measured");
@@ -126,7 +134,9 @@ async fn canary_only_keeps_the_recorded_baseline_and_says_so() {
     let fresh = read(&out);
     for f in &fresh {
         assert!(
-            recorded.iter().any(|r| r.path_and_query() == f.path_and_query() && r.request_body == f.request_body && r.baseline == f.baseline),
+            recorded.iter().any(|r| r.path_and_query() == f.path_and_query()
+                && r.request_body == f.request_body
+                && r.baseline == f.baseline),
             "the recorded baseline of {} is kept",
             f.path_and_query()
         );
@@ -160,11 +170,20 @@ impl Dispatch for Slow {
         &self.sides
     }
 
-    fn dispatch(&self, _side: Side, _recorded: &PairRecord, intended: Instant) -> impl std::future::Future<Output = SideRecord> + Send {
+    fn dispatch(
+        &self,
+        _side: Side,
+        _recorded: &PairRecord,
+        intended: Instant,
+    ) -> impl std::future::Future<Output = SideRecord> + Send {
         self.dispatched.lock().expect("lock").push(Instant::now());
         async move {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            SideRecord { status: Some(200), latency_us: Some(intended.elapsed().as_micros() as u64), ..SideRecord::default() }
+            SideRecord {
+                status: Some(200),
+                latency_us: Some(intended.elapsed().as_micros() as u64),
+                ..SideRecord::default()
+            }
         }
     }
 }
@@ -173,7 +192,9 @@ impl Dispatch for Slow {
 async fn rate_holds_its_schedule_while_the_target_is_slow() {
     let (tx, rx) = mpsc::channel(4096);
     let t0 = Utc::now();
-    let records = (0..400).map(|i| PairRecord::new("t", t0 + TimeDelta::milliseconds(i), "GET", format!("/x/{i}"), None)).collect();
+    let records = (0..400)
+        .map(|i| PairRecord::new("t", t0 + TimeDelta::milliseconds(i), "GET", format!("/x/{i}"), None))
+        .collect();
     tx.send(Ok(SourceItem::Records(records))).await.expect("send");
     drop(tx);
     let target = Arc::new(Slow { sides: vec![Side::Canary], dispatched: Mutex::new(Vec::new()) });
@@ -195,13 +216,19 @@ async fn rate_holds_its_schedule_while_the_target_is_slow() {
         keep_recorded_baseline: false,
     };
     let start = Instant::now();
-    let summary = drive(rx, Arc::clone(&target), config, sink, Arc::new(Progress::default()), std::future::pending()).await.expect("drive");
+    let summary = drive(rx, Arc::clone(&target), config, sink, Arc::new(Progress::default()), std::future::pending())
+        .await
+        .expect("drive");
     let pairs = collector.await.expect("collector");
     assert_eq!((summary.sent, pairs.len()), (400, 400));
     let dispatched = target.dispatched.lock().expect("lock").clone();
     for (i, at) in dispatched.iter().enumerate() {
         let due = start + Duration::from_secs_f64(i as f64 / 200.0);
-        assert!(at.saturating_duration_since(due) < Duration::from_millis(1), "request {i} late by {:?}", at.saturating_duration_since(due));
+        assert!(
+            at.saturating_duration_since(due) < Duration::from_millis(1),
+            "request {i} late by {:?}",
+            at.saturating_duration_since(due)
+        );
     }
     // 400 requests at 200/s: the schedule ends at 1.995 s; the last answer 300 ms later.
     assert!((summary.elapsed.as_secs_f64() - 2.295).abs() < 0.01, "{:?}", summary.elapsed);

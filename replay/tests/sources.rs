@@ -45,7 +45,9 @@ fn gor_sample_becomes_pairs() {
     assert_eq!((u.path.as_str(), u.query.as_deref()), ("/api/users/7", Some("fields=name")));
     assert_eq!(u.captured_at.timestamp_nanos_opt(), Some(1_763_633_730_123_456_000));
     assert_eq!(u.baseline.latency_us, Some(2_001));
-    let name = |b: &Option<bytes::Bytes>| serde_json::from_slice::<serde_json::Value>(b.as_deref().expect("body")).expect("json")["name"].clone();
+    let name = |b: &Option<bytes::Bytes>| {
+        serde_json::from_slice::<serde_json::Value>(b.as_deref().expect("body")).expect("json")["name"].clone()
+    };
     assert_eq!(name(&u.baseline.body), "Grüße aus München");
     assert_eq!(u.canary.status, Some(200), "type 3 is the replayed (canary) response");
     assert_ne!(u.canary.body, u.baseline.body);
@@ -96,16 +98,29 @@ fn malformed_input_names_the_file_and_entry() {
         (write(d, "notjson.har", b"<html>"), "is not JSON"),
         (write(d, "nolog.har", br#"{"entries": []}"#), "lacks the HAR structure"),
         (write(d, "badurl.har", entry("not a url", "").as_bytes()), "HAR entry 1 (request.url)"),
-        (write(d, "badb64.har", entry("https://h/x", r#","encoding":"base64""#).as_bytes()), "HAR entry 1 (response.content)"),
+        (
+            write(d, "badb64.har", entry("https://h/x", r#","encoding":"base64""#).as_bytes()),
+            "HAR entry 1 (response.content)",
+        ),
     ];
     for (path, needle) in cases {
         let e = har::read(&path, "t").expect_err("malformed");
         let msg = e.to_string();
-        assert!(msg.contains(needle) && msg.contains(path.file_name().and_then(|n| n.to_str()).expect("name")), "{msg}");
+        assert!(
+            msg.contains(needle) && msg.contains(path.file_name().and_then(|n| n.to_str()).expect("name")),
+            "{msg}"
+        );
     }
     let gor_cases: Vec<(PathBuf, &str)> = vec![
         (write(d, "badtype.gor", b"9 id 1 0\nGET / HTTP/1.1\r\n\r\n"), "payload 0 at byte 0: unknown payload type `9`"),
-        (write(d, "badts.gor", "1 id 1 0\nGET / HTTP/1.1\r\n\r\n\n🐵🙈🙉\n1 id2 soon\nGET / HTTP/1.1\r\n\r\n".as_bytes()), "payload 1"),
+        (
+            write(
+                d,
+                "badts.gor",
+                "1 id 1 0\nGET / HTTP/1.1\r\n\r\n\n🐵🙈🙉\n1 id2 soon\nGET / HTTP/1.1\r\n\r\n".as_bytes(),
+            ),
+            "payload 1",
+        ),
         (write(d, "badhttp.gor", b"1 id 1 0\nthis is not http\r\n\r\n"), "does not parse"),
         (write(d, "nometa.gor", b"GET / HTTP/1.1"), "no meta line"),
     ];
@@ -113,6 +128,9 @@ fn malformed_input_names_the_file_and_entry() {
         let e = gor::read(&path, "t").expect_err("malformed");
         assert!(matches!(e, Error::Gor { .. }));
         let msg = e.to_string();
-        assert!(msg.contains(needle) && msg.contains(path.file_name().and_then(|n| n.to_str()).expect("name")), "{msg}");
+        assert!(
+            msg.contains(needle) && msg.contains(path.file_name().and_then(|n| n.to_str()).expect("name")),
+            "{msg}"
+        );
     }
 }

@@ -54,8 +54,5 @@ pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(&tmp, path)
     };
-    write(path).map_err(|source| Error::Write {
-        path: path.to_path_buf(),
-        source,
-    })
+    write(path).map_err(|source| Error::Write { path: path.to_path_buf(), source })
 }

@@ -30,10 +30,18 @@ pub const MAX_DRIFT_SAMPLES: usize = 50_000;
 pub enum FromVerdictError {
     /// `verdict.json` is missing or unreadable.
     #[error("cannot read {}: {source}", path.display())]
-    Read { path: PathBuf, #[source] source: std::io::Error },
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// `verdict.json` is not JSON.
     #[error("{} is not valid JSON: {source}", path.display())]
-    Parse { path: PathBuf, #[source] source: serde_json::Error },
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     /// Rendering or writing failed.
     #[error(transparent)]
     Render(#[from] crate::Error),
@@ -54,7 +62,8 @@ pub struct Written {
 /// `dir/report.html` and `dir/charts/*.png`.
 pub fn write_report(dir: &Path) -> Result<Written, FromVerdictError> {
     let path = dir.join("verdict.json");
-    let text = std::fs::read_to_string(&path).map_err(|source| FromVerdictError::Read { path: path.clone(), source })?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|source| FromVerdictError::Read { path: path.clone(), source })?;
     let verdict: Value = serde_json::from_str(&text).map_err(|source| FromVerdictError::Parse { path, source })?;
     let data = RowData::read(dir);
     let left_out: Vec<String> = [
@@ -67,8 +76,7 @@ pub fn write_report(dir: &Path) -> Result<Written, FromVerdictError> {
     .collect();
     let (page, pngs) = build_page(&verdict, &data)?;
     let charts_dir = dir.join("charts");
-    std::fs::create_dir_all(&charts_dir)
-        .map_err(|source| crate::Error::Write { path: charts_dir.clone(), source })?;
+    std::fs::create_dir_all(&charts_dir).map_err(|source| crate::Error::Write { path: charts_dir.clone(), source })?;
     let mut charts = Vec::new();
     for png in &pngs {
         charts.push(png.save_in(&charts_dir)?);
@@ -121,7 +129,8 @@ impl RowData {
 /// Reads `examples.json`.
 pub fn read_examples(path: &Path) -> Result<Vec<Example>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let file: ExamplesFile = serde_json::from_str(&text).map_err(|e| format!("{} is not an examples file: {e}", path.display()))?;
+    let file: ExamplesFile =
+        serde_json::from_str(&text).map_err(|e| format!("{} is not an examples file: {e}", path.display()))?;
     Ok(file.examples)
 }
 
@@ -147,7 +156,8 @@ pub fn read_drift(path: &Path, max: usize) -> Result<Vec<f64>, String> {
     for batch in reader {
         let batch = batch.map_err(|e| format!("{}: {e}", path.display()))?;
         let status = batch.column_by_name("status").and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned());
-        let num = |name: &str| batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<Float64Array>().cloned());
+        let num =
+            |name: &str| batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<Float64Array>().cloned());
         let (Some(st), Some(b), Some(c)) = (status, num("baseline_number"), num("canary_number")) else {
             return Err(format!("{}: the status and number columns have unexpected types", path.display()));
         };
@@ -210,9 +220,13 @@ pub fn read_latencies(path: &Path, max: usize) -> Result<Latencies, String> {
     let mut row = 0usize;
     for batch in reader {
         let batch = batch.map_err(|e| format!("{}: {e}", path.display()))?;
-        let col = |name: &str| batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<UInt64Array>().cloned());
-        let text = |name: &str| batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned());
-        let at = batch.column_by_name("captured_at").and_then(|c| c.as_any().downcast_ref::<TimestampMicrosecondArray>().cloned());
+        let col =
+            |name: &str| batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<UInt64Array>().cloned());
+        let text =
+            |name: &str| batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned());
+        let at = batch
+            .column_by_name("captured_at")
+            .and_then(|c| c.as_any().downcast_ref::<TimestampMicrosecondArray>().cloned());
         let (Some(b), Some(c), Some(be), Some(ce), Some(at)) =
             (col("baseline_latency_us"), col("canary_latency_us"), text("baseline_error"), text("canary_error"), at)
         else {
@@ -386,7 +400,11 @@ pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<P
                 statistic: if c["statistic"].is_null() {
                     String::new()
                 } else {
-                    format!("{} = {}", s(&c["statistic"]["name"]), statistic(f(&c["statistic"]["value"]).unwrap_or(f64::NAN)))
+                    format!(
+                        "{} = {}",
+                        s(&c["statistic"]["name"]),
+                        statistic(f(&c["statistic"]["value"]).unwrap_or(f64::NAN))
+                    )
                 },
                 p_value: p_value(&c["p_value"]),
                 samples: u(&c["n"]),
@@ -479,9 +497,21 @@ pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<P
     let inputs = &v["inputs"];
     let mut blocks = vec![Block::Figures(vec![
         KeyFigure { label: "files".into(), value: u(&inputs["files"]).to_string(), ..KeyFigure::default() },
-        KeyFigure { label: "pairs in files".into(), value: u(&inputs["pairs_in_files"]).to_string(), ..KeyFigure::default() },
-        KeyFigure { label: "pairs analysed".into(), value: u(&inputs["pairs_analyzed"]).to_string(), ..KeyFigure::default() },
-        KeyFigure { label: "canary skipped".into(), value: u(&overall["canary_skipped"]).to_string(), ..KeyFigure::default() },
+        KeyFigure {
+            label: "pairs in files".into(),
+            value: u(&inputs["pairs_in_files"]).to_string(),
+            ..KeyFigure::default()
+        },
+        KeyFigure {
+            label: "pairs analysed".into(),
+            value: u(&inputs["pairs_analyzed"]).to_string(),
+            ..KeyFigure::default()
+        },
+        KeyFigure {
+            label: "canary skipped".into(),
+            value: u(&overall["canary_skipped"]).to_string(),
+            ..KeyFigure::default()
+        },
         KeyFigure {
             label: "bodies truncated".into(),
             value: {
@@ -509,7 +539,8 @@ pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<P
     if let Some(counters) = inputs["counters"].as_object() {
         let get = |k: &str| counters.get(k).map_or(0, u);
         let (seen, dropped, skipped) = (get("seen"), get("dropped"), get("skipped"));
-        let not_mirrored: u64 = counters.iter().filter(|(k, _)| k.starts_with("mirror_skipped.")).map(|(_, c)| u(c)).sum();
+        let not_mirrored: u64 =
+            counters.iter().filter(|(k, _)| k.starts_with("mirror_skipped.")).map(|(_, c)| u(c)).sum();
         if dropped > 0 {
             blocks.push(Block::Callout(Callout {
                 status: Status::Warn,
@@ -564,8 +595,16 @@ pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<P
             )?;
             let deltas: Vec<f64> = l.baseline_ms.iter().zip(&l.canary_ms).map(|(b, c)| c - b).collect();
             let hist = charts::latency_delta_histogram(&deltas, &opts)?;
-            blocks.push(figure(&cdf, "Latency CDF of baseline and canary", &format!("{} of {} pairs drawn.", l.baseline_ms.len(), l.total)));
-            blocks.push(figure(&hist, "Histogram of per-pair latency deltas, canary minus baseline", "Mass right of zero: the canary was slower on those requests."));
+            blocks.push(figure(
+                &cdf,
+                "Latency CDF of baseline and canary",
+                &format!("{} of {} pairs drawn.", l.baseline_ms.len(), l.total),
+            ));
+            blocks.push(figure(
+                &hist,
+                "Histogram of per-pair latency deltas, canary minus baseline",
+                "Mass right of zero: the canary was slower on those requests.",
+            ));
             pngs.push(cdf);
             pngs.push(hist);
         }
@@ -637,7 +676,11 @@ pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<P
     let mut sorted_err: Vec<&Value> = endpoints.iter().collect();
     sorted_err.sort_by_key(|e| std::cmp::Reverse(u(&e["canary_errors"])));
     let mut blocks = vec![
-        figure(&err_png, "Error rates per endpoint, baseline and canary", "Errors are 5xx responses and transport failures."),
+        figure(
+            &err_png,
+            "Error rates per endpoint, baseline and canary",
+            "Errors are 5xx responses and transport failures.",
+        ),
         Block::Table(DataTable {
             caption: "Errors by side and endpoint".into(),
             columns: vec![
@@ -667,7 +710,13 @@ pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<P
     if !crit.is_empty() {
         blocks.push(Block::Table(DataTable {
             caption: "Error kinds the baseline never showed".into(),
-            columns: vec![Column::text("endpoint"), Column::text("kind"), Column::number("canary"), Column::number("p (Holm)"), Column::text("confirmed")],
+            columns: vec![
+                Column::text("endpoint"),
+                Column::text("kind"),
+                Column::number("canary"),
+                Column::number("p (Holm)"),
+                Column::text("confirmed"),
+            ],
             rows: crit
                 .iter()
                 .map(|c| {
@@ -703,13 +752,13 @@ pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<P
         kb.cmp(&ka).then(diff_rate(b).total_cmp(&diff_rate(a)))
     });
     // The policy's pass threshold for the diff rate, as the check resolved it.
-    let diff_threshold = checks
-        .iter()
-        .find(|c| c["id"] == "diff_rate")
-        .and_then(|c| f(&c["threshold"]["pass"]))
-        .unwrap_or(0.005);
+    let diff_threshold =
+        checks.iter().find(|c| c["id"] == "diff_rate").and_then(|c| f(&c["threshold"]["pass"])).unwrap_or(0.005);
     let diff_png = charts::diff_rates(
-        &endpoints.iter().map(|e| EndpointDiffRate { endpoint: s(&e["route"]), rate: diff_rate(e) }).collect::<Vec<_>>(),
+        &endpoints
+            .iter()
+            .map(|e| EndpointDiffRate { endpoint: s(&e["route"]), rate: diff_rate(e) })
+            .collect::<Vec<_>>(),
         diff_threshold,
         &opts,
     )?;
@@ -736,8 +785,18 @@ pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<P
                     pct(diff_rate(e)).into(),
                     u(&e["breaking_pairs"]).to_string().into(),
                     u(&e["status_mismatches"]).to_string().into(),
-                    format!("{:.2} → {:.2}", f(&e["baseline_p50_ms"]).unwrap_or(f64::NAN), f(&e["canary_p50_ms"]).unwrap_or(f64::NAN)).into(),
-                    format!("{:.2} → {:.2}", f(&e["baseline_p99_ms"]).unwrap_or(f64::NAN), f(&e["canary_p99_ms"]).unwrap_or(f64::NAN)).into(),
+                    format!(
+                        "{:.2} → {:.2}",
+                        f(&e["baseline_p50_ms"]).unwrap_or(f64::NAN),
+                        f(&e["canary_p50_ms"]).unwrap_or(f64::NAN)
+                    )
+                    .into(),
+                    format!(
+                        "{:.2} → {:.2}",
+                        f(&e["baseline_p99_ms"]).unwrap_or(f64::NAN),
+                        f(&e["canary_p99_ms"]).unwrap_or(f64::NAN)
+                    )
+                    .into(),
                 ]);
                 if st == Status::Pass { row } else { row.with_status(st) }
             })
@@ -748,11 +807,14 @@ pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<P
         id: "endpoints".into(),
         title: "Endpoints".into(),
         intro: "Diff rate: the share of compared pairs with a real difference.".into(),
-        blocks: vec![figure(
-            &diff_png,
-            "Diff rate per endpoint",
-            &format!("The dashed line marks the policy's diff-rate pass threshold, {}.", pct(diff_threshold)),
-        ), Block::Table(ep_table)],
+        blocks: vec![
+            figure(
+                &diff_png,
+                "Diff rate per endpoint",
+                &format!("The dashed line marks the policy's diff-rate pass threshold, {}.", pct(diff_threshold)),
+            ),
+            Block::Table(ep_table),
+        ],
     });
     pngs.push(diff_png);
 
@@ -836,7 +898,14 @@ pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<P
     pngs.push(drift_png);
     blocks.push(Block::Table(DataTable {
         caption: String::new(),
-        columns: vec![Column::text("endpoint"), Column::text("field"), Column::number("n"), Column::number("mean"), Column::number("min"), Column::number("max")],
+        columns: vec![
+            Column::text("endpoint"),
+            Column::text("field"),
+            Column::number("n"),
+            Column::number("mean"),
+            Column::number("min"),
+            Column::number("max"),
+        ],
         rows: drifts
             .iter()
             .map(|d| {
@@ -893,12 +962,17 @@ pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<P
             let mut facts = Vec::new();
             if let Some((lo, hi)) = lat.and_then(|l| l.window_us) {
                 let t = |us: i64| {
-                    chrono::DateTime::from_timestamp_micros(us).map_or_else(String::new, |d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                    chrono::DateTime::from_timestamp_micros(us)
+                        .map_or_else(String::new, |d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
                 };
                 facts.push(Fact::new("captured", format!("{} → {}", t(lo), t(hi))));
             }
-            let origins = v["inputs"]["baseline_origin"].as_object().map(|o| o.keys().cloned().collect::<Vec<_>>().join(", "));
-            facts.push(Fact::new("inputs", format!("{} pairs in {} file(s)", u(&v["inputs"]["pairs_in_files"]), u(&v["inputs"]["files"]))));
+            let origins =
+                v["inputs"]["baseline_origin"].as_object().map(|o| o.keys().cloned().collect::<Vec<_>>().join(", "));
+            facts.push(Fact::new(
+                "inputs",
+                format!("{} pairs in {} file(s)", u(&v["inputs"]["pairs_in_files"]), u(&v["inputs"]["files"])),
+            ));
             if let Some(o) = origins.filter(|o| !o.is_empty()) {
                 facts.push(Fact::new("baseline", o));
             }
@@ -989,7 +1063,9 @@ fn example_pair(e: &Example) -> ExamplePair {
         .filter(|d| d.location == "body" && d.field != shadowdiff_analyze::evaluate::BODY_FIELD)
         .map(|d| MarkedPath::new(d.path.clone(), mark(&d.status, &d.severity)))
         .collect();
-    let json = |side: &shadowdiff_analyze::examples::ExampleSide| side.content_type.as_deref().is_some_and(|t| t.contains("json"));
+    let json = |side: &shadowdiff_analyze::examples::ExampleSide| {
+        side.content_type.as_deref().is_some_and(|t| t.contains("json"))
+    };
     let highlight = if e.outcome == "different" && !json_paths.is_empty() {
         Highlight::JsonPaths(json_paths)
     } else if e.outcome != "different" && json(&e.baseline) && json(&e.canary) {
@@ -1002,7 +1078,13 @@ fn example_pair(e: &Example) -> ExamplePair {
         .differences
         .iter()
         .filter(|d| d.location == "header")
-        .map(|d| format!("{} ({})", d.path.trim_start_matches("header:"), if d.status == "real" { d.kind.as_str() } else { d.status.as_str() }))
+        .map(|d| {
+            format!(
+                "{} ({})",
+                d.path.trim_start_matches("header:"),
+                if d.status == "real" { d.kind.as_str() } else { d.status.as_str() }
+            )
+        })
         .collect();
     let mut note = format!("{} · {}", e.route, e.why);
     if !headers.is_empty() {

@@ -85,10 +85,7 @@ fn run_chromium(page: &Path, extra: &[String]) -> Output {
 
 /// Console output Chromium logged: uncaught exceptions, console.* calls, CSP refusals.
 fn console_problems(stderr: &str) -> Vec<&str> {
-    stderr
-        .lines()
-        .filter(|l| l.contains("CONSOLE") || l.contains("Uncaught") || l.contains("Refused to"))
-        .collect()
+    stderr.lines().filter(|l| l.contains("CONSOLE") || l.contains("Uncaught") || l.contains("Refused to")).collect()
 }
 
 /// Loads `page` in Chromium and returns the DOM after load, asserting no console problems.
@@ -205,13 +202,18 @@ fn hostile_canary_bodies_analyzed_from_pair_files_stay_inert() {
             ..SideRecord::absent()
         };
         let mut r = PairRecord::new("hostile", chrono::Utc::now(), "GET", format!("/p{k}/{i}"), None);
-        r.baseline = side(200, "application/json", format!(r#"{{"id":{i},"name":"ok","link":"https://example.invalid/"}}"#));
+        r.baseline =
+            side(200, "application/json", format!(r#"{{"id":{i},"name":"ok","link":"https://example.invalid/"}}"#));
         r.canary = match i % 3 {
             // JSON with the payload in a value.
-            0 => side(200, "application/json", serde_json::json!({"id": i, "name": payload, "link": JS_URL}).to_string()),
+            0 => {
+                side(200, "application/json", serde_json::json!({"id": i, "name": payload, "link": JS_URL}).to_string())
+            }
             // An HTML error page in place of JSON.
             1 => side(500, "text/html", format!("<html><body>{payload}<a href=\"{JS_URL}\">retry</a></body></html>")),
-            _ => side(200, "application/json", format!(r#"{{"id":{i},"name":"ok","link":"https://example.invalid/"}}"#)),
+            _ => {
+                side(200, "application/json", format!(r#"{{"id":{i},"name":"ok","link":"https://example.invalid/"}}"#))
+            }
         };
         writer.write(r).unwrap();
     }

@@ -75,14 +75,13 @@ fn latency_delta_histogram_handles_real_and_degenerate_input() {
 fn error_rates_draw_grouped_bars_for_few_many_and_no_endpoints() {
     let opts = ChartOptions::default();
     let row = |endpoint: String, baseline, canary| EndpointErrorRate { endpoint, baseline, canary };
-    let few = vec![
-        row("GET /users/{id}".into(), 0.01, 0.05),
-        row("POST /cart/{id}/items".into(), 0.002, 0.002),
-    ];
+    let few = vec![row("GET /users/{id}".into(), 0.01, 0.05), row("POST /cart/{id}/items".into(), 0.002, 0.002)];
     let image = check(&error_rates(&few, &opts).unwrap(), ChartKind::ErrorRates, &opts);
     assert!(image.count_near(BLUE) > 300 && image.count_near(ORANGE) > 300);
     let many: Vec<_> = (0..60)
-        .map(|i| row(format!("GET /a/very/long/route/template/number/{i}/with/{{id}}/segments"), i as f64 / 1000.0, f64::NAN))
+        .map(|i| {
+            row(format!("GET /a/very/long/route/template/number/{i}/with/{{id}}/segments"), i as f64 / 1000.0, f64::NAN)
+        })
         .collect();
     check(&error_rates(&many, &opts).unwrap(), ChartKind::ErrorRates, &opts);
     for rows in [vec![], vec![row(String::new(), 0.0, 0.0)], vec![row("<script>".into(), -1.0, f64::INFINITY)]] {
@@ -99,7 +98,9 @@ fn diff_rates_mark_endpoints_over_the_threshold() {
     ];
     let image = check(&diff_rates(&rows, 0.005, &opts).unwrap(), ChartKind::DiffRates, &opts);
     assert!(image.count_near(VERMILLION) > 300, "the bar over the threshold is vermillion");
-    for (rows, threshold) in [(vec![], 0.005), (rows.clone(), 0.0), (rows.clone(), f64::NAN), (vec![EndpointDiffRate::default()], 0.0)] {
+    for (rows, threshold) in
+        [(vec![], 0.005), (rows.clone(), 0.0), (rows.clone(), f64::NAN), (vec![EndpointDiffRate::default()], 0.0)]
+    {
         check(&diff_rates(&rows, threshold, &opts).unwrap(), ChartKind::DiffRates, &opts);
     }
 }
@@ -107,14 +108,19 @@ fn diff_rates_mark_endpoints_over_the_threshold() {
 #[test]
 fn numeric_drift_shows_the_tolerance_band() {
     let opts = ChartOptions::default();
-    let deltas: Vec<f64> = (0..3000).map(|i| ((i * 104_729) % 1000) as f64 / 50_000.0 - 0.01 + if i % 20 == 0 { 0.04 } else { 0.0 }).collect();
+    let deltas: Vec<f64> = (0..3000)
+        .map(|i| ((i * 104_729) % 1000) as f64 / 50_000.0 - 0.01 + if i % 20 == 0 { 0.04 } else { 0.0 })
+        .collect();
     let image = check(
-        &numeric_drift(&NumericDrift { field: "/items/*/price", relative_deltas: &deltas, tolerance: 0.01 }, &opts).unwrap(),
+        &numeric_drift(&NumericDrift { field: "/items/*/price", relative_deltas: &deltas, tolerance: 0.01 }, &opts)
+            .unwrap(),
         ChartKind::NumericDrift,
         &opts,
     );
     assert!(image.count_near(VERMILLION) > 100, "bins beyond tolerance are vermillion");
-    for (values, tolerance) in [(vec![], 0.01), (vec![0.0; 10], 0.0), (vec![0.5], f64::NAN), (vec![f64::NAN, 1e200], -0.1)] {
+    for (values, tolerance) in
+        [(vec![], 0.01), (vec![0.0; 10], 0.0), (vec![0.5], f64::NAN), (vec![f64::NAN, 1e200], -0.1)]
+    {
         let input = NumericDrift { field: "", relative_deltas: &values, tolerance };
         check(&numeric_drift(&input, &opts).unwrap(), ChartKind::NumericDrift, &opts);
     }
@@ -138,5 +144,8 @@ fn charts_save_to_disk_and_embed_as_data_uris() {
     assert_eq!(std::fs::read(&path).unwrap(), png.bytes);
     assert!(png.data_uri().starts_with("data:image/png;base64,iVBORw0KGgo"));
     let names: Vec<String> = ChartKind::ALL.iter().map(|k| k.file_name()).collect();
-    assert_eq!(names, ["latency_cdf.png", "latency_delta.png", "error_rates.png", "diff_rates.png", "numeric_drift.png"]);
+    assert_eq!(
+        names,
+        ["latency_cdf.png", "latency_delta.png", "error_rates.png", "diff_rates.png", "numeric_drift.png"]
+    );
 }

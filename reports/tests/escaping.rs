@@ -4,9 +4,43 @@ use crate::support::{hostile_page, tags};
 
 /// The elements the report is made of; anything else in the output was injected.
 const ALLOWED_TAGS: &[&str] = &[
-    "html", "head", "meta", "title", "style", "body", "div", "header", "h1", "h2", "p", "dl", "dt", "dd", "nav",
-    "a", "main", "section", "span", "ul", "li", "table", "thead", "tbody", "tr", "th", "td", "code", "strong",
-    "figure", "img", "figcaption", "colgroup", "col", "mark", "footer", "!doctype",
+    "html",
+    "head",
+    "meta",
+    "title",
+    "style",
+    "body",
+    "div",
+    "header",
+    "h1",
+    "h2",
+    "p",
+    "dl",
+    "dt",
+    "dd",
+    "nav",
+    "a",
+    "main",
+    "section",
+    "span",
+    "ul",
+    "li",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "code",
+    "strong",
+    "figure",
+    "img",
+    "figcaption",
+    "colgroup",
+    "col",
+    "mark",
+    "footer",
+    "!doctype",
 ];
 
 #[test]
@@ -47,7 +81,10 @@ fn hostile_captured_bytes_render_as_inert_text() {
 #[test]
 fn the_page_forbids_scripts_and_fetches() {
     let html = render_page(&hostile_page()).unwrap();
-    let meta = format!("<meta http-equiv=\"Content-Security-Policy\" content=\"{}\">", CONTENT_SECURITY_POLICY.replace('\'', "&#39;"));
+    let meta = format!(
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"{}\">",
+        CONTENT_SECURITY_POLICY.replace('\'', "&#39;")
+    );
     assert!(html.contains(&meta), "CSP meta tag missing: want {meta}");
     assert_eq!(CONTENT_SECURITY_POLICY, "default-src 'none'; img-src data:; style-src 'unsafe-inline'");
     // The CSP must come before anything that could load.

@@ -1,8 +1,8 @@
 use std::collections::HashSet;
 
 use shadowdiff_reports::html::{
-    Block, Cell, Column, DataTable, ExamplePair, ExampleSide, Highlight, Mark, MarkedPath, ReportPage, Row,
-    Section, demo_page,
+    Block, Cell, Column, DataTable, ExamplePair, ExampleSide, Highlight, Mark, MarkedPath, ReportPage, Row, Section,
+    demo_page,
 };
 
 /// A decoded PNG: size and RGB pixels.
@@ -46,10 +46,7 @@ impl Image {
 
     /// Pixels close to `rgb` (each channel within 12).
     pub fn count_near(&self, rgb: [u8; 3]) -> usize {
-        self.pixels
-            .iter()
-            .filter(|p| p.iter().zip(rgb).all(|(a, b)| a.abs_diff(b) <= 12))
-            .count()
+        self.pixels.iter().filter(|p| p.iter().zip(rgb).all(|(a, b)| a.abs_diff(b) <= 12)).count()
     }
 }
 
@@ -74,7 +71,8 @@ pub fn hostile_page() -> ReportPage {
         body,
         truncated: false,
     };
-    let mut text_canary = format!("{SCRIPT}\n{IMG}\n{TEXTAREA}\n{REMOTE}\n<a href=\"{JS_URL}\">click</a>\n").into_bytes();
+    let mut text_canary =
+        format!("{SCRIPT}\n{IMG}\n{TEXTAREA}\n{REMOTE}\n<a href=\"{JS_URL}\">click</a>\n").into_bytes();
     text_canary.extend_from_slice(b"invalid utf-8: \xff\xfe\xc3\x28 end\n");
     page.sections.push(Section {
         id: "hostile <script>\"".into(),
@@ -159,7 +157,8 @@ pub fn tags(html: &str) -> Vec<(String, Vec<(String, String)>)> {
         }
         let end = rest.find('>').expect("every tag is closed");
         let tag = &rest[..end];
-        let name: String = tag.chars().take_while(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
+        let name: String =
+            tag.chars().take_while(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
         let attrs = attributes(&tag[name.len()..]);
         rest = &rest[end + 1..];
         if name == "style" {

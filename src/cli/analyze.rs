@@ -109,7 +109,9 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
 pub(super) fn execute(r: Resolved) -> anyhow::Result<Exit> {
     let bar = (!r.quiet && std::io::stderr().is_terminal()).then(|| {
         let b = ProgressBar::new(0);
-        if let Ok(style) = ProgressStyle::with_template("{spinner} {pos}/{len} pairs {bar:30} {per_sec} eta {eta} {msg}") {
+        if let Ok(style) =
+            ProgressStyle::with_template("{spinner} {pos}/{len} pairs {bar:30} {per_sec} eta {eta} {msg}")
+        {
             b.set_style(style);
         }
         b
@@ -119,7 +121,9 @@ pub(super) fn execute(r: Resolved) -> anyhow::Result<Exit> {
     let analysis = pipeline::run(&r.inputs, &r.policy, &r.options, &progress)?;
     progress.phase("judging");
     let mut verdict = judge(&analysis, &r.policy)?;
-    verdict.write(&r.options.out).with_context(|| format!("cannot write the verdict into {}", r.options.out.display()))?;
+    verdict
+        .write(&r.options.out)
+        .with_context(|| format!("cannot write the verdict into {}", r.options.out.display()))?;
     progress.phase("writing the report");
     let report = shadowdiff_reports::from_verdict::write_report(&r.options.out)
         .with_context(|| format!("cannot write the report into {}", r.options.out.display()))?;

@@ -5,9 +5,9 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use shadowdiff_capture::signal::stop_signal;
 use shadowdiff_capture::Agent;
 use shadowdiff_capture::config::{Config, Flags};
+use shadowdiff_capture::signal::stop_signal;
 
 use crate::exit::Exit;
 
@@ -178,11 +178,15 @@ impl Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let level: tracing_subscriber::filter::LevelFilter = args
-        .log_level
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--log-level must be error, warn, info, debug or trace, not {}", args.log_level))?;
-    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level).with_target(false).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).try_init();
+    let level: tracing_subscriber::filter::LevelFilter = args.log_level.parse().map_err(|_| {
+        anyhow::anyhow!("--log-level must be error, warn, info, debug or trace, not {}", args.log_level)
+    })?;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
     let threads = args.threads;
     if threads == Some(0) {
         anyhow::bail!("--threads must be at least 1");

@@ -108,7 +108,11 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     if args.quiet {
         println!("{}", report.display());
     } else {
-        let expected = if args.no_regressions { "PASS (the canary is a copy of the baseline)" } else { "FAIL (the canary has planted regressions)" };
+        let expected = if args.no_regressions {
+            "PASS (the canary is a copy of the baseline)"
+        } else {
+            "FAIL (the canary has planted regressions)"
+        };
         println!(
             "\ndemo finished in {:.1} s; verdict {}; expected {expected}.",
             started.elapsed().as_secs_f64(),
@@ -139,9 +143,13 @@ fn prepare_out(out: &Path) -> anyhow::Result<()> {
         if !out.is_dir() {
             bail!("--out {} exists and is not a directory", out.display());
         }
-        let empty = std::fs::read_dir(out).with_context(|| format!("cannot read --out {}", out.display()))?.next().is_none();
+        let empty =
+            std::fs::read_dir(out).with_context(|| format!("cannot read --out {}", out.display()))?.next().is_none();
         if !empty && !out.join(MARKER).is_file() {
-            bail!("--out {} is not empty and was not written by shadowdiff demo; choose another directory", out.display());
+            bail!(
+                "--out {} is not empty and was not written by shadowdiff demo; choose another directory",
+                out.display()
+            );
         }
         for sub in ["pairs", "analysis"] {
             let dir = out.join(sub);
@@ -151,8 +159,11 @@ fn prepare_out(out: &Path) -> anyhow::Result<()> {
         }
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create --out {}", out.display()))?;
-    std::fs::write(out.join(MARKER), "This directory was written by `shadowdiff demo`; a later demo run replaces it.\n")
-        .with_context(|| format!("cannot write into --out {}", out.display()))?;
+    std::fs::write(
+        out.join(MARKER),
+        "This directory was written by `shadowdiff demo`; a later demo run replaces it.\n",
+    )
+    .with_context(|| format!("cannot write into --out {}", out.display()))?;
     Ok(())
 }
 
@@ -165,13 +176,25 @@ struct Traffic {
 /// every pair on disk.
 async fn capture_traffic(args: &Args, pairs_dir: &Path, say: &impl Fn(String)) -> anyhow::Result<Traffic> {
     let seed = args.seed;
-    let baseline = upstream().profile(Profile::baseline()).seed(seed).run().await.context("cannot start the baseline fixture")?;
-    let secondary =
-        upstream().profile(Profile::secondary()).seed(seed ^ 0x5eed).run().await.context("cannot start the secondary fixture")?;
-    let canary_profile = if args.no_regressions { Profile { name: "canary".into(), ..Profile::secondary() } } else { Profile::canary() };
-    let canary = upstream().profile(canary_profile).seed(seed ^ 0xca9a).run().await.context("cannot start the canary fixture")?;
+    let baseline =
+        upstream().profile(Profile::baseline()).seed(seed).run().await.context("cannot start the baseline fixture")?;
+    let secondary = upstream()
+        .profile(Profile::secondary())
+        .seed(seed ^ 0x5eed)
+        .run()
+        .await
+        .context("cannot start the secondary fixture")?;
+    let canary_profile =
+        if args.no_regressions { Profile { name: "canary".into(), ..Profile::secondary() } } else { Profile::canary() };
+    let canary = upstream()
+        .profile(canary_profile)
+        .seed(seed ^ 0xca9a)
+        .run()
+        .await
+        .context("cannot start the canary fixture")?;
     let mut config = Config::new(&baseline.url(), &canary.url(), pairs_dir)?;
-    config.secondary = Some(Target::parse(&secondary.url()).map_err(|e| anyhow::anyhow!("the secondary fixture's URL {e}"))?);
+    config.secondary =
+        Some(Target::parse(&secondary.url()).map_err(|e| anyhow::anyhow!("the secondary fixture's URL {e}"))?);
     config.agent = "demo".into();
     let agent = Agent::start(config).await?;
     say(format!("baseline   {}  fixture service, profile baseline", baseline.url()));
@@ -179,7 +202,11 @@ async fn capture_traffic(args: &Args, pairs_dir: &Path, say: &impl Fn(String)) -
     say(format!(
         "canary     {}  {}",
         canary.url(),
-        if args.no_regressions { "a copy of the baseline" } else { "planted regressions (see `shadowdiff demo --help`)" }
+        if args.no_regressions {
+            "a copy of the baseline"
+        } else {
+            "planted regressions (see `shadowdiff demo --help`)"
+        }
     ));
     say(format!("capture    http://{}  recording to {}", agent.addr(), pairs_dir.display()));
 
@@ -201,7 +228,10 @@ async fn capture_traffic(args: &Args, pairs_dir: &Path, say: &impl Fn(String)) -
         outcome.failed
     ));
     if outcome.answered == 0 {
-        bail!("no request through the capture proxy was answered; the first error: {}", outcome.first_error.unwrap_or_default());
+        bail!(
+            "no request through the capture proxy was answered; the first error: {}",
+            outcome.first_error.unwrap_or_default()
+        );
     }
     Ok(Traffic { report })
 }

@@ -248,7 +248,10 @@ fn difference_line(d: &Difference, p: &Paint) -> String {
             let ty = |x: &Option<Value>| x.as_ref().map(shadowdiff_analyze::json::type_name).unwrap_or("?");
             ("!", format!("{path}: {} → {} ({} → {})", v(&d.baseline), v(&d.canary), ty(&d.baseline), ty(&d.canary)))
         }
-        DiffKind::ArrayLength => ("#", format!("{path}: length {} → {} (too long to align; compared by index)", v(&d.baseline), v(&d.canary))),
+        DiffKind::ArrayLength => (
+            "#",
+            format!("{path}: length {} → {} (too long to align; compared by index)", v(&d.baseline), v(&d.canary)),
+        ),
     };
     let tag = match (&d.explained, d.severity) {
         (Some(reason), _) => p.paint("2", &format!("[explained: {reason}]")),

@@ -70,10 +70,23 @@ fn render(s: &summary::Summary, top: usize) -> String {
     }
     let _ = writeln!(o, "agents       {}", counts(&s.agents, s.rows));
     if s.baseline_origin.keys().any(|k| k != "measured") {
-        let _ = writeln!(o, "baseline     {} (files; `recorded` = copied from earlier pair files)", counts(&s.baseline_origin, s.files.len() as u64));
+        let _ = writeln!(
+            o,
+            "baseline     {} (files; `recorded` = copied from earlier pair files)",
+            counts(&s.baseline_origin, s.files.len() as u64)
+        );
     }
     let _ = writeln!(o, "methods      {}", counts(&s.methods, s.rows));
-    let _ = writeln!(o, "paths        {} distinct{}", s.distinct_paths, if s.untracked_path_rows > 0 { format!(" (+{} rows beyond the tracking cap)", s.untracked_path_rows) } else { String::new() });
+    let _ = writeln!(
+        o,
+        "paths        {} distinct{}",
+        s.distinct_paths,
+        if s.untracked_path_rows > 0 {
+            format!(" (+{} rows beyond the tracking cap)", s.untracked_path_rows)
+        } else {
+            String::new()
+        }
+    );
     for p in s.paths.iter().take(top) {
         let _ = writeln!(o, "  {:>9}  {:>6}  {}", p.rows, pct(p.rows, s.rows), p.path);
     }

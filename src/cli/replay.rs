@@ -132,7 +132,9 @@ fn duration(s: &str) -> Result<Duration, String> {
 }
 
 fn rfc3339(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    chrono::DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&chrono::Utc)).map_err(|e| format!("not an RFC 3339 time ({e})"))
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("not an RFC 3339 time ({e})"))
 }
 
 fn plan(args: Args) -> anyhow::Result<Plan> {
@@ -151,7 +153,10 @@ fn plan(args: Args) -> anyhow::Result<Plan> {
         anyhow::bail!("--sample must be a share between 0 (exclusive) and 1, not {s}");
     }
     let patterns = |flag: &str, globs: &[String]| -> anyhow::Result<Vec<PathPattern>> {
-        globs.iter().map(|g| PathPattern::new(g).map_err(|e| anyhow::anyhow!("--{flag} `{g}` is not a valid pattern: {e}"))).collect()
+        globs
+            .iter()
+            .map(|g| PathPattern::new(g).map_err(|e| anyhow::anyhow!("--{flag} `{g}` is not a valid pattern: {e}")))
+            .collect()
     };
     let mut targets = Vec::new();
     if let Some(b) = args.baseline {
@@ -199,12 +204,14 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     // writer have threads of their own. On the 2-core benchmark box the multi-threaded runtime
     // spent more CPU in futex wake-ups and context switches (126k vs 45k per 194k requests)
     // than it gained from a second worker thread.
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let progress = Arc::new(Progress::default());
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
         );
         bar.enable_steady_tick(Duration::from_millis(200));
         bar
@@ -259,7 +266,10 @@ fn render(s: &Summary, files: usize, out: &std::path::Path) -> String {
         o.push_str(&format!("  errors: {}\n", k.join(" ")));
     }
     if let Some(l) = &s.lag {
-        o.push_str(&format!("  schedule lag: mean {:.2} ms, p99 {:.2} ms, max {:.2} ms\n", l.mean_ms, l.p99_ms, l.max_ms));
+        o.push_str(&format!(
+            "  schedule lag: mean {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
+            l.mean_ms, l.p99_ms, l.max_ms
+        ));
     }
     o
 }

@@ -30,7 +30,9 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let written = match from_verdict::write_report(&args.dir) {
         Ok(w) => w,
         Err(e @ (FromVerdictError::Read { .. } | FromVerdictError::Parse { .. })) => bail!("{e}"),
-        Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot write the report into {}", args.dir.display()))),
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!("cannot write the report into {}", args.dir.display())));
+        }
     };
     for part in &written.left_out {
         eprintln!("shadowdiff: left out of the report: {part}");

@@ -28,7 +28,8 @@ impl Rng {
     }
 
     fn word(&mut self) -> String {
-        const WORDS: &[&str] = &["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"];
+        const WORDS: &[&str] =
+            &["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"];
         WORDS[self.below(WORDS.len() as u64) as usize].to_owned()
     }
 

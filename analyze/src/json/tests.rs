@@ -91,7 +91,11 @@ fn list_alignment_pairs_changed_elements() {
     // 0 inserted at the front, 3 -> 30 changed in place (baseline index 2), 5 removed at the end.
     assert_eq!(
         summary(&d),
-        vec![(Added, "/xs/0".into(), Changed), (ValueChanged, "/xs/2".into(), Changed), (Removed, "/xs/4".into(), Changed)]
+        vec![
+            (Added, "/xs/0".into(), Changed),
+            (ValueChanged, "/xs/2".into(), Changed),
+            (Removed, "/xs/4".into(), Changed)
+        ]
     );
     assert_eq!(apply(&a, &json_patch(&a, &b, &Rules::default(), None)), b);
 }
@@ -227,14 +231,19 @@ fn tolerance_rules() {
 fn presence_and_type_only() {
     let a = json!({"token": "abc", "stats": {"n": 1}, "ver": 1});
     let b = json!({"token": "xyz", "stats": {"n": 2, "m": 3}, "ver": 2});
-    let rules = rules_with(&[("/token", Action::PresenceOnly), ("/stats", Action::TypeOnly), ("/ver", Action::TypeOnly)]);
+    let rules =
+        rules_with(&[("/token", Action::PresenceOnly), ("/stats", Action::TypeOnly), ("/ver", Action::TypeOnly)]);
     assert!(diff_json(&a, &b, &rules, None).is_empty());
     // Presence-only still reports a missing field; type-only still reports a type change.
     let c = json!({"stats": [1], "ver": "2"});
     let d = diff_json(&a, &c, &rules, None);
     assert_eq!(
         summary(&d),
-        vec![(Removed, "/token".into(), Breaking), (TypeChanged, "/stats".into(), Breaking), (TypeChanged, "/ver".into(), Breaking)]
+        vec![
+            (Removed, "/token".into(), Breaking),
+            (TypeChanged, "/stats".into(), Breaking),
+            (TypeChanged, "/ver".into(), Breaking)
+        ]
     );
 }
 
@@ -254,7 +263,11 @@ fn precedence_ignore_beats_everything_last_tolerance_wins() {
 fn array_modes() {
     let a = json!([1, 2, 2, 3]);
     let cases: &[(ArrayMode, Value, Vec<(DiffKind, &str)>)] = &[
-        (ArrayMode::List, json!([3, 2, 2, 1]), vec![(Added, "/0"), (Added, "/1"), (Added, "/2"), (Removed, "/1"), (Removed, "/2"), (Removed, "/3")]),
+        (
+            ArrayMode::List,
+            json!([3, 2, 2, 1]),
+            vec![(Added, "/0"), (Added, "/1"), (Added, "/2"), (Removed, "/1"), (Removed, "/2"), (Removed, "/3")],
+        ),
         (ArrayMode::Set, json!([3, 2, 1]), vec![]),
         (ArrayMode::Set, json!([3, 1, 1, 1]), vec![(Removed, "/1"), (Removed, "/2")]),
         (ArrayMode::Set, json!([4, 3, 2, 1]), vec![(Added, "/0")]),
@@ -282,7 +295,11 @@ fn keyed_arrays() {
     let (d, p) = diff_json_with_patch(&a, &b, &rules, None);
     assert_eq!(
         summary(&d),
-        vec![(ValueChanged, "/users/0/name".into(), Changed), (Removed, "/users/1".into(), Changed), (Added, "/users/2".into(), Changed)]
+        vec![
+            (ValueChanged, "/users/0/name".into(), Changed),
+            (Removed, "/users/1".into(), Changed),
+            (Added, "/users/2".into(), Changed)
+        ]
     );
     assert!(diff_json(&apply(&a, &p), &b, &rules, None).is_empty(), "{p:?}");
 }
@@ -329,7 +346,12 @@ fn explained_differences_are_marked() {
 
 #[test]
 fn field_normalises_indices() {
-    let d = diff_json(&json!({"items": [{"p": 1}, {"p": 2}]}), &json!({"items": [{"p": 1}, {"p": 3}]}), &Rules::default(), None);
+    let d = diff_json(
+        &json!({"items": [{"p": 1}, {"p": 2}]}),
+        &json!({"items": [{"p": 1}, {"p": 3}]}),
+        &Rules::default(),
+        None,
+    );
     assert_eq!(d[0].path, "/items/1/p");
     assert_eq!(d[0].field, "/items/*/p");
 }
@@ -361,8 +383,12 @@ fn arb_json() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..7).prop_map(Value::Array),
-            prop::collection::btree_map(prop_oneof![Just("a"), Just("b"), Just("c"), Just("d/e"), Just("~")], inner, 0..5)
-                .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+            prop::collection::btree_map(
+                prop_oneof![Just("a"), Just("b"), Just("c"), Just("d/e"), Just("~")],
+                inner,
+                0..5
+            )
+            .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
         ]
     })
 }

@@ -218,7 +218,12 @@ impl<'v, 'r> Walker<'v, 'r> {
                         let (i, j) = (prefix + old_index + k, prefix + new_index + k);
                         // Equal hashes; confirm, so a hash collision is still compared.
                         if !json_eq(&a[i], &b[j]) {
-                            self.stack.push(Frame::Compare { depth: d, seg: Some(Seg::index(i, j)), a: &a[i], b: &b[j] });
+                            self.stack.push(Frame::Compare {
+                                depth: d,
+                                seg: Some(Seg::index(i, j)),
+                                a: &a[i],
+                                b: &b[j],
+                            });
                         }
                     }
                 }
@@ -337,7 +342,11 @@ impl<'v, 'r> Walker<'v, 'r> {
         canonical_hash(v, &mut self.hash_buf)
     }
 
-    fn index_by_hash(&mut self, side: &'v [Value], key: impl Fn(&'v Value) -> Option<&'v Value>) -> HashMap<u64, Vec<usize>> {
+    fn index_by_hash(
+        &mut self,
+        side: &'v [Value],
+        key: impl Fn(&'v Value) -> Option<&'v Value>,
+    ) -> HashMap<u64, Vec<usize>> {
         self.index_subset_by_hash(side, &(0..side.len()).collect::<Vec<_>>(), key)
     }
 

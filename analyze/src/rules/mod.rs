@@ -8,8 +8,8 @@ pub mod file;
 use std::path::Path;
 
 pub use file::{
-    ArrayEntry, DefaultsSection, ExplainedEntry, HeadersSection, PathEntry, RoutesSection, RulesFile,
-    ToleranceEntry, ToleranceValues,
+    ArrayEntry, DefaultsSection, ExplainedEntry, HeadersSection, PathEntry, RoutesSection, RulesFile, ToleranceEntry,
+    ToleranceValues,
 };
 
 use crate::error::{Error, Result};
@@ -152,8 +152,8 @@ impl Default for Rules {
 impl Rules {
     /// Reads and compiles a rules file. Errors name the file and the offending key or rule.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| Error::ReadRules { path: path.to_owned(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| Error::ReadRules { path: path.to_owned(), source })?;
         Self::from_toml(&text).map_err(|e| match e {
             Error::ParseRules { message, .. } => Error::ParseRules { path: path.to_owned(), message },
             other => other,
@@ -162,10 +162,8 @@ impl Rules {
 
     /// Parses and compiles rules from TOML text. A parse error's `path` is `<rules>`.
     pub fn from_toml(text: &str) -> Result<Self> {
-        let file: RulesFile = toml::from_str(text).map_err(|e| Error::ParseRules {
-            path: "<rules>".into(),
-            message: toml_message(text, &e),
-        })?;
+        let file: RulesFile = toml::from_str(text)
+            .map_err(|e| Error::ParseRules { path: "<rules>".into(), message: toml_message(text, &e) })?;
         Self::compile(&file)
     }
 
@@ -174,7 +172,8 @@ impl Rules {
         let mut rules = Rules::default();
         let d = &file.defaults;
         if let Some(mode) = &d.array_mode {
-            rules.array_mode = ArrayMode::parse(mode, None).map_err(|reason| rule_err("defaults.array_mode", reason))?;
+            rules.array_mode =
+                ArrayMode::parse(mode, None).map_err(|reason| rule_err("defaults.array_mode", reason))?;
         }
         if let Some(t) = &d.tolerance {
             rules.tolerance = Some(tolerance(t.absolute, t.relative).map_err(|r| rule_err("defaults.tolerance", r))?);
@@ -189,16 +188,28 @@ impl Rules {
         ];
         for (entries, action) in simple {
             for e in entries {
-                rules.add(PathRule { pattern: PathPattern::new(&e.path)?, route: route(&e.route)?, action: action.clone() });
+                rules.add(PathRule {
+                    pattern: PathPattern::new(&e.path)?,
+                    route: route(&e.route)?,
+                    action: action.clone(),
+                });
             }
         }
         for (i, e) in file.tolerance.iter().enumerate() {
             let t = tolerance(e.absolute, e.relative).map_err(|r| rule_err(&format!("tolerance[{i}]"), r))?;
-            rules.add(PathRule { pattern: PathPattern::new(&e.path)?, route: route(&e.route)?, action: Action::Tolerance(t) });
+            rules.add(PathRule {
+                pattern: PathPattern::new(&e.path)?,
+                route: route(&e.route)?,
+                action: Action::Tolerance(t),
+            });
         }
         for (i, e) in file.array.iter().enumerate() {
             let mode = ArrayMode::parse(&e.mode, e.key.as_deref()).map_err(|r| rule_err(&format!("array[{i}]"), r))?;
-            rules.add(PathRule { pattern: PathPattern::new(&e.path)?, route: route(&e.route)?, action: Action::Array(mode) });
+            rules.add(PathRule {
+                pattern: PathPattern::new(&e.path)?,
+                route: route(&e.route)?,
+                action: Action::Array(mode),
+            });
         }
         for (i, e) in file.explained.iter().enumerate() {
             if e.reason.trim().is_empty() {

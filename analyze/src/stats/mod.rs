@@ -11,7 +11,7 @@ mod proportion;
 mod quantile;
 mod wilcoxon;
 
-pub use ks::{KsResult, ks_two_sample, kolmogorov_sf};
+pub use ks::{KsResult, kolmogorov_sf, ks_two_sample};
 pub use location::{HodgesLehmann, hodges_lehmann};
 pub use proportion::{Interval, McNemar, holm, mcnemar, wilson};
 pub use quantile::{Bootstrap, QuantileDelta, quantile_deltas, quantile_sorted, quantiles};

@@ -63,7 +63,13 @@ pub fn mcnemar(canary_only: u64, baseline_only: u64) -> McNemar {
     if total < 25 {
         let k = b.min(c);
         let p = Binomial::new(0.5, total).map(|d| d.cdf(k)).unwrap_or(1.0);
-        return McNemar { canary_only: b, baseline_only: c, statistic: k as f64, p_value: (2.0 * p).min(1.0), exact: true };
+        return McNemar {
+            canary_only: b,
+            baseline_only: c,
+            statistic: k as f64,
+            p_value: (2.0 * p).min(1.0),
+            exact: true,
+        };
     }
     let diff = (b as f64 - c as f64).abs() - 1.0;
     let stat = diff.max(0.0).powi(2) / total as f64;

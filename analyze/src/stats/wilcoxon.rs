@@ -43,7 +43,16 @@ pub fn wilcoxon_signed_rank(diffs: &[f64]) -> WilcoxonResult {
     let zeros = finite.len() - nonzero.len();
     let n = nonzero.len();
     if n == 0 {
-        return WilcoxonResult { n, zeros, w_plus: 0.0, w_minus: 0.0, statistic: 0.0, z: 0.0, p_value: 1.0, method: Method::Normal };
+        return WilcoxonResult {
+            n,
+            zeros,
+            w_plus: 0.0,
+            w_minus: 0.0,
+            statistic: 0.0,
+            z: 0.0,
+            p_value: 1.0,
+            method: Method::Normal,
+        };
     }
     let abs: Vec<f64> = nonzero.iter().map(|d| d.abs()).collect();
     let (ranks, ties) = average_ranks(&abs);

@@ -133,7 +133,11 @@ fn opt_u64(a: &UInt64Array, i: usize) -> Option<u64> {
 }
 
 fn required_str(a: &StringArray, name: &str, i: usize) -> Result<String, DecodeError> {
-    opt_str(a, i).ok_or_else(|| DecodeError { column: name.into(), row: i, message: "null in a required column".into() })
+    opt_str(a, i).ok_or_else(|| DecodeError {
+        column: name.into(),
+        row: i,
+        message: "null in a required column".into(),
+    })
 }
 
 fn header_list(a: &ListArray, i: usize) -> Vec<Header> {
@@ -259,7 +263,8 @@ mod tests {
 
     pub(crate) fn sample(i: u32) -> PairRecord {
         let at = DateTime::<Utc>::from_timestamp_micros(1_700_000_000_000_000 + i64::from(i)).expect("valid time");
-        let mut r = PairRecord::new("agent-a", at, "GET", format!("/users/{i}"), i.is_multiple_of(2).then(|| "x=1".to_owned()));
+        let mut r =
+            PairRecord::new("agent-a", at, "GET", format!("/users/{i}"), i.is_multiple_of(2).then(|| "x=1".to_owned()));
         r.request_headers = vec![Header::new("accept", "application/json"), Header::new("x-bin", vec![0xff, 0x00])];
         r.baseline = SideRecord {
             status: Some(200),
@@ -287,10 +292,17 @@ mod tests {
     fn projected_batches_decode_with_empty_fields() {
         let records: Vec<_> = (0..3).map(sample).collect();
         let batch = records_to_batch(&records).expect("encode");
-        let keep: Vec<usize> = [schema::PAIR_ID, schema::CAPTURED_AT, schema::AGENT, schema::METHOD, schema::PATH, schema::BASELINE.status]
-            .iter()
-            .map(|c| SCHEMA.index_of(c).expect("column"))
-            .collect();
+        let keep: Vec<usize> = [
+            schema::PAIR_ID,
+            schema::CAPTURED_AT,
+            schema::AGENT,
+            schema::METHOD,
+            schema::PATH,
+            schema::BASELINE.status,
+        ]
+        .iter()
+        .map(|c| SCHEMA.index_of(c).expect("column"))
+        .collect();
         let back = batch_to_records(&batch.project(&keep).expect("project")).expect("decode");
         assert_eq!(back[0].path, records[0].path);
         assert_eq!(back[0].baseline.status, Some(200));

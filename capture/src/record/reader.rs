@@ -59,8 +59,8 @@ fn resolve_one(input: &str) -> Result<Vec<PathBuf>> {
         return walk(path);
     }
     if input.contains(['*', '?', '[']) {
-        let entries = glob::glob(input)
-            .map_err(|e| Error::BadGlob { pattern: input.to_owned(), message: e.msg.to_owned() })?;
+        let entries =
+            glob::glob(input).map_err(|e| Error::BadGlob { pattern: input.to_owned(), message: e.msg.to_owned() })?;
         let mut out = Vec::new();
         for entry in entries {
             let p = entry.map_err(|e| Error::Io { path: e.path().to_owned(), source: e.into() })?;
@@ -181,7 +181,10 @@ impl PairFile {
         let schema_version = match kv.get(meta::SCHEMA_VERSION) {
             None => None,
             Some(v) => {
-                let v: u32 = v.trim().parse().map_err(|_| bad(meta::SCHEMA_VERSION, format!("`{v}` is not a version number")))?;
+                let v: u32 = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad(meta::SCHEMA_VERSION, format!("`{v}` is not a version number")))?;
                 if v > schema::SCHEMA_VERSION {
                     return Err(Error::NewerSchemaVersion {
                         path: path.to_owned(),
@@ -232,14 +235,16 @@ impl PairFile {
             Some(cols) => {
                 for c in cols {
                     if SCHEMA.field_with_name(c).is_err() {
-                        return Err(Error::BadSetting { setting: "columns", message: format!("`{c}` is not a pair column") });
+                        return Err(Error::BadSetting {
+                            setting: "columns",
+                            message: format!("`{c}` is not a pair column"),
+                        });
                     }
                 }
                 cols.iter().map(|c| (*c).to_owned()).collect()
             }
         };
-        let indices: Vec<usize> =
-            names.iter().filter_map(|n| self.file_schema.index_of(n).ok()).collect();
+        let indices: Vec<usize> = names.iter().filter_map(|n| self.file_schema.index_of(n).ok()).collect();
         let mask = ProjectionMask::roots(self.builder.parquet_schema(), indices);
         let reader = self
             .builder
@@ -369,10 +374,8 @@ fn to_micros(col: &ArrayRef, unit: TimeUnit, tz: Option<Arc<str>>) -> std::resul
             TimeUnit::Nanosecond => Ok(v.div_euclid(1_000)),
         }
     };
-    let values = raw
-        .iter()
-        .map(|v| v.map(convert).transpose())
-        .collect::<std::result::Result<Vec<Option<i64>>, String>>()?;
+    let values =
+        raw.iter().map(|v| v.map(convert).transpose()).collect::<std::result::Result<Vec<Option<i64>>, String>>()?;
     Ok(Arc::new(TimestampMicrosecondArray::from(values).with_timezone_opt(tz)))
 }
 
@@ -471,8 +474,8 @@ impl Iterator for PairReader {
                 }
             }
             let path = self.files.next()?;
-            let opened = PairFile::open(&path)
-                .and_then(|f| f.batches(self.options.batch_size, self.options.columns.as_deref()));
+            let opened =
+                PairFile::open(&path).and_then(|f| f.batches(self.options.batch_size, self.options.columns.as_deref()));
             match opened {
                 Ok(b) => self.current = Some(b),
                 Err(e) => return Some(Err(e)),

@@ -153,10 +153,7 @@ pub mod meta {
 /// The type of a header list: `list<struct<name: utf8, value: binary>>`. Values are binary
 /// because HTTP header values need not be UTF-8.
 pub fn headers_type() -> DataType {
-    DataType::List(Arc::new(Field::new_list_field(
-        DataType::Struct(header_fields()),
-        false,
-    )))
+    DataType::List(Arc::new(Field::new_list_field(DataType::Struct(header_fields()), false)))
 }
 
 pub fn header_fields() -> Fields {
@@ -182,11 +179,7 @@ fn side_fields(c: &SideColumns) -> [Field; 7] {
 pub static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     let mut fields = vec![
         Field::new(PAIR_ID, DataType::Utf8, false),
-        Field::new(
-            CAPTURED_AT,
-            DataType::Timestamp(TimeUnit::Microsecond, Some(TIMEZONE.into())),
-            false,
-        ),
+        Field::new(CAPTURED_AT, DataType::Timestamp(TimeUnit::Microsecond, Some(TIMEZONE.into())), false),
         Field::new(AGENT, DataType::Utf8, false),
         Field::new(METHOD, DataType::Utf8, false),
         Field::new(PATH, DataType::Utf8, false),

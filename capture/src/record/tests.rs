@@ -18,7 +18,13 @@ fn at(secs: i64) -> DateTime<Utc> {
 }
 
 fn record(i: u64, when: DateTime<Utc>) -> PairRecord {
-    let mut r = PairRecord::new("test-agent", when, if i.is_multiple_of(5) { "POST" } else { "GET" }, format!("/api/users/{i}"), None);
+    let mut r = PairRecord::new(
+        "test-agent",
+        when,
+        if i.is_multiple_of(5) { "POST" } else { "GET" },
+        format!("/api/users/{i}"),
+        None,
+    );
     r.request_headers = vec![Header::new("accept", "application/json")];
     r.baseline = SideRecord {
         status: Some(200),
@@ -102,8 +108,7 @@ fn rotates_by_rows_and_hour() {
     let stats = w.close().expect("close");
     let rows: Vec<u64> = stats.files.iter().map(|f| PairFile::open(f).expect("open").info.rows).collect();
     assert_eq!(rows, vec![250, 250, 100, 101]);
-    let hours: Vec<String> =
-        stats.files.iter().map(|f| reader::hive_partitions(f)["hour"].clone()).collect();
+    let hours: Vec<String> = stats.files.iter().map(|f| reader::hive_partitions(f)["hour"].clone()).collect();
     assert_eq!(hours, ["09", "09", "09", "10"]);
     assert_eq!(files_under(dir.path()).len(), 4);
     let total: usize = PairReader::read_all_records(&[dir.path().to_str().expect("utf-8")]).expect("read").len();
@@ -259,7 +264,12 @@ fn bad_inputs_are_named_errors() {
     assert!(matches!(open_err(&bad), Error::Corrupt { .. }));
 }
 
-fn write_foreign(path: &Path, schema: arrow_schema::SchemaRef, columns: Vec<arrow_array::ArrayRef>, kv: Vec<(&str, &str)>) {
+fn write_foreign(
+    path: &Path,
+    schema: arrow_schema::SchemaRef,
+    columns: Vec<arrow_array::ArrayRef>,
+    kv: Vec<(&str, &str)>,
+) {
     use parquet::file::metadata::KeyValue;
     let batch = arrow_array::RecordBatch::try_new(schema.clone(), columns).expect("batch");
     let props = parquet::file::properties::WriterProperties::builder()

@@ -254,17 +254,10 @@ impl PairWriter {
 
     fn open(&mut self, hour: DateTime<Utc>) -> Result<()> {
         let now = Utc::now();
-        let partition = self
-            .config
-            .dir
-            .join(format!("dt={}", hour.format("%Y-%m-%d")))
-            .join(format!("hour={}", hour.format("%H")));
-        let name = format!(
-            "{}-{}-{:06}.parquet",
-            self.agent_slug,
-            self.run_started.format("%Y%m%dT%H%M%S%.3fZ"),
-            self.seq
-        );
+        let partition =
+            self.config.dir.join(format!("dt={}", hour.format("%Y-%m-%d"))).join(format!("hour={}", hour.format("%H")));
+        let name =
+            format!("{}-{}-{:06}.parquet", self.agent_slug, self.run_started.format("%Y%m%dT%H%M%S%.3fZ"), self.seq);
         let final_path = partition.join(&name);
         let tmp_path = partition.join(format!(".{name}.tmp"));
         let wrap = |path: &Path| {
@@ -288,14 +281,7 @@ impl PairWriter {
         let writer = ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), SCHEMA.clone(), Some(props))
             .map_err(|e| Error::Write { path: tmp_path.clone(), source: e.into() })?;
         self.seq += 1;
-        self.current = Some(OpenFile {
-            tmp_path,
-            final_path,
-            writer,
-            opened: Instant::now(),
-            hour,
-            rows: 0,
-        });
+        self.current = Some(OpenFile { tmp_path, final_path, writer, opened: Instant::now(), hour, rows: 0 });
         Ok(())
     }
 

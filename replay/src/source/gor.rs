@@ -37,7 +37,8 @@ fn parse_meta(line: &[u8]) -> std::result::Result<Meta<'_>, String> {
         "3" => 3,
         other => return Err(format!("unknown payload type `{other}` (expected 1, 2 or 3)")),
     };
-    let timestamp_ns = fields[2].parse::<i64>().map_err(|_| format!("timestamp `{}` is not an integer of nanoseconds", fields[2]))?;
+    let timestamp_ns =
+        fields[2].parse::<i64>().map_err(|_| format!("timestamp `{}` is not an integer of nanoseconds", fields[2]))?;
     let latency_ns = match fields.get(3) {
         Some(l) => Some(l.parse::<i64>().map_err(|_| format!("latency `{l}` is not an integer of nanoseconds"))?),
         None => None,
@@ -56,7 +57,8 @@ fn header<'a>(headers: &'a [Header], name: &str) -> Option<&'a [u8]> {
 /// The body after the head: de-chunked when chunked, cut to Content-Length when given. Returns
 /// the body and whether it was cut short in the file.
 fn body(headers: &[Header], rest: &[u8]) -> std::result::Result<(Option<Bytes>, bool), String> {
-    let chunked = header(headers, "transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().windows(7).any(|w| w == b"chunked"));
+    let chunked = header(headers, "transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().windows(7).any(|w| w == b"chunked"));
     if chunked {
         let mut out = Vec::new();
         let mut buf = rest;

@@ -136,10 +136,12 @@ pub fn read(path: &Path, agent: &str) -> Result<Vec<PairRecord>> {
         .into_iter()
         .enumerate()
         .map(|(index, entry)| {
-            let err = |field: &'static str, message: String| Error::HarEntry { path: path.to_owned(), index, field, message };
-            let at: DateTime<Utc> = DateTime::parse_from_rfc3339(&entry.started_date_time)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|e| err("startedDateTime", format!("`{}` is not an ISO 8601 time ({e})", entry.started_date_time)))?;
+            let err =
+                |field: &'static str, message: String| Error::HarEntry { path: path.to_owned(), index, field, message };
+            let at: DateTime<Utc> =
+                DateTime::parse_from_rfc3339(&entry.started_date_time).map(|t| t.with_timezone(&Utc)).map_err(|e| {
+                    err("startedDateTime", format!("`{}` is not an ISO 8601 time ({e})", entry.started_date_time))
+                })?;
             let (p, query) = split_url(&entry.request.url).map_err(|m| err("request.url", m))?;
             if entry.request.method.is_empty() || !entry.request.method.bytes().all(|b| b.is_ascii_alphabetic()) {
                 return Err(err("request.method", format!("`{}` is not an HTTP method", entry.request.method)));
@@ -147,7 +149,8 @@ pub fn read(path: &Path, agent: &str) -> Result<Vec<PairRecord>> {
             let mut r = PairRecord::new(agent, at, entry.request.method.to_ascii_uppercase(), p, query);
             r.request_headers = headers(&entry.request.headers);
             if let Some(pd) = &entry.request.post_data {
-                r.request_body = decode(pd.text.as_ref(), pd.encoding.as_ref()).map_err(|m| err("request.postData", m))?;
+                r.request_body =
+                    decode(pd.text.as_ref(), pd.encoding.as_ref()).map_err(|m| err("request.postData", m))?;
             }
             let latency_us = entry.time.and_then(ms_to_us);
             r.baseline = match entry.response {
@@ -160,11 +163,14 @@ pub fn read(path: &Path, agent: &str) -> Result<Vec<PairRecord>> {
                         .filter(|s| (100..=999).contains(s))
                         .ok_or_else(|| err("response.status", format!("{} is not an HTTP status", resp.status)))?;
                     let body = match &resp.content {
-                        Some(c) => decode(c.text.as_ref(), c.encoding.as_ref()).map_err(|m| err("response.content", m))?,
+                        Some(c) => {
+                            decode(c.text.as_ref(), c.encoding.as_ref()).map_err(|m| err("response.content", m))?
+                        }
                         None => None,
                     };
                     let t = entry.timings.unwrap_or_default();
-                    let ttfb: f64 = [t.blocked, t.dns, t.connect, t.send, t.wait].iter().flatten().filter(|x| **x > 0.0).sum();
+                    let ttfb: f64 =
+                        [t.blocked, t.dns, t.connect, t.send, t.wait].iter().flatten().filter(|x| **x > 0.0).sum();
                     SideRecord {
                         status: Some(status),
                         headers: headers(&resp.headers),

@@ -64,7 +64,10 @@ mod tests {
     fn targets_split() {
         assert_eq!(split_url("/a/b?x=1&y"), Ok(("/a/b".into(), Some("x=1&y".into()))));
         assert_eq!(split_url("/a"), Ok(("/a".into(), None)));
-        assert_eq!(split_url("https://api.example.com/v1/users?id=%C3%A9"), Ok(("/v1/users".into(), Some("id=%C3%A9".into()))));
+        assert_eq!(
+            split_url("https://api.example.com/v1/users?id=%C3%A9"),
+            Ok(("/v1/users".into(), Some("id=%C3%A9".into())))
+        );
         assert_eq!(split_url("http://h"), Ok(("/".into(), None)));
         assert!(split_url("not a url").is_err());
         assert!(split_url("example.com/a").is_err());

@@ -75,11 +75,7 @@ pub(crate) fn nice_step(span: f64, target: usize) -> f64 {
         return 1.0;
     }
     let magnitude = 10f64.powf(raw.log10().floor());
-    [1.0, 2.0, 2.5, 5.0, 10.0]
-        .iter()
-        .map(|m| m * magnitude)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * magnitude)
+    [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * magnitude).find(|s| *s >= raw).unwrap_or(10.0 * magnitude)
 }
 
 /// Ticks for a log10 axis spanning `range` (in log10 units): 1-2-5 per decade when the axis is
@@ -136,11 +132,7 @@ pub(crate) fn format_percent(fraction: f64) -> String {
 }
 
 fn trim(s: String) -> String {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_owned()
-    } else {
-        s
-    }
+    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_owned() } else { s }
 }
 
 fn group_thousands(n: i64) -> String {

@@ -89,10 +89,7 @@ pub(crate) fn draw(area: &Area<'_>, spec: &BarSpec<'_>) -> DrawResult {
         }))?;
     }
     for (label, color) in &spec.extra_legend {
-        chart
-            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())?
-            .label(label.as_str())
-            .legend(swatch(*color));
+        chart.draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())?.label(label.as_str()).legend(swatch(*color));
     }
     if let Some(threshold) = &spec.threshold {
         let y = chart.y_range();

@@ -23,20 +23,14 @@ pub fn diff_rates(rows: &[EndpointDiffRate], threshold: f64, opts: &ChartOptions
     sorted.sort_by(|a, b| key(b.rate).total_cmp(&key(a.rate)).then(a.endpoint.cmp(&b.endpoint)));
     let shown = &sorted[..sorted.len().min(MAX_CATEGORIES)];
     let over = rows.iter().filter(|r| r.rate > threshold).count();
-    let mut subtitle = format!(
-        "{} endpoints · {} over the {} threshold",
-        count(rows.len()),
-        count(over),
-        format_percent(threshold)
-    );
+    let mut subtitle =
+        format!("{} endpoints · {} over the {} threshold", count(rows.len()), count(over), format_percent(threshold));
     if shown.len() < sorted.len() {
         subtitle.push_str(&format!(" · highest {} shown", shown.len()));
     }
     let heading = Heading { title: "Diff rate per endpoint".to_owned(), subtitle };
     if shown.is_empty() {
-        return render(ChartKind::DiffRates, opts, &heading, |area| {
-            draw_no_data(area, "no endpoints to show")
-        });
+        return render(ChartKind::DiffRates, opts, &heading, |area| draw_no_data(area, "no endpoints to show"));
     }
     let recolor = move |_: usize, v: f64| if v > threshold { palette::ALERT } else { palette::NEUTRAL };
     let spec = BarSpec {

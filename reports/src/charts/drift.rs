@@ -30,10 +30,7 @@ pub fn numeric_drift(input: &NumericDrift<'_>, opts: &ChartOptions) -> Result<Pn
     if dropped > 0 {
         subtitle.push_str(&format!(" · {} invalid values left out", count(dropped)));
     }
-    let mut heading = Heading {
-        title: "Numeric drift: relative difference, canary vs baseline".to_owned(),
-        subtitle,
-    };
+    let mut heading = Heading { title: "Numeric drift: relative difference, canary vs baseline".to_owned(), subtitle };
     if percent.is_empty() {
         return render(ChartKind::NumericDrift, opts, &heading, |area| {
             draw_no_data(area, "no numeric values were compared")
@@ -46,10 +43,7 @@ pub fn numeric_drift(input: &NumericDrift<'_>, opts: &ChartOptions) -> Result<Pn
     ));
     let binned = Binned::new(&percent, &[-tolerance * 1.5, tolerance * 1.5]);
     if binned.below + binned.above > 0 {
-        heading.subtitle.push_str(&format!(
-            " · {} beyond the axis",
-            count(binned.below + binned.above)
-        ));
+        heading.subtitle.push_str(&format!(" · {} beyond the axis", count(binned.below + binned.above)));
     }
     let x_format = |v: f64| format!("{}%", format_number(v));
     let bin_color = move |lo: f64, hi: f64| {

@@ -33,9 +33,7 @@ pub fn error_rates(rows: &[EndpointErrorRate], opts: &ChartOptions) -> Result<Pn
     }
     let heading = Heading { title: "Error rate per endpoint".to_owned(), subtitle };
     if shown.is_empty() {
-        return render(ChartKind::ErrorRates, opts, &heading, |area| {
-            draw_no_data(area, "no endpoints to show")
-        });
+        return render(ChartKind::ErrorRates, opts, &heading, |area| draw_no_data(area, "no endpoints to show"));
     }
     let spec = BarSpec {
         categories: shown.iter().map(|r| r.endpoint.as_str()).collect(),

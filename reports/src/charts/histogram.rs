@@ -25,10 +25,7 @@ impl Binned {
     /// Bins finite, sorted `sorted`; the axis always covers every value of `include`.
     pub fn new(sorted: &[f64], include: &[f64]) -> Self {
         let (mut lo, mut hi) = if sorted.len() > CLIP_ABOVE {
-            (
-                quantile_sorted(sorted, 0.005).unwrap_or(0.0),
-                quantile_sorted(sorted, 0.995).unwrap_or(0.0),
-            )
+            (quantile_sorted(sorted, 0.005).unwrap_or(0.0), quantile_sorted(sorted, 0.995).unwrap_or(0.0))
         } else {
             (sorted.first().copied().unwrap_or(0.0), sorted.last().copied().unwrap_or(0.0))
         };
@@ -97,13 +94,8 @@ pub(crate) fn draw(area: &Area<'_>, binned: &Binned, spec: &HistogramSpec<'_>) -
     let max_count = binned.counts.iter().copied().max().unwrap_or(0).max(1) as f64;
     let y_range = 0.0..max_count * 1.12;
     let count_format = |v: f64| format_number(v);
-    let x = Axis {
-        ticks: nice_ticks(&x_range, 10),
-        range: x_range,
-        desc: spec.x_desc,
-        format: spec.x_format,
-        grid: false,
-    };
+    let x =
+        Axis { ticks: nice_ticks(&x_range, 10), range: x_range, desc: spec.x_desc, format: spec.x_format, grid: false };
     let y = Axis {
         ticks: nice_ticks(&(0.0..max_count), 5).into_iter().filter(|t| t.fract() == 0.0).collect(),
         range: y_range.clone(),
@@ -117,10 +109,7 @@ pub(crate) fn draw(area: &Area<'_>, binned: &Binned, spec: &HistogramSpec<'_>) -
         Rectangle::new([(lo + gap, 0.0), (hi - gap, c as f64)], (spec.bin_color)(lo, hi).filled())
     }))?;
     for (label, color) in &spec.bar_legend {
-        chart
-            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())?
-            .label(label.as_str())
-            .legend(swatch(*color));
+        chart.draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())?.label(label.as_str()).legend(swatch(*color));
     }
     for marker in &spec.markers {
         let points = vec![(marker.x, 0.0), (marker.x, y_range.end)];

@@ -5,8 +5,8 @@ use plotters::style::text_anchor::{HPos, VPos};
 
 use super::axis::{finite_sorted, format_number, log_ticks, nice_ticks, padded, quantile_sorted};
 use super::{
-    Axis, ChartKind, ChartOptions, DrawResult, Heading, Png, Plot, anchored, count, draw_no_data,
-    legend, palette, plot, render,
+    Axis, ChartKind, ChartOptions, DrawResult, Heading, Plot, Png, anchored, count, draw_no_data, legend, palette,
+    plot, render,
 };
 use crate::Result;
 
@@ -35,19 +35,12 @@ const MAX_POINTS: usize = 1500;
 pub fn latency_cdf(input: &LatencyCdf<'_>, opts: &ChartOptions) -> Result<Png> {
     let (baseline, dropped_b) = prepared(input.baseline_ms, input.log_x);
     let (canary, dropped_c) = prepared(input.canary_ms, input.log_x);
-    let mut subtitle = format!(
-        "baseline n = {} · canary n = {}",
-        count(baseline.len()),
-        count(canary.len())
-    );
+    let mut subtitle = format!("baseline n = {} · canary n = {}", count(baseline.len()), count(canary.len()));
     if dropped_b + dropped_c > 0 {
         let what = if input.log_x { "non-positive or invalid" } else { "invalid" };
         subtitle.push_str(&format!(" · {} {what} latencies left out", count(dropped_b + dropped_c)));
     }
-    let mut heading = Heading {
-        title: "Latency distribution (CDF): baseline vs canary".to_owned(),
-        subtitle,
-    };
+    let mut heading = Heading { title: "Latency distribution (CDF): baseline vs canary".to_owned(), subtitle };
     if baseline.is_empty() && canary.is_empty() {
         return render(ChartKind::LatencyCdf, opts, &heading, |area| {
             draw_no_data(area, "no latencies were recorded for either side")
@@ -94,17 +87,10 @@ pub fn latency_cdf(input: &LatencyCdf<'_>, opts: &ChartOptions) -> Result<Png> {
         let mut chart = plot(area, &x, &y, 60)?;
         for q in [0.5, 0.99] {
             let style = palette::AXIS.stroke_width(1);
-            chart.draw_series(DashedLineSeries::new(
-                vec![(x_range.start, q), (x_range.end, q)],
-                3,
-                4,
-                style,
-            ))?;
+            chart.draw_series(DashedLineSeries::new(vec![(x_range.start, q), (x_range.end, q)], 3, 4, style))?;
         }
-        for (values, color, name) in [
-            (&baseline, palette::BASELINE, "baseline"),
-            (&canary, palette::CANARY, "canary"),
-        ] {
+        for (values, color, name) in [(&baseline, palette::BASELINE, "baseline"), (&canary, palette::CANARY, "canary")]
+        {
             draw_side(&mut chart, values, color, name, &to_x, &x_range)?;
         }
         legend(&mut chart, SeriesLabelPosition::LowerRight)?;
@@ -131,10 +117,7 @@ fn draw_side(
         _ => format!("{name}: no data"),
     };
     let clamp = |x: f64| x.clamp(x_range.start, x_range.end);
-    let points: Vec<(f64, f64)> = ecdf_points(values)
-        .into_iter()
-        .map(|(ms, f)| (clamp(to_x(ms)), f))
-        .collect();
+    let points: Vec<(f64, f64)> = ecdf_points(values).into_iter().map(|(ms, f)| (clamp(to_x(ms)), f)).collect();
     chart
         .draw_series(LineSeries::new(points, color.stroke_width(3)))?
         .label(label)

@@ -35,10 +35,7 @@ pub fn latency_delta_histogram(deltas_ms: &[f64], opts: &ChartOptions) -> Result
     ));
     let binned = Binned::new(&sorted, &[0.0]);
     if binned.below + binned.above > 0 {
-        heading.subtitle.push_str(&format!(
-            " · {} beyond the axis",
-            count(binned.below + binned.above)
-        ));
+        heading.subtitle.push_str(&format!(" · {} beyond the axis", count(binned.below + binned.above)));
     }
     let x_format = |v: f64| format_number(v);
     let spec = HistogramSpec {

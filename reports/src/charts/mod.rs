@@ -82,13 +82,8 @@ pub enum ChartKind {
 
 impl ChartKind {
     /// Every chart, in report order.
-    pub const ALL: [ChartKind; 5] = [
-        Self::LatencyCdf,
-        Self::LatencyDelta,
-        Self::ErrorRates,
-        Self::DiffRates,
-        Self::NumericDrift,
-    ];
+    pub const ALL: [ChartKind; 5] =
+        [Self::LatencyCdf, Self::LatencyDelta, Self::ErrorRates, Self::DiffRates, Self::NumericDrift];
 
     /// The stem used in file names and error messages.
     pub fn name(self) -> &'static str {
@@ -257,21 +252,14 @@ fn draw_heading(area: &Area<'_>, heading: &Heading) -> DrawResult {
 pub(crate) fn draw_no_data(area: &Area<'_>, reason: &str) -> DrawResult {
     let (w, h) = area.dim_in_pixel();
     let (w, h) = (w as i32, h as i32);
-    area.draw(&Rectangle::new(
-        [(18, 6), (w - 18, h - 18)],
-        ShapeStyle::from(&palette::AXIS).stroke_width(1),
-    ))?;
+    area.draw(&Rectangle::new([(18, 6), (w - 18, h - 18)], ShapeStyle::from(&palette::AXIS).stroke_width(1)))?;
     let centre = (w / 2, (h - 12) / 2);
     area.draw(&Text::new(
         "no data",
         (centre.0, centre.1 - 14),
         anchored(28, palette::MUTED, HPos::Center, VPos::Center),
     ))?;
-    area.draw(&Text::new(
-        reason,
-        (centre.0, centre.1 + 22),
-        anchored(14, palette::MUTED, HPos::Center, VPos::Center),
-    ))?;
+    area.draw(&Text::new(reason, (centre.0, centre.1 + 22), anchored(14, palette::MUTED, HPos::Center, VPos::Center)))?;
     Ok(())
 }
 

@@ -41,9 +41,8 @@ pub fn demo_page() -> Result<ReportPage> {
         canary.push(b * (1.02 + 0.04 * rng.normal()).max(0.5) + slow_tail);
     }
     let deltas: Vec<f64> = baseline.iter().zip(&canary).map(|(b, c)| c - b).collect();
-    let drift: Vec<f64> = (0..2500)
-        .map(|_| if rng.next() < 0.06 { 0.02 + 0.03 * rng.next() } else { 0.003 * rng.normal() })
-        .collect();
+    let drift: Vec<f64> =
+        (0..2500).map(|_| if rng.next() < 0.06 { 0.02 + 0.03 * rng.next() } else { 0.003 * rng.normal() }).collect();
     let endpoints = [
         ("GET /search", 0.004, 0.005, 0.0021, "+27.4%"),
         ("POST /cart/{id}/items", 0.010, 0.052, 0.0410, "+3.1%"),
@@ -71,7 +70,16 @@ pub fn demo_page() -> Result<ReportPage> {
         &opts,
     )?;
 
-    let check = |status, name: &str, scope: &str, value: &str, threshold: &str, interval: &str, statistic: &str, p: &str, samples, drivers: &str| CheckRow {
+    let check = |status,
+                 name: &str,
+                 scope: &str,
+                 value: &str,
+                 threshold: &str,
+                 interval: &str,
+                 statistic: &str,
+                 p: &str,
+                 samples,
+                 drivers: &str| CheckRow {
         status,
         name: name.into(),
         scope: scope.into(),
@@ -86,13 +94,68 @@ pub fn demo_page() -> Result<ReportPage> {
     let checks = ChecksTable {
         caption: String::new(),
         rows: vec![
-            check(Status::Fail, "p99 latency delta", "GET /search", "+27.4%", "pass ≤ 10%, warn ≤ 20%", "95% CI +21.0% … +33.9%", "bootstrap, 2,000 resamples", "", 18_412, ""),
-            check(Status::Fail, "error rate", "POST /cart/{id}/items", "5.2% vs 1.0%", "≤ baseline × 1.1", "Wilson 95% CI 4.4% … 6.1%", "McNemar χ² = 61.3", "< 0.001 (Holm)", 6_120, ""),
-            check(Status::Warn, "diff rate", "overall", "0.62%", "pass ≤ 0.5%", "95% CI 0.48% … 0.79%", "", "", 48_210, "POST /cart/{id}/items, GET /users/{id}"),
+            check(
+                Status::Fail,
+                "p99 latency delta",
+                "GET /search",
+                "+27.4%",
+                "pass ≤ 10%, warn ≤ 20%",
+                "95% CI +21.0% … +33.9%",
+                "bootstrap, 2,000 resamples",
+                "",
+                18_412,
+                "",
+            ),
+            check(
+                Status::Fail,
+                "error rate",
+                "POST /cart/{id}/items",
+                "5.2% vs 1.0%",
+                "≤ baseline × 1.1",
+                "Wilson 95% CI 4.4% … 6.1%",
+                "McNemar χ² = 61.3",
+                "< 0.001 (Holm)",
+                6_120,
+                "",
+            ),
+            check(
+                Status::Warn,
+                "diff rate",
+                "overall",
+                "0.62%",
+                "pass ≤ 0.5%",
+                "95% CI 0.48% … 0.79%",
+                "",
+                "",
+                48_210,
+                "POST /cart/{id}/items, GET /users/{id}",
+            ),
             check(Status::Pass, "breaking differences", "overall", "0", "= 0", "", "", "", 48_210, ""),
             check(Status::Pass, "critical errors", "overall", "none", "no new error kind", "", "", "", 48_210, ""),
-            check(Status::Pass, "latency shift (median)", "overall", "+0.6 ms", "|shift| ≤ 5 ms", "HL 95% CI +0.4 … +0.8 ms", "Wilcoxon W = 6.1·10⁸", "< 0.001", 48_210, ""),
-            check(Status::Inconclusive, "p99 latency delta", "GET /health", "+0.1%", "pass ≤ 10%", "", "", "", 140, "needs ≥ 500 pairs"),
+            check(
+                Status::Pass,
+                "latency shift (median)",
+                "overall",
+                "+0.6 ms",
+                "|shift| ≤ 5 ms",
+                "HL 95% CI +0.4 … +0.8 ms",
+                "Wilcoxon W = 6.1·10⁸",
+                "< 0.001",
+                48_210,
+                "",
+            ),
+            check(
+                Status::Inconclusive,
+                "p99 latency delta",
+                "GET /health",
+                "+0.1%",
+                "pass ≤ 10%",
+                "",
+                "",
+                "",
+                140,
+                "needs ≥ 500 pairs",
+            ),
         ],
     };
 
@@ -109,11 +172,59 @@ pub fn demo_page() -> Result<ReportPage> {
             Column::number("p99 Δ"),
         ],
         rows: vec![
-            Row::new([Cell::status(Status::Fail), Cell::code("POST /cart/{id}/items"), "6,120".into(), "4.10%".into(), "1.0%".into(), "5.2%".into(), "+1.1%".into(), "+3.1%".into()]).with_status(Status::Fail),
-            Row::new([Cell::status(Status::Warn), Cell::code("GET /users/{id}"), "15,003".into(), "0.90%".into(), "0.2%".into(), "0.3%".into(), "+0.8%".into(), "+1.2%".into()]).with_status(Status::Warn),
-            Row::new([Cell::status(Status::Fail), Cell::code("GET /search"), "18,412".into(), "0.21%".into(), "0.4%".into(), "0.5%".into(), "+2.0%".into(), "+27.4%".into()]).with_status(Status::Fail),
-            Row::new([Cell::status(Status::Pass), Cell::code("GET /products/{id}"), "8,535".into(), "0.04%".into(), "0.1%".into(), "0.1%".into(), "−0.2%".into(), "−0.4%".into()]),
-            Row::new([Cell::status(Status::Inconclusive), Cell::code("GET /health"), "140".into(), "0%".into(), "0%".into(), "0%".into(), "0%".into(), "+0.1%".into()]),
+            Row::new([
+                Cell::status(Status::Fail),
+                Cell::code("POST /cart/{id}/items"),
+                "6,120".into(),
+                "4.10%".into(),
+                "1.0%".into(),
+                "5.2%".into(),
+                "+1.1%".into(),
+                "+3.1%".into(),
+            ])
+            .with_status(Status::Fail),
+            Row::new([
+                Cell::status(Status::Warn),
+                Cell::code("GET /users/{id}"),
+                "15,003".into(),
+                "0.90%".into(),
+                "0.2%".into(),
+                "0.3%".into(),
+                "+0.8%".into(),
+                "+1.2%".into(),
+            ])
+            .with_status(Status::Warn),
+            Row::new([
+                Cell::status(Status::Fail),
+                Cell::code("GET /search"),
+                "18,412".into(),
+                "0.21%".into(),
+                "0.4%".into(),
+                "0.5%".into(),
+                "+2.0%".into(),
+                "+27.4%".into(),
+            ])
+            .with_status(Status::Fail),
+            Row::new([
+                Cell::status(Status::Pass),
+                Cell::code("GET /products/{id}"),
+                "8,535".into(),
+                "0.04%".into(),
+                "0.1%".into(),
+                "0.1%".into(),
+                "−0.2%".into(),
+                "−0.4%".into(),
+            ]),
+            Row::new([
+                Cell::status(Status::Inconclusive),
+                Cell::code("GET /health"),
+                "140".into(),
+                "0%".into(),
+                "0%".into(),
+                "0%".into(),
+                "0%".into(),
+                "+0.1%".into(),
+            ]),
         ],
         note: "Every endpoint is listed; route templates replace ids with {id}.".into(),
     };
@@ -129,11 +240,47 @@ pub fn demo_page() -> Result<ReportPage> {
             Column::text("status"),
         ],
         rows: vec![
-            Row::new([Cell::code("/generated_at"), "15,003".into(), "100%".into(), "100%".into(), "changed".into(), "noise".into()]),
-            Row::new([Cell::code("/request_id"), "15,003".into(), "100%".into(), "100%".into(), "changed".into(), "noise".into()]),
-            Row::new([Cell::code("/loyalty/tier"), "135".into(), "0.90%".into(), "0%".into(), "changed".into(), "real".into()]).with_status(Status::Warn),
-            Row::new([Cell::code("/preferences/beta"), "15,003".into(), "100%".into(), "0%".into(), "additive".into(), "explained: new flag, JIRA-4211".into()]),
-            Row::new([Cell::code("/debug"), "12".into(), "0.08%".into(), "0%".into(), "breaking".into(), "ignored by policy".into()]),
+            Row::new([
+                Cell::code("/generated_at"),
+                "15,003".into(),
+                "100%".into(),
+                "100%".into(),
+                "changed".into(),
+                "noise".into(),
+            ]),
+            Row::new([
+                Cell::code("/request_id"),
+                "15,003".into(),
+                "100%".into(),
+                "100%".into(),
+                "changed".into(),
+                "noise".into(),
+            ]),
+            Row::new([
+                Cell::code("/loyalty/tier"),
+                "135".into(),
+                "0.90%".into(),
+                "0%".into(),
+                "changed".into(),
+                "real".into(),
+            ])
+            .with_status(Status::Warn),
+            Row::new([
+                Cell::code("/preferences/beta"),
+                "15,003".into(),
+                "100%".into(),
+                "0%".into(),
+                "additive".into(),
+                "explained: new flag, JIRA-4211".into(),
+            ]),
+            Row::new([
+                Cell::code("/debug"),
+                "12".into(),
+                "0.08%".into(),
+                "0%".into(),
+                "breaking".into(),
+                "ignored by policy".into(),
+            ]),
         ],
         note: String::new(),
     };
@@ -148,9 +295,30 @@ pub fn demo_page() -> Result<ReportPage> {
             Column::number("relative Δ").sorted(SortOrder::Descending),
         ],
         rows: vec![
-            Row::new([Cell::code("01JDQ7ZP4K"), Cell::code("/items/2/price"), "19.99".into(), "20.99".into(), "+5.0%".into()]).with_status(Status::Fail),
-            Row::new([Cell::code("01JDQ80C1M"), Cell::code("/items/0/price"), "4.50".into(), "4.70".into(), "+4.4%".into()]).with_status(Status::Fail),
-            Row::new([Cell::code("01JDQ81X9T"), Cell::code("/total"), "112.40".into(), "116.30".into(), "+3.5%".into()]).with_status(Status::Fail),
+            Row::new([
+                Cell::code("01JDQ7ZP4K"),
+                Cell::code("/items/2/price"),
+                "19.99".into(),
+                "20.99".into(),
+                "+5.0%".into(),
+            ])
+            .with_status(Status::Fail),
+            Row::new([
+                Cell::code("01JDQ80C1M"),
+                Cell::code("/items/0/price"),
+                "4.50".into(),
+                "4.70".into(),
+                "+4.4%".into(),
+            ])
+            .with_status(Status::Fail),
+            Row::new([
+                Cell::code("01JDQ81X9T"),
+                Cell::code("/total"),
+                "112.40".into(),
+                "116.30".into(),
+                "+3.5%".into(),
+            ])
+            .with_status(Status::Fail),
         ],
         note: String::new(),
     };
@@ -197,8 +365,14 @@ pub fn demo_page() -> Result<ReportPage> {
         highlight: Highlight::Text,
     };
 
-    let figure = |png, alt: &str, caption: &str| Block::Figure(Figure { png, alt: alt.into(), caption: caption.into() });
-    let tile = |label: &str, value: &str, note: &str, status| KeyFigure { label: label.into(), value: value.into(), note: note.into(), status };
+    let figure =
+        |png, alt: &str, caption: &str| Block::Figure(Figure { png, alt: alt.into(), caption: caption.into() });
+    let tile = |label: &str, value: &str, note: &str, status| KeyFigure {
+        label: label.into(),
+        value: value.into(),
+        note: note.into(),
+        status,
+    };
 
     Ok(ReportPage {
         title: "Canary report: checkout-api".into(),

@@ -16,8 +16,8 @@ use askama::Template;
 
 pub use demo::demo_page;
 pub use model::{
-    Align, Block, Callout, Cell, CheckRow, ChecksTable, Column, DataTable, ExamplePair, ExampleSide, Fact,
-    Figure, Highlight, KeyFigure, Mark, MarkedPath, ReportPage, Row, Section, SortOrder, Status, VerdictBanner,
+    Align, Block, Callout, Cell, CheckRow, ChecksTable, Column, DataTable, ExamplePair, ExampleSide, Fact, Figure,
+    Highlight, KeyFigure, Mark, MarkedPath, ReportPage, Row, Section, SortOrder, Status, VerdictBanner,
 };
 pub use side_by_side::{SbsLine, SbsRow, Segment, SideBySide};
 

@@ -103,12 +103,7 @@ pub struct VerdictBanner {
 
 impl Default for VerdictBanner {
     fn default() -> Self {
-        Self {
-            status: Status::Inconclusive,
-            headline: String::new(),
-            reasons: Vec::new(),
-            figures: Vec::new(),
-        }
+        Self { status: Status::Inconclusive, headline: String::new(), reasons: Vec::new(), figures: Vec::new() }
     }
 }
 

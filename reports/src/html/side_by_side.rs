@@ -146,15 +146,11 @@ fn emit(value: &Value, pointer: String, depth: usize, key: String, comma: bool, 
         Value::Object(map) if !map.is_empty() => (
             "{",
             "}",
-            map.iter()
-                .map(|(k, v)| (format!("{}: ", Value::String(k.clone())), escape_token(k), v))
-                .collect(),
+            map.iter().map(|(k, v)| (format!("{}: ", Value::String(k.clone())), escape_token(k), v)).collect(),
         ),
-        Value::Array(items) if !items.is_empty() => (
-            "[",
-            "]",
-            items.iter().enumerate().map(|(i, v)| (String::new(), i.to_string(), v)).collect(),
-        ),
+        Value::Array(items) if !items.is_empty() => {
+            ("[", "]", items.iter().enumerate().map(|(i, v)| (String::new(), i.to_string(), v)).collect())
+        }
         scalar => {
             out.push(Line { text: format!("{indent}{key}{scalar}{tail}"), pointer: Some(pointer) });
             return;
@@ -223,10 +219,8 @@ fn looks_binary(body: &[u8]) -> bool {
 
 fn hex_line(offset: usize, chunk: &[u8]) -> String {
     let hex: Vec<String> = chunk.iter().map(|b| format!("{b:02x}")).collect();
-    let ascii: String = chunk
-        .iter()
-        .map(|b| if b.is_ascii_graphic() || *b == b' ' { *b as char } else { '.' })
-        .collect();
+    let ascii: String =
+        chunk.iter().map(|b| if b.is_ascii_graphic() || *b == b' ' { *b as char } else { '.' }).collect();
     format!("{offset:08x}  {:<47}  {ascii}", hex.join(" "))
 }
 
@@ -249,35 +243,32 @@ fn layout(left: &[Line], right: &[Line], paths: Option<&Vec<MarkedPath>>) -> Sid
     let diff = TextDiff::configure().timeout(DIFF_TIMEOUT).diff_slices(&left_text, &right_text);
     let mark_of = |line: &Line| -> Option<Mark> {
         let pointer = line.pointer.as_deref()?;
-        paths?
-            .iter()
-            .filter(|p| covers(&p.pointer, pointer))
-            .map(|p| p.mark)
-            .min()
+        paths?.iter().filter(|p| covers(&p.pointer, pointer)).map(|p| p.mark).min()
     };
     let mut marks = Vec::new();
     let mut rows: Vec<(SbsRow, bool)> = Vec::new();
-    let mut line = |lines: &[Line], i: usize, changed: bool, added: bool, words: Option<Vec<Segment>>| -> (SbsLine, bool) {
-        let l = &lines[i];
-        let (class, symbol, interesting) = match (paths.is_some(), mark_of(l)) {
-            (true, Some(mark)) => {
-                if !marks.contains(&mark) {
-                    marks.push(mark);
+    let mut line =
+        |lines: &[Line], i: usize, changed: bool, added: bool, words: Option<Vec<Segment>>| -> (SbsLine, bool) {
+            let l = &lines[i];
+            let (class, symbol, interesting) = match (paths.is_some(), mark_of(l)) {
+                (true, Some(mark)) => {
+                    if !marks.contains(&mark) {
+                        marks.push(mark);
+                    }
+                    (mark.class(), mark.symbol(), true)
                 }
-                (mark.class(), mark.symbol(), true)
-            }
-            (true, None) if changed => ("quiet", "", true),
-            (false, _) if changed && added => ("ins", "+", true),
-            (false, _) if changed => ("del", "−", true),
-            _ => ("same", "", false),
+                (true, None) if changed => ("quiet", "", true),
+                (false, _) if changed && added => ("ins", "+", true),
+                (false, _) if changed => ("del", "−", true),
+                _ => ("same", "", false),
+            };
+            let emphasise = interesting && class != "quiet";
+            let segments = match words {
+                Some(words) if emphasise => words,
+                _ => vec![Segment { text: l.text.clone(), emphasis: false }],
+            };
+            (SbsLine { number: i + 1, class, symbol, segments }, interesting)
         };
-        let emphasise = interesting && class != "quiet";
-        let segments = match words {
-            Some(words) if emphasise => words,
-            _ => vec![Segment { text: l.text.clone(), emphasis: false }],
-        };
-        (SbsLine { number: i + 1, class, symbol, segments }, interesting)
-    };
     for op in diff.ops() {
         match *op {
             DiffOp::Equal { old_index, new_index, len } => {
@@ -450,10 +441,8 @@ mod tests {
     #[test]
     fn json_lines_carry_pointers() {
         let v: Value = serde_json::json!({"a": {"b/c": [1, 2]}, "e": {}});
-        let got: Vec<(String, String)> = json_lines(&v)
-            .into_iter()
-            .map(|l| (l.text, l.pointer.unwrap_or_default()))
-            .collect();
+        let got: Vec<(String, String)> =
+            json_lines(&v).into_iter().map(|l| (l.text, l.pointer.unwrap_or_default())).collect();
         let want = [
             ("{", ""),
             ("  \"a\": {", "/a"),
