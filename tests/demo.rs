@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use serde_json::Value;
+use shadowdiff_capture::record::resolve_inputs;
 
 use crate::support::{run, stderr, stdout};
 
@@ -37,8 +38,7 @@ fn demo_runs_the_whole_flow_and_writes_every_output() {
     assert!(text.contains(&report.display().to_string()), "{text}");
 
     // Every output, non-empty.
-    let pair_files: Vec<_> =
-        walk(&out.join("pairs")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")).collect();
+    let pair_files = resolve_inputs(&[out.join("pairs").to_str().unwrap()]).unwrap_or_default();
     assert!(!pair_files.is_empty(), "capture wrote no pair files");
     for f in
         ["pairs.parquet", "diffs.parquet", "verdict.json", "junit.xml", "summary.md", "examples.json", "report.html"]
@@ -111,16 +111,4 @@ fn demo_refuses_a_directory_it_did_not_write() {
     let o = run(&["demo", "--requests", "0"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--requests"));
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
-            let p = e.unwrap().path();
-            if p.is_dir() { stack.push(p) } else { out.push(p) }
-        }
-    }
-    out
 }

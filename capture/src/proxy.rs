@@ -348,12 +348,7 @@ impl Proxy {
         let headers = forward_headers(&parts.headers, peer, parts.uri.authority().map(|a| a.as_str()));
         let req = match build_request(&self.baseline, &parts.method, pq, headers, ProxyBody::Stream(body)) {
             Ok(r) => r,
-            Err(e) => {
-                return plain(
-                    StatusCode::BAD_REQUEST,
-                    &format!("shadowdiff capture cannot forward this request: {e}\n"),
-                );
-            }
+            Err(e) => return cannot_forward(&e),
         };
         match tokio::time::timeout(self.baseline_timeout, self.baseline.send(req)).await {
             Ok(Ok(resp)) => {
@@ -383,12 +378,7 @@ impl Proxy {
         }
         let req = match build_request(&self.baseline, &parts.method, pq, headers, ProxyBody::Stream(body)) {
             Ok(r) => r,
-            Err(e) => {
-                return plain(
-                    StatusCode::BAD_REQUEST,
-                    &format!("shadowdiff capture cannot forward this request: {e}\n"),
-                );
-            }
+            Err(e) => return cannot_forward(&e),
         };
         let mut resp = match tokio::time::timeout(self.baseline_timeout, self.baseline.send(req)).await {
             Ok(Ok(r)) => r,
@@ -496,6 +486,11 @@ fn build_request(
     let mut req = Request::builder().method(method.clone()).uri(uri).version(Version::HTTP_11).body(body)?;
     *req.headers_mut() = headers;
     Ok(req)
+}
+
+/// What the client gets when its request cannot be turned into one for the baseline.
+fn cannot_forward(error: &http::Error) -> Response<OutBody> {
+    plain(StatusCode::BAD_REQUEST, &format!("shadowdiff capture cannot forward this request: {error}\n"))
 }
 
 fn plain(status: StatusCode, text: &str) -> Response<OutBody> {

@@ -5,9 +5,9 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use arrow_array::{Array, Float64Array, StringArray, TimestampMicrosecondArray, UInt64Array};
+use arrow_array::{Array, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use serde_json::Value;
 use shadowdiff_analyze::examples::{EXAMPLES_FILE, Example, ExamplesFile};
 
@@ -137,16 +137,7 @@ pub fn read_examples(path: &Path) -> Result<Vec<Example>, String> {
 /// Reads the relative deltas `(canary − baseline) / |baseline|` of up to `max` real numeric
 /// differences from `diffs.parquet` (a uniform stride over its rows).
 pub fn read_drift(path: &Path, max: usize) -> Result<Vec<f64>, String> {
-    let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| format!("{}: {e}", path.display()))?;
-    let schema = builder.parquet_schema();
-    let names = ["status", "baseline_number", "canary_number"];
-    let wanted: Vec<usize> = (0..schema.num_columns()).filter(|&i| names.contains(&schema.column(i).name())).collect();
-    if wanted.len() != names.len() {
-        return Err(format!("{} lacks the status and number columns", path.display()));
-    }
-    let mask = ProjectionMask::leaves(schema, wanted);
-    let reader = builder.with_projection(mask).build().map_err(|e| format!("{}: {e}", path.display()))?;
+    let (reader, _) = open_projected(path, &["status", "baseline_number", "canary_number"])?;
     // Keep every `stride`-th real value; when the buffer fills, halve it and double the stride,
     // so the values kept stay a uniform stride over all of them whatever their count.
     let max = max.max(2);
@@ -155,10 +146,11 @@ pub fn read_drift(path: &Path, max: usize) -> Result<Vec<f64>, String> {
     let mut seen = 0usize;
     for batch in reader {
         let batch = batch.map_err(|e| format!("{}: {e}", path.display()))?;
-        let status = batch.column_by_name("status").and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned());
-        let num =
-            |name: &str| batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<Float64Array>().cloned());
-        let (Some(st), Some(b), Some(c)) = (status, num("baseline_number"), num("canary_number")) else {
+        let (Some(st), Some(b), Some(c)) = (
+            column::<StringArray>(&batch, "status"),
+            column::<Float64Array>(&batch, "baseline_number"),
+            column::<Float64Array>(&batch, "canary_number"),
+        ) else {
             return Err(format!("{}: the status and number columns have unexpected types", path.display()));
         };
         for i in 0..batch.num_rows() {
@@ -185,6 +177,26 @@ pub fn read_drift(path: &Path, max: usize) -> Result<Vec<f64>, String> {
     Ok(out)
 }
 
+/// Opens a Parquet file reading only the leaf columns named, and says how many rows it has.
+fn open_projected(path: &Path, names: &[&str]) -> Result<(ParquetRecordBatchReader, usize), String> {
+    let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| format!("{}: {e}", path.display()))?;
+    let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+    let schema = builder.parquet_schema();
+    let wanted: Vec<usize> = (0..schema.num_columns()).filter(|&i| names.contains(&schema.column(i).name())).collect();
+    if wanted.len() != names.len() {
+        return Err(format!("{} lacks one of the columns {}", path.display(), names.join(", ")));
+    }
+    let mask = ProjectionMask::leaves(schema, wanted);
+    let reader = builder.with_projection(mask).build().map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((reader, rows))
+}
+
+/// A column of `batch` by name, as the array type expected.
+fn column<T: Array + Clone + 'static>(batch: &RecordBatch, name: &str) -> Option<T> {
+    batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<T>().cloned())
+}
+
 /// Paired latencies in milliseconds, sampled by stride.
 #[derive(Debug, Clone, Default)]
 pub struct Latencies {
@@ -198,38 +210,22 @@ pub struct Latencies {
 
 /// Reads up to `max` pairs' latencies from `pairs.parquet` (a uniform stride over its rows).
 pub fn read_latencies(path: &Path, max: usize) -> Result<Latencies, String> {
-    let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| format!("{}: {e}", path.display()))?;
-    let total = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
-    let schema = builder.parquet_schema();
-    let wanted: Vec<usize> = (0..schema.num_columns())
-        .filter(|&i| {
-            matches!(
-                schema.column(i).name(),
-                "baseline_latency_us" | "canary_latency_us" | "baseline_error" | "canary_error" | "captured_at"
-            )
-        })
-        .collect();
-    if wanted.len() != 5 {
-        return Err(format!("{} lacks the latency, error and captured_at columns", path.display()));
-    }
-    let mask = ProjectionMask::leaves(schema, wanted);
-    let reader = builder.with_projection(mask).build().map_err(|e| format!("{}: {e}", path.display()))?;
+    let (reader, total) = open_projected(
+        path,
+        &["baseline_latency_us", "canary_latency_us", "baseline_error", "canary_error", "captured_at"],
+    )?;
     let stride = total.div_ceil(max.max(1)).max(1);
     let mut out = Latencies { total, ..Latencies::default() };
     let mut row = 0usize;
     for batch in reader {
         let batch = batch.map_err(|e| format!("{}: {e}", path.display()))?;
-        let col =
-            |name: &str| batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<UInt64Array>().cloned());
-        let text =
-            |name: &str| batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned());
-        let at = batch
-            .column_by_name("captured_at")
-            .and_then(|c| c.as_any().downcast_ref::<TimestampMicrosecondArray>().cloned());
-        let (Some(b), Some(c), Some(be), Some(ce), Some(at)) =
-            (col("baseline_latency_us"), col("canary_latency_us"), text("baseline_error"), text("canary_error"), at)
-        else {
+        let (Some(b), Some(c), Some(be), Some(ce), Some(at)) = (
+            column::<UInt64Array>(&batch, "baseline_latency_us"),
+            column::<UInt64Array>(&batch, "canary_latency_us"),
+            column::<StringArray>(&batch, "baseline_error"),
+            column::<StringArray>(&batch, "canary_error"),
+            column::<TimestampMicrosecondArray>(&batch, "captured_at"),
+        ) else {
             return Err(format!("{}: the latency, error or captured_at columns have unexpected types", path.display()));
         };
         for i in 0..batch.num_rows() {
@@ -258,6 +254,19 @@ fn rank(s: Status) -> u8 {
         Status::Warn => 1,
         Status::Pass => 0,
     }
+}
+
+/// The worst status other than pass that the checks whose id starts with `check_prefix` gave
+/// `route` (`""` for every check).
+fn route_status(checks: &[Value], route: &str, check_prefix: &str) -> Option<Status> {
+    checks
+        .iter()
+        .filter(|c| c["id"].as_str().is_some_and(|id| id.starts_with(check_prefix)))
+        .flat_map(|c| arr(&c["endpoints"]))
+        .filter(|e| e["route"].as_str() == Some(route))
+        .map(|e| status_of(&e["status"]))
+        .filter(|s| *s != Status::Pass)
+        .max_by_key(|s| rank(*s))
 }
 
 fn status_of(v: &Value) -> Status {
@@ -619,16 +628,6 @@ pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<P
         .first()
         .map(|l| arr(&l["quantiles"]).iter().map(|q| format!("p{}", f(&q["q"]).unwrap_or(0.0) * 100.0)).collect())
         .unwrap_or_default();
-    let latency_status = |route: &str| -> Option<Status> {
-        checks
-            .iter()
-            .filter(|c| s(&c["id"]).starts_with("latency"))
-            .flat_map(|c| arr(&c["endpoints"]))
-            .filter(|e| e["route"].as_str() == Some(route))
-            .map(|e| status_of(&e["status"]))
-            .filter(|s| *s != Status::Pass)
-            .max_by_key(|s| rank(*s))
-    };
     let mut qrows = Vec::new();
     for l in arr(&v["latency"]) {
         let route = s(&l["route"]);
@@ -647,7 +646,7 @@ pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<P
             );
         }
         let row = Row::new(cells);
-        qrows.push(match latency_status(&route) {
+        qrows.push(match route_status(checks, &route, "latency") {
             Some(st) => row.with_status(st),
             None => row,
         });
@@ -735,15 +734,7 @@ pub fn build_page(v: &Value, data: &RowData) -> crate::Result<(ReportPage, Vec<P
     sections.push(Section { id: "errors".into(), title: "Errors".into(), intro: String::new(), blocks });
 
     // Endpoints, worst first.
-    let endpoint_status = |route: &str| -> Option<Status> {
-        checks
-            .iter()
-            .flat_map(|c| arr(&c["endpoints"]))
-            .filter(|e| e["route"].as_str() == Some(route))
-            .map(|e| status_of(&e["status"]))
-            .filter(|s| *s != Status::Pass)
-            .max_by_key(|s| rank(*s))
-    };
+    let endpoint_status = |route: &str| route_status(checks, route, "");
     let diff_rate = |e: &Value| ratio(u(&e["different"]), u(&e["compared"]));
     let mut eps: Vec<&Value> = endpoints.iter().collect();
     eps.sort_by(|a, b| {
@@ -999,15 +990,6 @@ fn examples_section(v: &Value, examples: &[Example], error: Option<&str>) -> Sec
     } else if examples.is_empty() {
         blocks.push(Block::Paragraph("No pair had a real difference, a status mismatch or a canary error.".into()));
     }
-    let route_status = |route: &str| -> Status {
-        arr(&v["checks"])
-            .iter()
-            .flat_map(|c| arr(&c["endpoints"]))
-            .filter(|e| e["route"].as_str() == Some(route))
-            .map(|e| status_of(&e["status"]))
-            .max_by_key(|s| rank(*s))
-            .unwrap_or(Status::Pass)
-    };
     let mut routes: Vec<&str> = Vec::new();
     for e in examples {
         if !routes.contains(&e.route.as_str()) {
@@ -1015,7 +997,7 @@ fn examples_section(v: &Value, examples: &[Example], error: Option<&str>) -> Sec
         }
     }
     // Stable: within a status, analyze's order (most trouble first) is kept.
-    routes.sort_by_key(|r| std::cmp::Reverse(rank(route_status(r))));
+    routes.sort_by_key(|r| std::cmp::Reverse(route_status(arr(&v["checks"]), r, "").map(rank)));
     let left_out = routes.len().saturating_sub(MAX_EXAMPLE_ROUTES);
     for route in routes.into_iter().take(MAX_EXAMPLE_ROUTES) {
         for e in examples.iter().filter(|e| e.route == route) {

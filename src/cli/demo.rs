@@ -81,15 +81,15 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
             println!("{line}");
         }
     };
-    let traffic = rt.block_on(capture_traffic(&args, &pairs_dir, &say))?;
+    let captured = rt.block_on(capture_traffic(&args, &pairs_dir, &say))?;
     drop(rt);
-    let c = &traffic.report.counters;
+    let c = &captured.counters;
     let count = |k: &str| c.get(k).copied().unwrap_or(0);
     let not_mirrored: u64 = c.iter().filter(|(k, _)| k.starts_with("mirror_skipped.")).map(|(_, v)| v).sum();
     say(format!(
         "captured   {} pairs in {} file(s): {} mirrored to the canary and the secondary, {} not mirrored (POST /api/cart: only idempotent methods are mirrored by default), {} dropped",
         count("recorded"),
-        traffic.report.writer.files.len(),
+        captured.writer.files.len(),
         count("mirrored"),
         not_mirrored,
         count("dropped"),
@@ -167,14 +167,9 @@ fn prepare_out(out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What the traffic phase did.
-struct Traffic {
-    report: Report,
-}
-
 /// Starts the services and the capture agent, sends the traffic, and stops everything with
 /// every pair on disk.
-async fn capture_traffic(args: &Args, pairs_dir: &Path, say: &impl Fn(String)) -> anyhow::Result<Traffic> {
+async fn capture_traffic(args: &Args, pairs_dir: &Path, say: &impl Fn(String)) -> anyhow::Result<Report> {
     let seed = args.seed;
     let baseline =
         upstream().profile(Profile::baseline()).seed(seed).run().await.context("cannot start the baseline fixture")?;
@@ -233,7 +228,7 @@ async fn capture_traffic(args: &Args, pairs_dir: &Path, say: &impl Fn(String)) -
             outcome.first_error.unwrap_or_default()
         );
     }
-    Ok(Traffic { report })
+    Ok(report)
 }
 
 /// What the clients saw.
