@@ -12,4 +12,5 @@ mod diff; // shadowdiff diff: formats, rules, exit codes
 mod replay; // shadowdiff replay: against fixture services, bad flags
 mod analyze; // shadowdiff analyze: injected regressions fail the right check, noise and A/A pass, bad inputs
 mod report; // report.html and charts/*.png from analyze, shadowdiff report DIR re-renders, bad DIR
+mod golden; // every output file of analyze on seeded corpora, byte for byte apart from paths and times
 mod demo; // shadowdiff demo: the whole flow on loopback, every output, re-runs, refusing a foreign directory
