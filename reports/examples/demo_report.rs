@@ -1,7 +1,12 @@
 //! Writes the demo report and its charts to a directory, for looking at:
 //! `cargo run -p shadowdiff-reports --example demo_report -- /tmp/shadowdiff-demo`
 
-use shadowdiff_reports::html::{Block, demo_page, write_page};
+// The demo page lives with the tests that snapshot it; the example shares it.
+#[path = "../tests/demo_page.rs"]
+mod demo_page;
+
+use demo_page::demo_page;
+use shadowdiff_reports::html::{Block, write_page};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "shadowdiff-demo".into()));

@@ -1,5 +1,6 @@
-use shadowdiff_reports::html::{demo_page, render_page};
+use shadowdiff_reports::html::render_page;
 
+use crate::demo_page::demo_page;
 use crate::support::{analyze_and_report, redact};
 
 /// The demo page's HTML with embedded images and the generation time redacted. A change here

@@ -2,8 +2,9 @@ use std::collections::HashSet;
 
 use shadowdiff_reports::html::{
     Block, Cell, Column, DataTable, ExamplePair, ExampleSide, Highlight, Mark, MarkedPath, ReportPage, Row, Section,
-    demo_page,
 };
+
+use crate::demo_page::demo_page;
 
 /// A decoded PNG: size and RGB pixels.
 pub struct Image {

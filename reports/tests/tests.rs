@@ -11,3 +11,5 @@ mod snapshot;
 mod browser;
 // PNG decoding, a hostile page, redaction.
 mod support;
+// The demo page: every view model filled with synthetic data.
+mod demo_page;

@@ -6,7 +6,6 @@
 //! carries a Content-Security-Policy that forbids scripts and every fetch except `data:`
 //! images, so even a bug in escaping could not run code or phone home.
 
-mod demo;
 mod model;
 mod side_by_side;
 
@@ -14,7 +13,6 @@ use std::path::Path;
 
 use askama::Template;
 
-pub use demo::demo_page;
 pub use model::{
     Align, Block, Callout, Cell, CheckRow, ChecksTable, Column, DataTable, ExamplePair, ExampleSide, Fact, Figure,
     Highlight, KeyFigure, Mark, MarkedPath, ReportPage, Row, Section, SortOrder, Status, VerdictBanner,

@@ -1,11 +1,13 @@
 //! A realistic report built from hand-made view models and synthetic data: what the tests
 //! snapshot and load in a browser, and what `cargo run -p shadowdiff-reports --example
-//! demo_report` writes for looking at. Deterministic: the same page every time.
+//! demo_report` writes for looking at (the example includes this file). Deterministic: the same
+//! page every time. It exercises every view model, whatever a verdict happens to hold.
 
-use crate::Result;
-use crate::charts::{self, ChartOptions, EndpointDiffRate, EndpointErrorRate, LatencyCdf, NumericDrift};
-
-use super::model::*;
+use shadowdiff_reports::Result;
+use shadowdiff_reports::charts::{
+    self, ChartOptions, EndpointDiffRate, EndpointErrorRate, LatencyCdf, NumericDrift, Png,
+};
+use shadowdiff_reports::html::*;
 
 /// A small deterministic generator (xorshift64*), so the demo needs no `rand`.
 struct Rng(u64);
@@ -29,6 +31,133 @@ impl Rng {
 /// Builds the demo page: a failing canary with a latency tail regression on one endpoint, a
 /// 5xx regression on another, a changed field, an added field and noise.
 pub fn demo_page() -> Result<ReportPage> {
+    let charts = charts()?;
+    Ok(ReportPage {
+        title: "Canary report: checkout-api".into(),
+        subject: "baseline v1.41.0 vs canary v1.42.0-rc.1 · shadow traffic 2026-11-23 08:00–20:00 UTC".into(),
+        generated_at: "2026-11-24 10:00 UTC".into(),
+        facts: vec![
+            Fact::new("input", "captures/dt=2026-11-23/ (96 files)"),
+            Fact::new("policy", "policy.toml"),
+            Fact::new("pairs", "48,210"),
+            Fact::new("secondary", "yes (noise detection on)"),
+        ],
+        verdict: VerdictBanner {
+            status: Status::Fail,
+            headline: "Canary fails: GET /search is 27% slower at p99, and POST /cart/{id}/items errors 5× as often."
+                .into(),
+            reasons: vec![
+                "p99 latency of GET /search: +27.4% (95% CI +21.0% … +33.9%), fail threshold 20%.".into(),
+                "Error rate of POST /cart/{id}/items: 5.2% vs 1.0% on the baseline (McNemar p < 0.001 after Holm)."
+                    .into(),
+                "Diff rate 0.62% is above the 0.5% pass threshold (warn), driven by POST /cart/{id}/items.".into(),
+            ],
+            figures: vec![
+                tile("pairs", "48,210", "5 endpoints", None),
+                tile("p99 latency Δ", "+27.4%", "GET /search", Some(Status::Fail)),
+                tile("canary errors", "5.2%", "POST /cart/{id}/items, baseline 1.0%", Some(Status::Fail)),
+                tile("diff rate", "0.62%", "threshold 0.5%", Some(Status::Warn)),
+                tile("breaking diffs", "0", "", Some(Status::Pass)),
+            ],
+        },
+        sections: sections(charts),
+        footer: "shadowdiff 0.1.0 · re-render with `shadowdiff report DIR`".into(),
+    })
+}
+
+/// A headline number tile.
+fn tile(label: &str, value: &str, note: &str, status: Option<Status>) -> KeyFigure {
+    KeyFigure { label: label.into(), value: value.into(), note: note.into(), status }
+}
+
+/// The page's sections, with the charts in their places.
+fn sections([cdf, delta, errors, diffs, drift_png]: [Png; 5]) -> Vec<Section> {
+    let figure =
+        |png, alt: &str, caption: &str| Block::Figure(Figure { png, alt: alt.into(), caption: caption.into() });
+    vec![
+        Section {
+            id: "checks".into(),
+            title: "Checks".into(),
+            intro: "Every policy check with the evidence behind it. A check fails only when its whole confidence interval lies beyond the fail threshold, and passes only when it lies within the pass threshold.".into(),
+            blocks: vec![Block::Checks(checks())],
+        },
+        Section {
+            id: "capture".into(),
+            title: "Capture completeness".into(),
+            intro: "How much of the traffic made it into the comparison.".into(),
+            blocks: vec![
+                Block::Figures(vec![
+                    tile("requests seen", "48,390", "", None),
+                    tile("mirrored", "48,251", "99.7%", None),
+                    tile("recorded pairs", "48,210", "", None),
+                    tile("skipped", "139", "mirror queue full", None),
+                    tile("dropped", "41", "writer queue full", Some(Status::Warn)),
+                    tile("truncated bodies", "3", "cap 1 MiB", None),
+                ]),
+                Block::Callout(Callout { status: Status::Warn, text: "41 pairs were dropped because the writer queue was full; the figures below exclude them.".into() }),
+            ],
+        },
+        Section {
+            id: "latency".into(),
+            title: "Latency".into(),
+            intro: "Both sides served the same requests at the same time, so latencies are compared pair by pair.".into(),
+            blocks: vec![
+                figure(cdf, "Latency CDF of baseline and canary", "Share of requests at or below each latency (log scale). A curve further right is slower; the gap at the top is the tail."),
+                figure(delta, "Histogram of canary minus baseline latency per pair", "Right of the zero line the canary was slower on that request. A shifted peak is a general slowdown; a second hump is a tail regression."),
+                Block::Table(DataTable {
+                    caption: "Quantiles (ms), with 95% bootstrap intervals for the delta".into(),
+                    columns: vec![Column::text("quantile"), Column::number("baseline"), Column::number("canary"), Column::number("Δ"), Column::text("95% CI of Δ")],
+                    rows: vec![
+                        Row::new(["p50", "24.6", "25.2", "+0.6 (+2.4%)", "+0.4 … +0.8"]),
+                        Row::new(["p90", "43.8", "46.1", "+2.3 (+5.3%)", "+1.7 … +3.0"]),
+                        Row::new(["p95", "51.9", "69.0", "+17.1 (+33%)", "+12.2 … +21.4"]).with_status(Status::Warn),
+                        Row::new(["p99", "70.7", "112.8", "+42.1 (+60%)", "+35.0 … +49.9"]).with_status(Status::Fail),
+                    ],
+                    note: String::new(),
+                }),
+            ],
+        },
+        Section {
+            id: "errors".into(),
+            title: "Errors".into(),
+            intro: "5xx responses and transport errors (timeouts, resets) per side.".into(),
+            blocks: vec![figure(errors, "Error rate per endpoint, baseline and canary", "Blue is the baseline, orange the canary; each bar is labelled with its rate.")],
+        },
+        Section {
+            id: "endpoints".into(),
+            title: "Endpoints".into(),
+            intro: String::new(),
+            blocks: vec![
+                Block::Table(endpoint_table()),
+                figure(diffs, "Diff rate per endpoint against the threshold", "Share of pairs with a real difference (not noise, not explained, beyond tolerance). Bars right of the dashed line exceed the policy."),
+            ],
+        },
+        Section {
+            id: "fields".into(),
+            title: "Field differences".into(),
+            intro: "Where in the bodies the differences are. Noise differs between two baseline instances too; explained differences were declared in the policy.".into(),
+            blocks: vec![Block::Table(field_table())],
+        },
+        Section {
+            id: "drift".into(),
+            title: "Numeric drift".into(),
+            intro: "Numeric fields compared with tolerance instead of equality.".into(),
+            blocks: vec![
+                figure(drift_png, "Histogram of relative differences of /items/*/price", "Bars between the dashed lines are within tolerance; vermillion bars are beyond it."),
+                Block::Table(outliers()),
+            ],
+        },
+        Section {
+            id: "examples".into(),
+            title: "Example pairs".into(),
+            intro: "A few pairs from failing endpoints, baseline on the left, canary on the right.".into(),
+            blocks: vec![Block::Example(Box::new(json_example())), Block::Example(Box::new(text_example()))],
+        },
+    ]
+}
+
+/// The five charts, drawn from seeded synthetic latencies, error rates, diff rates and drifts.
+fn charts() -> Result<[Png; 5]> {
     let opts = ChartOptions::default();
     let mut rng = Rng(0x5EED_CAFE);
     let n = 4000;
@@ -70,6 +199,10 @@ pub fn demo_page() -> Result<ReportPage> {
         &opts,
     )?;
 
+    Ok([cdf, delta, errors, diffs, drift_png])
+}
+
+fn checks() -> ChecksTable {
     let check = |status,
                  name: &str,
                  scope: &str,
@@ -91,7 +224,7 @@ pub fn demo_page() -> Result<ReportPage> {
         samples,
         drivers: drivers.into(),
     };
-    let checks = ChecksTable {
+    ChecksTable {
         caption: String::new(),
         rows: vec![
             check(
@@ -157,9 +290,11 @@ pub fn demo_page() -> Result<ReportPage> {
                 "needs ≥ 500 pairs",
             ),
         ],
-    };
+    }
+}
 
-    let endpoint_table = DataTable {
+fn endpoint_table() -> DataTable {
+    DataTable {
         caption: "Endpoints, worst first".into(),
         columns: vec![
             Column::text("verdict"),
@@ -227,9 +362,11 @@ pub fn demo_page() -> Result<ReportPage> {
             ]),
         ],
         note: "Every endpoint is listed; route templates replace ids with {id}.".into(),
-    };
+    }
+}
 
-    let field_table = DataTable {
+fn field_table() -> DataTable {
+    DataTable {
         caption: "Fields of GET /users/{id}".into(),
         columns: vec![
             Column::text("path"),
@@ -283,9 +420,11 @@ pub fn demo_page() -> Result<ReportPage> {
             ]),
         ],
         note: String::new(),
-    };
+    }
+}
 
-    let outliers = DataTable {
+fn outliers() -> DataTable {
+    DataTable {
         caption: "Largest numeric drifts".into(),
         columns: vec![
             Column::text("pair"),
@@ -321,9 +460,11 @@ pub fn demo_page() -> Result<ReportPage> {
             .with_status(Status::Fail),
         ],
         note: String::new(),
-    };
+    }
+}
 
-    let json_example = ExamplePair {
+fn json_example() -> ExamplePair {
+    ExamplePair {
         title: "GET /users/1842?expand=loyalty".into(),
         pair_id: "01JDQ7Y3M2R8".into(),
         note: "field /loyalty/tier changed; /preferences/beta added".into(),
@@ -345,8 +486,11 @@ pub fn demo_page() -> Result<ReportPage> {
             MarkedPath::new("/generated_at", Mark::Noise),
             MarkedPath::new("/request_id", Mark::Noise),
         ]),
-    };
-    let text_example = ExamplePair {
+    }
+}
+
+fn text_example() -> ExamplePair {
+    ExamplePair {
         title: "POST /cart/77/items".into(),
         pair_id: "01JDQ80F6ZQA".into(),
         note: "status 201 → 503".into(),
@@ -363,123 +507,5 @@ pub fn demo_page() -> Result<ReportPage> {
             truncated: false,
         },
         highlight: Highlight::Text,
-    };
-
-    let figure =
-        |png, alt: &str, caption: &str| Block::Figure(Figure { png, alt: alt.into(), caption: caption.into() });
-    let tile = |label: &str, value: &str, note: &str, status| KeyFigure {
-        label: label.into(),
-        value: value.into(),
-        note: note.into(),
-        status,
-    };
-
-    Ok(ReportPage {
-        title: "Canary report: checkout-api".into(),
-        subject: "baseline v1.41.0 vs canary v1.42.0-rc.1 · shadow traffic 2026-11-23 08:00–20:00 UTC".into(),
-        generated_at: "2026-11-24 10:00 UTC".into(),
-        facts: vec![
-            Fact::new("input", "captures/dt=2026-11-23/ (96 files)"),
-            Fact::new("policy", "policy.toml"),
-            Fact::new("pairs", "48,210"),
-            Fact::new("secondary", "yes (noise detection on)"),
-        ],
-        verdict: VerdictBanner {
-            status: Status::Fail,
-            headline: "Canary fails: GET /search is 27% slower at p99, and POST /cart/{id}/items errors 5× as often.".into(),
-            reasons: vec![
-                "p99 latency of GET /search: +27.4% (95% CI +21.0% … +33.9%), fail threshold 20%.".into(),
-                "Error rate of POST /cart/{id}/items: 5.2% vs 1.0% on the baseline (McNemar p < 0.001 after Holm).".into(),
-                "Diff rate 0.62% is above the 0.5% pass threshold (warn), driven by POST /cart/{id}/items.".into(),
-            ],
-            figures: vec![
-                tile("pairs", "48,210", "5 endpoints", None),
-                tile("p99 latency Δ", "+27.4%", "GET /search", Some(Status::Fail)),
-                tile("canary errors", "5.2%", "POST /cart/{id}/items, baseline 1.0%", Some(Status::Fail)),
-                tile("diff rate", "0.62%", "threshold 0.5%", Some(Status::Warn)),
-                tile("breaking diffs", "0", "", Some(Status::Pass)),
-            ],
-        },
-        sections: vec![
-            Section {
-                id: "checks".into(),
-                title: "Checks".into(),
-                intro: "Every policy check with the evidence behind it. A check fails only when its whole confidence interval lies beyond the fail threshold, and passes only when it lies within the pass threshold.".into(),
-                blocks: vec![Block::Checks(checks)],
-            },
-            Section {
-                id: "capture".into(),
-                title: "Capture completeness".into(),
-                intro: "How much of the traffic made it into the comparison.".into(),
-                blocks: vec![
-                    Block::Figures(vec![
-                        tile("requests seen", "48,390", "", None),
-                        tile("mirrored", "48,251", "99.7%", None),
-                        tile("recorded pairs", "48,210", "", None),
-                        tile("skipped", "139", "mirror queue full", None),
-                        tile("dropped", "41", "writer queue full", Some(Status::Warn)),
-                        tile("truncated bodies", "3", "cap 1 MiB", None),
-                    ]),
-                    Block::Callout(Callout { status: Status::Warn, text: "41 pairs were dropped because the writer queue was full; the figures below exclude them.".into() }),
-                ],
-            },
-            Section {
-                id: "latency".into(),
-                title: "Latency".into(),
-                intro: "Both sides served the same requests at the same time, so latencies are compared pair by pair.".into(),
-                blocks: vec![
-                    figure(cdf, "Latency CDF of baseline and canary", "Share of requests at or below each latency (log scale). A curve further right is slower; the gap at the top is the tail."),
-                    figure(delta, "Histogram of canary minus baseline latency per pair", "Right of the zero line the canary was slower on that request. A shifted peak is a general slowdown; a second hump is a tail regression."),
-                    Block::Table(DataTable {
-                        caption: "Quantiles (ms), with 95% bootstrap intervals for the delta".into(),
-                        columns: vec![Column::text("quantile"), Column::number("baseline"), Column::number("canary"), Column::number("Δ"), Column::text("95% CI of Δ")],
-                        rows: vec![
-                            Row::new(["p50", "24.6", "25.2", "+0.6 (+2.4%)", "+0.4 … +0.8"]),
-                            Row::new(["p90", "43.8", "46.1", "+2.3 (+5.3%)", "+1.7 … +3.0"]),
-                            Row::new(["p95", "51.9", "69.0", "+17.1 (+33%)", "+12.2 … +21.4"]).with_status(Status::Warn),
-                            Row::new(["p99", "70.7", "112.8", "+42.1 (+60%)", "+35.0 … +49.9"]).with_status(Status::Fail),
-                        ],
-                        note: String::new(),
-                    }),
-                ],
-            },
-            Section {
-                id: "errors".into(),
-                title: "Errors".into(),
-                intro: "5xx responses and transport errors (timeouts, resets) per side.".into(),
-                blocks: vec![figure(errors, "Error rate per endpoint, baseline and canary", "Blue is the baseline, orange the canary; each bar is labelled with its rate.")],
-            },
-            Section {
-                id: "endpoints".into(),
-                title: "Endpoints".into(),
-                intro: String::new(),
-                blocks: vec![
-                    Block::Table(endpoint_table),
-                    figure(diffs, "Diff rate per endpoint against the threshold", "Share of pairs with a real difference (not noise, not explained, beyond tolerance). Bars right of the dashed line exceed the policy."),
-                ],
-            },
-            Section {
-                id: "fields".into(),
-                title: "Field differences".into(),
-                intro: "Where in the bodies the differences are. Noise differs between two baseline instances too; explained differences were declared in the policy.".into(),
-                blocks: vec![Block::Table(field_table)],
-            },
-            Section {
-                id: "drift".into(),
-                title: "Numeric drift".into(),
-                intro: "Numeric fields compared with tolerance instead of equality.".into(),
-                blocks: vec![
-                    figure(drift_png, "Histogram of relative differences of /items/*/price", "Bars between the dashed lines are within tolerance; vermillion bars are beyond it."),
-                    Block::Table(outliers),
-                ],
-            },
-            Section {
-                id: "examples".into(),
-                title: "Example pairs".into(),
-                intro: "A few pairs from failing endpoints, baseline on the left, canary on the right.".into(),
-                blocks: vec![Block::Example(Box::new(json_example)), Block::Example(Box::new(text_example))],
-            },
-        ],
-        footer: "shadowdiff 0.1.0 · re-render with `shadowdiff report DIR`".into(),
-    })
+    }
 }
