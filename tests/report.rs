@@ -1,5 +1,6 @@
-//! report.html and charts/*.png: written by `shadowdiff analyze`, re-rendered by
-//! `shadowdiff report DIR`, and a clear exit 2 on a directory without verdict.json.
+//! junit.xml, summary.md, report.html and charts/*.png: written by `shadowdiff analyze`,
+//! re-written by `shadowdiff report DIR` from the typed verdict, and a clear exit 2 on a
+//! directory without a verdict.json it can read.
 
 use std::path::Path;
 
@@ -50,11 +51,18 @@ fn analyze_writes_the_report_and_report_re_renders_it() {
     let first = &examples["examples"][0];
     assert!(html.contains(first["pair_id"].as_str().expect("an example")), "the first example is not in the report");
 
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
     std::fs::remove_file(&report).unwrap();
+    std::fs::remove_file(out.join("junit.xml")).unwrap();
+    std::fs::remove_file(out.join("summary.md")).unwrap();
     std::fs::remove_dir_all(out.join("charts")).unwrap();
     let o = run(&["report", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(report.is_file(), "report.html was not re-rendered");
+    // Read back typed from verdict.json, the verdict writes the same junit.xml and summary.md.
+    assert_eq!(std::fs::read_to_string(out.join("junit.xml")).unwrap(), junit);
+    assert_eq!(std::fs::read_to_string(out.join("summary.md")).unwrap(), summary);
     let again = std::fs::read_to_string(&report).unwrap();
     assert!(again.contains(&format!("Verdict: {word}")));
     assert!(again.contains(first["pair_id"].as_str().unwrap()), "examples are re-rendered from examples.json");
@@ -81,6 +89,20 @@ fn report_with_a_damaged_verdict_exits_2_naming_it() {
     let e = stderr(&o);
     assert!(e.contains("verdict.json") && e.contains("not valid JSON"), "{e}");
     assert_eq!(e.trim().lines().count(), 1, "{e}");
+}
+
+/// Valid JSON that is not a verdict (a field missing, or of another type) names the file and
+/// the field, on one line.
+#[test]
+fn report_with_a_verdict_of_another_shape_exits_2_naming_it() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("verdict.json"), "{\"schema_version\": 1, \"tool\": 7}").unwrap();
+    let o = run(&["report", d.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(e.contains("verdict.json") && e.contains("is not a verdict") && e.contains("tool"), "{e}");
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    assert!(!d.path().join("report.html").exists(), "a report was written from a foreign file");
 }
 
 /// A damaged or missing row-level file leaves its part of the report out, says why, and takes

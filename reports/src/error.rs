@@ -29,6 +29,49 @@ pub enum Error {
     /// The HTML template failed to render.
     #[error("cannot render the HTML report")]
     Template(#[source] askama::Error),
+    /// `verdict.json` is missing or unreadable.
+    #[error("cannot read {path}")]
+    ReadVerdict {
+        /// The verdict file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `verdict.json` is not JSON.
+    #[error("{path} is not valid JSON")]
+    VerdictJson {
+        /// The verdict file.
+        path: PathBuf,
+        /// Where the JSON breaks.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// `verdict.json` is JSON but not a verdict this version reads (a field missing or of
+    /// another type).
+    #[error("{path} is not a verdict of schema version {expected}")]
+    VerdictShape {
+        /// The verdict file.
+        path: PathBuf,
+        /// The schema version this version reads.
+        expected: u32,
+        /// Which field does not fit, by its path.
+        #[source]
+        source: serde_path_to_error::Error<serde_json::Error>,
+    },
+    /// `verdict.json` was written with another schema version.
+    #[error("{path} has schema version {found}; this shadowdiff reads version {expected}")]
+    VerdictVersion {
+        /// The verdict file.
+        path: PathBuf,
+        /// Its `schema_version`.
+        found: u32,
+        /// The schema version this version reads.
+        expected: u32,
+    },
+    /// The JUnit report could not be serialized.
+    #[error("cannot serialize the JUnit report")]
+    Junit(#[source] quick_junit::SerializeError),
     /// A report file could not be written.
     #[error("cannot write {path}")]
     Write {
@@ -43,16 +86,10 @@ pub enum Error {
 /// `Result` with this crate's [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Writes `bytes` to `path` through a temporary sibling and a rename, so a reader (a browser
-/// pointed at the report while analyze runs, a CI step uploading artefacts) never sees half a
-/// file.
+/// Writes `bytes` to `path` whole or not at all (shadowdiff-format's one atomic-write helper), so
+/// a reader (a browser pointed at the report while analyze runs, a CI step uploading artefacts)
+/// never sees half a file.
 pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let write = |path: &std::path::Path| -> std::io::Result<()> {
-        let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-        tmp_name.push(".tmp");
-        let tmp = path.with_file_name(tmp_name);
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, path)
-    };
-    write(path).map_err(|source| Error::Write { path: path.to_path_buf(), source })
+    shadowdiff_format::atomic::write_atomic(path, bytes)
+        .map_err(|source| Error::Write { path: path.to_path_buf(), source })
 }

@@ -184,7 +184,7 @@ fn console_check_catches_a_blocked_script() {
 #[test]
 fn hostile_canary_bodies_analyzed_from_pair_files_stay_inert() {
     use crate::support::{IMG, JS_URL, SCRIPT, TEXTAREA};
-    use shadowdiff_capture::record::{Header, PairRecord, PairWriter, SideRecord, WriterConfig};
+    use shadowdiff_format::{Header, PairRecord, PairWriter, SideRecord, WriterConfig};
 
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");

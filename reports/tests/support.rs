@@ -196,12 +196,13 @@ fn attributes(s: &str) -> Vec<(String, String)> {
     out
 }
 
-/// Analyzes the pair files under `input` with the default policy into `out`, writes the verdict
-/// files and the report, as `shadowdiff analyze` does.
+/// Analyzes the pair files under `input` with the default policy into `out`, writes verdict.json
+/// and then junit.xml, summary.md and the report from the typed verdict, as `shadowdiff analyze`
+/// does.
 pub fn analyze_and_report(
     input: &std::path::Path,
     out: &std::path::Path,
-) -> (shadowdiff_analyze::pipeline::Analysis, shadowdiff_reports::from_verdict::Written) {
+) -> (shadowdiff_analyze::pipeline::Analysis, shadowdiff_reports::Written) {
     let policy = shadowdiff_analyze::Policy::default();
     let analysis = shadowdiff_analyze::pipeline::run(
         &[input.to_str().expect("a UTF-8 path")],
@@ -210,8 +211,8 @@ pub fn analyze_and_report(
         &shadowdiff_analyze::pipeline::Quiet,
     )
     .expect("analyze runs");
-    let mut verdict = shadowdiff_analyze::judge::judge(&analysis, &policy).expect("judged");
-    verdict.write(out).expect("verdict written");
-    let written = shadowdiff_reports::from_verdict::write_report(out).expect("report written");
+    let mut verdict = shadowdiff_analyze::judge::judge(&analysis, &policy);
+    shadowdiff_analyze::verdict::write(&mut verdict, out).expect("verdict written");
+    let written = shadowdiff_reports::write_outputs(out, &verdict).expect("report written");
     (analysis, written)
 }

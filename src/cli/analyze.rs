@@ -120,20 +120,19 @@ pub(super) fn execute(r: Resolved) -> anyhow::Result<Exit> {
     let progress = Bar(bar);
     let analysis = pipeline::run(&r.inputs, &r.policy, &r.options, &progress)?;
     progress.phase("judging");
-    let mut verdict = judge(&analysis, &r.policy)?;
-    verdict
-        .write(&r.options.out)
+    let mut verdict = judge(&analysis, &r.policy);
+    shadowdiff_analyze::verdict::write(&mut verdict, &r.options.out)
         .with_context(|| format!("cannot write the verdict into {}", r.options.out.display()))?;
     progress.phase("writing the report");
-    let report = shadowdiff_reports::from_verdict::write_report(&r.options.out)
+    let written = shadowdiff_reports::write_outputs(&r.options.out, &verdict)
         .with_context(|| format!("cannot write the report into {}", r.options.out.display()))?;
     if let Some(b) = &progress.0 {
         b.finish_and_clear();
     }
     if !r.quiet {
         let mut out = std::io::stdout().lock();
-        out.write_all(verdict.text().as_bytes())?;
-        writeln!(out, "report   {}", report.report.display())?;
+        out.write_all(shadowdiff_reports::summary::text(&verdict).as_bytes())?;
+        writeln!(out, "report   {}", written.report.display())?;
         writeln!(
             out,
             "took     {:.1} s ({:.0} pairs/s)",

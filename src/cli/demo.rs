@@ -104,7 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         quiet: args.quiet,
     };
     let verdict = analyze::execute(resolved)?;
-    let report = analysis_dir.join(shadowdiff_reports::from_verdict::REPORT_FILE);
+    let report = analysis_dir.join(shadowdiff_reports::REPORT_FILE);
     if args.quiet {
         println!("{}", report.display());
     } else {

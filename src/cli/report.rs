@@ -1,13 +1,14 @@
-//! `shadowdiff report`: re-render report.html and charts/*.png from an analyze output directory.
+//! `shadowdiff report`: re-write junit.xml, summary.md, report.html and charts/*.png from an
+//! analyze output directory.
 
 use std::path::PathBuf;
 
-use anyhow::bail;
-use shadowdiff_reports::from_verdict::{self, FromVerdictError};
+use anyhow::{Context, bail};
 
 use crate::exit::Exit;
 
-/// Re-render report.html and charts/*.png from an earlier `shadowdiff analyze --out DIR`.
+/// Re-write junit.xml, summary.md, report.html and charts/*.png from an earlier `shadowdiff
+/// analyze --out DIR`.
 ///
 /// Reads the directory's verdict.json, pairs.parquet, diffs.parquet and examples.json; nothing is
 /// analyzed again. A part whose file is missing is left out of the report with the reason.
@@ -23,21 +24,20 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let verdict = args.dir.join(shadowdiff_analyze::verdict::VERDICT_FILE);
-    if !verdict.is_file() {
-        bail!("{} does not exist: run `shadowdiff analyze --out {}` first", verdict.display(), args.dir.display());
+    let path = args.dir.join(shadowdiff_format::verdict::VERDICT_FILE);
+    if !path.is_file() {
+        bail!("{} does not exist: run `shadowdiff analyze --out {}` first", path.display(), args.dir.display());
     }
-    let written = match from_verdict::write_report(&args.dir) {
-        Ok(w) => w,
-        Err(e @ (FromVerdictError::Read { .. } | FromVerdictError::Parse { .. })) => bail!("{e}"),
-        Err(e) => {
-            return Err(anyhow::Error::new(e).context(format!("cannot write the report into {}", args.dir.display())));
-        }
-    };
+    // A verdict that cannot be read names its file, and says why, on one line.
+    let verdict = shadowdiff_reports::read_verdict(&args.dir)?;
+    let written = shadowdiff_reports::write_outputs(&args.dir, &verdict)
+        .with_context(|| format!("cannot write the report into {}", args.dir.display()))?;
     for part in &written.left_out {
         eprintln!("shadowdiff: left out of the report: {part}");
     }
     if !args.quiet {
+        println!("junit    {}", written.junit.display());
+        println!("summary  {}", written.summary.display());
         println!("report   {}", written.report.display());
         println!("charts   {}", written.charts.len());
     }

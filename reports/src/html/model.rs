@@ -1,6 +1,7 @@
 //! The report's view models: plain strings and numbers, shaped like what a reader sees.
 //!
-//! Producers (analyze's verdict, or a test) fill these in; the templates only lay them out.
+//! Producers (the page built from a verdict, or a test) fill these in; the templates only lay
+//! them out.
 //! Every `String` here is treated as untrusted text and escaped when rendered — a captured body
 //! or an endpoint name can hold anything — so none of these fields may carry markup.
 
@@ -21,24 +22,25 @@ pub enum Status {
 }
 
 impl Status {
-    /// The word shown to readers: `PASS`, `WARN`, `FAIL`, `INCONCLUSIVE`.
-    pub fn label(self) -> &'static str {
+    /// The vocabulary word this status shows.
+    pub fn word(self) -> shadowdiff_format::vocab::Status {
+        use shadowdiff_format::vocab::Status as Word;
         match self {
-            Self::Pass => "PASS",
-            Self::Warn => "WARN",
-            Self::Fail => "FAIL",
-            Self::Inconclusive => "INCONCLUSIVE",
+            Self::Pass => Word::Pass,
+            Self::Warn => Word::Warn,
+            Self::Fail => Word::Fail,
+            Self::Inconclusive => Word::Inconclusive,
         }
     }
 
-    /// The CSS class (lower-case label).
+    /// The word shown to readers, in capitals: `PASS`, `WARN`, `FAIL`, `INCONCLUSIVE`.
+    pub fn label(self) -> String {
+        self.word().label().to_uppercase()
+    }
+
+    /// The CSS class: the word as verdict.json spells it.
     pub fn class(self) -> &'static str {
-        match self {
-            Self::Pass => "pass",
-            Self::Warn => "warn",
-            Self::Fail => "fail",
-            Self::Inconclusive => "inconclusive",
-        }
+        self.word().as_str()
     }
 
     /// A symbol that repeats the status without colour.
@@ -48,6 +50,20 @@ impl Status {
             Self::Warn => "!",
             Self::Fail => "✗",
             Self::Inconclusive => "?",
+        }
+    }
+}
+
+impl From<shadowdiff_format::vocab::Status> for Status {
+    /// A check's status as the report shows it: what was not judged (disabled, or not
+    /// comparable) shows as a pass, since it holds nothing against the canary.
+    fn from(s: shadowdiff_format::vocab::Status) -> Self {
+        use shadowdiff_format::vocab::Status as Word;
+        match s {
+            Word::Pass | Word::Disabled | Word::NotComparable => Self::Pass,
+            Word::Warn => Self::Warn,
+            Word::Fail => Self::Fail,
+            Word::Inconclusive => Self::Inconclusive,
         }
     }
 }
