@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use http::{HeaderName, HeaderValue};
+use shadowdiff_capture::config::{Flag, parse_nonzero_duration, parse_size};
 use shadowdiff_capture::record::Side;
 use shadowdiff_capture::select::PathPattern;
 use shadowdiff_replay::driver::{DriverConfig, Progress, Summary};
@@ -51,7 +52,7 @@ pub struct Args {
     #[arg(long, value_name = "X")]
     speed: Option<f64>,
     /// Longest pause between two requests at the recorded pace, e.g. 5s, 500ms.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = Flag(parse_nonzero_duration))]
     max_gap: Duration,
     /// Send N requests per second on a fixed schedule (open loop; latency counts from the
     /// intended send time).
@@ -61,11 +62,11 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 64)]
     concurrency: usize,
     /// Per-target timeout for one request.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = Flag(parse_nonzero_duration))]
     timeout: Duration,
     /// Response bytes recorded per side; longer bodies are truncated (and flagged).
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
-    max_body: usize,
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = Flag(parse_size))]
+    max_body: u64,
     /// Replay non-idempotent methods (POST, PUT, PATCH, DELETE) too.
     #[arg(long)]
     allow_mutations: bool,
@@ -107,28 +108,11 @@ pub struct Args {
     #[arg(long = "loop")]
     repeat: bool,
     /// Stop sending after this long, e.g. 10m.
-    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", value_parser = Flag(parse_nonzero_duration))]
     duration: Option<Duration>,
     /// Agent name in every fresh pair (default: replay-<time>).
     #[arg(long)]
     agent: Option<String>,
-}
-
-fn duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).map_or((s, "s"), |i| (&s[..i], &s[i..]));
-    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration such as 500ms, 5s or 10m"))?;
-    let secs = match unit {
-        "ms" => n / 1e3,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("`{s}` has an unknown unit (use ms, s, m or h)")),
-    };
-    if !(secs.is_finite() && secs > 0.0) {
-        return Err(format!("`{s}` must be longer than zero"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 fn rfc3339(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
@@ -191,7 +175,7 @@ fn plan(args: Args) -> anyhow::Result<Plan> {
         },
         repeat: args.repeat,
         timeout: args.timeout,
-        max_body: args.max_body,
+        max_body: args.max_body as usize,
         rewrites: Rewrites { remove: args.remove_headers, set: args.set_headers, host: args.host },
     })
 }
@@ -276,14 +260,77 @@ fn render(s: &Summary, files: usize, out: &std::path::Path) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::duration;
+    use std::time::Duration;
+
+    use clap::Parser;
+    use shadowdiff_capture::config::Flags;
+
+    use super::Args;
+
+    #[derive(Debug, Parser)]
+    struct Replay {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[derive(Debug, Parser)]
+    struct Capture {
+        #[command(flatten)]
+        flags: Flags,
+    }
+
+    const REQUIRED: [&str; 5] = ["pairs/", "--canary", "http://127.0.0.1:1", "--out", "/tmp/out"];
+
+    fn replay(args: &[&str]) -> Result<Args, String> {
+        Replay::try_parse_from(["replay"].iter().chain(&REQUIRED).chain(args))
+            .map(|r| r.args)
+            .map_err(|e| e.to_string().trim_start_matches("error: ").trim_end().to_owned())
+    }
+
+    fn capture(args: &[&str]) -> Flags {
+        Capture::try_parse_from(["capture"].iter().chain(args)).expect("capture takes it").flags
+    }
 
     #[test]
-    fn durations_parse() {
-        assert_eq!(duration("500ms"), Ok(std::time::Duration::from_millis(500)));
-        assert_eq!(duration("5s"), Ok(std::time::Duration::from_secs(5)));
-        assert_eq!(duration("2m"), Ok(std::time::Duration::from_secs(120)));
-        assert_eq!(duration("3"), Ok(std::time::Duration::from_secs(3)));
-        assert!(duration("0s").is_err() && duration("5 parsecs").is_err() && duration("x").is_err());
+    fn defaults_are_the_documented_ones() {
+        let a = replay(&[]).expect("valid");
+        assert_eq!(
+            (a.max_gap, a.timeout, a.max_body, a.duration),
+            (Duration::from_secs(5), Duration::from_secs(30), 1 << 20, None)
+        );
+    }
+
+    /// Replay reads durations and sizes with capture's parsers: what one takes, the other takes,
+    /// as the same value.
+    #[test]
+    fn durations_and_sizes_read_as_capture_reads_them() {
+        for text in ["500ms", "5s", "1.5s", "2m", "1h30m", "3", "0.25"] {
+            let a = replay(&["--timeout", text, "--max-gap", text, "--duration", text]).expect(text);
+            let c = capture(&["--mirror-timeout", text, "--rotate-age", text]);
+            assert_eq!(Some(a.timeout), c.mirror_timeout, "{text}");
+            assert_eq!((Some(a.max_gap), a.duration), (c.rotate_age, c.rotate_age), "{text}");
+        }
+        for text in ["0", "4096", "10_000", "64KiB", "1MiB", "1MB", "10k", "1.5KiB"] {
+            let a = replay(&["--max-body", text]).expect(text);
+            assert_eq!(Some(a.max_body), capture(&["--max-response-body", text]).max_response_body, "{text}");
+        }
+        // Zero is a duration, and capture takes it where it means something; replay's timeouts
+        // and its pacing need a positive one, as before.
+        assert_eq!(capture(&["--mirror-timeout", "0s"]).mirror_timeout, Some(Duration::ZERO));
+        assert_eq!(replay(&["--timeout", "0s"]).map(|_| ()), Err("--timeout must be longer than zero".to_owned()));
+    }
+
+    #[test]
+    fn a_bad_value_is_one_sentence_naming_the_flag() {
+        let cases = [
+            (&["--timeout", "5 parsecs"][..], "--timeout must be a duration such as 500ms, 5s or 2m, not 5 parsecs"),
+            (&["--max-gap", "soon"], "--max-gap must be a duration such as 500ms, 5s or 2m, not soon"),
+            (&["--duration=-1s"], "--duration must be a duration such as 500ms, 5s or 2m, not -1s"),
+            (&["--max-gap", "0s"], "--max-gap must be longer than zero"),
+            (&["--max-body", "1.5"], "--max-body must be a whole number or a size such as 64KiB or 1MiB, not 1.5"),
+        ];
+        for (args, expected) in cases {
+            assert_eq!(replay(args).map(|_| ()), Err(expected.to_owned()), "{args:?}");
+        }
     }
 }

@@ -1,0 +1,195 @@
+//! Flags and file into one [`Config`]: for each setting the flag, else its key, else the default;
+//! then the checks that span settings (required upstreams, a TLS certificate with its key, one
+//! hash key that agrees with the redaction mode), each naming the flag or the `key` in FILE that
+//! the value came from. Single values were checked when they were parsed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+
+use super::file::{FileConfig, RecorderSection, RedactSection};
+use super::flags::Flags;
+use super::value::{OrNone, RedactMode};
+use super::{Config, DEFAULT_LISTEN, DEFAULT_MARKER_HEADER, DEFAULT_MIRROR_METHODS, RecorderSettings, TlsFiles};
+use crate::error::{Error, Result};
+use crate::redact::{DEFAULT_HEADERS, HashKey, RedactRules};
+
+impl Config {
+    /// Validate flags (and the file they name) into a configuration.
+    pub fn resolve(flags: Flags) -> Result<Self> {
+        let file = match &flags.config {
+            Some(path) => Some((path.clone(), FileConfig::load(path)?)),
+            None => None,
+        };
+        Self::resolve_with(flags, file)
+    }
+
+    /// As [`resolve`](Self::resolve), with the file already parsed.
+    pub fn resolve_with(flags: Flags, file: Option<(PathBuf, FileConfig)>) -> Result<Self> {
+        let (path, f) = match file {
+            Some((p, f)) => (Some(p), f),
+            None => (None, FileConfig::default()),
+        };
+        let origin = Origin { path: path.as_deref() };
+        let redact = redaction(&origin, &flags, f.redact)?;
+        let recorder = recorder(&flags, f.recorder);
+        let tls = match (flags.tls_cert.or(f.tls.cert), flags.tls_key.or(f.tls.key)) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(missing("--tls-key", "tls.key", "the private key that goes with the TLS certificate"));
+            }
+            (None, Some(_)) => {
+                return Err(missing("--tls-cert", "tls.cert", "the certificate that goes with the TLS key"));
+            }
+        };
+        Ok(Config {
+            listen: flags.listen.or(f.listen).unwrap_or_else(default_listen),
+            admin_listen: flags.admin_listen.or(f.admin_listen).and_then(|a| a.0),
+            baseline: flags
+                .baseline
+                .or(f.baseline)
+                .ok_or_else(|| missing("--baseline", "baseline", "the URL of the service that answers clients"))?,
+            canary: flags
+                .canary
+                .or(f.canary)
+                .ok_or_else(|| missing("--canary", "canary", "the URL of the service to compare"))?,
+            secondary: flags.secondary.or(f.secondary),
+            out: flags
+                .out
+                .or(f.out)
+                .ok_or_else(|| missing("--out", "out", "the directory pair files are written to"))?,
+            agent: flags.agent.or(f.agent).unwrap_or_else(default_agent),
+            tls,
+            ca_file: flags.ca_file.or(f.upstream.ca_file),
+            baseline_timeout: flags.baseline_timeout.or(f.upstream.timeout).unwrap_or(Duration::from_secs(30)),
+            connect_timeout: flags.connect_timeout.or(f.upstream.connect_timeout).unwrap_or(Duration::from_secs(2)),
+            mirror_timeout: flags.mirror_timeout.or(f.mirror.timeout).unwrap_or(Duration::from_secs(5)),
+            max_in_flight_mirrors: flags.max_in_flight_mirrors.or(f.mirror.max_in_flight).unwrap_or(1024) as usize,
+            mirror_methods: flags.mirror_methods.or(f.mirror.methods).unwrap_or_else(default_methods),
+            marker_header: flags
+                .marker_header
+                .or(f.mirror.marker_header)
+                .unwrap_or(OrNone(Some(HeaderName::from_static(DEFAULT_MARKER_HEADER))))
+                .0,
+            sample_rate: flags.sample_rate.or(f.sampling.rate).unwrap_or(1.0),
+            sample_key: flags.sample_key.or(f.sampling.key),
+            include: if flags.include.is_empty() { f.sampling.include } else { flags.include },
+            exclude: if flags.exclude.is_empty() { f.sampling.exclude } else { flags.exclude },
+            max_request_body: flags.max_request_body.or(f.limits.max_request_body).unwrap_or(1 << 20) as usize,
+            max_response_body: flags.max_response_body.or(f.limits.max_response_body).unwrap_or(1 << 20) as usize,
+            recorder,
+            redact,
+            drain_timeout: flags.drain_timeout.or(f.shutdown.drain_timeout).unwrap_or(Duration::from_secs(10)),
+        })
+    }
+}
+
+fn recorder(flags: &Flags, file: RecorderSection) -> RecorderSettings {
+    let default = RecorderSettings::default();
+    RecorderSettings {
+        queue: flags.queue.or(file.queue).map_or(default.queue, |n| n as usize),
+        queue_bytes: flags.queue_bytes.or(file.queue_bytes).unwrap_or(default.queue_bytes),
+        rotate_rows: flags.rotate_rows.or(file.rotate_rows).unwrap_or(default.rotate_rows),
+        rotate_bytes: flags.rotate_bytes.or(file.rotate_bytes).unwrap_or(default.rotate_bytes),
+        rotate_age: flags.rotate_age.or(file.rotate_age).unwrap_or(default.rotate_age),
+        row_group_rows: file.row_group_rows.map_or(default.row_group_rows, |n| n as usize),
+        zstd_level: file.zstd_level.unwrap_or(default.zstd_level),
+    }
+}
+
+/// Redaction lists from the flags and the file add up (more redaction is never less safe); the
+/// hash key is given one way, and agrees with the mode.
+fn redaction(origin: &Origin<'_>, flags: &Flags, file: RedactSection) -> Result<RedactRules> {
+    let headers = union(
+        flags
+            .redact_headers
+            .iter()
+            .chain(&file.headers)
+            .map(HeaderName::as_str)
+            .filter(|h| !DEFAULT_HEADERS.contains(h)),
+    );
+    let query_params = union(flags.redact_query.iter().chain(&file.query_params).map(String::as_str));
+    let json_paths = union(flags.redact_json.iter().chain(&file.json_paths).map(String::as_str));
+    let key_file = origin.pick(flags.hash_key_file.clone(), "--hash-key-file", file.key_file, "redact.key_file");
+    let key_env = origin.pick(flags.hash_key_env.clone(), "--hash-key-env", file.key_env, "redact.key_env");
+    let key = match (key_file, key_env) {
+        (Some(_), Some((_, who))) => {
+            return Err(bad(who, "cannot be combined with a key file: give the hash key one way"));
+        }
+        (Some((path, who)), None) => Some(HashKey::from_file(&path).map_err(|m| bad(who, &m))?),
+        (None, Some((var, who))) => Some(HashKey::from_env(&var).map_err(|m| bad(who, &m))?),
+        (None, None) => None,
+    };
+    match (file.mode, &key) {
+        (Some(RedactMode::Mask), Some(_)) => {
+            Err(bad(origin.key("redact.mode"), "is `mask` but a hash key is given; use `hash` or drop the key"))
+        }
+        (Some(RedactMode::Hash), None) => Err(bad(
+            origin.key("redact.mode"),
+            "is `hash` but no key is given; set `redact.key_file`, `redact.key_env`, --hash-key-file or --hash-key-env",
+        )),
+        _ => Ok(RedactRules { headers, query_params, json_paths, key }),
+    }
+}
+
+/// Each item once, in the order first given.
+fn union<'a>(items: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for item in items {
+        if !out.iter().any(|o| o == item) {
+            out.push(item.to_owned());
+        }
+    }
+    out
+}
+
+/// Names a setting the way the user wrote it: the flag, or the key and the file.
+struct Origin<'a> {
+    path: Option<&'a Path>,
+}
+
+impl Origin<'_> {
+    fn key(&self, key: &str) -> String {
+        match self.path {
+            Some(p) => format!("`{key}` in {}", p.display()),
+            None => format!("`{key}`"),
+        }
+    }
+
+    /// The flag's value, else the key's, with the name of the one it came from.
+    fn pick<T>(&self, flag: Option<T>, flag_name: &str, key: Option<T>, key_name: &str) -> Option<(T, String)> {
+        match (flag, key) {
+            (Some(v), _) => Some((v, flag_name.to_owned())),
+            (None, Some(v)) => Some((v, self.key(key_name))),
+            (None, None) => None,
+        }
+    }
+}
+
+fn missing(flag: &str, key: &str, what: &str) -> Error {
+    bad(flag.to_owned(), &format!("is required ({what}); give it as a flag or as `{key}` in the --config file"))
+}
+
+fn bad(setting: String, message: &str) -> Error {
+    Error::BadConfig { setting, message: message.to_owned() }
+}
+
+fn default_listen() -> SocketAddr {
+    DEFAULT_LISTEN.parse().expect("the default listen address is an address")
+}
+
+fn default_methods() -> Vec<Method> {
+    DEFAULT_MIRROR_METHODS.iter().map(|m| Method::from_bytes(m.as_bytes()).expect("a static method")).collect()
+}
+
+fn default_agent() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .map_or_else(|| "capture".to_owned(), |h| format!("capture-{h}"))
+}
