@@ -358,7 +358,8 @@ pub fn write(dir: &Path, examples: &[Example]) -> Result<()> {
     let file = ExamplesFile { schema_version: SCHEMA_VERSION, examples: examples.to_vec() };
     let json =
         serde_json::to_string(&file).map_err(|e| Error::Internal { message: format!("serializing examples: {e}") })?;
-    std::fs::write(&path, json + "\n").map_err(|source| Error::Output { path, source: source.into() })
+    shadowdiff_format::atomic::write_atomic(&path, (json + "\n").as_bytes())
+        .map_err(|source| Error::Output { path, source: source.into() })
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! [`schema`] names every column; [`PairRecord`] is one row in memory; [`PairWriter`] is the one
 //! writer and [`PairReader`] the one reader. `docs/schema.md` documents the format for users.
 
+pub mod atomic;
 pub mod batch;
 pub mod pair;
 pub mod reader;
