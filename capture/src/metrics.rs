@@ -1,18 +1,29 @@
 //! The admin listener: `/metrics` in the Prometheus text format (version 0.0.4) and `/healthz`
 //! (200 while serving, 503 once draining, so a load balancer stops sending traffic).
+//!
+//! The exposition is `prometheus-client`'s: [`Counters`] stays the one place that counts (plain
+//! atomics the proxy bumps and the writer copies into every file's metadata), and one
+//! [`Collector`] reads them on each scrape and hands them to the crate's encoder, which owns the
+//! format (escaping, `_total` suffixes, histogram buckets, `le` spelling).
 
 use std::convert::Infallible;
-use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet, prometheus_text};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 
 use crate::body::ProxyBody;
 use crate::counters::{Counters, DropReason, LATENCY_BUCKETS, MirrorSkip, SkipReason};
 use crate::record::schema::Side;
+
+/// How the admin handler learns how many mirrors are running now.
+pub type InFlight = Arc<dyn Fn() -> usize + Send + Sync>;
 
 /// What the admin handler reads.
 #[derive(Clone)]
@@ -20,13 +31,13 @@ pub struct Admin {
     pub counters: Arc<Counters>,
     pub draining: Arc<AtomicBool>,
     /// Mirrors running now.
-    pub mirrors_in_flight: Arc<dyn Fn() -> usize + Send + Sync>,
+    pub mirrors_in_flight: InFlight,
 }
 
 impl Admin {
     pub async fn handle(self, req: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
         let (status, ctype, body) = match (req.method(), req.uri().path()) {
-            (&Method::GET, "/metrics") => (StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", self.render()),
+            (&Method::GET, "/metrics") => (StatusCode::OK, prometheus_text::CONTENT_TYPE, self.render()),
             (&Method::GET, "/healthz") if self.draining.load(Ordering::Relaxed) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", "draining\n".to_owned())
             }
@@ -41,83 +52,151 @@ impl Admin {
         Ok(r)
     }
 
+    /// The exposition served at `/metrics`.
     pub fn render(&self) -> String {
-        render(&self.counters, (self.mirrors_in_flight)())
+        render(&registry(Arc::clone(&self.counters), Arc::clone(&self.mirrors_in_flight)))
     }
 }
 
-/// The Prometheus text exposition of every counter, gauge and histogram.
-pub fn render(c: &Counters, mirrors_in_flight: usize) -> String {
-    let mut o = String::with_capacity(8 * 1024);
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let mut counter = |name: &str, help: &str, v: u64| {
-        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
-    };
-    counter("shadowdiff_requests_total", "Client requests received.", load(&c.seen));
-    counter("shadowdiff_pairs_mirrored_total", "Captured requests sent to the canary.", load(&c.mirrored));
-    counter("shadowdiff_pairs_recorded_total", "Pairs accepted by the writer.", load(&c.recorded));
-    counter("shadowdiff_pairs_committed_total", "Pairs in closed pair files.", load(&c.committed));
-    counter("shadowdiff_files_written_total", "Pair files closed.", load(&c.files));
-    counter("shadowdiff_upgrades_total", "Protocol upgrades passed to the baseline only.", load(&c.upgrades));
-    counter("shadowdiff_writer_errors_total", "Pair writer failures.", load(&c.writer_errors));
-    counter(
-        "shadowdiff_redaction_withheld_total",
-        "Pairs with a body withheld because it could not be parsed for redaction.",
-        load(&c.redaction_withheld),
-    );
+/// A registry holding the agent's one collector. It is two small allocations, cheap enough to
+/// build on each scrape, so [`Admin`] stays the three handles the agent gives it.
+pub fn registry(counters: Arc<Counters>, mirrors_in_flight: InFlight) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(AgentCollector { counters, mirrors_in_flight }));
+    registry
+}
 
-    let _ = writeln!(o, "# HELP shadowdiff_pairs_dropped_total Captured pairs that never reached the writer.");
-    let _ = writeln!(o, "# TYPE shadowdiff_pairs_dropped_total counter");
-    for r in DropReason::ALL {
-        let _ = writeln!(o, "shadowdiff_pairs_dropped_total{{reason=\"{}\"}} {}", r.as_str(), c.dropped_count(r));
-    }
-    let _ = writeln!(o, "# HELP shadowdiff_requests_skipped_total Requests served but not captured.");
-    let _ = writeln!(o, "# TYPE shadowdiff_requests_skipped_total counter");
-    for r in SkipReason::ALL {
-        let _ = writeln!(o, "shadowdiff_requests_skipped_total{{reason=\"{}\"}} {}", r.as_str(), c.skipped_count(r));
-    }
-    let _ =
-        writeln!(o, "# HELP shadowdiff_mirrors_skipped_total Captured pairs recorded with canary_error=\"skipped\".");
-    let _ = writeln!(o, "# TYPE shadowdiff_mirrors_skipped_total counter");
-    for r in MirrorSkip::ALL {
-        let _ =
-            writeln!(o, "shadowdiff_mirrors_skipped_total{{reason=\"{}\"}} {}", r.as_str(), c.mirror_skipped_count(r));
-    }
+/// The Prometheus text exposition (version 0.0.4) of `registry`.
+pub fn render(registry: &Registry) -> String {
+    let mut text = String::with_capacity(8 * 1024);
+    // Writing into a String cannot fail, and the collector fails only when the encoder does.
+    let _ = prometheus_text::encode(&mut text, registry);
+    text
+}
 
-    let mut gauge = |name: &str, help: &str, v: i64| {
-        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-    };
-    gauge(
-        "shadowdiff_requests_in_flight",
-        "Client requests waiting for their response head.",
-        c.requests_in_flight.load(Ordering::Relaxed),
-    );
-    gauge(
-        "shadowdiff_pairs_pending",
-        "Captured pairs not yet handed to the writer.",
-        c.pairs_pending.load(Ordering::Relaxed),
-    );
-    gauge("shadowdiff_writer_queue_depth", "Pairs waiting in the writer's queue.", c.queued.load(Ordering::Relaxed));
-    gauge("shadowdiff_mirrors_in_flight", "Mirror requests running.", mirrors_in_flight as i64);
+/// Reads [`Counters`] (and the mirrors running now) on each scrape. Counter names are given
+/// without `_total`: the encoder appends it, so the series keep their documented names.
+struct AgentCollector {
+    counters: Arc<Counters>,
+    mirrors_in_flight: InFlight,
+}
 
-    let _ = writeln!(o, "# HELP shadowdiff_upstream_latency_seconds Request sent to last body byte, per side.");
-    let _ = writeln!(o, "# TYPE shadowdiff_upstream_latency_seconds histogram");
-    for side in Side::ALL {
-        let (buckets, sum, count) = c.latency(side).snapshot();
-        for (le, n) in LATENCY_BUCKETS.iter().map(|b| b.to_string()).chain(["+Inf".to_owned()]).zip(&buckets) {
-            let _ = writeln!(o, "shadowdiff_upstream_latency_seconds_bucket{{side=\"{side}\",le=\"{le}\"}} {n}");
+impl std::fmt::Debug for AgentCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentCollector").finish_non_exhaustive()
+    }
+}
+
+impl Collector for AgentCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let c = &*self.counters;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let counters: [(&str, &str, u64); 8] = [
+            ("shadowdiff_requests", "Client requests received.", load(&c.seen)),
+            ("shadowdiff_pairs_mirrored", "Captured requests sent to the canary.", load(&c.mirrored)),
+            ("shadowdiff_pairs_recorded", "Pairs accepted by the writer.", load(&c.recorded)),
+            ("shadowdiff_pairs_committed", "Pairs in closed pair files.", load(&c.committed)),
+            ("shadowdiff_files_written", "Pair files closed.", load(&c.files)),
+            ("shadowdiff_upgrades", "Protocol upgrades passed to the baseline only.", load(&c.upgrades)),
+            ("shadowdiff_writer_errors", "Pair writer failures.", load(&c.writer_errors)),
+            (
+                "shadowdiff_redaction_withheld",
+                "Pairs with a body withheld because it could not be parsed for redaction.",
+                load(&c.redaction_withheld),
+            ),
+        ];
+        for (name, help, value) in counters {
+            encoder
+                .encode_descriptor(name, help, None, MetricType::Counter)?
+                .encode_counter::<NoLabelSet, _, u64>(&value, None)?;
         }
-        let _ = writeln!(o, "shadowdiff_upstream_latency_seconds_sum{{side=\"{side}\"}} {sum}");
-        let _ = writeln!(o, "shadowdiff_upstream_latency_seconds_count{{side=\"{side}\"}} {count}");
-    }
-    let _ = writeln!(o, "# HELP shadowdiff_upstream_errors_total Upstream calls that failed, per side and error kind.");
-    let _ = writeln!(o, "# TYPE shadowdiff_upstream_errors_total counter");
-    for side in Side::ALL {
-        for (kind, n) in c.side_errors(side) {
-            let _ = writeln!(o, "shadowdiff_upstream_errors_total{{side=\"{side}\",kind=\"{kind}\"}} {n}");
+        counter(
+            &mut encoder,
+            "shadowdiff_pairs_dropped",
+            "Captured pairs that never reached the writer.",
+            DropReason::ALL.map(|r| ([("reason", r.as_str())], c.dropped_count(r))),
+        )?;
+        counter(
+            &mut encoder,
+            "shadowdiff_requests_skipped",
+            "Requests served but not captured.",
+            SkipReason::ALL.map(|r| ([("reason", r.as_str())], c.skipped_count(r))),
+        )?;
+        counter(
+            &mut encoder,
+            "shadowdiff_mirrors_skipped",
+            "Captured pairs recorded with canary_error=\"skipped\".",
+            MirrorSkip::ALL.map(|r| ([("reason", r.as_str())], c.mirror_skipped_count(r))),
+        )?;
+
+        let mirrors_in_flight = i64::try_from((self.mirrors_in_flight)()).unwrap_or(i64::MAX);
+        let gauges: [(&str, &str, i64); 4] = [
+            (
+                "shadowdiff_requests_in_flight",
+                "Client requests waiting for their response head.",
+                c.requests_in_flight.load(Ordering::Relaxed),
+            ),
+            (
+                "shadowdiff_pairs_pending",
+                "Captured pairs not yet handed to the writer.",
+                c.pairs_pending.load(Ordering::Relaxed),
+            ),
+            ("shadowdiff_writer_queue_depth", "Pairs waiting in the writer's queue.", c.queued.load(Ordering::Relaxed)),
+            ("shadowdiff_mirrors_in_flight", "Mirror requests running.", mirrors_in_flight),
+        ];
+        for (name, help, value) in gauges {
+            encoder.encode_descriptor(name, help, None, MetricType::Gauge)?.encode_gauge(&value)?;
         }
+
+        let mut latency = encoder.encode_descriptor(
+            "shadowdiff_upstream_latency_seconds",
+            "Request sent to last body byte, per side.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for side in Side::ALL {
+            let (cumulative, sum, count) = c.latency(side).snapshot();
+            // The encoder takes each bucket's own count and accumulates them itself; `+Inf` is
+            // passed explicitly so it comes from the buckets, as `_count` comes from the count.
+            let bounds = LATENCY_BUCKETS.iter().copied().chain([f64::INFINITY]);
+            let mut below = 0;
+            let buckets: Vec<(f64, u64)> = bounds
+                .zip(cumulative)
+                .map(|(le, up_to)| {
+                    let own = up_to.saturating_sub(below);
+                    below = up_to;
+                    (le, own)
+                })
+                .collect();
+            latency
+                .encode_family(&[("side", side.name())])?
+                .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+        }
+
+        let errors = Side::ALL.into_iter().flat_map(|side| {
+            c.side_errors(side).into_iter().map(move |(kind, n)| ([("side", side.name()), ("kind", kind)], n))
+        });
+        counter(
+            &mut encoder,
+            "shadowdiff_upstream_errors",
+            "Upstream calls that failed, per side and error kind.",
+            errors,
+        )
     }
-    o
+}
+
+/// One labelled counter family: its descriptor, then a sample per label set.
+fn counter<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (L, u64)>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in samples {
+        family.encode_family(&labels)?.encode_counter::<NoLabelSet, _, u64>(&value, None)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -126,17 +205,22 @@ mod tests {
 
     use super::*;
 
+    fn exposition(c: &Arc<Counters>, mirrors_in_flight: usize) -> String {
+        render(&registry(Arc::clone(c), Arc::new(move || mirrors_in_flight)))
+    }
+
     #[test]
     fn exposition_is_well_formed() {
         let c = Counters::new();
         c.seen.fetch_add(3, Ordering::Relaxed);
         c.dropped(DropReason::QueueFull);
         c.observe_side(Side::Canary, Some(Duration::from_millis(3)), Some("timeout"));
-        let text = render(&c, 2);
-        assert!(text.contains("shadowdiff_requests_total 3\n"));
+        let text = exposition(&c, 2);
+        assert!(text.contains("shadowdiff_requests_total 3\n"), "{text}");
         assert!(text.contains("shadowdiff_pairs_dropped_total{reason=\"queue_full\"} 1\n"));
         assert!(text.contains("shadowdiff_upstream_latency_seconds_bucket{side=\"canary\",le=\"0.005\"} 1\n"));
         assert!(text.contains("shadowdiff_upstream_latency_seconds_bucket{side=\"canary\",le=\"+Inf\"} 1\n"));
+        assert!(text.contains("shadowdiff_upstream_latency_seconds_count{side=\"canary\"} 1\n"));
         assert!(text.contains("shadowdiff_upstream_errors_total{side=\"canary\",kind=\"timeout\"} 1\n"));
         assert!(text.contains("shadowdiff_mirrors_in_flight 2\n"));
         // Every sample line belongs to a declared family.
@@ -146,5 +230,37 @@ mod tests {
             let name = line.split(['{', ' ']).next().unwrap_or("");
             assert!(families.iter().any(|f| name.starts_with(f)), "{line}");
         }
+    }
+
+    /// The series docs/capture.md lists, with their types: dashboards and alerts depend on them.
+    #[test]
+    fn every_documented_series_keeps_its_name_and_type() {
+        let text = exposition(&Counters::new(), 0);
+        let types: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).collect();
+        assert_eq!(
+            types,
+            [
+                "shadowdiff_requests_total counter",
+                "shadowdiff_pairs_mirrored_total counter",
+                "shadowdiff_pairs_recorded_total counter",
+                "shadowdiff_pairs_committed_total counter",
+                "shadowdiff_files_written_total counter",
+                "shadowdiff_upgrades_total counter",
+                "shadowdiff_writer_errors_total counter",
+                "shadowdiff_redaction_withheld_total counter",
+                "shadowdiff_pairs_dropped_total counter",
+                "shadowdiff_requests_skipped_total counter",
+                "shadowdiff_mirrors_skipped_total counter",
+                "shadowdiff_requests_in_flight gauge",
+                "shadowdiff_pairs_pending gauge",
+                "shadowdiff_writer_queue_depth gauge",
+                "shadowdiff_mirrors_in_flight gauge",
+                "shadowdiff_upstream_latency_seconds histogram",
+                "shadowdiff_upstream_errors_total counter",
+            ]
+        );
+        assert!(!text.contains("# EOF"), "Prometheus 0.0.4 text, not OpenMetrics");
+        let reasons = text.lines().filter(|l| l.starts_with("shadowdiff_pairs_dropped_total{")).count();
+        assert_eq!(reasons, DropReason::ALL.len(), "a sample per reason, zero or not");
     }
 }
