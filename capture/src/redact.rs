@@ -6,6 +6,7 @@
 //! A body that redaction rules apply to but that cannot be parsed (a truncated JSON body) is
 //! withheld rather than written half-redacted.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -204,9 +205,11 @@ impl Redactor {
         }
         query
             .split('&')
-            .map(|part| match part.split_once('=') {
-                Some((k, v)) if self.params.contains(k) || self.params.contains(&percent_decode(k)) => {
-                    format!("{k}={}", self.token(percent_decode(v).as_bytes()))
+            .map(|part| match (part.split_once('='), form_decode(part)) {
+                (Some((raw_key, _)), Some((key, value)))
+                    if self.params.contains(raw_key) || self.params.contains(&*key) =>
+                {
+                    format!("{raw_key}={}", self.token(value.as_bytes()))
                 }
                 _ => part.to_owned(),
             })
@@ -276,30 +279,10 @@ fn content_type(headers: &[Header]) -> Option<String> {
     headers.iter().find(|h| h.name.eq_ignore_ascii_case("content-type")).map(|h| h.value_lossy().to_ascii_lowercase())
 }
 
-/// `%XX` and `+` decoding for comparing query keys and hashing values; invalid escapes are kept.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(hi), Some(lo)) => {
-                    out.push(hi << 4 | lo);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(c: u8) -> Option<u8> {
-    (c as char).to_digit(16).map(|d| d as u8)
+/// One `key=value` part of a query as a form decoder reads it (`+` is a space, `%XX` a byte,
+/// invalid escapes and invalid UTF-8 kept leniently), for comparing keys and hashing values.
+fn form_decode(part: &str) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
+    form_urlencoded::parse(part.as_bytes()).next()
 }
 
 #[cfg(test)]
@@ -377,8 +360,9 @@ mod tests {
 
     #[test]
     fn percent_decoding_is_forgiving() {
-        assert_eq!(percent_decode("a%20b+c"), "a b c");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz"), "%zz");
+        let decoded = |part: &str| form_decode(part).map(|(k, v)| (k.into_owned(), v.into_owned()));
+        assert_eq!(decoded("a%20b+c=100%"), Some(("a b c".to_owned(), "100%".to_owned())));
+        assert_eq!(decoded("k=%zz"), Some(("k".to_owned(), "%zz".to_owned())));
+        assert_eq!(decoded("k=a=b"), Some(("k".to_owned(), "a=b".to_owned())));
     }
 }
