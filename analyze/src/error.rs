@@ -30,7 +30,7 @@ pub enum Error {
     #[error("{input} holds no pairs to analyze")]
     Empty { input: String },
     /// Writing an output file (or reading back one this run wrote) failed.
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}", path.display())]
     Output {
         path: PathBuf,
         #[source]

@@ -198,7 +198,11 @@ fn write_loop(
             counters.recorded.fetch_sub(1, Ordering::AcqRel);
             counters.dropped(DropReason::WriterError);
             counters.writer_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(side = "recorder", error = %error, "Pair writer failed; the pair was dropped.");
+            tracing::error!(
+                side = "recorder",
+                error = &error as &dyn std::error::Error,
+                "Pair writer failed; the pair was dropped."
+            );
         }
     };
     loop {
@@ -218,7 +222,11 @@ fn write_loop(
             last_check = std::time::Instant::now();
             if let Err(error) = writer.maybe_rotate() {
                 counters.writer_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(side = "recorder", error = %error, "Closing a pair file failed.");
+                tracing::error!(
+                    side = "recorder",
+                    error = &error as &dyn std::error::Error,
+                    "Closing a pair file failed."
+                );
             }
             publish(&writer, &counters);
         }
@@ -231,7 +239,11 @@ fn write_loop(
         }
         Err(error) => {
             counters.writer_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(side = "recorder", error = %error, "Closing the last pair file failed.");
+            tracing::error!(
+                side = "recorder",
+                error = error as &dyn std::error::Error,
+                "Closing the last pair file failed."
+            );
         }
     }
     stats
