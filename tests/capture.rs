@@ -55,6 +55,8 @@ fn pair_files(dir: &Path) -> Vec<std::path::PathBuf> {
 /// Under load, SIGTERM: the process drains and exits 0, every file is whole, and every response
 /// the clients received is a row on disk or counted as dropped in the files' metadata.
 #[test]
+// A synchronous test around a child process (OS clock) that reads the proxy's whole answers.
+#[allow(clippy::disallowed_methods)]
 fn sigterm_under_load_drains_and_accounts_for_every_response() {
     let rt = runtime();
     let (base, canary) = rt.block_on(async {
@@ -130,6 +132,8 @@ fn sigterm_under_load_drains_and_accounts_for_every_response() {
 
 /// SIGKILL mid-run: files closed by rotation before the kill are whole and readable.
 #[test]
+// A synchronous test around a child process (OS clock) that reads the proxy's whole answers.
+#[allow(clippy::disallowed_methods)]
 fn sigkill_leaves_earlier_rotated_files_readable() {
     let rt = runtime();
     let base = rt.block_on(async { upstream().route("/users/1", json!({"id": 1})).run().await.expect("baseline") });
@@ -164,6 +168,8 @@ fn sigkill_leaves_earlier_rotated_files_readable() {
 
 /// The admin listener of the real process answers while it runs.
 #[test]
+// Reads whole answers from the admin listener under test.
+#[allow(clippy::disallowed_methods)]
 fn admin_endpoints_answer() {
     let rt = runtime();
     let base = rt.block_on(async { upstream().run().await.expect("baseline") });

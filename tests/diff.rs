@@ -331,6 +331,8 @@ fn pathological_input_is_reported_not_crashed_on() {
 }
 
 #[test]
+// Times a synchronous child process: the OS clock.
+#[allow(clippy::disallowed_methods)]
 fn large_documents_finish() {
     let c = Case::new();
     let elems = |n: i64| (0..n).map(|i| json!({"i": i, "s": "some text to pad the element out"})).collect::<Vec<_>>();

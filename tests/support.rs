@@ -56,6 +56,8 @@ pub fn signal(child: &std::process::Child, sig: &str) {
 }
 
 /// Waits for a child to exit; kills it and fails the test past `limit`.
+// Polls a child process from a plain thread: the OS clock.
+#[allow(clippy::disallowed_methods)]
 pub fn wait_with_deadline(child: &mut std::process::Child, limit: std::time::Duration) -> std::process::ExitStatus {
     let deadline = std::time::Instant::now() + limit;
     loop {

@@ -178,6 +178,8 @@ impl Drop for Ticket {
     }
 }
 
+// The writer is a plain thread blocked on its queue, not a task: tokio's clock does not run here.
+#[allow(clippy::disallowed_methods)]
 fn write_loop(
     mut writer: PairWriter,
     rx: mpsc::Receiver<Msg>,

@@ -69,6 +69,8 @@ impl Capture {
         self.send(Method::GET, path, &[], Bytes::new()).await
     }
 
+    // Reads the whole answer of the agent under test: the test is the client that asserts on it.
+    #[allow(clippy::disallowed_methods)]
     async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Bytes) -> Answer {
         let mut b = Request::builder().method(method).uri(self.url(path));
         for (k, v) in headers {
@@ -98,6 +100,8 @@ fn read_pairs(dir: &Path) -> Vec<PairRecord> {
     pairs
 }
 
+// Reads the whole answer of a fixture the test started.
+#[allow(clippy::disallowed_methods)]
 async fn direct(url: &str) -> Answer {
     let resp = client().get(url.parse().expect("uri")).await.expect("the fixture answers");
     let (head, body) = resp.into_parts();
@@ -548,6 +552,8 @@ async fn upgrades_go_to_the_baseline_only() {
 
 /// HTTP/2 from clients: h2c in clear text, and h2 over TLS with ALPN.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Reads the whole answer of the agent under test.
+#[allow(clippy::disallowed_methods)]
 async fn http2_and_tls_listeners() {
     let base = baseline().await;
     let canary = upstream().route("/users/1", doc()).run().await.expect("canary");

@@ -252,6 +252,8 @@ impl PairWriter {
         self.close_current()
     }
 
+    // A file's age is the OS clock's: the writer runs on blocking threads, never on tokio's clock.
+    #[allow(clippy::disallowed_methods)]
     fn open(&mut self, hour: DateTime<Utc>) -> Result<()> {
         let now = Utc::now();
         let partition =

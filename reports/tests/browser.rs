@@ -32,6 +32,8 @@ fn chromium() -> PathBuf {
 
 /// Runs Chromium headless on `page` with the isolation flags plus `extra`, with a fresh
 /// profile, console logging on stderr and a deadline.
+// Times a child process from a plain thread: the OS clock.
+#[allow(clippy::disallowed_methods)]
 fn run_chromium(page: &Path, extra: &[String]) -> Output {
     let profile = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(chromium());

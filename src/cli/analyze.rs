@@ -116,6 +116,8 @@ pub(super) fn execute(r: Resolved) -> anyhow::Result<Exit> {
         }
         b
     });
+    // analyze runs on plain threads (rayon, its pipeline), without a tokio clock.
+    #[allow(clippy::disallowed_methods)]
     let started = Instant::now();
     let progress = Bar(bar);
     let analysis = pipeline::run(&r.inputs, &r.policy, &r.options, &progress)?;

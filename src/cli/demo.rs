@@ -7,11 +7,11 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use rand::SeedableRng as _;
@@ -22,6 +22,7 @@ use shadowdiff_capture::agent::{Agent, Report};
 use shadowdiff_capture::config::{Config, Target};
 use shadowdiff_fixtures::service::upstream;
 use shadowdiff_fixtures::{Profile, catalog};
+use tokio::time::Instant;
 
 use super::analyze::{self, Resolved};
 use crate::exit::Exit;
@@ -231,6 +232,18 @@ async fn capture_traffic(args: &Args, pairs_dir: &Path, say: &impl Fn(String)) -
     Ok(report)
 }
 
+/// Reads a response body to its end without keeping it: the demo needs each exchange to
+/// complete, not the bytes.
+async fn drain<B: BodyExt + Unpin>(mut body: B) -> Result<(), String>
+where
+    B::Error: std::fmt::Display,
+{
+    while let Some(frame) = body.frame().await {
+        frame.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// What the clients saw.
 #[derive(Debug, Default)]
 struct Outcome {
@@ -262,7 +275,7 @@ async fn drive(proxy: std::net::SocketAddr, requests: u64, concurrency: u64, see
                 }
                 let result = match req.body(Full::new(Bytes::from(body.unwrap_or_default()))) {
                     Ok(req) => match tokio::time::timeout(Duration::from_secs(10), client.request(req)).await {
-                        Ok(Ok(resp)) => resp.into_body().collect().await.map(|_| ()).map_err(|e| e.to_string()),
+                        Ok(Ok(resp)) => drain(resp.into_body()).await,
                         Ok(Err(e)) => Err(e.to_string()),
                         Err(_) => Err("no answer within 10 s".to_owned()),
                     },
