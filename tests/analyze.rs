@@ -330,7 +330,7 @@ fn bad_inputs_exit_2_with_the_reason() {
 
 #[test]
 fn a_recorded_baseline_makes_latency_not_comparable() {
-    use shadowdiff_capture::record::{BaselineOrigin, PairReader, PairWriter, WriterConfig};
+    use shadowdiff_format::{BaselineOrigin, PairReader, PairWriter, WriterConfig};
     let d = tempfile::tempdir().unwrap();
     let input = d.path().join("in");
     corpus(&input, 1000, |c| {

@@ -14,10 +14,10 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::json;
-use shadowdiff_capture::record::reader::PairFile;
-use shadowdiff_capture::record::{PairReader, resolve_inputs};
 use shadowdiff_fixtures::FaultKind;
 use shadowdiff_fixtures::service::upstream;
+use shadowdiff_format::reader::PairFile;
+use shadowdiff_format::{PairReader, resolve_inputs};
 
 use crate::support::{run, shadowdiff, signal, stderr, wait_with_deadline};
 

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use serde_json::Value;
-use shadowdiff_capture::record::resolve_inputs;
+use shadowdiff_format::resolve_inputs;
 
 use crate::support::{run, stderr, stdout};
 

@@ -3,8 +3,8 @@
 use std::process::Command;
 
 use serde_json::Value;
-use shadowdiff_capture::record::PairReader;
 use shadowdiff_fixtures::Scoped;
+use shadowdiff_format::PairReader;
 
 use crate::support::{corpus, python, repo_root};
 

@@ -5,36 +5,11 @@
 use std::path::Path;
 
 use polars::prelude::*;
-use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::outputs as o;
 
-/// One endpoint's (or the whole run's) counts and latency quantiles.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct EndpointRow {
-    pub route: String,
-    pub pairs: u64,
-    pub canary_skipped: u64,
-    pub compared: u64,
-    pub status_mismatches: u64,
-    pub baseline_errors: u64,
-    pub canary_errors: u64,
-    /// Compared pairs with a real difference.
-    pub different: u64,
-    pub breaking_pairs: u64,
-    pub baseline_p50_ms: Option<f64>,
-    pub canary_p50_ms: Option<f64>,
-    pub baseline_p99_ms: Option<f64>,
-    pub canary_p99_ms: Option<f64>,
-}
-
-impl EndpointRow {
-    /// Pairs in which the canary was asked: the denominator of the error rates.
-    pub fn asked(&self) -> u64 {
-        self.pairs - self.canary_skipped
-    }
-}
+pub use shadowdiff_format::verdict::EndpointRow;
 
 fn count(e: Expr, name: &str) -> Expr {
     e.cast(DataType::UInt64).sum().cast(DataType::UInt64).alias(name)

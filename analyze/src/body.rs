@@ -23,64 +23,7 @@ const TEXT_DIFF_TIMEOUT: Duration = Duration::from_secs(2);
 /// The unified diff kept in a comparison is cut after this many bytes.
 pub const MAX_UNIFIED_BYTES: usize = 64 * 1024;
 
-/// What a content type says about a body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Claim {
-    Json,
-    Text,
-    Binary,
-    /// No content type, or one that does not tell (the body is sniffed).
-    Unknown,
-}
-
-/// Classifies a `Content-Type` value.
-pub fn claim(content_type: Option<&str>) -> Claim {
-    let Some(ct) = content_type else { return Claim::Unknown };
-    let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    let (kind, sub) = media.split_once('/').unwrap_or((media.as_str(), ""));
-    match (kind, sub) {
-        ("application" | "text", "json") | (_, "json-seq") => Claim::Json,
-        (_, s) if s.ends_with("+json") => Claim::Json,
-        ("text", _) => Claim::Text,
-        (_, s) if s.ends_with("+xml") => Claim::Text,
-        (
-            "application",
-            "xml"
-            | "javascript"
-            | "ecmascript"
-            | "x-www-form-urlencoded"
-            | "graphql"
-            | "yaml"
-            | "x-yaml"
-            | "csv"
-            | "x-ndjson"
-            | "ndjson"
-            | "sql"
-            | "toml",
-        ) => Claim::Text,
-        ("image" | "audio" | "video" | "font", _) => Claim::Binary,
-        (
-            "application",
-            "octet-stream"
-            | "pdf"
-            | "zip"
-            | "gzip"
-            | "x-gzip"
-            | "protobuf"
-            | "x-protobuf"
-            | "grpc"
-            | "msgpack"
-            | "x-msgpack"
-            | "cbor"
-            | "wasm"
-            | "x-tar"
-            | "vnd.apache.parquet"
-            | "vnd.apache.arrow.stream",
-        ) => Claim::Binary,
-        _ => Claim::Unknown,
-    }
-}
+pub use shadowdiff_format::media::{Claim, claim};
 
 /// Why a body that claimed to be JSON is not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -428,18 +371,6 @@ pub fn diff_text(baseline: &str, canary: &str) -> TextDifference {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn claims() {
-        assert_eq!(claim(Some("application/json; charset=utf-8")), Claim::Json);
-        assert_eq!(claim(Some("application/problem+json")), Claim::Json);
-        assert_eq!(claim(Some("text/html")), Claim::Text);
-        assert_eq!(claim(Some("application/atom+xml")), Claim::Text);
-        assert_eq!(claim(Some("image/png")), Claim::Binary);
-        assert_eq!(claim(Some("application/octet-stream")), Claim::Binary);
-        assert_eq!(claim(Some("application/x-unknown")), Claim::Unknown);
-        assert_eq!(claim(None), Claim::Unknown);
-    }
 
     #[test]
     fn sniffing() {

@@ -25,7 +25,7 @@ pub enum Error {
     Rule { rule: String, reason: String },
     /// Reading the pair files failed; the capture error names the file and the reason.
     #[error(transparent)]
-    Input(#[from] shadowdiff_capture::Error),
+    Input(#[from] shadowdiff_format::Error),
     /// The input holds no pairs at all (after sampling).
     #[error("{input} holds no pairs to analyze")]
     Empty { input: String },

@@ -3,7 +3,7 @@
 //! A pure function of the record and the rules, so the pipeline runs it on many pairs at once.
 
 use serde_json::Value;
-use shadowdiff_capture::record::{PairRecord, SideRecord, schema::error_kind};
+use shadowdiff_format::{PairRecord, SideRecord, schema::error_kind};
 
 use crate::body::{ComparedAs, Parsed, claim, compare_bodies, compare_parsed, parse_body};
 use crate::headers::diff_header_records;

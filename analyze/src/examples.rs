@@ -10,121 +10,26 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use base64::Engine as _;
-use serde::{Deserialize, Serialize};
-use shadowdiff_capture::record::{PairRecord, SideRecord};
+use shadowdiff_format::PairRecord;
+pub use shadowdiff_format::examples::{
+    BODY_CAP, EXAMPLES_FILE, Example, ExampleDifference, ExampleSide, ExamplesFile, SCHEMA_VERSION,
+};
+use shadowdiff_format::vocab::{DiffStatus, Outcome as PairOutcome, Severity};
 
 use crate::error::{Error, Result};
 use crate::evaluate::{Evaluated, Outcome};
 use crate::pipeline::RouteStats;
 
-/// The file the chosen examples are written to.
-pub const EXAMPLES_FILE: &str = "examples.json";
-/// Bumped when a field of `examples.json` changes meaning or goes away.
-pub const SCHEMA_VERSION: u32 = 1;
 /// Candidates kept per (route, field) and per (route, outcome).
 pub const PER_KEY: usize = 2;
 /// Examples chosen per route.
 pub const PER_ROUTE: usize = 3;
 /// Routes that get examples, those with the most trouble first.
 pub const MAX_ROUTES: usize = 40;
-/// Bytes of each body kept.
-pub const BODY_CAP: usize = 64 * 1024;
 /// Bytes of bodies kept as candidates in all; past it, no new candidates are taken.
 pub const BUDGET: usize = 64 * 1024 * 1024;
 /// Differences kept per example.
 pub const MAX_DIFFS: usize = 200;
-
-/// `examples.json`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ExamplesFile {
-    pub schema_version: u32,
-    pub examples: Vec<Example>,
-}
-
-/// One pair, shown because of what differed in it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Example {
-    pub route: String,
-    pub pair_id: String,
-    /// Position in the input, as in `pairs.parquet`.
-    pub pair_index: u64,
-    pub method: String,
-    pub path: String,
-    pub query: Option<String>,
-    /// The pair's outcome as in `pairs.parquet` (`different`, `status_mismatch`, `canary_error` …).
-    pub outcome: String,
-    /// One line: why this pair is shown.
-    pub why: String,
-    pub baseline: ExampleSide,
-    pub canary: ExampleSide,
-    /// Differences between baseline and canary with their final status.
-    pub differences: Vec<ExampleDifference>,
-}
-
-/// One side's response as captured.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ExampleSide {
-    pub status: Option<u16>,
-    /// Transport error kind (`timeout`, `reset` …).
-    pub error: Option<String>,
-    pub content_type: Option<String>,
-    pub latency_ms: Option<f64>,
-    /// The body when it is UTF-8 text.
-    pub body: Option<String>,
-    /// The body in base64 when it is not UTF-8.
-    pub body_base64: Option<String>,
-    /// Cut by the capture agent's cap or by [`BODY_CAP`].
-    pub truncated: bool,
-}
-
-impl ExampleSide {
-    fn of(side: &SideRecord) -> (Self, usize) {
-        let raw = side.body.as_deref().unwrap_or_default();
-        let kept = &raw[..raw.len().min(BODY_CAP)];
-        let (body, body_base64) = match std::str::from_utf8(kept) {
-            Ok(text) => (Some(text.to_owned()), None),
-            // A cut in the middle of a character is still text.
-            Err(e) if kept.len() < raw.len() && e.error_len().is_none() => {
-                (Some(String::from_utf8_lossy(&kept[..e.valid_up_to()]).into_owned()), None)
-            }
-            Err(_) => (None, Some(base64::engine::general_purpose::STANDARD.encode(kept))),
-        };
-        let side_out = Self {
-            status: side.status,
-            error: side.error.clone(),
-            content_type: side.header("content-type").map(|h| h.value_lossy().into_owned()),
-            latency_ms: side.latency_us.map(|us| us as f64 / 1000.0),
-            body: side.body.as_ref().and(body),
-            body_base64: side.body.as_ref().and(body_base64),
-            truncated: side.body_truncated || kept.len() < raw.len(),
-        };
-        (side_out, kept.len())
-    }
-
-    /// The body bytes (decoded from base64 when needed).
-    pub fn body_bytes(&self) -> Vec<u8> {
-        match (&self.body, &self.body_base64) {
-            (Some(t), _) => t.as_bytes().to_vec(),
-            (None, Some(b)) => base64::engine::general_purpose::STANDARD.decode(b).unwrap_or_default(),
-            _ => Vec::new(),
-        }
-    }
-}
-
-/// A difference as shown beside an example.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExampleDifference {
-    /// `body` or `header`.
-    pub location: String,
-    /// RFC 6901 pointer, or `header:NAME`.
-    pub path: String,
-    pub field: String,
-    pub kind: String,
-    pub severity: String,
-    /// `real`, `noise`, `suspected_noise` or `explained`.
-    pub status: String,
-}
 
 /// A kept candidate and the keys it stands for.
 #[derive(Debug)]
@@ -200,14 +105,18 @@ impl Collector {
                 path: f.diff.path.clone(),
                 field: f.diff.field.clone(),
                 kind: f.diff.kind.as_str().to_owned(),
-                severity: f.diff.severity.as_str().to_owned(),
-                status: String::new(),
+                severity: f.diff.severity,
+                status: DiffStatus::Real,
             })
             .collect();
         let explained = e.raw.iter().take(MAX_DIFFS).map(|f| f.diff.explained.is_some()).collect();
         let outcome = match e.outcome {
-            Outcome::Compared => "different",
-            other => other.as_str(),
+            Outcome::Compared => PairOutcome::Different,
+            Outcome::CanarySkipped => PairOutcome::CanarySkipped,
+            Outcome::StatusMismatch => PairOutcome::StatusMismatch,
+            Outcome::CanaryError => PairOutcome::CanaryError,
+            Outcome::BaselineError => PairOutcome::BaselineError,
+            Outcome::BothError => PairOutcome::BothError,
         };
         self.kept.insert(
             e.index,
@@ -220,7 +129,7 @@ impl Collector {
                     method: e.method.clone(),
                     path: e.path.clone(),
                     query: record.query.clone(),
-                    outcome: outcome.to_owned(),
+                    outcome,
                     why: String::new(),
                     baseline,
                     canary,
@@ -235,16 +144,16 @@ impl Collector {
     /// errors come first, then pairs covering the most real fields not yet shown, breaking first.
     pub fn choose(
         self,
-        status: &BTreeMap<(String, String), &'static str>,
+        status: &BTreeMap<(String, String), DiffStatus>,
         routes: &BTreeMap<String, RouteStats>,
     ) -> Vec<Example> {
         let mut by_route: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
         for (_, mut c) in self.kept {
             for (d, explained) in c.example.differences.iter_mut().zip(&c.explained) {
                 d.status = if *explained {
-                    "explained".to_owned()
+                    DiffStatus::Explained
                 } else {
-                    status.get(&(c.example.route.clone(), d.field.clone())).copied().unwrap_or("real").to_owned()
+                    status.get(&(c.example.route.clone(), d.field.clone())).copied().unwrap_or(DiffStatus::Real)
                 };
             }
             by_route.entry(c.example.route.clone()).or_default().push(c);
@@ -268,13 +177,13 @@ fn choose_for_route(candidates: Vec<Candidate>) -> Vec<Example> {
     // Where the canary did worse (a transport error, or a 5xx where the baseline did not fail)
     // comes first, then real differences, then the other status mismatches if room is left.
     let canary_worse = |e: &Example| {
-        e.outcome == "canary_error"
+        e.outcome == PairOutcome::CanaryError
             || (e.canary.status.is_some_and(|s| s >= 500) && e.baseline.status.is_some_and(|s| s < 500))
     };
     let (mut worse, mut other, mut differing) = (Vec::new(), Vec::new(), Vec::new());
     for c in candidates {
-        if c.example.outcome == "different" {
-            if c.example.differences.iter().any(|d| d.status == "real") {
+        if c.example.outcome == PairOutcome::Different {
+            if c.example.differences.iter().any(|d| d.status == DiffStatus::Real) {
                 differing.push(c);
             }
         } else if canary_worse(&c.example) {
@@ -304,9 +213,10 @@ fn choose_for_route(candidates: Vec<Candidate>) -> Vec<Example> {
     while chosen.len() < PER_ROUTE && !differing.is_empty() {
         let score = |c: &Candidate| {
             let real: BTreeSet<&String> =
-                c.example.differences.iter().filter(|d| d.status == "real").map(|d| &d.field).collect();
+                c.example.differences.iter().filter(|d| d.status == DiffStatus::Real).map(|d| &d.field).collect();
             let new = real.iter().filter(|f| !covered.contains(**f)).count();
-            let breaking = c.example.differences.iter().any(|d| d.status == "real" && d.severity == "breaking");
+            let breaking =
+                c.example.differences.iter().any(|d| d.status == DiffStatus::Real && d.severity == Severity::Breaking);
             (new, breaking, std::cmp::Reverse(c.example.pair_index))
         };
         let Some(best) = (0..differing.len()).max_by_key(|&i| score(&differing[i])) else { break };
@@ -319,7 +229,7 @@ fn choose_for_route(candidates: Vec<Candidate>) -> Vec<Example> {
             .example
             .differences
             .iter()
-            .filter(|d| d.status == "real")
+            .filter(|d| d.status == DiffStatus::Real)
             .map(|d| d.field.clone())
             .collect::<BTreeSet<_>>()
             .into_iter()
@@ -366,7 +276,7 @@ pub fn write(dir: &Path, examples: &[Example]) -> Result<()> {
 mod tests {
     use bytes::Bytes;
     use chrono::Utc;
-    use shadowdiff_capture::record::{Header, PairRecord, SideRecord};
+    use shadowdiff_format::{Header, PairRecord, SideRecord};
 
     use super::*;
     use crate::evaluate::evaluate;
@@ -398,8 +308,8 @@ mod tests {
         c
     }
 
-    fn statuses(pairs: &[(&str, &str, &'static str)]) -> BTreeMap<(String, String), &'static str> {
-        pairs.iter().map(|(r, f, s)| ((r.to_string(), f.to_string()), *s)).collect()
+    fn statuses(pairs: &[(&str, &str, &str)]) -> BTreeMap<(String, String), DiffStatus> {
+        pairs.iter().map(|(r, f, s)| ((r.to_string(), f.to_string()), s.parse().expect("a status"))).collect()
     }
 
     #[test]

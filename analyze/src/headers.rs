@@ -141,7 +141,8 @@ pub fn diff_headers<'a>(
             let (kind, severity) = match (va, vb) {
                 (Some(x), Some(y)) if x == y => return None,
                 (Some(x), Some(y)) => {
-                    let breaking = name == "content-type" && media_type(x) != media_type(y);
+                    let breaking = name == "content-type"
+                        && shadowdiff_format::media::media_type(x) != shadowdiff_format::media::media_type(y);
                     (DiffKind::ValueChanged, if breaking { Severity::Breaking } else { Severity::Changed })
                 }
                 (Some(_), None) => (DiffKind::Removed, Severity::Breaking),
@@ -155,12 +156,12 @@ pub fn diff_headers<'a>(
 
 /// Compares the headers of two recorded sides.
 pub fn diff_header_records(
-    baseline: &[shadowdiff_capture::record::Header],
-    canary: &[shadowdiff_capture::record::Header],
+    baseline: &[shadowdiff_format::Header],
+    canary: &[shadowdiff_format::Header],
     rules: &HeaderRules,
     bodies_compared: bool,
 ) -> Vec<HeaderDifference> {
-    fn pairs(h: &[shadowdiff_capture::record::Header]) -> impl Iterator<Item = (&str, &[u8])> {
+    fn pairs(h: &[shadowdiff_format::Header]) -> impl Iterator<Item = (&str, &[u8])> {
         h.iter().map(|h| (h.name.as_str(), h.value.as_ref()))
     }
     diff_headers(pairs(baseline), pairs(canary), rules, bodies_compared)
@@ -168,10 +169,6 @@ pub fn diff_header_records(
 
 fn cookie_name(set_cookie: &str) -> &str {
     set_cookie.split(['=', ';']).next().unwrap_or("").trim()
-}
-
-fn media_type(content_type: &str) -> String {
-    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
 }
 
 #[cfg(test)]

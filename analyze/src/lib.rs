@@ -5,10 +5,16 @@
 //! plus route templates ([`route`]) and Diffy-style noise detection ([`noise`]). Loading pair
 //! files, statistics, aggregation and the policy verdict build on it.
 //!
-//! The judge is built on it: [`pipeline`] streams pair files through [`evaluate`] in parallel and
-//! writes [`outputs`] (`pairs.parquet`, `diffs.parquet`), [`aggregate`] groups them by endpoint
-//! with polars, and [`judge`] applies the [`policy`]'s checks with the [`stats`] to produce a
-//! [`verdict`] (`verdict.json`, `junit.xml`, `summary.md`).
+//! The judge is built on it: [`pipeline`] runs named passes — pass 1 streams pair files through
+//! [`evaluate`] in parallel and counts, the noise verdicts classify every field, pass 2 writes
+//! [`outputs`] (`pairs.parquet`, `diffs.parquet`), and [`aggregate`] groups them by endpoint with
+//! polars — and [`judge`], a pure function, applies the [`policy`]'s checks with the [`stats`]
+//! through one skeleton to produce the typed verdict ([`verdict`] writes `verdict.json`; the
+//! reports crate renders the rest).
+//!
+//! It reads pair files through `shadowdiff-format` and does not depend on the capture agent; the
+//! types of its outputs (verdict.json, examples.json, the vocabulary) live in that crate too, so
+//! the report reads them typed.
 //!
 //! Nothing here panics or recurses on input: documents are walked with an explicit stack, arrays
 //! are aligned only up to a size cap, and pathological bodies are reported, not crashed on.

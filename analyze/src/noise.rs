@@ -49,50 +49,7 @@ impl Default for Thresholds {
 /// the field is suspected noise (no secondary).
 pub const SUSPECT_SHARE: f64 = 0.9;
 
-/// Per-field counts, each at most one per pair.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct FieldCounts {
-    /// Pairs where baseline and canary differ at the field.
-    pub raw: u64,
-    /// Of those, pairs that had a secondary.
-    pub raw_with_secondary: u64,
-    /// Pairs where baseline and secondary differ at the field.
-    pub noise: u64,
-    /// Raw differences whose values look unique per request.
-    pub unique_looking: u64,
-    /// Raw differences that an `[[explained]]` rule covers.
-    pub explained: u64,
-}
-
-/// The judgement on one field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "verdict", rename_all = "snake_case")]
-pub enum Verdict {
-    /// A real difference: passes Diffy's filter, or there is no secondary to say otherwise.
-    Difference,
-    /// The secondary differs at this field about as often as the canary does.
-    Noise,
-    /// Nothing says it is noise, but it is below the absolute threshold.
-    BelowThreshold,
-    /// No secondary; the values look unique per request.
-    SuspectedNoise { reason: String },
-    /// Every difference at the field is explained by a rule.
-    Explained { reason: String },
-}
-
-/// One field's counts, rates and verdict.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FieldReport {
-    pub field: String,
-    pub counts: FieldCounts,
-    /// Pairs that had a secondary (Diffy's `total`).
-    pub total_with_secondary: u64,
-    /// Diffy's absolute difference in percent, when there was a secondary.
-    pub absolute: Option<f64>,
-    /// Diffy's relative difference in percent, when there was a secondary.
-    pub relative: Option<f64>,
-    pub verdict: Verdict,
-}
+pub use shadowdiff_format::verdict::{FieldCounts, FieldReport, FieldVerdict as Verdict};
 
 /// Counts raw and noise differences per field over the pairs of one route.
 #[derive(Debug, Clone, Default)]

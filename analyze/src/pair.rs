@@ -2,7 +2,7 @@
 //! of the diff engine that takes the pair format's types; everything under it takes plain values.
 
 use serde::Serialize;
-use shadowdiff_capture::record::SideRecord;
+use shadowdiff_format::SideRecord;
 
 use crate::body::{BodyComparison, compare_bodies};
 use crate::headers::{HeaderDifference, diff_header_records};
@@ -73,7 +73,7 @@ pub fn compare_sides(baseline: &SideRecord, canary: &SideRecord, rules: &Rules, 
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
-    use shadowdiff_capture::record::Header;
+    use shadowdiff_format::Header;
 
     use super::*;
 

@@ -15,23 +15,25 @@
 //! difference.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use arrow_array::{Array, Float64Array, RecordBatch, StringArray, UInt64Array};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::Serialize;
-use shadowdiff_capture::record::{PairReader, PairRecord, ReadOptions, resolve_inputs};
+use shadowdiff_format::{PairReader, PairRecord, ReadOptions, resolve_inputs};
 
+use crate::aggregate::{self, EndpointRow};
 use crate::error::{Error, Result};
 use crate::evaluate::{Evaluated, Outcome, evaluate};
 use crate::examples::{self, Example};
 use crate::json::Difference;
-use crate::noise::{FieldReport, NoiseCounter, Verdict};
+use crate::noise::NoiseCounter;
 use crate::outputs::{self, RawDiffs, RawPairs, RealCounts, Sink};
 use crate::policy::Policy;
 use crate::route::{Overflow, RouteTemplater};
+use shadowdiff_format::vocab::{DiffStatus, Severity};
 
 /// How the pipeline runs.
 #[derive(Debug, Clone)]
@@ -121,57 +123,7 @@ pub struct ErrorCounts {
     pub kinds: BTreeMap<String, KindCount>,
 }
 
-/// The distribution of relative deltas `(canary - baseline) / |baseline|` of one numeric field.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Drift {
-    pub route: String,
-    pub field: String,
-    pub n: u64,
-    pub mean: f64,
-    pub min: f64,
-    pub max: f64,
-    /// Counts per bin of [`DRIFT_EDGES`]: `(-inf, e0], (e0, e1], …, (e_last, inf)`.
-    pub histogram: Vec<u64>,
-    /// The largest |relative delta|s, with their pairs.
-    pub outliers: Vec<DriftOutlier>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DriftOutlier {
-    pub pair_id: String,
-    pub baseline: f64,
-    pub canary: f64,
-    pub relative: f64,
-}
-
-/// Bin edges of the numeric drift histogram (relative deltas).
-pub const DRIFT_EDGES: [f64; 10] = [-1.0, -0.1, -0.01, -0.001, -1e-6, 1e-6, 0.001, 0.01, 0.1, 1.0];
-const DRIFT_OUTLIERS: usize = 5;
-
-impl Drift {
-    fn add(&mut self, pair_id: &str, b: f64, c: f64) {
-        if b == 0.0 || !b.is_finite() || !c.is_finite() {
-            return;
-        }
-        let r = (c - b) / b.abs();
-        if self.n == 0 {
-            self.histogram = vec![0; DRIFT_EDGES.len() + 1];
-            self.min = r;
-            self.max = r;
-        }
-        self.n += 1;
-        self.mean += (r - self.mean) / self.n as f64;
-        self.min = self.min.min(r);
-        self.max = self.max.max(r);
-        let bin = DRIFT_EDGES.iter().position(|&e| r <= e).unwrap_or(DRIFT_EDGES.len());
-        self.histogram[bin] += 1;
-        if self.outliers.len() < DRIFT_OUTLIERS || self.outliers.last().is_some_and(|o| o.relative.abs() < r.abs()) {
-            self.outliers.push(DriftOutlier { pair_id: pair_id.to_owned(), baseline: b, canary: c, relative: r });
-            self.outliers.sort_by(|a, b| b.relative.abs().total_cmp(&a.relative.abs()));
-            self.outliers.truncate(DRIFT_OUTLIERS);
-        }
-    }
-}
+pub use shadowdiff_format::verdict::{DRIFT_EDGES, Drift, DriftOutlier, FieldRow, InputSummary, Truncated};
 
 /// What was counted for one route (or overall).
 #[derive(Debug, Clone, Serialize)]
@@ -257,61 +209,6 @@ impl RouteStats {
     }
 }
 
-/// A field's judgement on one route, as reported.
-#[derive(Debug, Clone, Serialize)]
-pub struct FieldRow {
-    pub route: String,
-    /// The strongest severity among the field's differences: `breaking`, `changed` or `additive`.
-    pub severity: &'static str,
-    #[serde(flatten)]
-    pub report: FieldReport,
-}
-
-/// What the inputs were.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct InputSummary {
-    pub files: usize,
-    /// Rows in the input files.
-    pub pairs_in_files: u64,
-    /// Pairs analyzed (after sampling).
-    pub pairs_analyzed: u64,
-    pub sample: Option<u64>,
-    pub seed: u64,
-    /// Files per `baseline_origin` (`measured`, `recorded`).
-    pub baseline_origin: BTreeMap<String, u64>,
-    /// Capture counters summed over the files' runs (dropped pairs and so on).
-    pub counters: BTreeMap<String, u64>,
-    /// Analyzed pairs whose bodies the capture cut at its size cap, per side.
-    pub truncated: Truncated,
-}
-
-/// Analyzed pairs with a body cut at the capture's size cap: their bodies were compared only as
-/// far as they were kept.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Truncated {
-    pub request: u64,
-    pub baseline: u64,
-    pub canary: u64,
-    pub secondary: u64,
-}
-
-impl Truncated {
-    fn add(&mut self, r: &PairRecord) {
-        self.request += u64::from(r.request_body_truncated);
-        self.baseline += u64::from(r.baseline.body_truncated);
-        self.canary += u64::from(r.canary.body_truncated);
-        self.secondary += u64::from(r.secondary.body_truncated);
-    }
-}
-
-impl InputSummary {
-    /// True when some file's baseline side was copied from an earlier run (replay's
-    /// canary-only mode): latency is then not comparable.
-    pub fn recorded_baseline(&self) -> bool {
-        self.baseline_origin.keys().any(|k| k != "measured")
-    }
-}
-
 /// Everything the judge needs.
 #[derive(Debug, Clone, Serialize)]
 pub struct Analysis {
@@ -323,15 +220,110 @@ pub struct Analysis {
     pub route_overflow: Overflow,
     /// A few pairs per troubled route with their bodies, for the report.
     pub examples: Vec<Example>,
+    /// The whole run's row of the endpoints table, and each route's (polars over pairs.parquet).
+    pub overall_row: EndpointRow,
+    pub endpoint_rows: Vec<EndpointRow>,
     pub pairs_file: PathBuf,
     pub diffs_file: PathBuf,
     pub examples_file: PathBuf,
 }
 
-/// Runs both passes over `inputs`.
+/// Runs every pass over `inputs`: [`summarize_inputs`], [`evaluate_pass`] (pass 1: evaluate and
+/// count every pair, write raw rows), [`classify`] (the noise verdicts), [`diffs_pass`] and
+/// [`pairs_pass`] (pass 2: the final Parquet files), the example pairs, and the endpoint table
+/// (polars over pairs.parquet).
 pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progress: &dyn Progress) -> Result<Analysis> {
     let files = resolve_inputs(inputs)?;
-    let infos = PairReader::check_all(&files)?;
+    let mut summary = summarize_inputs(&files, opts)?;
+    let input_name = || inputs.iter().map(|s| s.as_ref()).collect::<Vec<_>>().join(" ");
+    if summary.pairs_in_files == 0 {
+        return Err(Error::Empty { input: input_name() });
+    }
+    let selected = sample_indices(&summary, opts);
+    std::fs::create_dir_all(&opts.out)
+        .map_err(|source| Error::Output { path: opts.out.clone(), source: source.into() })?;
+    progress.start(selected.as_ref().map_or(summary.pairs_in_files, |s| s.len() as u64));
+    let scratch = Scratch { pairs: opts.out.join(".pairs.raw.parquet"), diffs: opts.out.join(".diffs.raw.parquet") };
+    let counted = evaluate_pass(files, selected.as_deref(), policy, opts, &mut summary, progress, &scratch);
+    let mut counted = match counted {
+        Ok(c) if summary.pairs_analyzed > 0 => c,
+        other => {
+            scratch.remove();
+            other?;
+            return Err(Error::Empty { input: input_name() });
+        }
+    };
+
+    progress.phase("classifying differences");
+    let mut noise = classify(&counted.routes, policy);
+    progress.phase("writing diffs.parquet");
+    let diffs_file = opts.out.join(outputs::DIFFS_FILE);
+    let diffs = diffs_pass(&scratch.diffs, &diffs_file, &mut noise, &mut counted)?;
+    progress.phase("writing pairs.parquet");
+    let pairs_file = opts.out.join(outputs::PAIRS_FILE);
+    pairs_pass(&scratch.pairs, &pairs_file, &diffs.per_pair)?;
+    scratch.remove();
+
+    let field_status = noise.status.iter().map(|(k, (s, _))| (k.clone(), *s)).collect();
+    let examples = counted.examples.choose(&field_status, &counted.routes);
+    examples::write(&opts.out, &examples)?;
+    progress.phase("aggregating endpoints");
+    let (overall_row, endpoint_rows) = aggregate::endpoints(&pairs_file)?;
+    Ok(Analysis {
+        inputs: summary,
+        overall: counted.overall,
+        routes: counted.routes,
+        fields: noise.fields,
+        numeric_drift: diffs.drift,
+        route_overflow: counted.overflow,
+        examples,
+        overall_row,
+        endpoint_rows,
+        pairs_file,
+        diffs_file,
+        examples_file: opts.out.join(examples::EXAMPLES_FILE),
+    })
+}
+
+/// The raw rows of pass 1, read again by pass 2 and then removed.
+struct Scratch {
+    pairs: PathBuf,
+    diffs: PathBuf,
+}
+
+impl Scratch {
+    fn remove(&self) {
+        let _ = std::fs::remove_file(&self.pairs);
+        let _ = std::fs::remove_file(&self.diffs);
+    }
+}
+
+/// What pass 1 counted.
+struct Counted {
+    overall: RouteStats,
+    routes: BTreeMap<String, RouteStats>,
+    examples: examples::Collector,
+    overflow: Overflow,
+}
+
+/// The noise verdicts: every (route, field)'s row for the report and the status its
+/// differences get.
+struct Noise {
+    fields: Vec<FieldRow>,
+    status: BTreeMap<(String, String), (DiffStatus, Option<String>)>,
+}
+
+/// What pass 2 over the differences found.
+struct Diffs {
+    /// Real-difference counts of each pair that has any, in pair order.
+    per_pair: Vec<(u64, RealCounts)>,
+    drift: Vec<Drift>,
+}
+
+/// Checks every file and sums what their metadata says: rows, baseline origins, and the capture
+/// counters of each run (cumulative per run: the newest file of a run has the largest).
+fn summarize_inputs(files: &[PathBuf], opts: &Options) -> Result<InputSummary> {
+    let infos = PairReader::check_all(files)?;
     let mut summary =
         InputSummary { files: files.len(), seed: opts.seed, sample: opts.sample, ..InputSummary::default() };
     let mut runs: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
@@ -339,7 +331,6 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
         summary.pairs_in_files += info.rows;
         *summary.baseline_origin.entry(info.baseline_origin.clone()).or_default() += 1;
         if let Some(run) = &info.run_id {
-            // Counters are cumulative per run; the newest file of a run has the largest.
             let entry = runs.entry(run.clone()).or_default();
             for (k, v) in &info.counters {
                 let e = entry.entry(k.clone()).or_default();
@@ -352,11 +343,13 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
             *summary.counters.entry(k.clone()).or_default() += v;
         }
     }
-    let input_name = || inputs.iter().map(|s| s.as_ref()).collect::<Vec<_>>().join(" ");
-    if summary.pairs_in_files == 0 {
-        return Err(Error::Empty { input: input_name() });
-    }
-    let selected = opts.sample.filter(|&n| n < summary.pairs_in_files).map(|n| {
+    Ok(summary)
+}
+
+/// The sorted indices of a seeded uniform sample, when `--sample` asks for fewer pairs than
+/// there are.
+fn sample_indices(summary: &InputSummary, opts: &Options) -> Option<Vec<u64>> {
+    opts.sample.filter(|&n| n < summary.pairs_in_files).map(|n| {
         let mut rng = SmallRng::seed_from_u64(opts.seed);
         let mut picked: Vec<u64> = rand::seq::index::sample(&mut rng, summary.pairs_in_files as usize, n as usize)
             .into_iter()
@@ -364,25 +357,33 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
             .collect();
         picked.sort_unstable();
         picked
-    });
-    std::fs::create_dir_all(&opts.out)
-        .map_err(|source| Error::Output { path: opts.out.clone(), source: source.into() })?;
-    progress.start(selected.as_ref().map_or(summary.pairs_in_files, |s| s.len() as u64));
+    })
+}
 
-    // ---- pass 1 ----
-    let raw_pairs_path = opts.out.join(".pairs.raw.parquet");
-    let raw_diffs_path = opts.out.join(".diffs.raw.parquet");
-    let mut pair_sink = Sink::create(&raw_pairs_path, RawPairs::schema())?;
-    let mut diff_sink = Sink::create(&raw_diffs_path, RawDiffs::schema())?;
-    let (mut pair_rows, mut diff_rows) = (RawPairs::default(), RawDiffs::default());
+/// Pass 1: evaluates every (selected) pair and counts it, keeps example candidates, and writes
+/// the raw rows to `scratch`. Three stages so that reading and writing overlap the parallel
+/// evaluation: a reader thread decodes batches, this thread templates routes, evaluates a batch
+/// on rayon and counts, a writer thread writes the raw rows. Bounded channels keep memory to a
+/// few batches.
+fn evaluate_pass(
+    files: Vec<PathBuf>,
+    selected: Option<&[u64]>,
+    policy: &Policy,
+    opts: &Options,
+    summary: &mut InputSummary,
+    progress: &dyn Progress,
+    scratch: &Scratch,
+) -> Result<Counted> {
+    let mut pair_sink = Sink::create(&scratch.pairs, RawPairs::schema())?;
+    let mut diff_sink = Sink::create(&scratch.diffs, RawDiffs::schema())?;
     let mut templater = RouteTemplater::new(policy.rules.routes.clone());
-    let mut overall = RouteStats::new(opts.latency_cap, opts.seed);
-    let mut routes: BTreeMap<String, RouteStats> = BTreeMap::new();
-    let mut examples = examples::Collector::new();
+    let mut counted = Counted {
+        overall: RouteStats::new(opts.latency_cap, opts.seed),
+        routes: BTreeMap::new(),
+        examples: examples::Collector::new(),
+        overflow: Overflow::default(),
+    };
     let reader = PairReader::from_files(files, ReadOptions { batch_size: opts.batch_size, columns: None });
-    // Three stages so that reading and writing overlap the parallel evaluation: a reader thread
-    // decodes batches, this thread templates routes, evaluates a batch on rayon and counts, a
-    // writer thread writes the raw rows. Bounded channels keep memory to a few batches.
     let (rec_tx, rec_rx) = std::sync::mpsc::sync_channel::<Result<Vec<PairRecord>>>(2);
     let (out_tx, out_rx) = std::sync::mpsc::sync_channel::<(bool, RecordBatch)>(4);
     let stage_failed = || Error::Internal { message: "an analyze pipeline thread panicked".into() };
@@ -404,16 +405,17 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
             diff_sink.finish()?;
             Ok(())
         });
-        let counted = (|| -> Result<()> {
-            let mut global = 0u64;
-            let mut cursor = 0usize;
+        let (mut pair_rows, mut diff_rows) = (RawPairs::default(), RawDiffs::default());
+        let mut global = 0u64;
+        let mut cursor = 0usize;
+        let result = (|| -> Result<()> {
             for records in rec_rx {
                 let records = records?;
                 let n = records.len() as u64;
                 let mut items = Vec::with_capacity(records.len());
                 for (i, r) in records.into_iter().enumerate() {
                     let index = global + i as u64;
-                    if let Some(sel) = &selected {
+                    if let Some(sel) = selected {
                         while cursor < sel.len() && sel[cursor] < index {
                             cursor += 1;
                         }
@@ -428,14 +430,8 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
                 let evaluated: Vec<(Evaluated, PairRecord)> =
                     items.into_par_iter().map(|(i, r, route)| (evaluate(i, &r, route, &policy.rules), r)).collect();
                 for (e, record) in &evaluated {
-                    examples.offer(e, record);
+                    counted.count(e, record, opts);
                     summary.truncated.add(record);
-                    overall.add(e, false);
-                    let seed = opts.seed ^ xxhash_rust::xxh3::xxh3_64(e.route.as_bytes());
-                    routes
-                        .entry(e.route.clone())
-                        .or_insert_with(|| RouteStats::new(opts.latency_cap, seed))
-                        .add(e, true);
                     pair_rows.push(e);
                     for f in &e.raw {
                         diff_rows.push(e, f);
@@ -461,56 +457,43 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
         })();
         drop(out_tx);
         let written = writer.join().map_err(|_| stage_failed())?;
-        counted?;
+        result?;
         written
     })?;
-    if summary.pairs_analyzed == 0 {
-        let _ = std::fs::remove_file(&raw_pairs_path);
-        let _ = std::fs::remove_file(&raw_diffs_path);
-        return Err(Error::Empty { input: input_name() });
-    }
+    counted.overflow = templater.overflow();
+    Ok(counted)
+}
 
-    // ---- noise verdicts ----
-    progress.phase("classifying differences");
-    let mut fields = Vec::new();
-    let mut status: BTreeMap<(String, String), (&'static str, Option<String>)> = BTreeMap::new();
-    for (route, stats) in &routes {
+impl Counted {
+    /// Counts one evaluated pair overall and on its route, and offers it as an example.
+    fn count(&mut self, e: &Evaluated, record: &PairRecord, opts: &Options) {
+        self.examples.offer(e, record);
+        self.overall.add(e, false);
+        let seed = opts.seed ^ xxhash_rust::xxh3::xxh3_64(e.route.as_bytes());
+        self.routes.entry(e.route.clone()).or_insert_with(|| RouteStats::new(opts.latency_cap, seed)).add(e, true);
+    }
+}
+
+/// The noise verdict of every (route, field) that differed.
+fn classify(routes: &BTreeMap<String, RouteStats>, policy: &Policy) -> Noise {
+    let mut noise = Noise { fields: Vec::new(), status: BTreeMap::new() };
+    for (route, stats) in routes {
         for report in stats.noise.report(policy.noise) {
-            let s = match &report.verdict {
-                Verdict::Difference => ("real", None),
-                Verdict::BelowThreshold => ("real", Some("below Diffy's absolute threshold; counted".to_owned())),
-                Verdict::Noise => ("noise", Some("the secondary differs here as often".to_owned())),
-                Verdict::SuspectedNoise { reason } => ("suspected_noise", Some(reason.clone())),
-                Verdict::Explained { reason } => ("explained", Some(reason.clone())),
-            };
-            status.insert((route.clone(), report.field.clone()), s);
-            fields.push(FieldRow { route: route.clone(), severity: "additive", report });
+            let (s, why) = report.verdict.status();
+            noise.status.insert((route.clone(), report.field.clone()), (s, why.map(str::to_owned)));
+            noise.fields.push(FieldRow { route: route.clone(), severity: Severity::Additive, report });
         }
     }
+    noise
+}
 
-    // ---- pass 2: diffs ----
-    progress.phase("writing diffs.parquet");
-    let diffs_path = opts.out.join(outputs::DIFFS_FILE);
-    let mut sink = Sink::create(&diffs_path, outputs::DIFFS_SCHEMA.clone())?;
-    let mut per_pair: Vec<(u64, RealCounts)> = Vec::new();
-    let mut current: Option<(u64, String, RealCounts)> = None;
-    let mut drift: BTreeMap<(String, String), Drift> = BTreeMap::new();
-    let mut close = |cur: Option<(u64, String, RealCounts)>,
-                     routes: &mut BTreeMap<String, RouteStats>,
-                     overall: &mut RouteStats| {
-        if let Some((index, route, c)) = cur
-            && c.real > 0
-        {
-            per_pair.push((index, c));
-            let breaking = u64::from(c.breaking > 0);
-            for s in [routes.get_mut(&route), Some(overall)].into_iter().flatten() {
-                s.real_pairs += 1;
-                s.breaking_pairs += breaking;
-            }
-        }
-    };
-    let mut field_severity: BTreeMap<(String, String), u8> = BTreeMap::new();
-    for batch in outputs::read(&raw_diffs_path)? {
+/// Pass 2 over the differences: gives each its status, counts each pair's real differences
+/// (by severity) on its route and overall, collects the numeric drift of real numeric
+/// differences, and writes diffs.parquet. Sets each field row's severity to the strongest seen.
+fn diffs_pass(raw: &Path, out: &Path, noise: &mut Noise, counted: &mut Counted) -> Result<Diffs> {
+    let mut sink = Sink::create(out, outputs::DIFFS_SCHEMA.clone())?;
+    let mut state = DiffsState::default();
+    for batch in outputs::read(raw)? {
         let batch = batch?;
         let index = outputs::column::<UInt64Array>(&batch, outputs::PAIR_INDEX)?;
         let pair_id = outputs::column::<StringArray>(&batch, outputs::PAIR_ID)?;
@@ -520,65 +503,105 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
         let explained = outputs::column::<StringArray>(&batch, outputs::EXPLAINED)?;
         let b_num = outputs::column::<Float64Array>(&batch, outputs::BASELINE_NUMBER)?;
         let c_num = outputs::column::<Float64Array>(&batch, outputs::CANARY_NUMBER)?;
-        let mut st = Vec::with_capacity(batch.num_rows());
+        let mut statuses = Vec::with_capacity(batch.num_rows());
         let mut reasons = Vec::with_capacity(batch.num_rows());
         for i in 0..batch.num_rows() {
             let (r, f) = (route.value(i), field.value(i));
             let key = (r.to_owned(), f.to_owned());
-            let rank = severity_rank(severity.value(i));
-            if field_severity.get(&key).is_none_or(|&have| have < rank) {
-                field_severity.insert(key.clone(), rank);
+            let sev = severity.value(i).parse::<Severity>().unwrap_or(Severity::Additive);
+            if state.severity.get(&key).is_none_or(|&have| have < sev) {
+                state.severity.insert(key.clone(), sev);
             }
-            let (s, reason) = if explained.is_valid(i) {
-                ("explained", Some(explained.value(i).to_owned()))
+            let (status, reason) = if explained.is_valid(i) {
+                (DiffStatus::Explained, Some(explained.value(i).to_owned()))
             } else {
-                status.get(&key).cloned().unwrap_or(("real", None))
+                noise.status.get(&key).cloned().unwrap_or((DiffStatus::Real, None))
             };
-            st.push(s);
+            statuses.push(status.as_str());
             reasons.push(reason);
-            let idx = index.value(i);
-            if current.as_ref().is_none_or(|c| c.0 != idx) {
-                close(current.take(), &mut routes, &mut overall);
-                current = Some((idx, r.to_owned(), RealCounts::default()));
-            }
-            if s == "real" {
-                if let Some((_, _, c)) = current.as_mut() {
-                    c.real += 1;
-                    match severity.value(i) {
-                        "breaking" => c.breaking += 1,
-                        "changed" => c.changed += 1,
-                        _ => c.additive += 1,
-                    }
-                }
-                for stats in [routes.get_mut(r), Some(&mut overall)].into_iter().flatten() {
-                    *stats.real_fields.entry(f.to_owned()).or_default() += 1;
-                    if severity.value(i) == "breaking" {
-                        *stats.breaking_fields.entry(f.to_owned()).or_default() += 1;
-                    }
-                }
+            state.pair(index.value(i), r, counted);
+            if status == DiffStatus::Real {
+                state.real(r, f, sev, counted);
                 if b_num.is_valid(i) && c_num.is_valid(i) {
-                    drift
-                        .entry((r.to_owned(), f.to_owned()))
+                    state
+                        .drift
+                        .entry(key)
                         .or_insert_with(|| Drift { route: r.to_owned(), field: f.to_owned(), ..Drift::default() })
                         .add(pair_id.value(i), b_num.value(i), c_num.value(i));
                 }
             }
         }
-        sink.write(&outputs::finish_diffs(&batch, st, reasons)?)?;
+        sink.write(&outputs::finish_diffs(&batch, statuses, reasons)?)?;
     }
-    close(current.take(), &mut routes, &mut overall);
+    state.close(counted);
     sink.finish()?;
-    for row in &mut fields {
-        let rank = field_severity.get(&(row.route.clone(), row.report.field.clone())).copied().unwrap_or(0);
-        row.severity = ["additive", "changed", "breaking"][usize::from(rank.min(2))];
+    for row in &mut noise.fields {
+        let key = (row.route.clone(), row.report.field.clone());
+        row.severity = state.severity.get(&key).copied().unwrap_or(Severity::Additive);
+    }
+    let mut drift: Vec<Drift> = state.drift.into_values().collect();
+    drift.sort_by(|a, b| b.n.cmp(&a.n).then_with(|| a.route.cmp(&b.route)).then_with(|| a.field.cmp(&b.field)));
+    Ok(Diffs { per_pair: state.per_pair, drift })
+}
+
+/// What [`diffs_pass`] carries from one row to the next. Rows come in pair order.
+#[derive(Default)]
+struct DiffsState {
+    per_pair: Vec<(u64, RealCounts)>,
+    /// The pair being read: its index, route and real-difference counts.
+    current: Option<(u64, String, RealCounts)>,
+    severity: BTreeMap<(String, String), Severity>,
+    drift: BTreeMap<(String, String), Drift>,
+}
+
+impl DiffsState {
+    /// Moves on to pair `index` (closing the previous one) unless it is the current one.
+    fn pair(&mut self, index: u64, route: &str, counted: &mut Counted) {
+        if self.current.as_ref().is_none_or(|c| c.0 != index) {
+            self.close(counted);
+            self.current = Some((index, route.to_owned(), RealCounts::default()));
+        }
     }
 
-    // ---- pass 2: pairs ----
-    progress.phase("writing pairs.parquet");
-    let pairs_path = opts.out.join(outputs::PAIRS_FILE);
-    let mut sink = Sink::create(&pairs_path, outputs::PAIRS_SCHEMA.clone())?;
+    /// Counts one real difference of the current pair.
+    fn real(&mut self, route: &str, field: &str, severity: Severity, counted: &mut Counted) {
+        if let Some((_, _, c)) = self.current.as_mut() {
+            c.real += 1;
+            match severity {
+                Severity::Breaking => c.breaking += 1,
+                Severity::Changed => c.changed += 1,
+                Severity::Additive => c.additive += 1,
+            }
+        }
+        for stats in [counted.routes.get_mut(route), Some(&mut counted.overall)].into_iter().flatten() {
+            *stats.real_fields.entry(field.to_owned()).or_default() += 1;
+            if severity == Severity::Breaking {
+                *stats.breaking_fields.entry(field.to_owned()).or_default() += 1;
+            }
+        }
+    }
+
+    /// Closes the current pair: a pair with a real difference counts once on its route and overall.
+    fn close(&mut self, counted: &mut Counted) {
+        if let Some((index, route, c)) = self.current.take()
+            && c.real > 0
+        {
+            self.per_pair.push((index, c));
+            let breaking = u64::from(c.breaking > 0);
+            for s in [counted.routes.get_mut(&route), Some(&mut counted.overall)].into_iter().flatten() {
+                s.real_pairs += 1;
+                s.breaking_pairs += breaking;
+            }
+        }
+    }
+}
+
+/// Pass 2 over the pairs: appends each pair's real-difference counts and its final outcome, and
+/// writes pairs.parquet.
+fn pairs_pass(raw: &Path, out: &Path, per_pair: &[(u64, RealCounts)]) -> Result<()> {
+    let mut sink = Sink::create(out, outputs::PAIRS_SCHEMA.clone())?;
     let mut next = per_pair.iter().peekable();
-    for batch in outputs::read(&raw_pairs_path)? {
+    for batch in outputs::read(raw)? {
         let batch = batch?;
         let index = outputs::column::<UInt64Array>(&batch, outputs::PAIR_INDEX)?;
         let mut counts = vec![RealCounts::default(); batch.num_rows()];
@@ -596,35 +619,7 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
         sink.write(&outputs::finish_pairs(&batch, &counts)?)?;
     }
     sink.finish()?;
-    let _ = std::fs::remove_file(&raw_pairs_path);
-    let _ = std::fs::remove_file(&raw_diffs_path);
-
-    let field_status = status.iter().map(|(k, (s, _))| (k.clone(), *s)).collect();
-    let examples = examples.choose(&field_status, &routes);
-    examples::write(&opts.out, &examples)?;
-    let mut numeric_drift: Vec<Drift> = drift.into_values().collect();
-    numeric_drift.sort_by(|a, b| b.n.cmp(&a.n).then_with(|| a.route.cmp(&b.route)).then_with(|| a.field.cmp(&b.field)));
-    Ok(Analysis {
-        inputs: summary,
-        overall,
-        routes,
-        fields,
-        numeric_drift,
-        route_overflow: templater.overflow(),
-        examples,
-        pairs_file: pairs_path,
-        diffs_file: diffs_path,
-        examples_file: opts.out.join(examples::EXAMPLES_FILE),
-    })
-}
-
-/// Orders severities for the field table: breaking above changed above additive.
-fn severity_rank(severity: &str) -> u8 {
-    match severity {
-        "breaking" => 2,
-        "changed" => 1,
-        _ => 0,
-    }
+    Ok(())
 }
 
 /// Fields with a real difference, most frequent first.

@@ -30,65 +30,22 @@ const POLICY_KEYS: &[&str] = &[
     "endpoint",
 ];
 
-/// When the exit code turns non-zero.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailOn {
-    /// Only a failed check fails the run (warnings exit 0).
-    #[default]
-    Fail,
-    /// A warning fails the run too.
-    Warn,
-}
+pub use shadowdiff_format::vocab::{CheckId, FailOn};
 
-/// The checks, by the id they carry in `verdict.json`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckId {
-    LatencyP99,
-    LatencyShape,
-    ErrorRate,
-    CriticalErrors,
-    DiffRate,
-    Breaking,
-}
-
-impl CheckId {
-    pub const ALL: [CheckId; 6] = [
-        CheckId::LatencyP99,
-        CheckId::LatencyShape,
-        CheckId::ErrorRate,
-        CheckId::CriticalErrors,
-        CheckId::DiffRate,
-        CheckId::Breaking,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CheckId::LatencyP99 => "latency_p99",
-            CheckId::LatencyShape => "latency_shape",
-            CheckId::ErrorRate => "error_rate",
-            CheckId::CriticalErrors => "critical_errors",
-            CheckId::DiffRate => "diff_rate",
-            CheckId::Breaking => "breaking",
-        }
-    }
-
-    /// Built-in thresholds. `pass`/`warn` mean, per check: relative p99 delta (latency_p99);
-    /// minimum KS statistic D that counts as a shape change (latency_shape, warn only); canary
-    /// error rate as a multiple of the baseline's (error_rate); share of compared pairs with a real
-    /// difference (diff_rate); pairs with a real breaking difference (breaking).
-    fn defaults(self) -> Check {
-        let (pass, warn) = match self {
-            CheckId::LatencyP99 => (0.10, 0.20),
-            CheckId::LatencyShape => (0.05, 0.05),
-            CheckId::ErrorRate => (1.1, 1.1),
-            CheckId::CriticalErrors => (0.0, 0.0),
-            CheckId::DiffRate => (0.005, 0.005),
-            CheckId::Breaking => (0.0, 0.0),
-        };
-        Check { enabled: true, pass, warn }
-    }
+/// Built-in thresholds. `pass`/`warn` mean, per check: relative p99 delta (latency_p99);
+/// minimum KS statistic D that counts as a shape change (latency_shape, warn only); canary
+/// error rate as a multiple of the baseline's (error_rate); share of compared pairs with a real
+/// difference (diff_rate); pairs with a real breaking difference (breaking).
+pub fn defaults(id: CheckId) -> Check {
+    let (pass, warn) = match id {
+        CheckId::LatencyP99 => (0.10, 0.20),
+        CheckId::LatencyShape => (0.05, 0.05),
+        CheckId::ErrorRate => (1.1, 1.1),
+        CheckId::CriticalErrors => (0.0, 0.0),
+        CheckId::DiffRate => (0.005, 0.005),
+        CheckId::Breaking => (0.0, 0.0),
+    };
+    Check { enabled: true, pass, warn }
 }
 
 /// One check's resolved settings.
@@ -113,12 +70,12 @@ pub struct Checks {
 impl Default for Checks {
     fn default() -> Self {
         Self {
-            latency_p99: CheckId::LatencyP99.defaults(),
-            latency_shape: CheckId::LatencyShape.defaults(),
-            error_rate: CheckId::ErrorRate.defaults(),
-            critical_errors: CheckId::CriticalErrors.defaults(),
-            diff_rate: CheckId::DiffRate.defaults(),
-            breaking: CheckId::Breaking.defaults(),
+            latency_p99: defaults(CheckId::LatencyP99),
+            latency_shape: defaults(CheckId::LatencyShape),
+            error_rate: defaults(CheckId::ErrorRate),
+            critical_errors: defaults(CheckId::CriticalErrors),
+            diff_rate: defaults(CheckId::DiffRate),
+            breaking: defaults(CheckId::Breaking),
         }
     }
 }
@@ -377,7 +334,7 @@ impl Policy {
 }
 
 fn apply(mut checks: Checks, entry: &ChecksEntry, prefix: &str, path: &Path) -> Result<Checks> {
-    for id in CheckId::ALL {
+    for &id in CheckId::ALL {
         let Some(e) = entry.get(id) else { continue };
         let key = |field: &str| format!("{prefix}.{}.{field}", id.as_str());
         let c = checks.get_mut(id);

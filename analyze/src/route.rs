@@ -202,14 +202,7 @@ pub struct RouteTemplater {
     overflow_examples: BTreeSet<String>,
 }
 
-/// What the cap on distinct routes folded into [`OTHER_ROUTE`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Overflow {
-    /// Requests grouped as `{other}`.
-    pub requests: u64,
-    /// Some of the templates that did not fit, for the report.
-    pub examples: Vec<String>,
-}
+pub use shadowdiff_format::verdict::Overflow;
 
 impl RouteTemplater {
     pub fn new(rules: RouteRules) -> Self {

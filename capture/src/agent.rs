@@ -21,9 +21,9 @@ use crate::counters::Counters;
 use crate::error::{Error, Result};
 use crate::metrics::Admin;
 use crate::proxy::Proxy;
-use crate::record::{WriterConfig, WriterStats};
 use crate::recorder::Recorder;
 use crate::server::{self, Peer};
+use shadowdiff_format::{WriterConfig, WriterStats};
 
 /// What a finished agent did.
 #[derive(Debug, Clone)]
@@ -110,7 +110,9 @@ impl Agent {
             proxy.tracker.close();
             let pairs_done = tokio::time::timeout_at(deadline, proxy.tracker.wait()).await.is_ok();
             let rec = Arc::clone(&recorder);
-            let writer = tokio::task::spawn_blocking(move || rec.close()).await.map_err(|_| Error::WriterClosed)?;
+            let writer = tokio::task::spawn_blocking(move || rec.close())
+                .await
+                .map_err(|_| shadowdiff_format::Error::WriterClosed)?;
             admin_stop.send_replace(true);
             if let Some(t) = admin_task {
                 let _ = t.await;
@@ -147,8 +149,8 @@ impl Agent {
     pub async fn shutdown(mut self) -> Result<Report> {
         self.stop.send_replace(true);
         match self.task.take() {
-            Some(t) => t.await.map_err(|_| Error::WriterClosed)?,
-            None => Err(Error::WriterClosed),
+            Some(t) => t.await.map_err(|_| shadowdiff_format::Error::WriterClosed)?,
+            None => Err(shadowdiff_format::Error::WriterClosed.into()),
         }
     }
 }

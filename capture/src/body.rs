@@ -12,8 +12,8 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::record::SideRecord;
 use crate::upstream::classify;
+use shadowdiff_format::SideRecord;
 
 /// A request body sent upstream, or a response body the agent writes itself.
 #[derive(Debug)]

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::record::CounterSource;
-use crate::record::schema::{Side, error_kind};
+use shadowdiff_format::CounterSource;
+use shadowdiff_format::schema::{Side, error_kind};
 
 /// Why a captured pair never reached the writer. Each is counted under `dropped.<reason>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,79 +1,12 @@
-//! Errors of the capture crate. Each message is one sentence that names the file, column or
-//! setting at fault, so the binary can print it as it is.
-
-use std::path::PathBuf;
+//! Errors of the capture agent: its settings and its listener. Errors of the pair files it
+//! writes are the format crate's, carried whole. Each message is one sentence that names the
+//! setting or address at fault, so the binary can print it as it is.
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    #[error("{} does not exist", path.display())]
-    NotFound { path: PathBuf },
-
-    #[error("{pattern} is not a valid glob pattern: {message}")]
-    BadGlob { pattern: String, message: String },
-
-    #[error("{input} contains no pair files (*.parquet)")]
-    NoPairFiles { input: String },
-
-    #[error("cannot read {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-
-    #[error("{} is empty, not a Parquet file", path.display())]
-    EmptyFile { path: PathBuf },
-
-    #[error("{} is not a Parquet file (it does not start with the PAR1 magic bytes)", path.display())]
-    NotParquet { path: PathBuf },
-
-    #[error(
-        "{} is truncated: it has no Parquet footer, so it was not closed (a writer still has it open, or was killed)",
-        path.display()
-    )]
-    Truncated { path: PathBuf },
-
-    #[error("{} is a damaged Parquet file: {source}", path.display())]
-    Corrupt {
-        path: PathBuf,
-        #[source]
-        source: parquet::errors::ParquetError,
-    },
-
-    #[error(
-        "{} is not a shadowdiff pair file: column `{column}` should be {expected} but is {found}",
-        path.display()
-    )]
-    SchemaMismatch { path: PathBuf, column: String, expected: String, found: String },
-
-    #[error(
-        "{} was written with pair format version {found}, newer than the version {supported} this shadowdiff reads; upgrade shadowdiff",
-        path.display()
-    )]
-    NewerSchemaVersion { path: PathBuf, found: u32, supported: u32 },
-
-    #[error("{} has an invalid value in metadata key `{key}`: {message}", path.display())]
-    BadMetadata { path: PathBuf, key: String, message: String },
-
-    #[error("{} has an invalid value in column `{column}`, row {row}: {message}", path.display())]
-    BadValue { path: PathBuf, column: String, row: usize, message: String },
-
-    #[error("cannot write pair file {}: {source}", path.display())]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: WriteError,
-    },
-
-    #[error("the pair writer is already closed")]
-    WriterClosed,
-
-    #[error("invalid writer setting `{setting}`: {message}")]
-    BadSetting { setting: &'static str, message: String },
-
     /// A capture flag or configuration key with a bad value; `setting` names it as the user
     /// wrote it (`--sample-rate`, or `sampling.rate in capture.toml`).
     #[error("{setting} {message}")]
@@ -85,23 +18,20 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-}
 
-/// The underlying cause of a write failure.
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
+    /// Opening, writing or closing the pair files.
     #[error(transparent)]
-    Io(#[from] std::io::Error),
-    #[error(transparent)]
-    Parquet(#[from] parquet::errors::ParquetError),
-    #[error(transparent)]
-    Arrow(#[from] arrow_schema::ArrowError),
+    Pairs(#[from] shadowdiff_format::Error),
 }
 
 impl Error {
-    /// True for errors caused by the input the user gave (bad file, bad path) rather than by
-    /// the machine (disk full). The binary maps both to exit code 2; callers that retry use this.
+    /// True for errors caused by what the user gave (a bad setting, a bad file) rather than by
+    /// the machine (disk full, address in use).
     pub fn is_input_error(&self) -> bool {
-        !matches!(self, Error::Write { .. } | Error::Io { .. })
+        match self {
+            Error::BadConfig { .. } => true,
+            Error::Listen { .. } => false,
+            Error::Pairs(e) => e.is_input_error(),
+        }
     }
 }

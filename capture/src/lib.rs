@@ -1,7 +1,5 @@
-//! shadowdiff-capture holds the capture agent and, in [`record`], the pair format every other
-//! part of shadowdiff reads and writes: the Arrow schema, the Parquet writer (row groups, zstd,
-//! rotation, Hive-partitioned paths, write-then-rename) and the streaming reader (files,
-//! directories, globs; column projection; typed errors on foreign or damaged files).
+//! shadowdiff-capture is the capture agent. It writes pairs through `shadowdiff-format`, the crate
+//! that owns the pair format; nothing that only reads pair files depends on this one.
 //!
 //! The agent ([`Agent`], configured by [`config::Config`]) is a reverse proxy that serves every
 //! client from the baseline, mirrors captured requests to the canary (and a secondary) in
@@ -17,7 +15,6 @@ pub mod counters;
 pub mod error;
 pub mod metrics;
 pub mod proxy;
-pub mod record;
 pub mod recorder;
 pub mod redact;
 pub mod select;

@@ -26,13 +26,13 @@ use tokio_util::task::TaskTracker;
 use crate::body::{self, BaselineDone, ProxyBody, RequestBody, TeeBody, micros};
 use crate::config::Config;
 use crate::counters::{Counters, DropReason, MirrorSkip, SkipReason};
-use crate::record::schema::{Side, error_kind};
-use crate::record::{Header, PairRecord, SideRecord};
 use crate::recorder::{Recorder, Ticket};
 use crate::redact::Redactor;
 use crate::select::Selector;
 use crate::server::Peer;
 use crate::upstream::{Upstream, classify};
+use shadowdiff_format::schema::{Side, error_kind};
+use shadowdiff_format::{Header, PairRecord, SideRecord};
 
 /// What the client receives: the baseline's body as it streams, or a body the agent made.
 pub type OutBody = Either<TeeBody, ProxyBody>;

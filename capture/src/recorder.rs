@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crate::counters::{Counters, DropReason};
 use crate::error::{Error, Result};
-use crate::record::{PairRecord, PairWriter, WriterConfig, WriterStats};
+use shadowdiff_format::{PairRecord, PairWriter, WriterConfig, WriterStats};
 
 /// How often the writer thread checks for files past their rotation age.
 const TICK: Duration = Duration::from_millis(250);
@@ -65,7 +65,7 @@ impl Recorder {
         let thread = std::thread::Builder::new()
             .name("shadowdiff-writer".into())
             .spawn(move || write_loop(writer, rx, c, qb))
-            .map_err(|source| Error::Io { path: dir.clone(), source })?;
+            .map_err(|source| shadowdiff_format::Error::Io { path: dir.clone(), source })?;
         Ok(Arc::new(Self {
             tx,
             open: RwLock::new(true),
@@ -108,8 +108,8 @@ impl Recorder {
         let _ = self.tx.send(Msg::Close);
         let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         match handle {
-            Some(h) => h.join().unwrap_or_else(|_| Err(Error::WriterClosed)),
-            None => Err(Error::WriterClosed),
+            Some(h) => h.join().unwrap_or_else(|_| Err(shadowdiff_format::Error::WriterClosed.into())),
+            None => Err(shadowdiff_format::Error::WriterClosed.into()),
         }
     }
 
@@ -248,7 +248,7 @@ fn write_loop(
             );
         }
     }
-    stats
+    Ok(stats?)
 }
 
 #[cfg(test)]

@@ -15,7 +15,9 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::record::{Header, PairRecord, SideRecord};
+use shadowdiff_format::media::looks_json;
+use shadowdiff_format::pointer::PathPattern;
+use shadowdiff_format::{Header, PairRecord, SideRecord};
 
 /// Headers always redacted.
 pub const DEFAULT_HEADERS: [&str; 5] = ["authorization", "cookie", "set-cookie", "proxy-authorization", "x-api-key"];
@@ -89,16 +91,19 @@ impl RedactRules {
     }
 }
 
-/// A parsed JSON path: `/user/password`, `/items/*/card`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JsonPath(Vec<String>);
+/// A JSON path to redact, in shadowdiff's one JSON-pointer pattern language (the same as the
+/// diff rules'): `/user/password`, `/items/*/card`, `/**/password` at any depth.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonPath(PathPattern);
 
 impl JsonPath {
     pub fn parse(s: &str) -> Result<Self, String> {
         if !s.starts_with('/') || s.len() < 2 {
-            return Err(format!("must be a JSON Pointer such as /user/password or /items/*/card, not `{s}`"));
+            return Err(format!(
+                "must be a JSON Pointer pattern such as /user/password, /items/*/card or /**/password, not `{s}`"
+            ));
         }
-        Ok(Self(s[1..].split('/').map(|seg| seg.replace("~1", "/").replace("~0", "~")).collect()))
+        PathPattern::new(s).map(Self).map_err(|why| format!("is not a valid JSON Pointer pattern ({why}): `{s}`"))
     }
 }
 
@@ -222,17 +227,16 @@ impl Redactor {
         if self.paths.is_empty() || body.is_empty() {
             return Some(body);
         }
-        let looks_json = content_type.is_some_and(|c| c.contains("json"))
-            || body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b == b'{' || *b == b'[');
-        if !looks_json {
+        if !looks_json(content_type, &body) {
             return Some(body);
         }
         let Ok(mut doc) = serde_json::from_slice::<Value>(&body) else {
             return None;
         };
         let mut changed = false;
+        let mut at = Vec::new();
         for path in &self.paths {
-            changed |= self.redact_path(&mut doc, &path.0);
+            changed |= self.redact_matching(&mut doc, &path.0, &mut at);
         }
         if !changed {
             return Some(body);
@@ -240,38 +244,37 @@ impl Redactor {
         serde_json::to_vec(&doc).ok().map(Bytes::from)
     }
 
-    fn redact_path(&self, v: &mut Value, path: &[String]) -> bool {
-        let Some((head, rest)) = path.split_first() else {
+    /// Replaces every value whose path (`at`, the keys and indices walked so far) matches
+    /// `pattern` with its token, and does not look inside what it replaced. One visit per node
+    /// whatever the pattern; the depth is bounded by serde_json's nesting limit (128).
+    fn redact_matching(&self, v: &mut Value, pattern: &PathPattern, at: &mut Vec<String>) -> bool {
+        if !at.is_empty() && pattern.matches_tokens(at) {
             let secret = match &*v {
                 Value::String(s) => s.as_bytes().to_vec(),
                 other => other.to_string().into_bytes(),
             };
             *v = Value::String(self.token(&secret));
             return true;
-        };
-        match v {
-            Value::Object(map) if head == "*" => {
-                let mut any = false;
-                for child in map.values_mut() {
-                    any |= self.redact_path(child, rest);
-                }
-                any
-            }
-            Value::Object(map) => map.get_mut(head.as_str()).is_some_and(|child| self.redact_path(child, rest)),
-            Value::Array(items) if head == "*" => {
-                let mut any = false;
-                for child in items {
-                    any |= self.redact_path(child, rest);
-                }
-                any
-            }
-            Value::Array(items) => head
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| items.get_mut(i))
-                .is_some_and(|child| self.redact_path(child, rest)),
-            _ => false,
         }
+        let mut any = false;
+        match v {
+            Value::Object(map) => {
+                for (key, child) in map.iter_mut() {
+                    at.push(key.clone());
+                    any |= self.redact_matching(child, pattern, at);
+                    at.pop();
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter_mut().enumerate() {
+                    at.push(i.to_string());
+                    any |= self.redact_matching(child, pattern, at);
+                    at.pop();
+                }
+            }
+            _ => {}
+        }
+        any
     }
 }
 
@@ -333,6 +336,25 @@ mod tests {
         assert!(withheld);
         assert_eq!(p.canary.body, None);
         assert!(p.canary.body_truncated);
+    }
+
+    #[test]
+    fn patterns_speak_the_diff_rules_language() {
+        let mut rules = rules(None);
+        rules.json_paths = vec!["/**/password".into(), "/items/*/card".into()];
+        let r = Redactor::new(&rules);
+        let mut p = pair();
+        p.request_body = Some(Bytes::from_static(
+            br#"{"password":"a","user":{"auth":{"password":"b"}},"items":[{"card":1,"id":2}],"passwords":"c"}"#,
+        ));
+        r.apply(&mut p);
+        let body: Value = serde_json::from_slice(p.request_body.as_deref().expect("body")).expect("json");
+        assert_eq!(
+            body,
+            serde_json::json!({"password":MASK,"user":{"auth":{"password":MASK}},"items":[{"card":MASK,"id":2}],"passwords":"c"})
+        );
+        assert!(JsonPath::parse("/a~2").expect_err("a bad escape").contains("`/a~2`"));
+        assert!(JsonPath::parse("password").is_err());
     }
 
     #[test]

@@ -24,8 +24,8 @@ use tokio::time::Instant;
 use crate::body::{ProxyBody, collect_capped, micros};
 use crate::config::Target;
 use crate::error::{Error, Result};
-use crate::record::schema::error_kind;
-use crate::record::{Header, SideRecord};
+use shadowdiff_format::schema::error_kind;
+use shadowdiff_format::{Header, SideRecord};
 
 /// One upstream: where it is and a pooled client for it.
 #[derive(Clone, Debug)]

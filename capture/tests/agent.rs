@@ -14,13 +14,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use shadowdiff_capture::record::reader::PairFile;
-use shadowdiff_capture::record::schema::error_kind;
-use shadowdiff_capture::record::{PairReader, PairRecord};
 use shadowdiff_capture::redact::{HashKey, RedactRules};
 use shadowdiff_capture::{Agent, Config, Report};
 use shadowdiff_fixtures::FaultKind;
 use shadowdiff_fixtures::service::{Upstream, upstream};
+use shadowdiff_format::reader::PairFile;
+use shadowdiff_format::schema::error_kind;
+use shadowdiff_format::{PairReader, PairRecord};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
@@ -92,7 +92,7 @@ impl Capture {
 
 fn read_pairs(dir: &Path) -> Vec<PairRecord> {
     let root = dir.to_str().expect("utf-8");
-    if shadowdiff_capture::record::resolve_inputs(&[root]).is_err() {
+    if shadowdiff_format::resolve_inputs(&[root]).is_err() {
         return Vec::new();
     }
     let mut pairs = PairReader::read_all_records(&[root]).expect("pair files are readable");
@@ -269,7 +269,7 @@ async fn pairs_match_what_the_services_saw() {
     assert!(p.captured_at <= chrono::Utc::now());
     assert_eq!(report.counters["recorded"], 1);
 
-    let files = shadowdiff_capture::record::resolve_inputs(&[dir.path().to_str().expect("utf-8")]).expect("files");
+    let files = shadowdiff_format::resolve_inputs(&[dir.path().to_str().expect("utf-8")]).expect("files");
     let info = PairFile::open(&files[0]).expect("valid file").info;
     assert_eq!(info.config["canary"], canary.url());
     assert_eq!(info.config["secondary"], secondary.url());

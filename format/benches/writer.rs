@@ -2,7 +2,7 @@
 //! `PairWriter` to real files (zstd, row groups, rename on close). Reports pairs/s and, once,
 //! the bytes on disk per pair.
 //!
-//! Run: `cargo bench -p shadowdiff-capture --bench writer`.
+//! Run: `cargo bench -p shadowdiff-format --bench writer`.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::{TimeDelta, TimeZone, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use shadowdiff_capture::record::{Header, PairRecord, PairWriter, SideRecord, WriterConfig};
+use shadowdiff_format::{Header, PairRecord, PairWriter, SideRecord, WriterConfig};
 
 const PAIRS: usize = 20_000;
 

@@ -25,7 +25,7 @@ pub enum Error {
     Gor { path: PathBuf, index: usize, offset: usize, message: String },
 
     #[error(transparent)]
-    Pairs(#[from] shadowdiff_capture::Error),
+    Pairs(#[from] shadowdiff_format::Error),
 
     #[error("{0}")]
     Setting(String),

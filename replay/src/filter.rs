@@ -2,8 +2,8 @@
 //! window, deterministic sampling, and the mutation guard.
 
 use chrono::{DateTime, Utc};
-use shadowdiff_capture::record::PairRecord;
 use shadowdiff_capture::select::PathPattern;
+use shadowdiff_format::PairRecord;
 
 /// Why a recorded request was not sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use shadowdiff_capture::record::{PairWriter, WriterConfig};
+use shadowdiff_format::{PairWriter, WriterConfig};
 
 use crate::error::Result;
 use crate::source::{self, Format};

@@ -4,6 +4,9 @@
 //!
 //! [`run::replay`] drives recorded requests to live targets ([`target`]) through one loop
 //! ([`driver`]) paced by a [`pacer::Pacer`], after [`filter`]s, and records fresh pairs.
+//!
+//! Pair files are read and written through `shadowdiff-format`; the capture crate is a
+//! dependency only for what replay really shares with it: the pooled upstream client.
 #![forbid(unsafe_code)]
 
 pub mod driver;

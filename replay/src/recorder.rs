@@ -12,7 +12,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use shadowdiff_capture::record::PairRecord;
+use shadowdiff_format::PairRecord;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use shadowdiff_capture::record::{
+use shadowdiff_format::{
     BaselineOrigin, PairReader, PairRecord, PairWriter, ReadOptions, Side, WriterConfig, WriterStats, resolve_inputs,
     schema,
 };

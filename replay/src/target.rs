@@ -10,9 +10,9 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version, he
 use shadowdiff_capture::body::ProxyBody;
 use shadowdiff_capture::config::Target;
 use shadowdiff_capture::proxy::strip_hop_by_hop;
-use shadowdiff_capture::record::schema::error_kind;
-use shadowdiff_capture::record::{PairRecord, Side, SideRecord};
 use shadowdiff_capture::upstream::{Upstream, client_tls};
+use shadowdiff_format::schema::error_kind;
+use shadowdiff_format::{PairRecord, Side, SideRecord};
 use tokio::time::Instant;
 
 /// Header edits applied to every replayed request, in order: remove, then set. Credentials that
@@ -163,7 +163,7 @@ impl Dispatch for HttpTargets {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shadowdiff_capture::record::Header;
+    use shadowdiff_format::Header;
 
     #[test]
     fn rewrites_remove_then_set_and_drop_hop_by_hop() {

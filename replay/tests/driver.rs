@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use http::{HeaderName, HeaderValue};
-use shadowdiff_capture::record::{PairFile, PairReader, PairRecord, Side, SideRecord};
 use shadowdiff_fixtures::Scoped;
 use shadowdiff_fixtures::corpus::{CorpusConfig, generate};
 use shadowdiff_fixtures::service::upstream;
+use shadowdiff_format::{PairFile, PairReader, PairRecord, Side, SideRecord};
 use shadowdiff_replay::driver::{DriverConfig, Progress, SourceItem, drive};
 use shadowdiff_replay::filter::Filters;
 use shadowdiff_replay::pacer::Pacing;

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use shadowdiff_capture::record::PairReader;
+use shadowdiff_format::PairReader;
 use shadowdiff_replay::Error;
 use shadowdiff_replay::import::import;
 use shadowdiff_replay::source::{Format, gor, har};

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 
 use anyhow::Context;
-use shadowdiff_capture::record::{resolve_inputs, summary};
+use shadowdiff_format::{resolve_inputs, summary};
 
 use crate::exit::Exit;
 

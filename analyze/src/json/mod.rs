@@ -45,29 +45,7 @@ impl DiffKind {
     }
 }
 
-/// How much a difference matters to a client of the API. Ordered: `Additive < Changed <
-/// Breaking`, so the worst of a set is its `max()`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// A field was added: old clients ignore it.
-    Additive,
-    /// A value changed (including array elements added or removed, and a `null` that became a
-    /// value): the shape a client relies on is intact.
-    Changed,
-    /// A field was removed, a type changed, or a value became `null`: a client may break.
-    Breaking,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Additive => "additive",
-            Severity::Changed => "changed",
-            Severity::Breaking => "breaking",
-        }
-    }
-}
+pub use shadowdiff_format::vocab::Severity;
 
 /// One difference between a baseline document and a canary document.
 #[derive(Debug, Clone, PartialEq, Serialize)]

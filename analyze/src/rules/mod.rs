@@ -14,7 +14,7 @@ pub use file::{
 
 use crate::error::{Error, Result};
 use crate::headers::HeaderRules;
-use crate::path::{PathPattern, Seg};
+use crate::path::{self, MatchesWalk, PathPattern, Seg};
 use crate::route::RouteRules;
 
 /// Arrays longer than this (on either side) are compared index by index: aligning them costs
@@ -189,7 +189,7 @@ impl Rules {
         for (entries, action) in simple {
             for e in entries {
                 rules.add(PathRule {
-                    pattern: PathPattern::new(&e.path)?,
+                    pattern: path::compile(&e.path)?,
                     route: route(&e.route)?,
                     action: action.clone(),
                 });
@@ -198,7 +198,7 @@ impl Rules {
         for (i, e) in file.tolerance.iter().enumerate() {
             let t = tolerance(e.absolute, e.relative).map_err(|r| rule_err(&format!("tolerance[{i}]"), r))?;
             rules.add(PathRule {
-                pattern: PathPattern::new(&e.path)?,
+                pattern: path::compile(&e.path)?,
                 route: route(&e.route)?,
                 action: Action::Tolerance(t),
             });
@@ -206,7 +206,7 @@ impl Rules {
         for (i, e) in file.array.iter().enumerate() {
             let mode = ArrayMode::parse(&e.mode, e.key.as_deref()).map_err(|r| rule_err(&format!("array[{i}]"), r))?;
             rules.add(PathRule {
-                pattern: PathPattern::new(&e.path)?,
+                pattern: path::compile(&e.path)?,
                 route: route(&e.route)?,
                 action: Action::Array(mode),
             });
@@ -216,7 +216,7 @@ impl Rules {
                 return Err(rule_err(&format!("explained[{i}]"), "`reason` must not be empty".to_owned()));
             }
             rules.explained.push(Explained {
-                pattern: PathPattern::new(&e.path)?,
+                pattern: path::compile(&e.path)?,
                 route: route(&e.route)?,
                 reason: e.reason.clone(),
             });
@@ -240,7 +240,7 @@ impl Rules {
 
     /// Adds an unscoped ignore rule for `pattern`.
     pub fn ignore(&mut self, pattern: &str) -> Result<&mut Self> {
-        Ok(self.add(PathRule { pattern: PathPattern::new(pattern)?, route: None, action: Action::Ignore }))
+        Ok(self.add(PathRule { pattern: path::compile(pattern)?, route: None, action: Action::Ignore }))
     }
 
     pub fn path_rules(&self) -> &[PathRule] {
@@ -334,7 +334,7 @@ impl<'r> Scoped<'r> {
 }
 
 fn route(route: &Option<String>) -> Result<Option<PathPattern>> {
-    route.as_deref().map(PathPattern::new).transpose()
+    route.as_deref().map(path::compile).transpose()
 }
 
 fn tolerance(absolute: Option<f64>, relative: Option<f64>) -> Result<Tolerance, String> {

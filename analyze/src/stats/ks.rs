@@ -1,17 +1,7 @@
 //! The two-sample Kolmogorov–Smirnov test: catches a change of spread or shape that leaves the
 //! median where it was (the regression Kayenta's Mann–Whitney judge passes).
 
-use serde::Serialize;
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct KsResult {
-    pub n_baseline: usize,
-    pub n_canary: usize,
-    /// sup |F_canary − F_baseline|.
-    pub statistic: f64,
-    /// Two-sided p-value from the limiting Kolmogorov distribution at √(n·m/(n+m))·D.
-    pub p_value: f64,
-}
+pub use shadowdiff_format::verdict::KsResult;
 
 /// Two-sided two-sample KS test. Non-finite values are ignored. The p-value uses the asymptotic
 /// (Kolmogorov) distribution, which is what analyze's sample sizes call for; it equals SciPy's

@@ -1,19 +1,8 @@
 //! The Hodges–Lehmann estimate of the paired shift and its confidence interval.
 
-use serde::Serialize;
-
 use super::z_quantile;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HodgesLehmann {
-    pub n: usize,
-    /// The median of the Walsh averages (d_i + d_j) / 2, i ≤ j: the shift estimate.
-    pub estimate: f64,
-    /// The confidence interval from the signed-rank distribution (normal approximation).
-    pub low: f64,
-    pub high: f64,
-    pub confidence: f64,
-}
+pub use shadowdiff_format::verdict::HodgesLehmann;
 
 /// Hodges–Lehmann shift of paired differences with a `confidence` interval (e.g. 0.95).
 ///

@@ -2,7 +2,6 @@
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
 
 /// The `q` quantile of sorted values, interpolating linearly between order statistics (numpy's
 /// and SciPy's default, Hyndman–Fan type 7). NaN for an empty slice.
@@ -22,28 +21,7 @@ pub fn quantiles(values: &mut [f64], qs: &[f64]) -> Vec<f64> {
     qs.iter().map(|&q| quantile_sorted(values, q)).collect()
 }
 
-/// One quantile of both sides and its paired delta.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct QuantileDelta {
-    pub q: f64,
-    pub n: usize,
-    pub baseline: f64,
-    pub canary: f64,
-    /// canary − baseline.
-    pub delta: f64,
-    /// (canary − baseline) / baseline; NaN when the baseline quantile is 0.
-    pub relative: f64,
-    /// Bootstrap confidence interval of `delta`.
-    pub low: f64,
-    pub high: f64,
-    /// Bootstrap confidence interval of `relative`.
-    pub relative_low: f64,
-    pub relative_high: f64,
-    pub confidence: f64,
-    pub resamples: usize,
-    /// Pairs per resample: n, or fewer for large samples (m-out-of-n bootstrap, rescaled).
-    pub resample_size: usize,
-}
+pub use shadowdiff_format::verdict::QuantileDelta;
 
 /// How the bootstrap runs.
 #[derive(Debug, Clone, Copy, PartialEq)]

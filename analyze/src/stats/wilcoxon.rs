@@ -1,36 +1,8 @@
 //! The Wilcoxon signed-rank test on paired differences (canary − baseline).
 
-use serde::Serialize;
-
 use super::{average_ranks, norm_sf};
 
-/// How the p-value was computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Method {
-    /// The exact null distribution (n ≤ 50, no ties, no zeros: SciPy's `method="auto"` rule).
-    Exact,
-    /// The normal approximation with tie correction and continuity correction.
-    Normal,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct WilcoxonResult {
-    /// Differences used: non-zero ones (zeros are dropped, SciPy's `zero_method="wilcox"`).
-    pub n: usize,
-    /// Zero differences dropped.
-    pub zeros: usize,
-    /// Sum of ranks of positive differences (canary slower).
-    pub w_plus: f64,
-    pub w_minus: f64,
-    /// min(W+, W−), SciPy's two-sided statistic.
-    pub statistic: f64,
-    /// The z score of W+ under the normal approximation (with corrections), also for `Exact`.
-    pub z: f64,
-    /// Two-sided p-value; 1 when there are no non-zero differences.
-    pub p_value: f64,
-    pub method: Method,
-}
+pub use shadowdiff_format::verdict::{Method, WilcoxonResult};
 
 /// Two-sided Wilcoxon signed-rank test of `diffs` against a zero median.
 ///

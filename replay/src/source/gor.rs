@@ -8,7 +8,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use shadowdiff_capture::record::{Header, PairRecord, SideRecord};
+use shadowdiff_format::{Header, PairRecord, SideRecord};
 
 use super::split_url;
 use crate::error::{Error, Result};

@@ -7,8 +7,8 @@ use base64::Engine as _;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use shadowdiff_capture::record::schema::error_kind;
-use shadowdiff_capture::record::{Header, PairRecord, SideRecord};
+use shadowdiff_format::schema::error_kind;
+use shadowdiff_format::{Header, PairRecord, SideRecord};
 
 use super::split_url;
 use crate::error::{Error, Result};

@@ -7,7 +7,7 @@ pub mod har;
 
 use std::path::Path;
 
-use shadowdiff_capture::record::PairRecord;
+use shadowdiff_format::PairRecord;
 
 use crate::error::Result;
 

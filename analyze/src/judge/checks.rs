@@ -1,0 +1,417 @@
+//! The six checks, each only its estimator and its sentences; [`super::skeleton`] judges them.
+
+use std::collections::BTreeMap;
+
+use shadowdiff_format::verdict::{Ci, CriticalError, FieldCount, OVERALL, Statistic, Status, Unit};
+
+use super::skeleton::{Estimate, Estimator, Scope, decide, escalate};
+use crate::pipeline::top;
+use crate::policy::{Check, CheckId};
+use crate::stats::{mcnemar, wilson};
+
+const REL: Unit = Unit::Relative;
+const SHARE: Unit = Unit::Share;
+
+/// `(CI a … b)` in `unit`.
+fn ci_text(ci: Option<Ci>, unit: Unit) -> String {
+    ci.map_or_else(String::new, |c| format!(" (CI {} … {}", unit.format(c.low), unit.format(c.high)))
+}
+
+/// `/api/search ` for an endpoint, nothing for the whole run (whose sentences say `overall`).
+fn scope_name(route: &str) -> String {
+    if route == OVERALL { String::new() } else { format!("{route} ") }
+}
+
+/// The `n` most frequent fields of `map`.
+fn field_counts(map: &BTreeMap<String, u64>) -> Vec<FieldCount> {
+    top(map, 5).into_iter().map(|(field, count)| FieldCount { field, count }).collect()
+}
+
+/// The p99 latency delta, relative to the baseline's p99, with its bootstrap interval.
+pub(super) struct LatencyP99 {
+    /// `None` when latency is judged; otherwise why not.
+    pub not_comparable: Option<String>,
+}
+
+impl Estimator for LatencyP99 {
+    const ID: CheckId = CheckId::LatencyP99;
+    const TITLE: &'static str = "p99 latency delta";
+    const UNIT: Unit = REL;
+    const SAMPLES: &'static str = "latency pairs";
+
+    fn samples(&self, s: Scope<'_>) -> u64 {
+        s.stats.latency.items().len() as u64
+    }
+
+    fn estimate(&self, s: Scope<'_>, _confidence: f64) -> Estimate {
+        // The latency statistics were computed at the family's confidence beforehand (in parallel).
+        let Some(l) = s.latency else { return Estimate::default() };
+        let q = l.quantile(0.99);
+        Estimate {
+            value: q.map(|q| q.relative),
+            ci: q.map(|q| Ci { low: q.relative_low, high: q.relative_high, confidence: q.confidence }),
+            p_value: l.wilcoxon.as_ref().map(|w| w.p_value),
+            n: l.n,
+            statistic: l
+                .wilcoxon
+                .as_ref()
+                .map(|w| Statistic { name: "wilcoxon_signed_rank".into(), value: w.statistic }),
+            ..Estimate::default()
+        }
+    }
+
+    fn decide(&self, e: &Estimate, _p: Option<f64>, t: Check, overall: bool) -> Status {
+        match e.ci {
+            Some(ci) if ci.low.is_finite() && overall => decide((ci.low, ci.high), t),
+            Some(ci) if ci.low.is_finite() => escalate((ci.low, ci.high), t),
+            _ => Status::Inconclusive,
+        }
+    }
+
+    fn finding(&self, route: &str, e: &Estimate, _p: Option<f64>) -> String {
+        let overall = if route == OVERALL { " overall" } else { "" };
+        format!("{}p99 {}{overall}{}, n={})", scope_name(route), REL.format_opt(e.value), ci_text(e.ci, REL), e.n)
+    }
+
+    fn passed(&self, o: &Estimate, t: Check) -> String {
+        match o.ci {
+            Some(_) => {
+                format!("p99 {} overall{}) within {}", REL.format_opt(o.value), ci_text(o.ci, REL), REL.format(t.pass))
+            }
+            None => "no latency pairs".into(),
+        }
+    }
+
+    fn not_comparable(&self) -> Option<String> {
+        self.not_comparable.clone()
+    }
+}
+
+/// A change of the latency distribution's shape (two-sample KS), which a p99 or median
+/// comparison can miss.
+pub(super) struct LatencyShape {
+    pub alpha: f64,
+    pub not_comparable: Option<String>,
+}
+
+impl Estimator for LatencyShape {
+    const ID: CheckId = CheckId::LatencyShape;
+    const TITLE: &'static str = "latency distribution shape (KS)";
+    const UNIT: Unit = Unit::KsD;
+    const SAMPLES: &'static str = "latency pairs";
+
+    fn samples(&self, s: Scope<'_>) -> u64 {
+        s.stats.latency.items().len() as u64
+    }
+
+    fn estimate(&self, s: Scope<'_>, _confidence: f64) -> Estimate {
+        let Some(l) = s.latency else { return Estimate::default() };
+        let ks = l.ks.as_ref();
+        Estimate {
+            value: ks.map(|k| k.statistic),
+            p_value: ks.map(|k| k.p_value),
+            n: l.n,
+            statistic: ks.map(|k| Statistic { name: "ks_d".into(), value: k.statistic }),
+            ..Estimate::default()
+        }
+    }
+
+    fn decide(&self, e: &Estimate, p: Option<f64>, t: Check, _overall: bool) -> Status {
+        match (e.value, p) {
+            (Some(d), Some(p)) if p < self.alpha && d >= t.warn => Status::Warn,
+            (Some(_), Some(_)) => Status::Pass,
+            _ => Status::Inconclusive,
+        }
+    }
+
+    fn finding(&self, route: &str, e: &Estimate, p: Option<f64>) -> String {
+        let d = Unit::KsD.format_opt(e.value);
+        let p = p.unwrap_or(f64::NAN);
+        if route == OVERALL {
+            format!("the latency distribution changed shape overall ({d}, p={p:.2e}, n={})", e.n)
+        } else {
+            format!("{route} {d} (p={p:.2e} adjusted, n={})", e.n)
+        }
+    }
+
+    fn passed(&self, o: &Estimate, _t: Check) -> String {
+        format!("no significant shape change ({}, α={})", Unit::KsD.format_opt(o.value), self.alpha)
+    }
+
+    fn not_comparable(&self) -> Option<String> {
+        self.not_comparable.clone()
+    }
+}
+
+/// The canary's error rate against the baseline's on the same requests (McNemar on the paired
+/// outcomes, Wilson interval of the canary's rate).
+pub(super) struct ErrorRate {
+    pub alpha: f64,
+}
+
+impl Estimator for ErrorRate {
+    const ID: CheckId = CheckId::ErrorRate;
+    const TITLE: &'static str = "canary error rate against the baseline's";
+    const UNIT: Unit = SHARE;
+    const SAMPLES: &'static str = "pairs";
+
+    fn samples(&self, s: Scope<'_>) -> u64 {
+        s.stats.errors.n
+    }
+
+    fn estimate(&self, s: Scope<'_>, confidence: f64) -> Estimate {
+        let e = &s.stats.errors;
+        let n = e.n.max(1) as f64;
+        let mc = mcnemar(e.canary_only, e.baseline_only);
+        let w = wilson(e.canary, e.n, confidence);
+        let name = if mc.exact { "mcnemar_exact_min_discordant" } else { "mcnemar_chi2" };
+        Estimate {
+            value: Some(e.canary as f64 / n),
+            ci: Some(Ci { low: w.low, high: w.high, confidence }),
+            p_value: Some(mc.p_value),
+            n: e.n,
+            statistic: Some(Statistic { name: name.into(), value: mc.statistic }),
+            reference: Some(e.baseline as f64 / n),
+            against_canary: e.canary_only > e.baseline_only,
+            ..Estimate::default()
+        }
+    }
+
+    fn decide(&self, e: &Estimate, p: Option<f64>, t: Check, overall: bool) -> Status {
+        let (Some(ci), Some(b)) = (e.ci, e.reference) else { return Status::Inconclusive };
+        if p.unwrap_or(1.0) >= self.alpha || !e.against_canary {
+            return Status::Pass;
+        }
+        let limits = Check { enabled: true, pass: b * t.pass, warn: b * t.warn };
+        if overall { decide((ci.low, ci.high), limits) } else { escalate((ci.low, ci.high), limits) }
+    }
+
+    fn finding(&self, route: &str, e: &Estimate, p: Option<f64>) -> String {
+        format!(
+            "{} canary {}{}) vs baseline {} (McNemar p={:.2e}{}, n={})",
+            if route == OVERALL { "overall" } else { route },
+            SHARE.format_opt(e.value),
+            ci_text(e.ci, SHARE),
+            SHARE.format_opt(e.reference),
+            p.unwrap_or(f64::NAN),
+            if route == OVERALL { "" } else { " adjusted" },
+            e.n
+        )
+    }
+
+    fn passed(&self, o: &Estimate, _t: Check) -> String {
+        self.finding(OVERALL, o, o.p_value)
+    }
+}
+
+/// Error kinds (a transport failure, a 5xx status) the canary shows on a route where the baseline
+/// never does. One-sided sign test: under "no difference" each such error is as likely on either
+/// side, so a baseline showing none of k has probability 2^-k; a scope with several such kinds
+/// tests them together (Bonferroni over its kinds).
+pub(super) struct CriticalErrors {
+    pub alpha: f64,
+}
+
+/// The kinds only the canary shows in a scope, most frequent first.
+fn canary_only_kinds(s: Scope<'_>) -> Vec<(&str, u64)> {
+    let mut kinds: Vec<(&str, u64)> = s
+        .stats
+        .errors
+        .kinds
+        .iter()
+        .filter(|(_, k)| k.baseline == 0 && k.canary > 0)
+        .map(|(kind, k)| (kind.as_str(), k.canary))
+        .collect();
+    kinds.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    kinds
+}
+
+/// The sign test's p-value for `k` errors the other side never showed.
+fn sign_p(k: u64) -> f64 {
+    0.5f64.powi(k.min(1074) as i32)
+}
+
+impl CriticalErrors {
+    /// verdict.json's `critical_errors[]`: every canary-only kind per scope, with its p-value
+    /// adjusted as its scope's test was (over the scope's kinds, then Holm over the family).
+    pub fn list(&self, overall: Scope<'_>, routes: &[Scope<'_>], endpoints: &[(String, f64)]) -> Vec<CriticalError> {
+        let mut list = Vec::new();
+        for s in std::iter::once(overall).chain(routes.iter().copied()) {
+            let kinds = canary_only_kinds(s);
+            let holm_factor = endpoints.iter().find(|(r, _)| r == s.route).map_or(1.0, |(_, f)| *f);
+            for (kind, canary) in &kinds {
+                let p = sign_p(*canary);
+                let p_adjusted = (p * kinds.len() as f64 * holm_factor).min(1.0);
+                list.push(CriticalError {
+                    route: s.route.to_owned(),
+                    kind: (*kind).to_owned(),
+                    canary: *canary,
+                    p_value: p,
+                    p_adjusted,
+                    confirmed: p_adjusted < self.alpha,
+                });
+            }
+        }
+        list.sort_by(|a, b| {
+            b.canary.cmp(&a.canary).then_with(|| a.route.cmp(&b.route)).then_with(|| a.kind.cmp(&b.kind))
+        });
+        list
+    }
+}
+
+impl Estimator for CriticalErrors {
+    const ID: CheckId = CheckId::CriticalErrors;
+    const TITLE: &'static str = "errors the baseline never shows";
+    const UNIT: Unit = Unit::Count;
+    const SAMPLES: &'static str = "pairs";
+    const COUNTS: bool = true;
+    const FIELDS: (&'static str, &'static str) = ("error kind", "error kinds");
+
+    fn samples(&self, s: Scope<'_>) -> u64 {
+        canary_only_kinds(s).iter().map(|k| k.1).sum()
+    }
+
+    fn listed(&self, s: Scope<'_>) -> bool {
+        self.samples(s) > 0
+    }
+
+    fn estimate(&self, s: Scope<'_>, _confidence: f64) -> Estimate {
+        let kinds = canary_only_kinds(s);
+        let p = kinds.first().map(|k| (sign_p(k.1) * kinds.len() as f64).min(1.0));
+        Estimate {
+            value: Some(kinds.iter().map(|k| k.1).sum::<u64>() as f64),
+            p_value: p,
+            n: s.stats.errors.n,
+            fields: kinds.iter().map(|(k, c)| FieldCount { field: (*k).to_owned(), count: *c }).collect(),
+            ..Estimate::default()
+        }
+    }
+
+    fn decide(&self, _e: &Estimate, p: Option<f64>, _t: Check, _overall: bool) -> Status {
+        if p.is_some_and(|p| p < self.alpha) { Status::Fail } else { Status::Pass }
+    }
+
+    fn finding(&self, route: &str, e: &Estimate, p: Option<f64>) -> String {
+        let Some(top) = e.fields.first() else { return format!("{route}: no canary-only error") };
+        format!(
+            "{route} `{}` ×{} in the canary, never in the baseline (p={:.2e} adjusted)",
+            top.field,
+            top.count,
+            p.unwrap_or(f64::NAN)
+        )
+    }
+
+    fn passed(&self, o: &Estimate, _t: Check) -> String {
+        match o.fields.len() {
+            0 => "no error kind appears only in the canary".into(),
+            k => format!("{k} canary-only error kind(s) seen, none with evidence at α={}", self.alpha),
+        }
+    }
+}
+
+/// The share of compared pairs with a real (not noise, not explained) difference.
+pub(super) struct DiffRate;
+
+impl Estimator for DiffRate {
+    const ID: CheckId = CheckId::DiffRate;
+    const TITLE: &'static str = "pairs with a real difference";
+    const UNIT: Unit = SHARE;
+    const SAMPLES: &'static str = "compared pairs";
+
+    fn samples(&self, s: Scope<'_>) -> u64 {
+        s.stats.compared
+    }
+
+    fn estimate(&self, s: Scope<'_>, confidence: f64) -> Estimate {
+        let w = wilson(s.stats.real_pairs, s.stats.compared, confidence);
+        Estimate {
+            value: Some(w.estimate),
+            ci: Some(Ci { low: w.low, high: w.high, confidence }),
+            n: s.stats.compared,
+            statistic: Some(Statistic { name: "real_pairs".into(), value: s.stats.real_pairs as f64 }),
+            fields: field_counts(&s.stats.real_fields),
+            reference: Some(s.stats.real_pairs as f64),
+            ..Estimate::default()
+        }
+    }
+
+    fn decide(&self, e: &Estimate, _p: Option<f64>, t: Check, overall: bool) -> Status {
+        match e.ci {
+            Some(ci) if overall => decide((ci.low, ci.high), t),
+            Some(ci) => escalate((ci.low, ci.high), t),
+            None => Status::Inconclusive,
+        }
+    }
+
+    fn finding(&self, route: &str, e: &Estimate, _p: Option<f64>) -> String {
+        let most = e.fields.first().map_or_else(String::new, |f| format!(", most in `{}` ×{}", f.field, f.count));
+        format!(
+            "{}{} of {}pairs differ{}; {} of {}{most})",
+            scope_name(route),
+            SHARE.format_opt(e.value),
+            if route == OVERALL { "compared " } else { "" },
+            ci_text(e.ci, SHARE),
+            e.reference.unwrap_or(0.0),
+            e.n
+        )
+    }
+
+    fn passed(&self, o: &Estimate, t: Check) -> String {
+        format!(
+            "{} of compared pairs differ{}; pass ≤ {})",
+            SHARE.format_opt(o.value),
+            ci_text(o.ci, SHARE),
+            SHARE.format(t.pass)
+        )
+    }
+}
+
+/// Pairs with a real breaking difference: a field removed, a type changed, a status class
+/// changed. One is evidence; the thresholds are counts.
+pub(super) struct Breaking;
+
+impl Estimator for Breaking {
+    const ID: CheckId = CheckId::Breaking;
+    const TITLE: &'static str = "pairs with a breaking difference";
+    const UNIT: Unit = Unit::Count;
+    const SAMPLES: &'static str = "compared pairs";
+    const COUNTS: bool = true;
+    const ENDPOINTS_DECIDE: bool = true;
+
+    fn samples(&self, s: Scope<'_>) -> u64 {
+        s.stats.breaking_pairs
+    }
+
+    fn listed(&self, s: Scope<'_>) -> bool {
+        s.stats.breaking_pairs > 0
+    }
+
+    fn estimate(&self, s: Scope<'_>, _confidence: f64) -> Estimate {
+        Estimate {
+            value: Some(s.stats.breaking_pairs as f64),
+            n: s.stats.compared,
+            fields: field_counts(&s.stats.breaking_fields),
+            ..Estimate::default()
+        }
+    }
+
+    fn decide(&self, e: &Estimate, _p: Option<f64>, t: Check, _overall: bool) -> Status {
+        let k = e.value.unwrap_or(0.0);
+        if k > t.warn {
+            Status::Fail
+        } else if k > t.pass {
+            Status::Warn
+        } else {
+            Status::Pass
+        }
+    }
+
+    fn finding(&self, route: &str, e: &Estimate, _p: Option<f64>) -> String {
+        let field = e.fields.first().map_or_else(String::new, |f| format!("`{}` ", f.field));
+        format!("{}{field}in {} of {} pairs", scope_name(route), e.value.unwrap_or(0.0), e.n)
+    }
+
+    fn passed(&self, _o: &Estimate, _t: Check) -> String {
+        "no breaking difference".into()
+    }
+}

@@ -1,0 +1,157 @@
+//! The judge: from an [`Analysis`] and a [`Policy`] to a [`Verdict`]. Pure: it reads nothing and
+//! writes nothing; the endpoint table it reports was aggregated by the pipeline.
+//!
+//! Decisions rest on evidence, not point estimates. For the whole run, an estimated figure
+//! fails when its confidence interval lies wholly beyond the fail (`warn`) threshold, passes
+//! when it lies wholly within the pass threshold, and warns in between. Each endpoint is judged
+//! too, by the one skeleton in [`skeleton`] (the Holm family, the widened intervals, the order
+//! and the reason are defined there once); the six checks in [`checks`] supply only their
+//! estimators and sentences. Figures with fewer samples than `min_samples` are inconclusive,
+//! not passed.
+
+mod checks;
+mod skeleton;
+
+use rayon::prelude::*;
+use shadowdiff_format::verdict::{LatencySummary, OVERALL, Outputs, SCHEMA_VERSION, Status, Verdict};
+
+use self::checks::{Breaking, CriticalErrors, DiffRate, ErrorRate, LatencyP99, LatencyShape};
+use self::skeleton::{Ctx, Scope, run};
+use crate::pipeline::{Analysis, RouteStats};
+use crate::policy::{CheckId, Policy};
+use crate::stats::{Bootstrap, hodges_lehmann, ks_two_sample, quantile_deltas, wilcoxon_signed_rank};
+
+const QUANTILES: [f64; 4] = [0.5, 0.9, 0.95, 0.99];
+
+/// Judges `analysis` under `policy`.
+pub fn judge(a: &Analysis, p: &Policy) -> Verdict {
+    let recorded = a.inputs.recorded_baseline();
+    let not_comparable = (recorded && !p.judge_recorded_latency).then(|| {
+        "the baseline side was recorded in another run; latency is not comparable (set judge_recorded_latency = true to judge it)"
+            .to_owned()
+    });
+    let latency_check = LatencyP99 { not_comparable: not_comparable.clone() };
+
+    // Latency statistics of the whole run and of every endpoint (those latency_p99 does not judge
+    // are still shown in the report), at the family's confidence, in parallel: the costly part.
+    let bare = Ctx {
+        policy: p,
+        overall: Scope { route: OVERALL, stats: &a.overall, latency: None },
+        routes: a.routes.iter().map(|(r, s)| Scope { route: r, stats: s, latency: None }).collect(),
+    };
+    let family = bare.family(&latency_check);
+    let endpoint_conf = bare.endpoint_confidence(family.len());
+    let mut scopes: Vec<(&str, &RouteStats, f64)> = vec![(OVERALL, &a.overall, p.confidence)];
+    scopes.extend(bare.routes.iter().map(|s| (s.route, s.stats, endpoint_conf)));
+    let latency: Vec<LatencySummary> = scopes.par_iter().map(|(r, s, conf)| latency_summary(r, s, *conf, p)).collect();
+    let of = |route: &str| latency.iter().find(|l| l.route == route);
+    let ctx = Ctx {
+        policy: p,
+        overall: Scope { latency: of(OVERALL), ..bare.overall },
+        routes: bare.routes.iter().map(|s| Scope { latency: of(s.route), ..*s }).collect(),
+    };
+
+    let critical = CriticalErrors { alpha: p.alpha };
+    let critical_check = run(&critical, &ctx);
+    let holm_factors: Vec<(String, f64)> = critical_check
+        .endpoints
+        .iter()
+        .filter_map(|e| Some((e.route.clone(), e.p_adjusted? / e.p_value?.max(f64::MIN_POSITIVE))))
+        .collect();
+    let critical_errors = critical.list(ctx.overall, &ctx.routes, &holm_factors);
+    let checks = vec![
+        run(&latency_check, &ctx),
+        run(&LatencyShape { alpha: p.alpha, not_comparable }, &ctx),
+        run(&ErrorRate { alpha: p.alpha }, &ctx),
+        critical_check,
+        run(&DiffRate, &ctx),
+        run(&Breaking, &ctx),
+    ];
+    debug_assert!(checks.iter().map(|c| c.id).eq(CheckId::ALL.iter().copied()));
+
+    let verdict = overall_status(checks.iter().map(|c| c.status));
+    let reason = match verdict {
+        Status::Fail | Status::Warn | Status::Inconclusive => checks
+            .iter()
+            .filter(|c| c.status == verdict)
+            .map(|c| format!("{}: {}", c.id, c.reason))
+            .collect::<Vec<_>>()
+            .join(" | "),
+        _ => format!("every check passed on {} pairs", a.inputs.pairs_analyzed),
+    };
+    Verdict {
+        schema_version: SCHEMA_VERSION,
+        tool: format!("shadowdiff {}", env!("CARGO_PKG_VERSION")),
+        verdict,
+        exit_code: verdict.exit_code(p.fail_on),
+        fail_on: p.fail_on,
+        reason,
+        inputs: a.inputs.clone(),
+        overall: a.overall_row.clone(),
+        endpoints: a.endpoint_rows.clone(),
+        checks,
+        latency,
+        critical_errors,
+        status_mismatches: std::iter::once((OVERALL.to_owned(), a.overall.status_mismatch.clone()))
+            .chain(a.routes.iter().map(|(r, s)| (r.clone(), s.status_mismatch.clone())))
+            .filter(|(_, m)| !m.is_empty())
+            .collect(),
+        fields: a.fields.clone(),
+        numeric_drift: a.numeric_drift.clone(),
+        route_overflow: a.route_overflow.clone(),
+        outputs: Outputs {
+            pairs: a.pairs_file.clone(),
+            diffs: a.diffs_file.clone(),
+            examples: a.examples_file.clone(),
+            ..Outputs::default()
+        },
+    }
+}
+
+/// The run's verdict from its checks': any failure fails, then any inconclusive check makes the
+/// run inconclusive, then the worst of pass and warn. Disabled and not comparable checks do not
+/// count.
+fn overall_status(statuses: impl Iterator<Item = Status>) -> Status {
+    statuses.filter(|s| matches!(s, Status::Pass | Status::Warn | Status::Fail | Status::Inconclusive)).fold(
+        Status::Pass,
+        |acc, s| match (acc, s) {
+            (Status::Fail, _) | (_, Status::Fail) => Status::Fail,
+            (Status::Inconclusive, _) | (_, Status::Inconclusive) => Status::Inconclusive,
+            (x, y) => x.max(y),
+        },
+    )
+}
+
+/// Latency statistics of one scope at `confidence`.
+fn latency_summary(route: &str, s: &RouteStats, confidence: f64, p: &Policy) -> LatencySummary {
+    let items = s.latency.items();
+    let b: Vec<f64> = items.iter().map(|x| x.0).collect();
+    let c: Vec<f64> = items.iter().map(|x| x.1).collect();
+    let d: Vec<f64> = items.iter().map(|x| x.1 - x.0).collect();
+    let enough = items.len() >= 2;
+    let seed = p.seed ^ xxhash_rust::xxh3::xxh3_64(route.as_bytes());
+    let bootstrap = Bootstrap { resamples: p.bootstrap_resamples, confidence, seed, max_resample: 20_000 };
+    LatencySummary {
+        route: route.to_owned(),
+        n: items.len() as u64,
+        seen: s.latency.seen(),
+        quantiles: if enough { quantile_deltas(&b, &c, &QUANTILES, bootstrap) } else { Vec::new() },
+        wilcoxon: enough.then(|| wilcoxon_signed_rank(&d)),
+        hodges_lehmann: if enough { hodges_lehmann(&d, confidence) } else { None },
+        ks: enough.then(|| ks_two_sample(&b, &c)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_run_fails_on_any_failure_and_is_inconclusive_before_it_warns() {
+        use Status::*;
+        assert_eq!(overall_status([Pass, Warn, Disabled].into_iter()), Warn);
+        assert_eq!(overall_status([Warn, Inconclusive].into_iter()), Inconclusive);
+        assert_eq!(overall_status([Inconclusive, Fail].into_iter()), Fail);
+        assert_eq!(overall_status([NotComparable, Disabled].into_iter()), Pass);
+    }
+}
