@@ -20,7 +20,7 @@ use prometheus_client::registry::Registry;
 
 use crate::body::ProxyBody;
 use crate::counters::{Counters, DropReason, LATENCY_BUCKETS, MirrorSkip, SkipReason};
-use crate::record::schema::Side;
+use shadowdiff_format::schema::Side;
 
 /// How the admin handler learns how many mirrors are running now.
 pub type InFlight = Arc<dyn Fn() -> usize + Send + Sync>;
