@@ -204,8 +204,7 @@ fn content_type(side: &SideRecord) -> Option<String> {
     side.header("content-type").map(|h| h.value_lossy().into_owned())
 }
 
-/// The field a non-JSON body difference counts toward.
-pub const BODY_FIELD: &str = "(body)";
+pub use shadowdiff_format::vocab::BODY_FIELD;
 
 /// Flattens a comparison into differences: JSON body differences as they are, a text or binary
 /// body difference as one difference at [`BODY_FIELD`], and header differences at `header:NAME`.

@@ -8,6 +8,7 @@
 //! this crate; it depends on Arrow and Parquet only, so reading a pair file never pulls in hyper
 //! or rustls. `docs/schema.md` documents the format for users.
 #![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod atomic;
 pub mod batch;

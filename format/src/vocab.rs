@@ -42,6 +42,9 @@ macro_rules! words {
     };
 }
 
+/// The field a non-JSON body difference counts toward (diffs.parquet's `field`).
+pub const BODY_FIELD: &str = "(body)";
+
 /// A check's (or the run's) outcome. Ordered by how much it matters to the verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -231,6 +234,18 @@ impl Unit {
     }
 }
 
+// Added for the report (shadowdiff-reports' page::fields): the person-facing word of a
+// difference's status, as `Status::label` is for a check's.
+impl DiffStatus {
+    /// For a person: `suspected noise` rather than `suspected_noise`.
+    pub fn label(self) -> &'static str {
+        match self {
+            DiffStatus::SuspectedNoise => "suspected noise",
+            s => s.as_str(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,17 +273,5 @@ mod tests {
         assert_eq!(Unit::Count.format(3.0), "3");
         assert_eq!(Unit::Share.format(f64::NAN), "–");
         assert_eq!(Unit::Count.format_opt(None), "–");
-    }
-}
-
-// Added for the report (shadowdiff-reports' page::fields): the person-facing word of a
-// difference's status, as `Status::label` is for a check's.
-impl DiffStatus {
-    /// For a person: `suspected noise` rather than `suspected_noise`.
-    pub fn label(self) -> &'static str {
-        match self {
-            DiffStatus::SuspectedNoise => "suspected noise",
-            s => s.as_str(),
-        }
     }
 }

@@ -303,7 +303,7 @@ impl Estimator for CriticalErrors {
 
     fn passed(&self, o: &Estimate, _t: Check) -> String {
         match o.fields.len() {
-            0 => "no error kind appears only in the canary".into(),
+            0 => format!("no error kind the baseline never shows has evidence in the canary at α={}", self.alpha),
             k => format!("{k} canary-only error kind(s) seen, none with evidence at α={}", self.alpha),
         }
     }

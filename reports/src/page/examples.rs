@@ -1,9 +1,10 @@
 //! Example pairs, side by side, from `examples.json`: the endpoints that failed or warned a check
 //! first, their differences marked by kind.
 
-use shadowdiff_analyze::evaluate::BODY_FIELD;
 use shadowdiff_format::examples::{self, Example};
+use shadowdiff_format::media::{Claim, claim};
 use shadowdiff_format::verdict::Verdict;
+use shadowdiff_format::vocab::BODY_FIELD;
 use shadowdiff_format::vocab::{DiffStatus, Outcome, Severity};
 
 use super::{any_check, rank, route_status};
@@ -79,7 +80,7 @@ fn pair(e: &Example) -> ExamplePair {
         .filter(|d| d.location == "body" && d.field != BODY_FIELD)
         .map(|d| MarkedPath::new(d.path.clone(), mark(d.status, d.severity)))
         .collect();
-    let json = |side: &examples::ExampleSide| side.content_type.as_deref().is_some_and(|t| t.contains("json"));
+    let json = |side: &examples::ExampleSide| claim(side.content_type.as_deref()) == Claim::Json;
     let highlight = if e.outcome == Outcome::Different && !json_paths.is_empty() {
         Highlight::JsonPaths(json_paths)
     } else if e.outcome != Outcome::Different && json(&e.baseline) && json(&e.canary) {
