@@ -9,7 +9,7 @@ use serde_json::Value;
 use shadowdiff_fixtures::Scoped;
 use shadowdiff_fixtures::corpus::CorpusConfig;
 
-use crate::support::{corpus, run, stderr, stdout};
+use crate::support::{corpus, corpus_with_effects, run, stderr, stdout};
 
 const PAIRS: u64 = 3000;
 
@@ -62,13 +62,7 @@ fn analyze(input: &Path, out: &Path, extra: &[&str]) -> Run {
 fn scenario(pairs: u64, seed: u64, effects: &[&str], edit: impl FnOnce(&mut CorpusConfig), extra: &[&str]) -> Run {
     let d = tempfile::tempdir().expect("tempdir");
     let input = d.path().join("in");
-    corpus(&input, pairs, |c| {
-        c.seed = seed;
-        for e in effects {
-            c.canary.effects.push(Scoped::parse(e).expect("effect spec"));
-        }
-        edit(c);
-    });
+    corpus_with_effects(&input, pairs, seed, effects, edit);
     analyze(&input, &d.path().join("out"), extra)
 }
 

@@ -6,9 +6,7 @@
 
 use std::path::Path;
 
-use shadowdiff_fixtures::Scoped;
-
-use crate::support::{corpus, run, stderr};
+use crate::support::{corpus_with_effects, run, stderr};
 
 /// Masks what differs between two runs on the same corpus.
 fn mask(text: &str, dir: &Path) -> String {
@@ -44,11 +42,7 @@ fn mask(text: &str, dir: &Path) -> String {
 fn golden(name: &str, pairs: u64, seed: u64, effects: &[&str], no_secondary: bool) {
     let d = tempfile::tempdir().expect("tempdir");
     let input = d.path().join("in");
-    corpus(&input, pairs, |c| {
-        c.seed = seed;
-        for e in effects {
-            c.canary.effects.push(Scoped::parse(e).expect("effect spec"));
-        }
+    corpus_with_effects(&input, pairs, seed, effects, |c| {
         if no_secondary {
             c.secondary = None;
         }

@@ -30,6 +30,24 @@ pub fn corpus(dir: &Path, pairs: u64, edit: impl FnOnce(&mut CorpusConfig)) -> C
     corpus::generate(&cfg).expect("corpus generation")
 }
 
+/// A corpus of `pairs` pairs under `dir` whose canary has the given effects (`latency-shift:1.6`,
+/// `field-removed:/a@/route` …), seeded, then edited.
+pub fn corpus_with_effects(
+    dir: &Path,
+    pairs: u64,
+    seed: u64,
+    effects: &[&str],
+    edit: impl FnOnce(&mut CorpusConfig),
+) -> CorpusSummary {
+    corpus(dir, pairs, |c| {
+        c.seed = seed;
+        for e in effects {
+            c.canary.effects.push(shadowdiff_fixtures::Scoped::parse(e).expect("effect spec"));
+        }
+        edit(c);
+    })
+}
+
 /// The repository root (where Cargo.toml and .venv live).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
