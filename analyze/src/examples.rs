@@ -18,7 +18,6 @@ use shadowdiff_format::vocab::{DiffStatus, Outcome as PairOutcome, Severity};
 
 use crate::error::{Error, Result};
 use crate::evaluate::{Evaluated, Outcome};
-use crate::pipeline::RouteStats;
 
 /// Candidates kept per (route, field) and per (route, outcome).
 pub const PER_KEY: usize = 2;
@@ -145,7 +144,7 @@ impl Collector {
     pub fn choose(
         self,
         status: &BTreeMap<(String, String), DiffStatus>,
-        routes: &BTreeMap<String, RouteStats>,
+        trouble: impl Fn(&str) -> u64,
     ) -> Vec<Example> {
         let mut by_route: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
         for (_, mut c) in self.kept {
@@ -158,11 +157,6 @@ impl Collector {
             }
             by_route.entry(c.example.route.clone()).or_default().push(c);
         }
-        let trouble = |route: &str| {
-            routes
-                .get(route)
-                .map_or(0, |s| s.real_pairs + s.status_mismatch.values().sum::<u64>() + s.errors.canary_only)
-        };
         let mut ranked: Vec<(String, Vec<Candidate>)> = by_route.into_iter().collect();
         ranked.sort_by_key(|(route, _)| std::cmp::Reverse(trouble(route)));
         let mut out = Vec::new();
@@ -334,7 +328,7 @@ mod tests {
             pair("/u/4", side(200, br#"{"a":1}"#), side(503, br#"{"error":"busy"}"#)),
         ];
         let c = offer_all(&records, "/u/{id}");
-        let chosen = c.choose(&statuses(&[("/u/{id}", "/ts", "noise"), ("/u/{id}", "/a", "real")]), &BTreeMap::new());
+        let chosen = c.choose(&statuses(&[("/u/{id}", "/ts", "noise"), ("/u/{id}", "/a", "real")]), |_| 0);
         let ids: Vec<u64> = chosen.iter().map(|e| e.pair_index).collect();
         assert_eq!(ids, vec![3, 1], "{chosen:#?}");
         assert_eq!(chosen[0].why, "status 200 → 503");
@@ -347,7 +341,7 @@ mod tests {
 
         // With only the baseline's failure to show, it is shown.
         let c = offer_all(&records[2..3], "/u/{id}");
-        let chosen = c.choose(&BTreeMap::new(), &BTreeMap::new());
+        let chosen = c.choose(&BTreeMap::new(), |_| 0);
         assert_eq!(chosen.len(), 1);
         assert_eq!(chosen[0].why, "status 500 → 200");
     }
@@ -360,7 +354,7 @@ mod tests {
             pair("/u/3", side(200, br#"{"a":1,"b":1}"#), side(200, br#"{"a":1,"b":7}"#)),
         ];
         let c = offer_all(&records, "/u/{id}");
-        let chosen = c.choose(&statuses(&[("/u/{id}", "/a", "real"), ("/u/{id}", "/b", "real")]), &BTreeMap::new());
+        let chosen = c.choose(&statuses(&[("/u/{id}", "/a", "real"), ("/u/{id}", "/b", "real")]), |_| 0);
         let ids: Vec<u64> = chosen.iter().map(|e| e.pair_index).collect();
         assert_eq!(ids, vec![0, 2], "the second /a pair shows nothing new");
     }
@@ -371,7 +365,7 @@ mod tests {
         let long = format!("{{\"a\":\"{}é\"}}", "x".repeat(BODY_CAP - 7));
         let records = vec![pair("/b/1", side(200, &binary), side(200, long.as_bytes()))];
         let c = offer_all(&records, "/b/{id}");
-        let chosen = c.choose(&BTreeMap::new(), &BTreeMap::new());
+        let chosen = c.choose(&BTreeMap::new(), |_| 0);
         assert_eq!(chosen.len(), 1);
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), &chosen).unwrap();

@@ -128,19 +128,9 @@ pub use shadowdiff_format::verdict::{DRIFT_EDGES, Drift, DriftOutlier, FieldRow,
 /// What was counted for one route (or overall).
 #[derive(Debug, Clone, Serialize)]
 pub struct RouteStats {
-    /// Pairs read for this route.
-    pub pairs: u64,
-    /// Pairs the canary was not asked for; excluded from every figure.
-    pub canary_skipped: u64,
-    /// Pairs whose bodies and headers were compared (same status, no transport error).
-    pub compared: u64,
     /// Both sides answered with different statuses, by class change (`2xx→5xx`).
     pub status_mismatch: BTreeMap<String, u64>,
     pub errors: ErrorCounts,
-    /// Compared pairs with at least one real difference.
-    pub real_pairs: u64,
-    /// Compared pairs with at least one real breaking difference.
-    pub breaking_pairs: u64,
     /// Real differences per field (rows of diffs.parquet).
     pub real_fields: BTreeMap<String, u64>,
     /// Real breaking differences per field.
@@ -155,13 +145,8 @@ pub struct RouteStats {
 impl RouteStats {
     fn new(cap: usize, seed: u64) -> Self {
         Self {
-            pairs: 0,
-            canary_skipped: 0,
-            compared: 0,
             status_mismatch: BTreeMap::new(),
             errors: ErrorCounts::default(),
-            real_pairs: 0,
-            breaking_pairs: 0,
             real_fields: BTreeMap::new(),
             breaking_fields: BTreeMap::new(),
             latency: Reservoir::new(cap, seed),
@@ -170,13 +155,10 @@ impl RouteStats {
     }
 
     fn add(&mut self, e: &Evaluated, with_noise: bool) {
-        self.pairs += 1;
-        if e.outcome == Outcome::CanarySkipped {
-            self.canary_skipped += 1;
-            return;
-        }
+        // Pairs, canary-skipped, compared, different and breaking pairs are counted once, by
+        // polars over pairs.parquet (the endpoint table); this counts what that table cannot.
         match e.outcome {
-            Outcome::Compared => self.compared += 1,
+            Outcome::CanarySkipped => return,
             Outcome::StatusMismatch => {
                 let class = |s: Option<u16>| s.map_or("none".to_owned(), |s| format!("{}xx", s / 100));
                 *self
@@ -264,11 +246,16 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
     pairs_pass(&scratch.pairs, &pairs_file, &diffs.per_pair)?;
     scratch.remove();
 
-    let field_status = noise.status.iter().map(|(k, (s, _))| (k.clone(), *s)).collect();
-    let examples = counted.examples.choose(&field_status, &counted.routes);
-    examples::write(&opts.out, &examples)?;
     progress.phase("aggregating endpoints");
     let (overall_row, endpoint_rows) = aggregate::endpoints(&pairs_file)?;
+    let field_status = noise.status.iter().map(|(k, (s, _))| (k.clone(), *s)).collect();
+    let trouble = |route: &str| {
+        let different = endpoint_rows.iter().find(|r| r.route == route).map_or(0, |r| r.different);
+        let stats = counted.routes.get(route);
+        different + stats.map_or(0, |s| s.status_mismatch.values().sum::<u64>() + s.errors.canary_only)
+    };
+    let examples = counted.examples.choose(&field_status, trouble);
+    examples::write(&opts.out, &examples)?;
     Ok(Analysis {
         inputs: summary,
         overall: counted.overall,
@@ -519,7 +506,7 @@ fn diffs_pass(raw: &Path, out: &Path, noise: &mut Noise, counted: &mut Counted) 
             };
             statuses.push(status.as_str());
             reasons.push(reason);
-            state.pair(index.value(i), r, counted);
+            state.pair(index.value(i), r);
             if status == DiffStatus::Real {
                 state.real(r, f, sev, counted);
                 if b_num.is_valid(i) && c_num.is_valid(i) {
@@ -533,7 +520,7 @@ fn diffs_pass(raw: &Path, out: &Path, noise: &mut Noise, counted: &mut Counted) 
         }
         sink.write(&outputs::finish_diffs(&batch, statuses, reasons)?)?;
     }
-    state.close(counted);
+    state.close();
     sink.finish()?;
     for row in &mut noise.fields {
         let key = (row.route.clone(), row.report.field.clone());
@@ -556,9 +543,9 @@ struct DiffsState {
 
 impl DiffsState {
     /// Moves on to pair `index` (closing the previous one) unless it is the current one.
-    fn pair(&mut self, index: u64, route: &str, counted: &mut Counted) {
+    fn pair(&mut self, index: u64, route: &str) {
         if self.current.as_ref().is_none_or(|c| c.0 != index) {
-            self.close(counted);
+            self.close();
             self.current = Some((index, route.to_owned(), RealCounts::default()));
         }
     }
@@ -581,17 +568,13 @@ impl DiffsState {
         }
     }
 
-    /// Closes the current pair: a pair with a real difference counts once on its route and overall.
-    fn close(&mut self, counted: &mut Counted) {
-        if let Some((index, route, c)) = self.current.take()
+    /// Closes the current pair, keeping its real-difference counts when it has any (pairs.parquet
+    /// carries them, and polars counts the different and breaking pairs from there).
+    fn close(&mut self) {
+        if let Some((index, _, c)) = self.current.take()
             && c.real > 0
         {
             self.per_pair.push((index, c));
-            let breaking = u64::from(c.breaking > 0);
-            for s in [counted.routes.get_mut(&route), Some(&mut counted.overall)].into_iter().flatten() {
-                s.real_pairs += 1;
-                s.breaking_pairs += breaking;
-            }
         }
     }
 }

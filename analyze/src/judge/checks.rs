@@ -319,18 +319,18 @@ impl Estimator for DiffRate {
     const SAMPLES: &'static str = "compared pairs";
 
     fn samples(&self, s: Scope<'_>) -> u64 {
-        s.stats.compared
+        s.row.compared
     }
 
     fn estimate(&self, s: Scope<'_>, confidence: f64) -> Estimate {
-        let w = wilson(s.stats.real_pairs, s.stats.compared, confidence);
+        let w = wilson(s.row.different, s.row.compared, confidence);
         Estimate {
             value: Some(w.estimate),
             ci: Some(Ci { low: w.low, high: w.high, confidence }),
-            n: s.stats.compared,
-            statistic: Some(Statistic { name: "real_pairs".into(), value: s.stats.real_pairs as f64 }),
+            n: s.row.compared,
+            statistic: Some(Statistic { name: "real_pairs".into(), value: s.row.different as f64 }),
             fields: field_counts(&s.stats.real_fields),
-            reference: Some(s.stats.real_pairs as f64),
+            reference: Some(s.row.different as f64),
             ..Estimate::default()
         }
     }
@@ -379,17 +379,17 @@ impl Estimator for Breaking {
     const ENDPOINTS_DECIDE: bool = true;
 
     fn samples(&self, s: Scope<'_>) -> u64 {
-        s.stats.breaking_pairs
+        s.row.breaking_pairs
     }
 
     fn listed(&self, s: Scope<'_>) -> bool {
-        s.stats.breaking_pairs > 0
+        s.row.breaking_pairs > 0
     }
 
     fn estimate(&self, s: Scope<'_>, _confidence: f64) -> Estimate {
         Estimate {
-            value: Some(s.stats.breaking_pairs as f64),
-            n: s.stats.compared,
+            value: Some(s.row.breaking_pairs as f64),
+            n: s.row.compared,
             fields: field_counts(&s.stats.breaking_fields),
             ..Estimate::default()
         }

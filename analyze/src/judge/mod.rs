@@ -13,7 +13,7 @@ mod checks;
 mod skeleton;
 
 use rayon::prelude::*;
-use shadowdiff_format::verdict::{LatencySummary, OVERALL, Outputs, SCHEMA_VERSION, Status, Verdict};
+use shadowdiff_format::verdict::{EndpointRow, LatencySummary, OVERALL, Outputs, SCHEMA_VERSION, Status, Verdict};
 
 use self::checks::{Breaking, CriticalErrors, DiffRate, ErrorRate, LatencyP99, LatencyShape};
 use self::skeleton::{Ctx, Scope, run};
@@ -34,10 +34,12 @@ pub fn judge(a: &Analysis, p: &Policy) -> Verdict {
 
     // Latency statistics of the whole run and of every endpoint (those latency_p99 does not judge
     // are still shown in the report), at the family's confidence, in parallel: the costly part.
+    let empty = EndpointRow::default();
+    let row = |route: &str| a.endpoint_rows.iter().find(|r| r.route == route).unwrap_or(&empty);
     let bare = Ctx {
         policy: p,
-        overall: Scope { route: OVERALL, stats: &a.overall, latency: None },
-        routes: a.routes.iter().map(|(r, s)| Scope { route: r, stats: s, latency: None }).collect(),
+        overall: Scope { route: OVERALL, stats: &a.overall, row: &a.overall_row, latency: None },
+        routes: a.routes.iter().map(|(r, s)| Scope { route: r, stats: s, row: row(r), latency: None }).collect(),
     };
     let family = bare.family(&latency_check);
     let endpoint_conf = bare.endpoint_confidence(family.len());

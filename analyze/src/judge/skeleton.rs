@@ -20,13 +20,16 @@ use shadowdiff_format::verdict::{
 use crate::pipeline::RouteStats;
 use crate::policy::{Check, CheckId, Policy};
 use crate::stats::holm;
-use shadowdiff_format::verdict::LatencySummary;
+use shadowdiff_format::verdict::{EndpointRow, LatencySummary};
 
 /// One scope a check looks at: the whole run or one route.
 #[derive(Clone, Copy)]
 pub(super) struct Scope<'a> {
     pub route: &'a str,
     pub stats: &'a RouteStats,
+    /// The scope's row of the endpoint table: pairs, compared, different and breaking pairs as
+    /// polars counted them over pairs.parquet, the one count of each.
+    pub row: &'a EndpointRow,
     /// Latency statistics of the scope, when it had any paired latencies.
     pub latency: Option<&'a LatencySummary>,
 }
