@@ -12,6 +12,7 @@
 
 pub mod atomic;
 pub mod batch;
+pub mod encoding;
 pub mod error;
 pub mod examples;
 pub mod media;
