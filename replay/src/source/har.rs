@@ -120,17 +120,30 @@ fn ms_to_us(ms: f64) -> Option<u64> {
     (ms.is_finite() && ms >= 0.0).then(|| (ms * 1000.0).round() as u64)
 }
 
+/// The UTF-8 byte order mark. RFC 8259 §8.1 lets a parser ignore it, and Chrome on Windows
+/// writes it at the start of its HAR exports.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+fn parse(text: &[u8]) -> std::result::Result<Har, String> {
+    let text = text.strip_prefix(BOM).unwrap_or(text);
+    serde_json::from_slice(text).map_err(|e| {
+        // serde stops at the first shape it does not expect, before it sees whether the rest is
+        // JSON at all (`{"log": [2,1,3] "request:"}` fails on the `2`); a file that is not JSON
+        // is named as such.
+        if e.is_syntax() || e.is_eof() {
+            return format!("it is not JSON ({e})");
+        }
+        match serde_json::from_slice::<serde::de::IgnoredAny>(text) {
+            Err(syntax) => format!("it is not JSON ({syntax})"),
+            Ok(_) => format!("it lacks the HAR structure `{{\"log\": {{\"entries\": [...]}}}}` ({e})"),
+        }
+    })
+}
+
 /// Read every entry of a HAR file into pairs (baseline = the recorded response).
 pub fn read(path: &Path, agent: &str) -> Result<Vec<PairRecord>> {
     let text = std::fs::read(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
-    let har: Har = serde_json::from_slice(&text).map_err(|e| Error::Har {
-        path: path.to_owned(),
-        message: if e.is_syntax() || e.is_eof() {
-            format!("it is not JSON ({e})")
-        } else {
-            format!("it lacks the HAR structure `{{\"log\": {{\"entries\": [...]}}}}` ({e})")
-        },
-    })?;
+    let har = parse(&text).map_err(|message| Error::Har { path: path.to_owned(), message })?;
     har.log
         .entries
         .into_iter()
@@ -185,4 +198,31 @@ pub fn read(path: &Path, agent: &str) -> Result<Vec<PairRecord>> {
             Ok(r)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ONE_ENTRY: &str = r#"{"log": {"entries": [{"startedDateTime": "2026-11-20T10:00:00Z",
+        "request": {"method": "GET", "url": "https://h/a"}, "response": {"status": 200}}]}}"#;
+
+    #[test]
+    fn a_byte_order_mark_is_ignored() {
+        let with_bom = [BOM, ONE_ENTRY.as_bytes()].concat();
+        assert_eq!(parse(&with_bom).expect("a HAR with a BOM parses").log.entries.len(), 1);
+        assert_eq!(parse(ONE_ENTRY.as_bytes()).expect("and without").log.entries.len(), 1);
+        // Only at the start, and only once.
+        let twice = [BOM, BOM, ONE_ENTRY.as_bytes()].concat();
+        let Err(e) = parse(&twice) else { panic!("two BOMs are not JSON") };
+        assert!(e.starts_with("it is not JSON"), "{e}");
+    }
+
+    #[test]
+    fn text_that_is_not_json_is_named_so_even_when_its_start_has_the_wrong_shape() {
+        let Err(e) = parse(br#"{"log": [2,1,3] "request:"}"#) else { panic!("malformed") };
+        assert!(e.starts_with("it is not JSON (expected `,` or `}`"), "{e}");
+        let Err(e) = parse(br#"{"log": [2,1,3]}"#) else { panic!("wrong shape") };
+        assert!(e.starts_with("it lacks the HAR structure"), "{e}");
+    }
 }
