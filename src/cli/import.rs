@@ -12,6 +12,10 @@ use crate::exit::Exit;
 /// Recorded responses become the baseline side, with their latency where the file has it; for
 /// `.gor`, responses replayed by GoReplay (payload type 3) become the canary side. The output is
 /// Hive-partitioned pair files that analyze, inspect and replay read like captured traffic.
+///
+/// A HAR file may start with a UTF-8 byte order mark. In a `.gor` file, chunked bodies may end
+/// their lines in CRLF or a bare LF, and a response payload that cannot be read is skipped with a
+/// warning naming it and counted (`skipped.unreadable_response`), its pair kept without it.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The kind of file.
@@ -42,8 +46,15 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     };
     let agent = args.agent.unwrap_or_else(|| format!("import-{}", format.name()));
     let s = import::import(format, &args.file, &args.out, &agent)?;
+    for skipped in &s.skipped {
+        eprintln!("shadowdiff: warning: {skipped}; that payload is skipped.");
+    }
+    let skipped = match s.skipped.len() {
+        0 => String::new(),
+        n => format!("; {n} unreadable response payload(s) skipped"),
+    };
     println!(
-        "imported {} pairs ({} with a recorded response) from {} into {} file(s) under {}",
+        "imported {} pairs ({} with a recorded response{skipped}) from {} into {} file(s) under {}",
         s.pairs,
         s.with_response,
         args.file.display(),
