@@ -214,6 +214,19 @@ pub struct BodyComparison {
     /// The RFC 6902 patch from baseline to canary, when asked for and both sides are JSON.
     #[serde(skip)]
     pub patch: Option<Vec<Value>>,
+    /// A side's Content-Encoding could not be undone, so the content was not compared (the
+    /// bodies as received differ).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undecodable: Option<Undecodable>,
+}
+
+/// Bodies not compared because a side could not be decoded: each side's value is
+/// `undecodable: <why>` or its decoded length.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Undecodable {
+    pub baseline: String,
+    pub canary: String,
+    pub severity: crate::json::Severity,
 }
 
 impl BodyComparison {
@@ -259,6 +272,7 @@ fn identical(bytes: &[u8], content_type: Option<&str>) -> BodyComparison {
         baseline_unparseable: problem.clone(),
         canary_unparseable: problem,
         patch: None,
+        undecodable: None,
     }
 }
 
@@ -279,6 +293,7 @@ pub fn compare_parsed(
         baseline_unparseable: a.unparseable.clone(),
         canary_unparseable: b.unparseable.clone(),
         patch: None,
+        undecodable: None,
     };
     match (&a.body, &b.body) {
         (ParsedBody::Empty, ParsedBody::Empty) => {}

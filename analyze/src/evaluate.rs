@@ -2,10 +2,13 @@
 //! difference between baseline and canary (and between baseline and secondary, for noise).
 //! A pure function of the record and the rules, so the pipeline runs it on many pairs at once.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
+use shadowdiff_format::encoding::{DecodeError, decode_side};
 use shadowdiff_format::{PairRecord, SideRecord, schema::error_kind};
 
-use crate::body::{ComparedAs, Parsed, claim, compare_bodies, compare_parsed, parse_body};
+use crate::body::{BodyComparison, ComparedAs, Parsed, Undecodable, claim, compare_bodies, compare_parsed, parse_body};
 use crate::headers::diff_header_records;
 use crate::json::{DiffKind, Difference, Severity};
 use crate::pair::{SideComparison, compare_status};
@@ -47,11 +50,27 @@ pub struct SideOutcome {
     pub status: Option<u16>,
     pub latency_us: Option<u64>,
     pub transport_error: Option<String>,
+    /// The body was compared and its Content-Encoding could not be undone: why.
+    pub undecodable: Option<String>,
+    /// The body was compared as far as the decoded-size cap: its content is longer.
+    pub cut_at_decoded_cap: bool,
 }
 
 impl SideOutcome {
     fn of(side: &SideRecord) -> Self {
-        Self { status: side.status, latency_us: side.latency_us, transport_error: side.error.clone() }
+        Self {
+            status: side.status,
+            latency_us: side.latency_us,
+            transport_error: side.error.clone(),
+            undecodable: None,
+            cut_at_decoded_cap: false,
+        }
+    }
+
+    /// Notes what decoding this side's body found.
+    fn decoded(&mut self, side: &SideRecord, content: &Content<'_>) {
+        self.undecodable = content.undecodable.as_ref().map(|e| format!("undecodable: {e}"));
+        self.cut_at_decoded_cap = content.truncated && !side.body_truncated;
     }
 
     /// An error for the error-rate checks: a transport error or a 5xx.
@@ -132,15 +151,25 @@ pub fn evaluate(index: u64, record: &PairRecord, route: String, rules: &Rules) -
         _ if baseline.status != canary.status => Outcome::StatusMismatch,
         _ => Outcome::Compared,
     };
+    let (mut baseline, mut canary, mut secondary) = (baseline, canary, secondary);
     let mut raw = Vec::new();
     let mut noise = None;
     if outcome == Outcome::Compared {
         let with_secondary =
             secondary.as_ref().is_some_and(|s| s.transport_error.is_none() && s.status == baseline.status);
-        let mut against = Against::new(&record.baseline, rules, Some(route.as_str()));
-        raw = found(against.compare(&record.canary));
+        let cap = rules.max_decoded_body;
+        let base_content = Content::of(&record.baseline, cap);
+        let canary_content = Content::of(&record.canary, cap);
+        baseline.decoded(&record.baseline, &base_content);
+        canary.decoded(&record.canary, &canary_content);
+        let mut against = Against::new(&record.baseline, &base_content, rules, Some(route.as_str()));
+        raw = found(against.compare(&record.canary, &canary_content));
         if with_secondary {
-            noise = Some(found(against.compare(&record.secondary)).into_iter().map(|f| f.diff).collect());
+            let content = Content::of(&record.secondary, cap);
+            if let Some(s) = secondary.as_mut() {
+                s.decoded(&record.secondary, &content);
+            }
+            noise = Some(found(against.compare(&record.secondary, &content)).into_iter().map(|f| f.diff).collect());
         }
     }
     Evaluated {
@@ -159,10 +188,44 @@ pub fn evaluate(index: u64, record: &PairRecord, route: String, rules: &Rules) -
     }
 }
 
+/// Compares two recorded sides, each body decoded by its own Content-Encoding.
+pub(crate) fn compare_records(
+    baseline: &SideRecord,
+    canary: &SideRecord,
+    rules: &Rules,
+    route: Option<&str>,
+) -> SideComparison {
+    let (a, b) = (Content::of(baseline, rules.max_decoded_body), Content::of(canary, rules.max_decoded_body));
+    Against::new(baseline, &a, rules, route).compare(canary, &b)
+}
+
+/// A side's body as content: decoded by its own Content-Encoding, borrowed when it has none.
+struct Content<'a> {
+    bytes: Cow<'a, [u8]>,
+    /// Cut, by the recorder or at the decoded-size cap.
+    truncated: bool,
+    /// Why the body could not be decoded; `bytes` are then the body as received.
+    undecodable: Option<DecodeError>,
+}
+
+impl<'a> Content<'a> {
+    fn of(side: &'a SideRecord, cap: u64) -> Self {
+        match decode_side(side, cap) {
+            Ok(d) => Self { bytes: d.bytes, truncated: d.truncated, undecodable: None },
+            Err(e) => Self {
+                bytes: Cow::Borrowed(side.body.as_deref().unwrap_or_default()),
+                truncated: side.body_truncated,
+                undecodable: Some(e),
+            },
+        }
+    }
+}
+
 /// Compares sides against one baseline, parsing the baseline body at most once (with a
 /// secondary, every pair is compared twice against it).
 struct Against<'a> {
     baseline: &'a SideRecord,
+    content: &'a Content<'a>,
     content_type: Option<String>,
     parsed: Option<Parsed<'a>>,
     rules: &'a Rules,
@@ -170,16 +233,18 @@ struct Against<'a> {
 }
 
 impl<'a> Against<'a> {
-    fn new(baseline: &'a SideRecord, rules: &'a Rules, route: Option<&'a str>) -> Self {
-        Self { baseline, content_type: content_type(baseline), parsed: None, rules, route }
+    fn new(baseline: &'a SideRecord, content: &'a Content<'a>, rules: &'a Rules, route: Option<&'a str>) -> Self {
+        Self { baseline, content, content_type: content_type(baseline), parsed: None, rules, route }
     }
 
-    fn compare(&mut self, other: &SideRecord) -> SideComparison {
-        let baseline: &'a SideRecord = self.baseline;
-        let bytes: &'a [u8] = baseline.body.as_deref().unwrap_or_default();
+    fn compare(&mut self, other: &SideRecord, other_content: &Content<'_>) -> SideComparison {
+        let bytes: &'a [u8] = &self.content.bytes;
         let other_type = content_type(other);
-        let other_bytes = other.body.as_deref().unwrap_or_default();
-        let body = if bytes == other_bytes && claim(self.content_type.as_deref()) == claim(other_type.as_deref()) {
+        let other_bytes: &[u8] = &other_content.bytes;
+        let undecodable = self.content.undecodable.is_some() || other_content.undecodable.is_some();
+        let body = if undecodable {
+            undecodable_bodies(self.content, other_content)
+        } else if bytes == other_bytes && claim(self.content_type.as_deref()) == claim(other_type.as_deref()) {
             // Byte-identical: the engine's fast path classifies without diffing.
             compare_bodies(
                 (bytes, self.content_type.as_deref()),
@@ -200,17 +265,67 @@ impl<'a> Against<'a> {
     }
 }
 
+/// Bodies of which one side (or both) could not be decoded: equal only when both are the same
+/// bytes with the same failure; otherwise one difference saying why ([`found`] spells it).
+fn undecodable_bodies(baseline: &Content<'_>, other: &Content<'_>) -> BodyComparison {
+    let equal = baseline.bytes == other.bytes && baseline.undecodable == other.undecodable;
+    BodyComparison {
+        compared_as: ComparedAs::Binary,
+        equal,
+        differences: Vec::new(),
+        text: None,
+        binary: None,
+        baseline_unparseable: None,
+        canary_unparseable: None,
+        patch: None,
+        undecodable: (!equal).then(|| Undecodable {
+            baseline: describe_content(baseline),
+            canary: describe_content(other),
+            // A canary whose body its clients cannot decode (the baseline's they can) breaks them;
+            // an encoding this tool does not know, or a broken baseline, is only a change.
+            severity: match (&baseline.undecodable, &other.undecodable) {
+                (None, Some(DecodeError::Broken { .. } | DecodeError::EndsEarly { .. })) => Severity::Breaking,
+                _ => Severity::Changed,
+            },
+        }),
+    }
+}
+
+fn describe_content(c: &Content<'_>) -> String {
+    match &c.undecodable {
+        Some(e) => format!("undecodable: {e}"),
+        None => format!("{} bytes", c.bytes.len()),
+    }
+}
+
 fn content_type(side: &SideRecord) -> Option<String> {
     side.header("content-type").map(|h| h.value_lossy().into_owned())
 }
 
 pub use shadowdiff_format::vocab::BODY_FIELD;
 
-/// Flattens a comparison into differences: JSON body differences as they are, a text or binary
-/// body difference as one difference at [`BODY_FIELD`], and header differences at `header:NAME`.
+/// Flattens a comparison into differences: JSON body differences as they are, a text, binary or
+/// undecodable body difference as one difference at [`BODY_FIELD`] (an undecodable side's value
+/// reads `undecodable: gzip stream is broken (…)`), and header differences at `header:NAME`.
 fn found(c: SideComparison) -> Vec<Found> {
     let mut out = Vec::with_capacity(c.body.differences.len() + c.headers.len());
     match c.body.compared_as {
+        _ if c.body.undecodable.is_some() => {
+            if let Some(u) = c.body.undecodable {
+                out.push(Found {
+                    location: Location::Body,
+                    diff: Difference {
+                        path: String::new(),
+                        field: BODY_FIELD.to_owned(),
+                        kind: DiffKind::ValueChanged,
+                        baseline: Some(Value::String(u.baseline)),
+                        canary: Some(Value::String(u.canary)),
+                        severity: u.severity,
+                        explained: None,
+                    },
+                });
+            }
+        }
         ComparedAs::Json => {
             out.extend(c.body.differences.into_iter().map(|diff| Found { location: Location::Body, diff }));
         }
@@ -256,4 +371,90 @@ fn found(c: SideComparison) -> Vec<Found> {
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use chrono::Utc;
+    use shadowdiff_format::Header;
+
+    use super::*;
+
+    const ORDER: &str = r#"{"id":7,"total":12.5,"legacy_code":"A1","items":[{"sku":"x","qty":2}]}"#;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).expect("in memory");
+        e.finish().expect("in memory")
+    }
+
+    fn side(encoding: Option<&'static str>, body: Vec<u8>) -> SideRecord {
+        let mut headers = vec![Header::new("content-type", "application/json")];
+        headers.extend(encoding.map(|e| Header::new("content-encoding", e)));
+        SideRecord { status: Some(200), headers, body: Some(body.into()), ..SideRecord::default() }
+    }
+
+    fn run(baseline: SideRecord, canary: SideRecord, rules: &Rules) -> Evaluated {
+        let mut r = PairRecord::new("test", Utc::now(), "GET", "/api/orders/7", None);
+        r.baseline = baseline;
+        r.canary = canary;
+        evaluate(0, &r, "/api/orders/{id}".into(), rules)
+    }
+
+    #[test]
+    fn gzip_against_identity_is_one_changed_header_and_no_body_difference() {
+        let e = run(side(Some("gzip"), gzip(ORDER.as_bytes())), side(None, ORDER.into()), &Rules::default());
+        assert_eq!(e.raw.len(), 1, "{:?}", e.raw);
+        let d = &e.raw[0].diff;
+        assert_eq!(
+            (e.raw[0].location, d.field.as_str(), d.severity),
+            (Location::Header, "header:content-encoding", Severity::Changed)
+        );
+        assert_eq!(e.baseline.undecodable, None);
+    }
+
+    #[test]
+    fn decoded_bodies_are_diffed_by_field() {
+        let canary = ORDER.replace(r#""legacy_code":"A1","#, "");
+        let e = run(
+            side(Some("gzip"), gzip(ORDER.as_bytes())),
+            side(Some("x-gzip"), gzip(canary.as_bytes())),
+            &Rules::default(),
+        );
+        let fields: Vec<_> = e.raw.iter().map(|f| (f.diff.field.as_str(), f.diff.severity)).collect();
+        assert_eq!(fields, vec![("/legacy_code", Severity::Breaking), ("header:content-encoding", Severity::Changed)]);
+    }
+
+    #[test]
+    fn an_undecodable_body_is_one_difference_that_says_why() {
+        let mut broken = gzip(ORDER.as_bytes());
+        broken[12] ^= 0xff;
+        let e = run(side(None, ORDER.into()), side(Some("gzip"), broken), &Rules::default());
+        let body: Vec<_> = e.raw.iter().filter(|f| f.location == Location::Body).collect();
+        assert_eq!(body.len(), 1);
+        let d = &body[0].diff;
+        assert_eq!(d.field, BODY_FIELD);
+        assert_eq!(d.severity, Severity::Breaking, "the canary's clients could not read it");
+        let said = d.canary.as_ref().and_then(Value::as_str).unwrap_or_default();
+        assert!(said.starts_with("undecodable: gzip stream is broken"), "{said}");
+        assert_eq!(e.canary.undecodable.as_deref(), Some(said));
+        assert_eq!(e.baseline.undecodable, None);
+
+        // An encoding nobody knows, the same bytes on both sides: counted, but no difference.
+        let odd = side(Some("x-foo"), b"??".to_vec());
+        let e = run(odd.clone(), odd, &Rules::default());
+        assert!(e.raw.is_empty(), "{:?}", e.raw);
+        assert_eq!(e.canary.undecodable.as_deref(), Some("undecodable: unknown content-encoding `x-foo`"));
+    }
+
+    #[test]
+    fn content_past_the_decoded_cap_is_cut_and_noted() {
+        let mut rules = Rules::default();
+        rules.max_decoded_body = 10;
+        let e = run(side(Some("gzip"), gzip(ORDER.as_bytes())), side(Some("gzip"), gzip(ORDER.as_bytes())), &rules);
+        assert!(e.baseline.cut_at_decoded_cap && e.canary.cut_at_decoded_cap);
+        assert!(e.raw.is_empty(), "the same first 10 bytes: {:?}", e.raw);
+    }
 }

@@ -11,7 +11,8 @@ use crate::rules::HeadersSection;
 /// Headers that differ between any two responses without meaning anything: ignored unless
 /// `default_ignore = false`. `content-length` is ignored only when bodies are compared (the body
 /// diff already says everything a length change would); `set-cookie` is compared by cookie name
-/// only, never by value.
+/// only, never by value. `content-encoding` is compared, and a difference in it is only ever
+/// `changed`: bodies are compared by their decoded content.
 pub const DEFAULT_IGNORED: &[&str] = &[
     "age",
     "b3",
@@ -149,6 +150,9 @@ pub fn diff_headers<'a>(
                 (None, Some(_)) => (DiffKind::Added, Severity::Additive),
                 (None, None) => return None,
             };
+            // Bodies are compared decoded, and every client that sent Accept-Encoding decodes
+            // whichever coding it gets: a different coding is a change, never a break.
+            let severity = if name == "content-encoding" { Severity::Changed } else { severity };
             Some(HeaderDifference { name: name.clone(), kind, baseline: va.cloned(), canary: vb.cloned(), severity })
         })
         .collect()
@@ -234,6 +238,22 @@ mod tests {
                 ("x-new", DiffKind::Added, Severity::Additive),
             ]
         );
+    }
+
+    #[test]
+    fn content_encoding_is_only_a_change() {
+        let gzip = h(&[("content-encoding", "gzip")]);
+        let br = h(&[("content-encoding", "br")]);
+        let none = h(&[]);
+        for (a, b, kind) in [
+            (gzip.clone(), none.clone(), DiffKind::Removed),
+            (none, gzip.clone(), DiffKind::Added),
+            (gzip, br, DiffKind::ValueChanged),
+        ] {
+            let d = diff_headers(a, b, &HeaderRules::default(), true);
+            assert_eq!(d.len(), 1);
+            assert_eq!((d[0].name.as_str(), d[0].kind, d[0].severity), ("content-encoding", kind, Severity::Changed));
+        }
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use serde::Serialize;
 use shadowdiff_format::SideRecord;
 
-use crate::body::{BodyComparison, compare_bodies};
-use crate::headers::{HeaderDifference, diff_header_records};
+use crate::body::BodyComparison;
+use crate::headers::HeaderDifference;
 use crate::json::Severity;
 use crate::rules::Rules;
 
@@ -41,6 +41,7 @@ impl SideComparison {
     /// The worst severity found, ignoring explained differences; `None` when nothing differs.
     pub fn worst(&self) -> Option<Severity> {
         let body = match self.body.compared_as {
+            _ if self.body.undecodable.is_some() => self.body.undecodable.as_ref().map(|u| u.severity),
             crate::body::ComparedAs::Json => {
                 self.body.differences.iter().filter(|d| d.explained.is_none()).map(|d| d.severity).max()
             }
@@ -53,21 +54,10 @@ impl SideComparison {
     }
 }
 
-/// Compares `canary` (or a secondary) against `baseline`. `route` is the pair's route template.
+/// Compares `canary` (or a secondary) against `baseline`, each body decoded by its own
+/// Content-Encoding. `route` is the pair's route template.
 pub fn compare_sides(baseline: &SideRecord, canary: &SideRecord, rules: &Rules, route: Option<&str>) -> SideComparison {
-    let content_type = |s: &SideRecord| s.header("content-type").map(|h| h.value_lossy().into_owned());
-    let (ta, tb) = (content_type(baseline), content_type(canary));
-    let body = compare_bodies(
-        (baseline.body.as_deref().unwrap_or_default(), ta.as_deref()),
-        (canary.body.as_deref().unwrap_or_default(), tb.as_deref()),
-        rules,
-        route,
-    );
-    SideComparison {
-        status: compare_status(baseline.status, canary.status),
-        headers: diff_header_records(&baseline.headers, &canary.headers, &rules.headers, true),
-        body,
-    }
+    crate::evaluate::compare_records(baseline, canary, rules, route)
 }
 
 #[cfg(test)]

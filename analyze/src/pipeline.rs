@@ -123,7 +123,9 @@ pub struct ErrorCounts {
     pub kinds: BTreeMap<String, KindCount>,
 }
 
-pub use shadowdiff_format::verdict::{DRIFT_EDGES, Drift, DriftOutlier, FieldRow, InputSummary, Truncated};
+pub use shadowdiff_format::verdict::{
+    DRIFT_EDGES, Drift, DriftOutlier, FieldRow, InputSummary, Truncated, Undecodable,
+};
 
 /// What was counted for one route (or overall).
 #[derive(Debug, Clone, Serialize)]
@@ -335,6 +337,22 @@ fn summarize_inputs(files: &[PathBuf], opts: &Options) -> Result<InputSummary> {
 
 /// The sorted indices of a seeded uniform sample, when `--sample` asks for fewer pairs than
 /// there are.
+/// Counts the bodies analyze could not decode, and those it cut at the decoded-size cap (a body
+/// the capture already cut is counted once, by [`Truncated::add`]).
+fn count_decoding(summary: &mut InputSummary, e: &Evaluated) {
+    let sides = [
+        (Some(&e.baseline), &mut summary.truncated.baseline, &mut summary.undecodable.baseline),
+        (Some(&e.canary), &mut summary.truncated.canary, &mut summary.undecodable.canary),
+        (e.secondary.as_ref(), &mut summary.truncated.secondary, &mut summary.undecodable.secondary),
+    ];
+    for (side, truncated, undecodable) in sides {
+        if let Some(side) = side {
+            *truncated += u64::from(side.cut_at_decoded_cap);
+            *undecodable += u64::from(side.undecodable.is_some());
+        }
+    }
+}
+
 fn sample_indices(summary: &InputSummary, opts: &Options) -> Option<Vec<u64>> {
     opts.sample.filter(|&n| n < summary.pairs_in_files).map(|n| {
         let mut rng = SmallRng::seed_from_u64(opts.seed);
@@ -419,6 +437,7 @@ fn evaluate_pass(
                 for (e, record) in &evaluated {
                     counted.count(e, record, opts);
                     summary.truncated.add(record);
+                    count_decoding(summary, e);
                     pair_rows.push(e);
                     for f in &e.raw {
                         diff_rows.push(e, f);

@@ -11,6 +11,8 @@
 use std::borrow::Cow;
 use std::io::{self, Read};
 
+use crate::SideRecord;
+
 /// The decoded-size cap when none is configured: 64 MiB, far above any JSON body worth
 /// diffing, far below what a bomb would allocate.
 pub const DEFAULT_MAX_DECODED: u64 = 64 * 1024 * 1024;
@@ -124,6 +126,32 @@ pub fn decode<'a>(body: &'a [u8], content_encoding: Option<&str>, cap: u64) -> R
         out.truncate(usize::try_from(cap).unwrap_or(usize::MAX));
     }
     Ok(Decoded { bytes: Cow::Owned(out), truncated })
+}
+
+/// A recorded side's `Content-Encoding`: its headers of that name joined with `, ` in order
+/// (borrowed when there is one).
+pub fn side_encoding(side: &SideRecord) -> Option<Cow<'_, str>> {
+    let mut values = side.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("content-encoding"));
+    let first = values.next()?.value_lossy();
+    let rest: Vec<_> = values.map(|h| h.value_lossy()).collect();
+    if rest.is_empty() {
+        return Some(first);
+    }
+    Some(Cow::Owned(std::iter::once(first).chain(rest).collect::<Vec<_>>().join(", ")))
+}
+
+/// A recorded side's body as content, decoded by its own `Content-Encoding` and kept to `cap`
+/// bytes. A body the recorder cut at its size cap (`body_truncated`) necessarily ends early: it
+/// decodes to the content that was there, marked truncated, as an unencoded cut body is
+/// compared as far as it was kept.
+pub fn decode_side(side: &SideRecord, cap: u64) -> Result<Decoded<'_>, DecodeError> {
+    let body = side.body.as_deref().unwrap_or_default();
+    match decode(body, side_encoding(side).as_deref(), cap) {
+        Err(DecodeError::EndsEarly { partial, .. }) if side.body_truncated => {
+            Ok(Decoded { bytes: Cow::Owned(partial), truncated: true })
+        }
+        other => other,
+    }
 }
 
 /// Whether a `Content-Encoding` value asks for any decoding at all.
@@ -355,6 +383,51 @@ mod tests {
         let mut body = gzip(b"{\"a\":");
         body.extend(gzip(b"1}"));
         assert_eq!(decoded(&body, "gzip"), b"{\"a\":1}");
+    }
+
+    #[test]
+    fn sides_decode_by_their_own_headers() {
+        use crate::Header;
+        let side = |headers: Vec<Header>, body: Vec<u8>, cut: bool| SideRecord {
+            headers,
+            body: Some(body.into()),
+            body_truncated: cut,
+            ..SideRecord::default()
+        };
+        let stacked = side(
+            vec![Header::new("Content-Encoding", "gzip"), Header::new("content-encoding", "br")],
+            br(&gzip(JSON)),
+            false,
+        );
+        assert_eq!(side_encoding(&stacked).as_deref(), Some("gzip, br"));
+        assert_eq!(decode_side(&stacked, u64::MAX).unwrap().bytes.as_ref(), JSON);
+        let plain = side(vec![], JSON.to_vec(), false);
+        assert!(matches!(decode_side(&plain, 1).unwrap().bytes, Cow::Borrowed(_)));
+        // Cut by the recorder: what was there, marked truncated; cut in transit: an error.
+        let body = gzip(JSON);
+        let cut = side(vec![Header::new("content-encoding", "gzip")], body[..body.len() - 12].to_vec(), true);
+        let d = decode_side(&cut, u64::MAX).unwrap();
+        assert!(d.truncated && JSON.starts_with(&d.bytes));
+        let broken = SideRecord { body_truncated: false, ..cut };
+        assert!(matches!(decode_side(&broken, u64::MAX), Err(DecodeError::EndsEarly { .. })));
+    }
+
+    #[test]
+    fn examples_show_decoded_bodies() {
+        use crate::Header;
+        use crate::examples::{BODY_CAP, ExampleSide};
+        let side = |body: Vec<u8>| SideRecord {
+            headers: vec![Header::new("content-encoding", "gzip")],
+            body: Some(body.into()),
+            ..SideRecord::default()
+        };
+        let (shown, kept) = ExampleSide::of(&side(gzip(JSON)));
+        assert_eq!((shown.body.as_deref(), kept, shown.truncated), (std::str::from_utf8(JSON).ok(), JSON.len(), false));
+        let (shown, kept) = ExampleSide::of(&side(gzip(&vec![b'a'; BODY_CAP * 4])));
+        assert!(shown.truncated && kept == BODY_CAP);
+        // Undecodable: shown as received.
+        let (shown, _) = ExampleSide::of(&side(JSON.to_vec()));
+        assert_eq!(shown.body.as_deref(), std::str::from_utf8(JSON).ok());
     }
 
     #[test]

@@ -58,14 +58,20 @@ pub struct ExampleSide {
 }
 
 impl ExampleSide {
-    /// One side of a pair, its body cut at [`BODY_CAP`]; also the bytes of body kept.
+    /// One side of a pair, its body decoded by its `Content-Encoding` (as received when it cannot
+    /// be decoded) and cut at [`BODY_CAP`]; also the bytes of body kept.
     pub fn of(side: &SideRecord) -> (Self, usize) {
-        let raw = side.body.as_deref().unwrap_or_default();
+        let decoded = crate::encoding::decode_side(side, BODY_CAP as u64).ok();
+        let cut_at_cap = decoded.as_ref().is_some_and(|d| d.truncated);
+        let raw: &[u8] = match &decoded {
+            Some(d) => &d.bytes,
+            None => side.body.as_deref().unwrap_or_default(),
+        };
         let kept = &raw[..raw.len().min(BODY_CAP)];
         let (body, body_base64) = match std::str::from_utf8(kept) {
             Ok(text) => (Some(text.to_owned()), None),
             // A cut in the middle of a character is still text.
-            Err(e) if kept.len() < raw.len() && e.error_len().is_none() => {
+            Err(e) if (cut_at_cap || kept.len() < raw.len()) && e.error_len().is_none() => {
                 (Some(String::from_utf8_lossy(&kept[..e.valid_up_to()]).into_owned()), None)
             }
             Err(_) => (None, Some(base64::engine::general_purpose::STANDARD.encode(kept))),
@@ -77,7 +83,7 @@ impl ExampleSide {
             latency_ms: side.latency_us.map(|us| us as f64 / 1000.0),
             body: side.body.as_ref().and(body),
             body_base64: side.body.as_ref().and(body_base64),
-            truncated: side.body_truncated || kept.len() < raw.len(),
+            truncated: side.body_truncated || cut_at_cap || kept.len() < raw.len(),
         };
         (side_out, kept.len())
     }

@@ -281,9 +281,33 @@ pub struct InputSummary {
     pub baseline_origin: BTreeMap<String, u64>,
     /// Capture counters summed over the files' runs (dropped pairs and so on).
     pub counters: BTreeMap<String, u64>,
-    /// Analyzed pairs whose bodies the capture cut at its size cap, per side.
+    /// Analyzed pairs whose bodies the capture cut at its size cap, per side; and compared
+    /// pairs whose decoded content analyze cut at its decoded-size cap (each body counted once).
     #[serde(default)]
     pub truncated: Truncated,
+    /// Compared pairs whose body analyze could not decode by its Content-Encoding (an unknown
+    /// coding, a broken stream), per side. Absent when none.
+    #[serde(default, skip_serializing_if = "Undecodable::is_zero")]
+    pub undecodable: Undecodable,
+}
+
+/// Compared pairs with a body whose Content-Encoding could not be undone, per side: each is one
+/// `(body)` difference reading `undecodable: …`, not a comparison of content.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Undecodable {
+    pub baseline: u64,
+    pub canary: u64,
+    pub secondary: u64,
+}
+
+impl Undecodable {
+    pub fn total(&self) -> u64 {
+        self.baseline + self.canary + self.secondary
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.total() == 0
+    }
 }
 
 impl InputSummary {

@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use shadowdiff_analyze::judge::judge;
 use shadowdiff_analyze::pipeline::{self, Options, Progress};
 use shadowdiff_analyze::policy::{FailOn, Policy};
+use shadowdiff_capture::config::{Flag, parse_nonzero_size};
 
 use crate::exit::Exit;
 
@@ -39,6 +40,10 @@ pub struct Args {
     /// `warn` makes a warning exit 1, as a failure does. Overrides the policy's fail_on.
     #[arg(long, value_enum, value_name = "LEVEL")]
     fail_on: Option<FailOnArg>,
+    /// Decode bodies by their Content-Encoding up to this size (`64MiB` by default; the policy's
+    /// `defaults.max_decoded_body`); longer content is cut there and counted as truncated.
+    #[arg(long, value_name = "SIZE", value_parser = Flag(parse_nonzero_size))]
+    max_decoded_body: Option<u64>,
     /// No progress bar and no summary on stdout.
     #[arg(long, short)]
     quiet: bool,
@@ -68,6 +73,9 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
             FailOnArg::Fail => FailOn::Fail,
             FailOnArg::Warn => FailOn::Warn,
         };
+    }
+    if let Some(cap) = args.max_decoded_body {
+        policy.rules.max_decoded_body = cap;
     }
     if args.sample == Some(0) {
         bail!("--sample must be at least 1");

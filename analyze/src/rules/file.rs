@@ -37,6 +37,33 @@ pub struct DefaultsSection {
     pub tolerance: Option<ToleranceValues>,
     /// Arrays longer than this are compared index by index instead of aligned.
     pub max_lcs_len: Option<usize>,
+    /// Bodies are decoded by their Content-Encoding up to this size (`64MiB`, or a number of
+    /// bytes); past it the content is cut and counted as truncated.
+    pub max_decoded_body: Option<SizeValue>,
+}
+
+/// A size: a number of bytes, or text as `bytesize` reads it (`64MiB`, `10MB`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SizeValue {
+    Bytes(u64),
+    Text(String),
+}
+
+impl SizeValue {
+    /// The size in bytes; at least one.
+    pub fn bytes(&self) -> Result<u64, String> {
+        let n = match self {
+            SizeValue::Bytes(n) => *n,
+            SizeValue::Text(t) => {
+                let t: String = t.trim().chars().filter(|c| *c != '_').collect();
+                t.parse::<bytesize::ByteSize>()
+                    .map(|s| s.as_u64())
+                    .map_err(|_| format!("must be a number of bytes or a size such as 64MiB, not {t:?}"))?
+            }
+        };
+        if n == 0 { Err("must be at least 1 byte".into()) } else { Ok(n) }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

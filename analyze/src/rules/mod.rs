@@ -8,8 +8,8 @@ pub mod file;
 use std::path::Path;
 
 pub use file::{
-    ArrayEntry, DefaultsSection, ExplainedEntry, HeadersSection, PathEntry, RoutesSection, RulesFile, ToleranceEntry,
-    ToleranceValues,
+    ArrayEntry, DefaultsSection, ExplainedEntry, HeadersSection, PathEntry, RoutesSection, RulesFile, SizeValue,
+    ToleranceEntry, ToleranceValues,
 };
 
 use crate::error::{Error, Result};
@@ -20,6 +20,8 @@ use crate::route::RouteRules;
 /// Arrays longer than this (on either side) are compared index by index: aligning them costs
 /// more than it is worth and must stay linear on hostile input.
 pub const DEFAULT_MAX_LCS_LEN: usize = 10_000;
+
+pub use shadowdiff_format::encoding::DEFAULT_MAX_DECODED;
 
 /// How the elements of an array are matched between baseline and canary.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -131,6 +133,9 @@ pub struct Rules {
     pub tolerance: Option<Tolerance>,
     /// Arrays longer than this are compared by index (see [`DEFAULT_MAX_LCS_LEN`]).
     pub max_lcs_len: usize,
+    /// Bodies are decoded by their Content-Encoding up to this many bytes (see
+    /// [`DEFAULT_MAX_DECODED`]).
+    pub max_decoded_body: u64,
     pub headers: HeaderRules,
     pub routes: RouteRules,
 }
@@ -143,6 +148,7 @@ impl Default for Rules {
             array_mode: ArrayMode::List,
             tolerance: None,
             max_lcs_len: DEFAULT_MAX_LCS_LEN,
+            max_decoded_body: DEFAULT_MAX_DECODED,
             headers: HeaderRules::default(),
             routes: RouteRules::default(),
         }
@@ -180,6 +186,9 @@ impl Rules {
         }
         if let Some(n) = d.max_lcs_len {
             rules.max_lcs_len = n;
+        }
+        if let Some(size) = &d.max_decoded_body {
+            rules.max_decoded_body = size.bytes().map_err(|r| rule_err("defaults.max_decoded_body", r))?;
         }
         let simple = [
             (&file.ignore, Action::Ignore),

@@ -8,6 +8,7 @@ const FULL: &str = r#"
 array_mode = "multiset"
 tolerance = { absolute = 0.001 }
 max_lcs_len = 500
+max_decoded_body = "1MiB"
 
 [[ignore]]
 path = "/meta/**"
@@ -55,6 +56,11 @@ fn parses_every_section() {
     assert_eq!(r.array_mode, ArrayMode::Multiset);
     assert_eq!(r.tolerance, Some(Tolerance::absolute(0.001)));
     assert_eq!(r.max_lcs_len, 500);
+    assert_eq!(r.max_decoded_body, 1 << 20);
+    assert_eq!(Rules::default().max_decoded_body, DEFAULT_MAX_DECODED);
+    assert_eq!(Rules::from_toml("[defaults]\nmax_decoded_body = 4096").map(|r| r.max_decoded_body).ok(), Some(4096));
+    assert!(Rules::from_toml("[defaults]\nmax_decoded_body = \"lots\"").is_err());
+    assert!(Rules::from_toml("[defaults]\nmax_decoded_body = 0").is_err());
     assert_eq!(r.path_rules().len(), 7);
     assert_eq!(r.explained().len(), 1);
     assert!(r.headers.compare.as_ref().is_some_and(|c| c.contains("content-type")));
