@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 use shadowdiff_fixtures::Scoped;
-use shadowdiff_fixtures::corpus::CorpusConfig;
+use shadowdiff_fixtures::corpus::{CorpusConfig, Gzip};
 
 use crate::support::{corpus, corpus_with_effects, run, stderr, stdout};
 
@@ -365,4 +365,43 @@ fn stdout_has_a_one_screen_summary() {
     for id in ["latency_p99", "latency_shape", "error_rate", "critical_errors", "diff_rate", "breaking"] {
         assert!(text.contains(id), "{id}: {text}");
     }
+}
+
+#[test]
+fn a_baseline_that_gzips_against_a_canary_that_does_not_is_one_changed_header() {
+    // Bodies are compared decoded: the only difference left is the coding, reported as a
+    // `changed` header difference, explained, so neither diff_rate nor breaking counts it.
+    let gzip = |c: &mut CorpusConfig| c.gzip = Gzip::BASELINES;
+    let r = scenario(PAIRS, 11, &[], gzip, &[]);
+    assert_eq!(r.code, Some(0), "{}", r.explain());
+    assert_eq!(r.status("diff_rate"), "pass", "{}", r.explain());
+    assert_eq!(r.status("breaking"), "pass", "{}", r.explain());
+    let fields: Vec<(&str, &str)> = r.verdict["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["field"].as_str().unwrap_or_default(), f["severity"].as_str().unwrap_or_default()))
+        .collect();
+    assert!(fields.contains(&("header:content-encoding", "changed")), "{fields:?}");
+    let coding = r.verdict["fields"].as_array().unwrap().iter().find(|f| f["field"] == "header:content-encoding");
+    assert_eq!(coding.map(|f| &f["verdict"]["verdict"]), Some(&Value::from("explained")), "{coding:?}");
+    assert!(!fields.iter().any(|(f, _)| *f == "(body)"), "{fields:?}");
+    assert!(r.verdict["inputs"].get("undecodable").is_none(), "{}", r.verdict["inputs"]);
+}
+
+#[test]
+fn a_removed_field_inside_gzip_bodies_fails_breaking_as_it_does_uncompressed() {
+    let effects = ["field-removed:/legacy_code@/api/orders/{id}"];
+    let plain = scenario(PAIRS, 19, &effects, |_| {}, &[]);
+    let gzipped = scenario(PAIRS, 19, &effects, |c| c.gzip = Gzip::BASELINES, &[]);
+    assert_eq!(gzipped.code, Some(1), "{}", gzipped.explain());
+    assert_eq!(gzipped.driver("breaking"), ("fail".into(), "/api/orders/{id}".into()), "{}", gzipped.explain());
+    assert_eq!(gzipped.check("breaking")["endpoints"][0]["fields"][0]["field"], "/legacy_code");
+    assert_eq!(gzipped.check("breaking"), plain.check("breaking"), "the same finding, compressed or not");
+    assert_eq!(gzipped.check("diff_rate"), plain.check("diff_rate"));
+    // Every side gzips: nothing differs but the removed field, and no coding header either.
+    let every = scenario(PAIRS, 19, &effects, |c| c.gzip = Gzip::EVERY, &[]);
+    assert_eq!(every.check("breaking"), plain.check("breaking"));
+    let coded = every.verdict["fields"].as_array().unwrap().iter().any(|f| f["field"] == "header:content-encoding");
+    assert!(!coded, "{}", every.explain());
 }

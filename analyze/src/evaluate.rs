@@ -356,6 +356,8 @@ fn found(c: SideComparison) -> Vec<Found> {
         _ => {}
     }
     for h in c.headers {
+        // Reported (severity `changed`), but not a regression: the content was compared decoded.
+        let explained = (h.name == "content-encoding").then(|| CODING_EXPLAINED.to_owned());
         let field = format!("header:{}", h.name);
         out.push(Found {
             location: Location::Header,
@@ -366,12 +368,16 @@ fn found(c: SideComparison) -> Vec<Found> {
                 baseline: h.baseline.map(Value::String),
                 canary: h.canary.map(Value::String),
                 severity: h.severity,
-                explained: None,
+                explained,
             },
         });
     }
     out
 }
+
+/// Why a `content-encoding` header difference is explained: bodies are compared by their decoded
+/// content, and which coding a server picks is its transport's business.
+pub const CODING_EXPLAINED: &str = "bodies are compared decoded; only the content-encoding differs";
 
 #[cfg(test)]
 mod tests {
@@ -412,6 +418,7 @@ mod tests {
             (e.raw[0].location, d.field.as_str(), d.severity),
             (Location::Header, "header:content-encoding", Severity::Changed)
         );
+        assert_eq!(d.explained.as_deref(), Some(CODING_EXPLAINED), "reported, not counted as a regression");
         assert_eq!(e.baseline.undecodable, None);
     }
 
