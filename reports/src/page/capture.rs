@@ -28,7 +28,20 @@ pub(super) fn section(v: &Verdict) -> Section {
         blocks.push(callout(
             Status::Warn,
             format!(
-                "{truncated} response bodies were cut at the capture's size cap; their differences were looked for only in the part kept. Raise the cap (docs/capture.md) if that part matters."
+                "{truncated} response bodies were cut at the capture's size cap (or their decoded content at analyze's --max-decoded-body); their differences were looked for only in the part kept. Raise the cap (docs/capture.md) if that part matters."
+            ),
+        ));
+    }
+    let u = inputs.undecodable;
+    if !u.is_zero() {
+        blocks.push(callout(
+            Status::Warn,
+            format!(
+                "{} response bodies could not be decoded by their Content-Encoding (baseline {} · canary {} · secondary {}): an unknown coding or a broken stream. Each is one (body) difference that says why; their content was not compared.",
+                u.total(),
+                u.baseline,
+                u.canary,
+                u.secondary
             ),
         ));
     }
