@@ -405,3 +405,56 @@ fn a_removed_field_inside_gzip_bodies_fails_breaking_as_it_does_uncompressed() {
     let coded = every.verdict["fields"].as_array().unwrap().iter().any(|f| f["field"] == "header:content-encoding");
     assert!(!coded, "{}", every.explain());
 }
+
+#[test]
+fn undecodable_canary_bodies_are_counted_and_named_not_crashed_on() {
+    use shadowdiff_format::{PairReader, PairWriter, WriterConfig};
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("in");
+    corpus(&input, 1000, |c| {
+        c.seed = 27;
+        c.gzip = Gzip::EVERY;
+    });
+    // Every tenth answered canary body gets its compressed stream damaged in the middle.
+    let damaged = d.path().join("damaged");
+    let mut w = PairWriter::new(WriterConfig::new(&damaged, "corpus")).unwrap();
+    let mut broken = 0u64;
+    for (i, mut r) in PairReader::read_all_records(&[input.to_str().unwrap()]).unwrap().into_iter().enumerate() {
+        let compared = r.baseline.error.is_none() && r.canary.error.is_none() && r.baseline.status == r.canary.status;
+        if let Some(body) = r.canary.body.as_ref().filter(|_| i % 10 == 0 && compared) {
+            let mut b = body.to_vec();
+            let mid = b.len() / 2;
+            b[mid..mid + 4].iter_mut().for_each(|x| *x ^= 0x5a);
+            r.canary.body = Some(b.into());
+            broken += 1;
+        }
+        w.write(r).unwrap();
+    }
+    w.close().unwrap();
+    let out = d.path().join("out");
+    let r = analyze(&damaged, &out, &[]);
+    assert_eq!(r.code, Some(1), "{}", r.explain());
+    assert_eq!(r.verdict["inputs"]["undecodable"]["canary"], broken, "{}", r.verdict["inputs"]);
+    assert_eq!(r.verdict["inputs"]["undecodable"]["baseline"], 0);
+    assert_eq!(r.status("breaking"), "fail", "{}", r.explain());
+    let body_field = r.check("breaking")["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["fields"].as_array().cloned().unwrap_or_default())
+        .any(|f| f["field"] == "(body)");
+    assert!(body_field, "{}", r.check("breaking"));
+    let examples = std::fs::read_to_string(out.join("examples.json")).unwrap();
+    assert!(examples.contains("undecodable: gzip stream"), "the example says why");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("could not be decoded by their Content-Encoding"), "capture completeness says so");
+
+    // The decoded-size cap from the command line: every body cut, counted as truncated.
+    let r = analyze(&input, &d.path().join("capped"), &["--max-decoded-body", "16"]);
+    assert_ne!(r.code, Some(2), "{}", r.explain());
+    let truncated = &r.verdict["inputs"]["truncated"];
+    assert!(truncated["baseline"].as_u64().unwrap_or(0) > 500, "{truncated}");
+    assert!(truncated["canary"].as_u64().unwrap_or(0) > 500, "{truncated}");
+    let r = analyze(&input, &d.path().join("bad"), &["--max-decoded-body", "0"]);
+    assert_eq!(r.code, Some(2), "{}", r.explain());
+}

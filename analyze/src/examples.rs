@@ -36,6 +36,8 @@ struct Candidate {
     example: Example,
     /// Explained differences, which are never real whatever their field's verdict.
     explained: Vec<bool>,
+    /// Why a side's body could not be decoded (`canary body undecodable: …`), said in `why`.
+    undecodable: Option<String>,
 }
 
 /// Keeps candidate examples while pass 1 streams the input.
@@ -117,10 +119,15 @@ impl Collector {
             Outcome::BaselineError => PairOutcome::BaselineError,
             Outcome::BothError => PairOutcome::BothError,
         };
+        let undecodable = [("baseline", &e.baseline.undecodable), ("canary", &e.canary.undecodable)]
+            .into_iter()
+            .filter_map(|(side, u)| u.as_ref().map(|u| format!("{side} body {u}")))
+            .reduce(|a, b| format!("{a}; {b}"));
         self.kept.insert(
             e.index,
             Candidate {
                 explained,
+                undecodable,
                 example: Example {
                     route: e.route.clone(),
                     pair_id: e.pair_id.clone(),
@@ -230,6 +237,9 @@ fn choose_for_route(candidates: Vec<Candidate>) -> Vec<Example> {
             .collect();
         covered.extend(real.iter().cloned());
         c.example.why = difference_why(&real);
+        if let Some(u) = &c.undecodable {
+            c.example.why = format!("{} ({u})", c.example.why);
+        }
         chosen.push(c.example);
     }
     if chosen.is_empty() {
