@@ -17,6 +17,9 @@ use crate::SideRecord;
 /// diffing, far below what a bomb would allocate.
 pub const DEFAULT_MAX_DECODED: u64 = 64 * 1024 * 1024;
 
+/// 2^23 = 8 MiB, the window limit RFC 9659 sets for `Content-Encoding: zstd`.
+const ZSTD_WINDOW_LOG_MAX: u32 = 23;
+
 /// A decoded body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decoded<'a> {
@@ -90,7 +93,13 @@ impl Coding {
             Coding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(inner)),
             Coding::Deflate => Box::new(Inflate::sniffing(inner)?),
             Coding::Brotli => Box::new(Brotli(brotli::Decompressor::new(Watched { inner, eof: false }, 8 * 1024))),
-            Coding::Zstd => Box::new(zstd::stream::read::Decoder::new(inner).map_err(|e| tag(self, e))?),
+            Coding::Zstd => {
+                let mut decoder = zstd::stream::read::Decoder::new(inner).map_err(|e| tag(self, e))?;
+                // RFC 9659: HTTP's zstd uses windows of at most 8 MiB; a frame asking for more
+                // (up to zstd's 128 MiB default) would cost that much memory per body in flight.
+                decoder.window_log_max(ZSTD_WINDOW_LOG_MAX).map_err(|e| tag(self, e))?;
+                Box::new(decoder)
+            }
         };
         Ok(Box::new(Tagged { coding: self, inner: decoder }))
     }
@@ -428,6 +437,19 @@ mod tests {
         // Undecodable: shown as received.
         let (shown, _) = ExampleSide::of(&side(JSON.to_vec()));
         assert_eq!(shown.body.as_deref(), std::str::from_utf8(JSON).ok());
+    }
+
+    #[test]
+    fn zstd_windows_past_http_s_limit_are_refused() {
+        let mut e = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        e.window_log(26).unwrap();
+        e.long_distance_matching(true).unwrap();
+        let data: Vec<u8> = (0..(40u32 << 20) / 4).flat_map(|i| (i % 9_999_991).to_le_bytes()).collect();
+        e.write_all(&data).unwrap();
+        let wide = e.finish().unwrap();
+        let err = decode(&wide, Some("zstd"), u64::MAX).unwrap_err();
+        assert!(matches!(err, DecodeError::Broken { encoding: "zstd", .. }), "{err:?}");
+        assert!(err.to_string().contains("memory"), "{err}");
     }
 
     #[test]
