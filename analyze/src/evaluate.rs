@@ -139,9 +139,9 @@ pub struct Evaluated {
 /// Judges one pair. `route` is its route template, assigned by the caller (templating keeps
 /// state across pairs, so it is not done here).
 pub fn evaluate(index: u64, record: &PairRecord, route: String, rules: &Rules) -> Evaluated {
-    let baseline = SideOutcome::of(&record.baseline);
-    let canary = SideOutcome::of(&record.canary);
-    let secondary = (!record.secondary.is_absent()).then(|| SideOutcome::of(&record.secondary));
+    let mut baseline = SideOutcome::of(&record.baseline);
+    let mut canary = SideOutcome::of(&record.canary);
+    let mut secondary = (!record.secondary.is_absent()).then(|| SideOutcome::of(&record.secondary));
     let skipped = record.canary.error.as_deref() == Some(error_kind::SKIPPED);
     let outcome = match (skipped, baseline.transport_error.is_some(), canary.transport_error.is_some()) {
         (true, _, _) => Outcome::CanarySkipped,
@@ -151,7 +151,6 @@ pub fn evaluate(index: u64, record: &PairRecord, route: String, rules: &Rules) -
         _ if baseline.status != canary.status => Outcome::StatusMismatch,
         _ => Outcome::Compared,
     };
-    let (mut baseline, mut canary, mut secondary) = (baseline, canary, secondary);
     let mut raw = Vec::new();
     let mut noise = None;
     if outcome == Outcome::Compared {
