@@ -14,4 +14,5 @@ mod replay; // shadowdiff replay: against fixture services, bad flags
 mod analyze; // shadowdiff analyze: injected regressions fail the right check, noise and A/A pass, bad inputs
 mod report; // report.html and charts/*.png from analyze, shadowdiff report DIR re-renders, bad DIR
 mod golden; // every output file of analyze on seeded corpora, byte for byte apart from paths and times
+mod nginx; // a real nginx with gzip behind capture: the changed field found through compression, A/A passes
 mod demo; // shadowdiff demo: the whole flow on loopback, every output, re-runs, refusing a foreign directory
