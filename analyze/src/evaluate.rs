@@ -303,6 +303,22 @@ fn content_type(side: &SideRecord) -> Option<String> {
 
 pub use shadowdiff_format::vocab::BODY_FIELD;
 
+/// One difference for the body as a whole, at [`BODY_FIELD`].
+fn whole_body(baseline: Option<Value>, canary: Option<Value>, severity: Severity) -> Found {
+    Found {
+        location: Location::Body,
+        diff: Difference {
+            path: String::new(),
+            field: BODY_FIELD.to_owned(),
+            kind: DiffKind::ValueChanged,
+            baseline,
+            canary,
+            severity,
+            explained: None,
+        },
+    }
+}
+
 /// Flattens a comparison into differences: JSON body differences as they are, a text, binary or
 /// undecodable body difference as one difference at [`BODY_FIELD`] (an undecodable side's value
 /// reads `undecodable: gzip stream is broken (…)`), and header differences at `header:NAME`.
@@ -311,18 +327,7 @@ fn found(c: SideComparison) -> Vec<Found> {
     match c.body.compared_as {
         _ if c.body.undecodable.is_some() => {
             if let Some(u) = c.body.undecodable {
-                out.push(Found {
-                    location: Location::Body,
-                    diff: Difference {
-                        path: String::new(),
-                        field: BODY_FIELD.to_owned(),
-                        kind: DiffKind::ValueChanged,
-                        baseline: Some(Value::String(u.baseline)),
-                        canary: Some(Value::String(u.canary)),
-                        severity: u.severity,
-                        explained: None,
-                    },
-                });
+                out.push(whole_body(Some(Value::String(u.baseline)), Some(Value::String(u.canary)), u.severity));
             }
         }
         ComparedAs::Json => {
@@ -339,18 +344,7 @@ fn found(c: SideComparison) -> Vec<Found> {
                 }
                 _ => (None, None),
             };
-            out.push(Found {
-                location: Location::Body,
-                diff: Difference {
-                    path: String::new(),
-                    field: BODY_FIELD.to_owned(),
-                    kind: DiffKind::ValueChanged,
-                    baseline,
-                    canary,
-                    severity: Severity::Changed,
-                    explained: None,
-                },
-            });
+            out.push(whole_body(baseline, canary, Severity::Changed));
         }
         _ => {}
     }
