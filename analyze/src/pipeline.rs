@@ -251,8 +251,9 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
     progress.phase("aggregating endpoints");
     let (overall_row, endpoint_rows) = aggregate::endpoints(&pairs_file)?;
     let field_status = noise.status.iter().map(|(k, (s, _))| (k.clone(), *s)).collect();
+    let different: BTreeMap<&str, u64> = endpoint_rows.iter().map(|r| (r.route.as_str(), r.different)).collect();
     let trouble = |route: &str| {
-        let different = endpoint_rows.iter().find(|r| r.route == route).map_or(0, |r| r.different);
+        let different = different.get(route).copied().unwrap_or(0);
         let stats = counted.routes.get(route);
         different + stats.map_or(0, |s| s.status_mismatch.values().sum::<u64>() + s.errors.canary_only)
     };

@@ -16,7 +16,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use shadowdiff_format::media::looks_json;
-use shadowdiff_format::pointer::PathPattern;
+use shadowdiff_format::pointer::{PathPattern, PatternSeg};
 use shadowdiff_format::{Header, PairRecord, SideRecord};
 
 /// Headers always redacted.
@@ -234,9 +234,8 @@ impl Redactor {
             return None;
         };
         let mut changed = false;
-        let mut at = Vec::new();
         for path in &self.paths {
-            changed |= self.redact_matching(&mut doc, &path.0, &mut at);
+            changed |= self.redact_matching(&mut doc, path.0.segments(), true);
         }
         if !changed {
             return Some(body);
@@ -244,34 +243,46 @@ impl Redactor {
         serde_json::to_vec(&doc).ok().map(Bytes::from)
     }
 
-    /// Replaces every value whose path (`at`, the keys and indices walked so far) matches
-    /// `pattern` with its token, and does not look inside what it replaced. One visit per node
-    /// whatever the pattern; the depth is bounded by serde_json's nesting limit (128).
-    fn redact_matching(&self, v: &mut Value, pattern: &PathPattern, at: &mut Vec<String>) -> bool {
-        if !at.is_empty() && pattern.matches_tokens(at) {
+    /// Replaces every value `pattern` (the rest of it, from here) matches with its token, and
+    /// does not look inside what it replaced. The walk follows the pattern: a literal segment
+    /// goes straight to its key or index, `*` visits each child, and only `**` visits a subtree;
+    /// the document itself (`root`) is never replaced whole. The depth is bounded by serde_json's
+    /// nesting limit (128).
+    fn redact_matching(&self, v: &mut Value, pattern: &[PatternSeg], root: bool) -> bool {
+        let Some((head, rest)) = pattern.split_first() else {
             let secret = match &*v {
                 Value::String(s) => s.as_bytes().to_vec(),
                 other => other.to_string().into_bytes(),
             };
             *v = Value::String(self.token(&secret));
             return true;
+        };
+        match (head, v) {
+            (PatternSeg::Literal { text, .. }, Value::Object(map)) => {
+                map.get_mut(text.as_str()).is_some_and(|child| self.redact_matching(child, rest, false))
+            }
+            (PatternSeg::Literal { index, .. }, Value::Array(items)) => {
+                index.and_then(|i| items.get_mut(i)).is_some_and(|child| self.redact_matching(child, rest, false))
+            }
+            (PatternSeg::One, v) => self.each_child(v, |child| self.redact_matching(child, rest, false)),
+            (PatternSeg::AnyDepth, v) => {
+                // `**` matches no segment here, or one more and stays.
+                if !root && rest.is_empty() {
+                    return self.redact_matching(v, rest, false);
+                }
+                let here = !rest.is_empty() && self.redact_matching(v, rest, root);
+                self.each_child(v, |child| self.redact_matching(child, pattern, false)) | here
+            }
+            _ => false,
         }
+    }
+
+    /// Applies `f` to every child of an object or array; true when any call was.
+    fn each_child(&self, v: &mut Value, mut f: impl FnMut(&mut Value) -> bool) -> bool {
         let mut any = false;
         match v {
-            Value::Object(map) => {
-                for (key, child) in map.iter_mut() {
-                    at.push(key.clone());
-                    any |= self.redact_matching(child, pattern, at);
-                    at.pop();
-                }
-            }
-            Value::Array(items) => {
-                for (i, child) in items.iter_mut().enumerate() {
-                    at.push(i.to_string());
-                    any |= self.redact_matching(child, pattern, at);
-                    at.pop();
-                }
-            }
+            Value::Object(map) => map.values_mut().for_each(|child| any |= f(child)),
+            Value::Array(items) => items.iter_mut().for_each(|child| any |= f(child)),
             _ => {}
         }
         any
@@ -353,6 +364,13 @@ mod tests {
             body,
             serde_json::json!({"password":MASK,"user":{"auth":{"password":MASK}},"items":[{"card":MASK,"id":2}],"passwords":"c"})
         );
+        // `**` never replaces the document itself, and nothing inside a replaced value is visited.
+        rules.json_paths = vec!["/**".into()];
+        let mut p = pair();
+        p.request_body = Some(Bytes::from_static(br#"{"a":{"b":1},"c":[2]}"#));
+        Redactor::new(&rules).apply(&mut p);
+        let body: Value = serde_json::from_slice(p.request_body.as_deref().expect("body")).expect("json");
+        assert_eq!(body, serde_json::json!({"a": MASK, "c": MASK}));
         assert!(JsonPath::parse("/a~2").expect_err("a bad escape").contains("`/a~2`"));
         assert!(JsonPath::parse("password").is_err());
     }

@@ -86,6 +86,11 @@ impl PathPattern {
         Ok(Self { source: pattern.to_owned(), segs })
     }
 
+    /// The compiled segments, for walking a document guided by the pattern.
+    pub fn segments(&self) -> &[PatternSeg] {
+        &self.segs
+    }
+
     /// The pattern as written.
     pub fn as_str(&self) -> &str {
         &self.source

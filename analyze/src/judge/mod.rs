@@ -46,11 +46,11 @@ pub fn judge(a: &Analysis, p: &Policy) -> Verdict {
     let mut scopes: Vec<(&str, &RouteStats, f64)> = vec![(OVERALL, &a.overall, p.confidence)];
     scopes.extend(bare.routes.iter().map(|s| (s.route, s.stats, endpoint_conf)));
     let latency: Vec<LatencySummary> = scopes.par_iter().map(|(r, s, conf)| latency_summary(r, s, *conf, p)).collect();
-    let of = |route: &str| latency.iter().find(|l| l.route == route);
+    // `latency` is in `scopes`' order: the whole run first, then each route.
     let ctx = Ctx {
         policy: p,
-        overall: Scope { latency: of(OVERALL), ..bare.overall },
-        routes: bare.routes.iter().map(|s| Scope { latency: of(s.route), ..*s }).collect(),
+        overall: Scope { latency: latency.first(), ..bare.overall },
+        routes: bare.routes.iter().zip(latency.iter().skip(1)).map(|(s, l)| Scope { latency: Some(l), ..*s }).collect(),
     };
 
     let critical = CriticalErrors { alpha: p.alpha };
