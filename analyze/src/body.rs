@@ -6,6 +6,11 @@
 //! compared by length and xxh3 hash. A body that claims JSON but does not parse — bad syntax,
 //! invalid UTF-8, nesting 128 levels or deeper (serde_json's limit) — is reported as `unparseable` and
 //! compared as text (or binary, if it is not UTF-8): bad input is a finding, never a crash.
+//!
+//! A streamed body (`text/event-stream`, NDJSON / JSON Lines, `application/json-seq`) is read
+//! as its list of records ([`crate::stream`]) and compared as that JSON array, so one changed
+//! event is one difference at `/3/data/price`. A stream that was cut is compared only as far as
+//! its complete records, and two cut streams as far as the shorter one.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -16,6 +21,7 @@ use similar::{Algorithm, DiffOp, TextDiff};
 
 use crate::json::{Difference, diff_json_with_patch};
 use crate::rules::Rules;
+use crate::stream::{self, Stream};
 
 /// Line diffs give up aligning after this long and report what they have: a 100 MB body with
 /// every line changed must not stall a run.
@@ -75,10 +81,34 @@ pub enum ParsedBody<'a> {
 pub struct Parsed<'a> {
     pub body: ParsedBody<'a>,
     pub unparseable: Option<ParseProblem>,
+    /// A streamed body, read as the JSON array of its records (in `body`).
+    pub stream: Option<StreamBody>,
+}
+
+/// What kind of stream a parsed body was, and whether it was cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamBody {
+    pub kind: Stream,
+    /// The body was cut: records may have followed the ones read.
+    pub cut: bool,
 }
 
 /// Decodes one body. `content_type` is the response's `Content-Type`, if any.
 pub fn parse_body<'a>(bytes: &'a [u8], content_type: Option<&str>) -> Parsed<'a> {
+    parse_body_cut(bytes, content_type, false)
+}
+
+/// [`parse_body`] for a body that may have been cut (`cut`: by the recorder's cap, a duration
+/// cap, or the decoded-size cap): a stream keeps only its complete records.
+pub fn parse_body_cut<'a>(bytes: &'a [u8], content_type: Option<&str>, cut: bool) -> Parsed<'a> {
+    if let Some(kind) = stream::stream(content_type).filter(|_| !bytes.is_empty()) {
+        let records = stream::parse(kind, bytes, cut);
+        return Parsed {
+            body: ParsedBody::Json { value: Value::Array(records.items), raw: bytes },
+            unparseable: records.problem,
+            stream: Some(StreamBody { kind, cut }),
+        };
+    }
     let (body, unparseable) = decode(bytes, content_type, parse_json);
     let body = match body {
         Decoded::Empty => ParsedBody::Empty,
@@ -86,7 +116,7 @@ pub fn parse_body<'a>(bytes: &'a [u8], content_type: Option<&str>) -> Parsed<'a>
         Decoded::Text(s) => ParsedBody::Text(s),
         Decoded::Binary(b) => ParsedBody::Binary(b),
     };
-    Parsed { body, unparseable }
+    Parsed { body, unparseable, stream: None }
 }
 
 enum Decoded<'a, J> {
@@ -218,6 +248,10 @@ pub struct BodyComparison {
     /// bodies as received differ).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub undecodable: Option<Undecodable>,
+    /// Both bodies were streams of this kind, compared as JSON arrays of their records
+    /// (`compared_as` is `json`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<Stream>,
 }
 
 /// Bodies not compared because a side could not be decoded: each side's value is
@@ -256,7 +290,11 @@ pub fn compare_bodies(
 /// Byte-identical bodies, the common case in shadow traffic: equal under any rules, so they are
 /// only classified (JSON validated, not built), which is several times cheaper than a diff.
 fn identical(bytes: &[u8], content_type: Option<&str>) -> BodyComparison {
-    let (decoded, problem) = decode(bytes, content_type, validate_json);
+    let stream = stream::stream(content_type).filter(|_| !bytes.is_empty());
+    let (decoded, problem) = match stream {
+        Some(_) => (Decoded::Json(()), None),
+        None => decode(bytes, content_type, validate_json),
+    };
     let compared_as = match decoded {
         Decoded::Empty => ComparedAs::Empty,
         Decoded::Json(()) => ComparedAs::Json,
@@ -273,6 +311,7 @@ fn identical(bytes: &[u8], content_type: Option<&str>) -> BodyComparison {
         canary_unparseable: problem,
         patch: None,
         undecodable: None,
+        stream,
     }
 }
 
@@ -294,11 +333,24 @@ pub fn compare_parsed(
         canary_unparseable: b.unparseable.clone(),
         patch: None,
         undecodable: None,
+        stream: None,
     };
     match (&a.body, &b.body) {
         (ParsedBody::Empty, ParsedBody::Empty) => {}
         (ParsedBody::Json { value: x, .. }, ParsedBody::Json { value: y, .. }) => {
             out.compared_as = ComparedAs::Json;
+            let bounded;
+            let (x, y) = match (a.stream, b.stream) {
+                (Some(sa), Some(sb)) if sa.kind == sb.kind => {
+                    out.stream = Some(sa.kind);
+                    bounded = bound_cut_streams(x, sa.cut, y, sb.cut);
+                    match &bounded {
+                        Some((x, y)) => (x, y),
+                        None => (x, y),
+                    }
+                }
+                _ => (x, y),
+            };
             if want_patch {
                 let (d, p) = diff_json_with_patch(x, y, rules, route);
                 out.differences = d;
@@ -334,6 +386,19 @@ pub fn compare_parsed(
         }
     }
     out
+}
+
+/// Two streams of records of which one or both were cut: each compared only as far as the
+/// shortest cut side has complete records, so a stream cut at different points is not a
+/// difference. `None` when nothing needs cutting.
+fn bound_cut_streams(a: &Value, a_cut: bool, b: &Value, b_cut: bool) -> Option<(Value, Value)> {
+    let (Value::Array(x), Value::Array(y)) = (a, b) else { return None };
+    let limit = [(a_cut, x.len()), (b_cut, y.len())].into_iter().filter(|(cut, _)| *cut).map(|(_, n)| n).min()?;
+    if x.len() <= limit && y.len() <= limit {
+        return None;
+    }
+    let take = |v: &[Value]| Value::Array(v[..v.len().min(limit)].to_vec());
+    Some((take(x), take(y)))
 }
 
 fn raw<'a>(body: &ParsedBody<'a>) -> &'a [u8] {
@@ -533,6 +598,67 @@ mod tests {
     fn nesting_depth_skips_strings() {
         assert_eq!(nesting_depth(br#"{"a": ["[[[", {"b": "\"]]"}]}"#), 3);
         assert_eq!(nesting_depth(b"1"), 0);
+    }
+
+    fn sse_events(prices: &[i64]) -> String {
+        prices.iter().enumerate().map(|(i, p)| format!("id: {i}\ndata: {{\"price\": {p}}}\n\n")).collect()
+    }
+
+    #[test]
+    fn one_changed_event_is_one_difference_at_its_data_field() {
+        let a = sse_events(&[1, 2, 3, 4, 5]);
+        let b = sse_events(&[1, 2, 3, 40, 5]).replace("id: 0\n", ": keep-alive\nid: 0\n");
+        let ct = Some("text/event-stream");
+        let c = compare_bodies((a.as_bytes(), ct), (b.as_bytes(), ct), &Rules::default(), None);
+        assert_eq!((c.compared_as, c.stream), (ComparedAs::Json, Some(Stream::EventStream)));
+        let paths: Vec<(&str, &str)> = c.differences.iter().map(|d| (d.path.as_str(), d.field.as_str())).collect();
+        assert_eq!(paths, vec![("/3/data/price", "/*/data/price")], "a comment is not a difference");
+        let same = compare_bodies((a.as_bytes(), ct), (a.as_bytes(), ct), &Rules::default(), None);
+        assert_eq!((same.compared_as, same.equal, same.stream), (ComparedAs::Json, true, Some(Stream::EventStream)));
+    }
+
+    #[test]
+    fn cut_streams_are_compared_as_far_as_the_shorter_cut_side() {
+        let r = Rules::default();
+        let ct = Some("text/event-stream");
+        let full = sse_events(&[1, 2, 3, 4, 5]);
+        let compare = |a: &str, a_cut: bool, b: &str, b_cut: bool| {
+            compare_parsed(
+                &parse_body_cut(a.as_bytes(), ct, a_cut),
+                &parse_body_cut(b.as_bytes(), ct, b_cut),
+                &r,
+                None,
+                false,
+            )
+        };
+        // Cut at different points, mid-event: the same stream.
+        let (short, long) = (&full[..full.len() / 3], &full[..full.len() * 2 / 3]);
+        assert!(compare(short, true, long, true).equal);
+        // Only one side cut: the other side's extra events are past what is known of it.
+        assert!(compare(short, true, &full, false).equal);
+        assert!(compare(&full, false, long, true).equal);
+        // A whole stream that ended early against a longer whole one differs.
+        let fewer = sse_events(&[1, 2, 3]);
+        let c = compare(&fewer, false, &full, false);
+        assert_eq!(c.differences.len(), 2, "{:?}", c.differences);
+        // A change before the cut is still found.
+        let changed = sse_events(&[1, 9, 3, 4, 5]);
+        let c = compare(long, true, &changed[..changed.len() / 2], true);
+        assert_eq!(c.differences.iter().map(|d| d.path.as_str()).collect::<Vec<_>>(), vec!["/1/data/price"]);
+    }
+
+    #[test]
+    fn json_lines_and_sequences_are_compared_per_record() {
+        let r = Rules::default();
+        for (ct, a, b) in [
+            ("application/x-ndjson", "{\"a\":1}\n{\"a\":2}\n", "{\"a\":1}\n{\"a\":3}\n"),
+            ("application/jsonl", "{\"a\":1}\n{\"a\":2}", "{\"a\":1}\r\n{\"a\":3}\r\n"),
+            ("application/json-seq", "\u{1e}{\"a\":1}\n\u{1e}{\"a\":2}\n", "\u{1e}{\"a\":1}\n\u{1e}{\"a\":3}\n"),
+        ] {
+            let c = compare_bodies((a.as_bytes(), Some(ct)), (b.as_bytes(), Some(ct)), &r, None);
+            assert_eq!(c.differences.iter().map(|d| d.path.as_str()).collect::<Vec<_>>(), vec!["/1/a"], "{ct}");
+            assert!(c.canary_unparseable.is_none(), "{ct}");
+        }
     }
 
     #[test]

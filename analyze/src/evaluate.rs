@@ -8,7 +8,9 @@ use serde_json::Value;
 use shadowdiff_format::encoding::{DecodeError, decode_side};
 use shadowdiff_format::{PairRecord, SideRecord, schema::error_kind};
 
-use crate::body::{BodyComparison, ComparedAs, Parsed, Undecodable, claim, compare_bodies, compare_parsed, parse_body};
+use crate::body::{
+    BodyComparison, ComparedAs, Parsed, Undecodable, claim, compare_bodies, compare_parsed, parse_body_cut,
+};
 use crate::headers::diff_header_records;
 use crate::json::{DiffKind, Difference, Severity};
 use crate::pair::{SideComparison, compare_status};
@@ -54,17 +56,29 @@ pub struct SideOutcome {
     pub undecodable: Option<String>,
     /// The body was compared as far as the decoded-size cap: its content is longer.
     pub cut_at_decoded_cap: bool,
+    /// A long-lived response (a stream, a long poll) whose recording was cut after a 2xx head:
+    /// the recorder stopped keeping its body (at the body cap or a duration cap), whatever ended
+    /// the exchange afterwards (`transport_error` keeps that, often `timeout`). Its body is
+    /// compared as far as it was kept, and it is not an error.
+    pub cut_stream: bool,
 }
 
 impl SideOutcome {
     fn of(side: &SideRecord) -> Self {
+        let cut_stream = side.body_truncated && side.status.is_some_and(|s| (200..300).contains(&s));
         Self {
             status: side.status,
             latency_us: side.latency_us,
             transport_error: side.error.clone(),
             undecodable: None,
             cut_at_decoded_cap: false,
+            cut_stream,
         }
+    }
+
+    /// The side failed in transport: an error that was not only the end of a cut recording.
+    pub fn failed(&self) -> bool {
+        self.transport_error.is_some() && !self.cut_stream
     }
 
     /// Notes what decoding this side's body found.
@@ -73,22 +87,24 @@ impl SideOutcome {
         self.cut_at_decoded_cap = content.truncated && !side.body_truncated;
     }
 
-    /// An error for the error-rate checks: a transport error or a 5xx.
+    /// An error for the error-rate checks: a transport error or a 5xx. A cut stream (2xx head,
+    /// body cut by the recorder) is not one.
     pub fn is_error(&self) -> bool {
-        self.transport_error.is_some() || self.status.is_some_and(|s| s >= 500)
+        self.failed() || self.status.is_some_and(|s| s >= 500)
     }
 
     /// What kind of error, for the critical-errors check: the transport error kind, or the
     /// status code.
     pub fn error_label(&self) -> Option<String> {
         match (&self.transport_error, self.status) {
-            (Some(e), _) => Some(e.clone()),
-            (None, Some(s)) if s >= 500 => Some(format!("status {s}")),
+            (Some(e), _) if self.failed() => Some(e.clone()),
+            (_, Some(s)) if s >= 500 => Some(format!("status {s}")),
             _ => None,
         }
     }
 
-    /// A latency fit for the paired latency statistics: the side answered without a transport error.
+    /// A latency fit for the paired latency statistics: the side answered without a transport
+    /// error (a cut stream's ends where the recording was stopped, so it is left out too).
     pub fn usable_latency(&self) -> Option<u64> {
         if self.transport_error.is_some() || self.status.is_none() { None } else { self.latency_us }
     }
@@ -143,7 +159,7 @@ pub fn evaluate(index: u64, record: &PairRecord, route: String, rules: &Rules) -
     let mut canary = SideOutcome::of(&record.canary);
     let mut secondary = (!record.secondary.is_absent()).then(|| SideOutcome::of(&record.secondary));
     let skipped = record.canary.error.as_deref() == Some(error_kind::SKIPPED);
-    let outcome = match (skipped, baseline.transport_error.is_some(), canary.transport_error.is_some()) {
+    let outcome = match (skipped, baseline.failed(), canary.failed()) {
         (true, _, _) => Outcome::CanarySkipped,
         (_, true, true) => Outcome::BothError,
         (_, true, false) => Outcome::BaselineError,
@@ -154,8 +170,7 @@ pub fn evaluate(index: u64, record: &PairRecord, route: String, rules: &Rules) -
     let mut raw = Vec::new();
     let mut noise = None;
     if outcome == Outcome::Compared {
-        let with_secondary =
-            secondary.as_ref().is_some_and(|s| s.transport_error.is_none() && s.status == baseline.status);
+        let with_secondary = secondary.as_ref().is_some_and(|s| !s.failed() && s.status == baseline.status);
         let cap = rules.max_decoded_body;
         let base_content = Content::of(&record.baseline, cap);
         let canary_content = Content::of(&record.canary, cap);
@@ -210,7 +225,7 @@ struct Content<'a> {
 impl<'a> Content<'a> {
     fn of(side: &'a SideRecord, cap: u64) -> Self {
         match decode_side(side, cap) {
-            Ok(d) => Self { bytes: d.bytes, truncated: d.truncated, undecodable: None },
+            Ok(d) => Self { bytes: d.bytes, truncated: d.truncated || side.body_truncated, undecodable: None },
             Err(e) => Self {
                 bytes: Cow::Borrowed(side.body.as_deref().unwrap_or_default()),
                 truncated: side.body_truncated,
@@ -252,9 +267,10 @@ impl<'a> Against<'a> {
                 self.route,
             )
         } else {
-            let ct = self.content_type.clone();
-            let parsed = self.parsed.get_or_insert_with(|| parse_body(bytes, ct.as_deref()));
-            compare_parsed(parsed, &parse_body(other_bytes, other_type.as_deref()), self.rules, self.route, false)
+            let (ct, cut) = (self.content_type.clone(), self.content.truncated);
+            let parsed = self.parsed.get_or_insert_with(|| parse_body_cut(bytes, ct.as_deref(), cut));
+            let other = parse_body_cut(other_bytes, other_type.as_deref(), other_content.truncated);
+            compare_parsed(parsed, &other, self.rules, self.route, false)
         };
         SideComparison {
             status: compare_status(self.baseline.status, other.status),
@@ -277,6 +293,7 @@ fn undecodable_bodies(baseline: &Content<'_>, other: &Content<'_>) -> BodyCompar
         baseline_unparseable: None,
         canary_unparseable: None,
         patch: None,
+        stream: None,
         undecodable: (!equal).then(|| Undecodable {
             baseline: describe_content(baseline),
             canary: describe_content(other),
@@ -447,6 +464,47 @@ mod tests {
         let e = run(odd.clone(), odd, &Rules::default());
         assert!(e.raw.is_empty(), "{:?}", e.raw);
         assert_eq!(e.canary.undecodable.as_deref(), Some("undecodable: unknown content-encoding `x-foo`"));
+    }
+
+    fn stream_side(body: &str, cut: bool, error: Option<&str>) -> SideRecord {
+        SideRecord {
+            status: Some(200),
+            headers: vec![Header::new("content-type", "text/event-stream")],
+            body: Some(body.to_owned().into()),
+            body_truncated: cut,
+            error: error.map(str::to_owned),
+            latency_us: error.is_none().then_some(1000),
+            ..SideRecord::default()
+        }
+    }
+
+    #[test]
+    fn a_cut_stream_is_compared_and_is_not_an_error() {
+        let events: String = (0..6).map(|i| format!("event: tick\ndata: {{\"n\": {i}}}\n\n")).collect();
+        // The recorder stopped keeping the canary's stream at its cap and gave up waiting for the
+        // end (timeout); the baseline's was cut elsewhere, by a duration cap.
+        let e = run(
+            stream_side(&events[..50], true, None),
+            stream_side(&events[..90], true, Some("timeout")),
+            &Rules::default(),
+        );
+        assert_eq!(e.outcome, Outcome::Compared);
+        assert!(e.raw.is_empty(), "{:?}", e.raw);
+        assert!(!e.canary.is_error() && e.canary.error_label().is_none() && e.canary.cut_stream);
+        assert_eq!(e.canary.usable_latency(), None, "a cut exchange's latency is not the response's");
+
+        // A changed event inside both cuts is found at its field.
+        let changed = events.replace("\"n\": 1}", "\"n\": 100}");
+        let e = run(stream_side(&events[..70], true, None), stream_side(&changed, false, None), &Rules::default());
+        assert_eq!(e.raw.iter().map(|f| f.diff.path.as_str()).collect::<Vec<_>>(), vec!["/1/data/n"]);
+
+        // A timeout before a 2xx head, or a stream that failed without being cut, is still an error.
+        let mut failed = stream_side("", false, Some("timeout"));
+        failed.status = None;
+        assert!(run(stream_side(&events, false, None), failed, &Rules::default()).canary.is_error());
+        let reset =
+            run(stream_side(&events, false, None), stream_side(&events[..40], false, Some("reset")), &Rules::default());
+        assert_eq!((reset.outcome, reset.canary.is_error()), (Outcome::CanaryError, true));
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub mod policy;
 pub mod route;
 pub mod rules;
 pub mod stats;
+pub mod stream;
 pub mod verdict;
 
 pub use body::{BodyComparison, ComparedAs, compare_bodies, parse_body, parse_json};

@@ -42,6 +42,11 @@ pub fn claim(content_type: Option<&str>) -> Claim {
             | "csv"
             | "x-ndjson"
             | "ndjson"
+            | "jsonl"
+            | "x-jsonl"
+            | "json-lines"
+            | "jsonlines"
+            | "x-jsonlines"
             | "sql"
             | "toml",
         ) => Claim::Text,
@@ -65,6 +70,44 @@ pub fn claim(content_type: Option<&str>) -> Claim {
             | "vnd.apache.arrow.stream",
         ) => Claim::Binary,
         _ => Claim::Unknown,
+    }
+}
+
+/// A body that is a sequence of records rather than one document: compared record by record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    /// `text/event-stream`: server-sent events (WHATWG HTML, "Server-sent events").
+    EventStream,
+    /// Newline-delimited JSON: `application/x-ndjson`, `application/jsonl`, `application/json-lines` …
+    JsonLines,
+    /// RFC 7464 JSON text sequences (`application/json-seq`): records that start with RS (0x1E).
+    JsonSeq,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::EventStream => "event_stream",
+            Stream::JsonLines => "json_lines",
+            Stream::JsonSeq => "json_seq",
+        }
+    }
+}
+
+/// The kind of record stream a `Content-Type` value names, if it names one.
+pub fn stream(content_type: Option<&str>) -> Option<Stream> {
+    let media = media_type(content_type?);
+    let (kind, sub) = media.split_once('/').unwrap_or((media.as_str(), ""));
+    match (kind, sub) {
+        ("text", "event-stream") => Some(Stream::EventStream),
+        (
+            "application" | "text",
+            "x-ndjson" | "ndjson" | "jsonl" | "x-jsonl" | "json-lines" | "jsonlines" | "x-jsonlines",
+        ) => Some(Stream::JsonLines),
+        (_, "json-seq") => Some(Stream::JsonSeq),
+        (_, s) if s.ends_with("+json-seq") => Some(Stream::JsonSeq),
+        _ => None,
     }
 }
 
@@ -98,5 +141,15 @@ mod tests {
         assert!(looks_json(None, b"  [1, 2]"));
         assert!(!looks_json(Some("text/plain"), b"{}"));
         assert_eq!(media_type(" Text/HTML ; charset=x"), "text/html");
+
+        assert_eq!(stream(Some("text/event-stream; charset=utf-8")), Some(Stream::EventStream));
+        assert_eq!(stream(Some("application/x-ndjson")), Some(Stream::JsonLines));
+        assert_eq!(stream(Some("application/jsonl")), Some(Stream::JsonLines));
+        assert_eq!(stream(Some("application/json-lines")), Some(Stream::JsonLines));
+        assert_eq!(stream(Some("application/json-seq")), Some(Stream::JsonSeq));
+        assert_eq!(stream(Some("application/geo+json-seq")), Some(Stream::JsonSeq));
+        assert_eq!(stream(Some("application/json")), None);
+        assert_eq!(stream(None), None);
+        assert_eq!(claim(Some("application/jsonl")), Claim::Text);
     }
 }
