@@ -36,6 +36,7 @@ pub mod path;
 pub mod pipeline;
 pub mod policy;
 pub mod route;
+pub mod route_key;
 pub mod rules;
 pub mod stats;
 pub mod stream;

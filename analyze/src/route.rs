@@ -9,7 +9,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use shadowdiff_format::pointer::PathPattern;
+
 use crate::error::{Error, Result};
+use crate::route_key::{KeyOutcome, KeyRule, SEPARATOR};
 use crate::rules::RoutesSection;
 
 /// The route that collects paths past the cap on distinct routes.
@@ -91,15 +94,17 @@ impl RouteTemplate {
 }
 
 /// Route settings from the rules file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RouteRules {
     pub templates: Vec<RouteTemplate>,
     pub max_routes: usize,
+    /// `[[routes.key]]`: route keys read from requests, per path ([`crate::route_key`]).
+    pub keys: Vec<KeyRule>,
 }
 
 impl Default for RouteRules {
     fn default() -> Self {
-        Self { templates: Vec::new(), max_routes: DEFAULT_MAX_ROUTES }
+        Self { templates: Vec::new(), max_routes: DEFAULT_MAX_ROUTES, keys: Vec::new() }
     }
 }
 
@@ -108,6 +113,12 @@ impl RouteRules {
         Ok(Self {
             templates: s.templates.iter().map(|t| RouteTemplate::new(t)).collect::<Result<_>>()?,
             max_routes: s.max_routes.unwrap_or(DEFAULT_MAX_ROUTES),
+            keys: s
+                .key
+                .iter()
+                .enumerate()
+                .map(|(i, k)| KeyRule::new(&format!("routes.key[{i}]"), &k.path, &k.from, k.header.as_deref()))
+                .collect::<Result<_>>()?,
         })
     }
 
@@ -120,6 +131,13 @@ impl RouteRules {
             None => template_path(path),
         }
     }
+}
+
+/// Whether a route pattern (a rule's or an endpoint override's `route`) matches `route`. A keyed
+/// route (`/graphql#GetUser`) is matched by patterns of the whole route and by patterns of its
+/// path (`/graphql`).
+pub fn route_matches(pattern: &PathPattern, route: &str) -> bool {
+    pattern.matches_route(route) || route.split_once(SEPARATOR).is_some_and(|(path, _)| pattern.matches_route(path))
 }
 
 /// The heuristic template of `path`: identifier-like segments become `{id}`.
@@ -212,11 +230,21 @@ impl RouteTemplater {
     /// The route of `path`. Explicit templates are always kept; a heuristic route that would
     /// exceed `max_routes` distinct routes becomes [`OTHER_ROUTE`].
     pub fn route(&mut self, path: &str) -> String {
+        self.route_keyed(path, None)
+    }
+
+    /// The route of a request whose key rules gave `key`: `TEMPLATE#KEY`. Keys are the client's
+    /// text, so a keyed route is capped like a heuristic one even on an explicit template.
+    pub fn route_keyed(&mut self, path: &str, key: Option<&KeyOutcome>) -> String {
         let path = path.split(['?', '#']).next().unwrap_or("");
-        let (template, explicit) = match self.rules.templates.iter().find(|t| t.matches(path)) {
+        let (mut template, mut explicit) = match self.rules.templates.iter().find(|t| t.matches(path)) {
             Some(t) => (t.source.clone(), true),
             None => (template_path(path), false),
         };
+        if let Some(KeyOutcome::Key(key)) = key {
+            template = format!("{template}{SEPARATOR}{key}");
+            explicit = false;
+        }
         if let Some(n) = self.routes.get_mut(&template) {
             *n += 1;
             return template;
@@ -286,6 +314,7 @@ mod tests {
                 RouteTemplate::new("/v/**").unwrap(),
             ],
             max_routes: 10,
+            keys: Vec::new(),
         };
         assert_eq!(rules.template("/users/bob/avatar"), "/users/{user}/avatar");
         assert_eq!(rules.template("/users/bob"), "/users/bob");
@@ -307,6 +336,7 @@ mod tests {
         let mut t = RouteTemplater::new(RouteRules {
             templates: vec![RouteTemplate::new("/pinned/{x}").unwrap()],
             max_routes: 2,
+            keys: Vec::new(),
         });
         assert_eq!(t.route("/a/1"), "/a/{id}");
         assert_eq!(t.route("/b"), "/b");
@@ -316,5 +346,22 @@ mod tests {
         assert_eq!(t.route("/pinned/z"), "/pinned/{x}", "explicit templates are never capped");
         assert_eq!(t.routes().get("/a/{id}"), Some(&2));
         assert_eq!(t.overflow(), Overflow { requests: 2, examples: vec!["/c".into(), "/d".into()] });
+        let key = KeyOutcome::Key("GetUser".into());
+        assert_eq!(t.route_keyed("/pinned/z", Some(&key)), OTHER_ROUTE, "keys are the client's text: capped");
+    }
+
+    #[test]
+    fn keyed_routes() {
+        let mut t = RouteTemplater::new(RouteRules::default());
+        let key = KeyOutcome::Key("GetUser".into());
+        assert_eq!(t.route_keyed("/graphql", Some(&key)), "/graphql#GetUser");
+        assert_eq!(t.route_keyed("/v1/42/graphql", Some(&key)), "/v1/{id}/graphql#GetUser");
+        assert_eq!(t.route_keyed("/graphql", Some(&KeyOutcome::Missing("x"))), "/graphql");
+        let p = |s: &str| PathPattern::new(s).unwrap();
+        assert!(route_matches(&p("/graphql"), "/graphql#GetUser"));
+        assert!(route_matches(&p("/graphql#GetUser"), "/graphql#GetUser"));
+        assert!(!route_matches(&p("/graphql#GetCart"), "/graphql#GetUser"));
+        assert!(route_matches(&p("/v1/*/graphql"), "/v1/{id}/graphql#GetUser"));
+        assert!(!route_matches(&p("/rest"), "/graphql#GetUser"));
     }
 }

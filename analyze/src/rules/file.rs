@@ -129,4 +129,20 @@ pub struct RoutesSection {
     pub templates: Vec<String>,
     /// The most distinct routes kept; later ones are grouped as `{other}`.
     pub max_routes: Option<usize>,
+    /// Route keys read from the request, per path: `[[routes.key]]`.
+    #[serde(default)]
+    pub key: Vec<RouteKeyEntry>,
+}
+
+/// `[[routes.key]]`: requests whose path matches `path` are routed as `ROUTE#KEY`, the key read
+/// from the request as `from` says.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteKeyEntry {
+    /// A pattern over request paths: `/graphql`, `/rpc/*`, `/api/**`.
+    pub path: String,
+    /// `graphql` (the operation name), `jsonrpc` (the method) or `header`.
+    pub from: String,
+    /// The request header whose value is the key, for `from = "header"`.
+    pub header: Option<String>,
 }

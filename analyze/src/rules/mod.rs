@@ -8,8 +8,8 @@ pub mod file;
 use std::path::Path;
 
 pub use file::{
-    ArrayEntry, DefaultsSection, ExplainedEntry, HeadersSection, PathEntry, RoutesSection, RulesFile, SizeValue,
-    ToleranceEntry, ToleranceValues,
+    ArrayEntry, DefaultsSection, ExplainedEntry, HeadersSection, PathEntry, RouteKeyEntry, RoutesSection, RulesFile,
+    SizeValue, ToleranceEntry, ToleranceValues,
 };
 
 use crate::error::{Error, Result};
@@ -260,11 +260,13 @@ impl Rules {
         &self.explained
     }
 
-    /// The rules that apply on `route`: unscoped ones, and scoped ones whose route matches.
+    /// The rules that apply on `route`: unscoped ones, and scoped ones whose route matches. A
+    /// keyed route (`/graphql#GetUser`) is matched by its own patterns and by its path's
+    /// (`/graphql`), so rules for a path apply to all of its operations.
     pub(crate) fn scoped(&self, route: Option<&str>) -> Scoped<'_> {
         let applies = |r: &Option<PathPattern>| match (r, route) {
             (None, _) => true,
-            (Some(p), Some(route)) => p.matches_route(route),
+            (Some(p), Some(route)) => crate::route::route_matches(p, route),
             (Some(_), None) => false,
         };
         Scoped {
