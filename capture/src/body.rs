@@ -1,5 +1,10 @@
 //! Bodies on the proxy path: the request body read once with a cap, the body sent upstream, and
 //! the baseline's response body streamed to the client while a capped copy is kept for the pair.
+//!
+//! A response body may never end (server-sent events, NDJSON feeds, long polls), so what is
+//! recorded of it is bounded in time as well as in bytes: past the duration cap the recorded copy
+//! is cut and marked truncated, with no latency (the body had not ended), while the client's
+//! stream from the baseline goes on untouched.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -10,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::sync::oneshot;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::upstream::classify;
 use shadowdiff_format::SideRecord;
@@ -145,6 +150,8 @@ struct Tap {
     buf: BytesMut,
     cap: usize,
     sent: Instant,
+    /// When the recorded copy is cut if the body has not ended (the duration cap).
+    deadline: Pin<Box<Sleep>>,
     done: oneshot::Sender<BaselineDone>,
 }
 
@@ -159,15 +166,17 @@ pub struct TeeBody {
 
 impl TeeBody {
     /// `side` carries the status, headers and time to first byte already; `sent` is when the
-    /// request went upstream.
+    /// request went upstream; the recorded copy ends `max_duration` after it at the latest.
     pub fn new(
         inner: Incoming,
         side: SideRecord,
         cap: usize,
         sent: Instant,
+        max_duration: Duration,
         done: oneshot::Sender<BaselineDone>,
     ) -> Self {
-        let tap = Tap { side, buf: BytesMut::new(), cap, sent, done };
+        let deadline = Box::pin(tokio::time::sleep_until(sent + max_duration));
+        let tap = Tap { side, buf: BytesMut::new(), cap, sent, deadline, done };
         Self { inner, tap: Some(tap) }
     }
 
@@ -180,6 +189,18 @@ impl TeeBody {
             let _ = tap.done.send(BaselineDone::Complete(side));
         }
     }
+
+    /// The duration cap passed before the body ended: the record ends here, truncated and
+    /// without a latency; the body keeps streaming to the client.
+    fn cut(&mut self) {
+        if let Some(tap) = self.tap.take() {
+            let mut side = tap.side;
+            side.body_truncated = true;
+            side.latency_us = None;
+            side.body = Some(tap.buf.freeze());
+            let _ = tap.done.send(BaselineDone::Complete(side));
+        }
+    }
 }
 
 impl Body for TeeBody {
@@ -188,6 +209,10 @@ impl Body for TeeBody {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.as_mut().get_mut();
+        // Polled first, so its timer wakes this body even while the upstream sends nothing.
+        if this.tap.as_mut().is_some_and(|tap| tap.deadline.as_mut().poll(cx).is_ready()) {
+            this.cut();
+        }
         let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
         match &frame {
             Some(Ok(f)) => {
@@ -232,24 +257,75 @@ impl Drop for TeeBody {
 
 /// Read a mirror's response body: keep the first `cap` bytes, read (and discard) the rest so
 /// latency covers the whole body and the connection can be reused.
-pub async fn collect_capped(mut body: Incoming, cap: usize) -> (Bytes, bool, Option<&'static str>) {
-    let mut buf = BytesMut::new();
-    let mut truncated = false;
-    while let Some(frame) = body.frame().await {
-        match frame {
-            Ok(f) => {
-                if let Some(data) = f.data_ref() {
-                    let room = cap.saturating_sub(buf.len());
-                    if data.len() > room {
-                        truncated = true;
+pub async fn collect_capped(body: Incoming, cap: usize) -> (Bytes, bool, Option<&'static str>) {
+    let mut kept = Kept::new(cap);
+    let end = kept.read(body, None).await;
+    let error = match end {
+        BodyEnd::Failed(kind) => Some(kind),
+        _ => None,
+    };
+    (kept.buf.freeze(), kept.truncated, error)
+}
+
+/// How reading a body ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyEnd {
+    /// The body ended.
+    Complete,
+    /// The body failed (its error kind).
+    Failed(&'static str),
+    /// Nothing arrived for the idle timeout.
+    Idle,
+    /// The duration cap passed first.
+    Deadline,
+}
+
+/// The first `cap` bytes of a body, and whether there was more.
+#[derive(Debug)]
+pub struct Kept {
+    pub buf: BytesMut,
+    pub truncated: bool,
+    cap: usize,
+}
+
+impl Kept {
+    pub fn new(cap: usize) -> Self {
+        Self { buf: BytesMut::new(), truncated: false, cap }
+    }
+
+    fn keep(&mut self, data: &[u8]) {
+        let room = self.cap.saturating_sub(self.buf.len());
+        if data.len() > room {
+            self.truncated = true;
+        }
+        self.buf.extend_from_slice(&data[..data.len().min(room)]);
+    }
+
+    /// Read `body` to its end, keeping its first bytes; with `limits` (the idle timeout and the
+    /// deadline), stop when a piece takes longer than the idle timeout or the deadline passes.
+    pub async fn read(&mut self, mut body: Incoming, limits: Option<(Duration, Instant)>) -> BodyEnd {
+        loop {
+            let frame = match limits {
+                None => body.frame().await,
+                Some((idle, deadline)) => tokio::select! {
+                    next = tokio::time::timeout(idle, body.frame()) => match next {
+                        Ok(frame) => frame,
+                        Err(_) => return BodyEnd::Idle,
+                    },
+                    () = tokio::time::sleep_until(deadline) => return BodyEnd::Deadline,
+                },
+            };
+            match frame {
+                None => return BodyEnd::Complete,
+                Some(Ok(f)) => {
+                    if let Some(data) = f.data_ref() {
+                        self.keep(data);
                     }
-                    buf.extend_from_slice(&data[..data.len().min(room)]);
                 }
+                Some(Err(e)) => return BodyEnd::Failed(classify(&e)),
             }
-            Err(e) => return (buf.freeze(), truncated, Some(classify(&e))),
         }
     }
-    (buf.freeze(), truncated, None)
 }
 
 pub fn micros(d: Duration) -> u64 {

@@ -74,16 +74,21 @@ pub enum MirrorSkip {
     BodyTooLarge,
     /// The bound on in-flight mirrors was reached.
     InFlight,
+    /// A POST on a `--mirror-graphql` or `--mirror-jsonrpc` path whose body was not shown to only
+    /// read (a mutation, an unlisted method, a body that cannot be read).
+    NotReadOnly,
 }
 
 impl MirrorSkip {
-    pub const ALL: [MirrorSkip; 3] = [MirrorSkip::Method, MirrorSkip::BodyTooLarge, MirrorSkip::InFlight];
+    pub const ALL: [MirrorSkip; 4] =
+        [MirrorSkip::Method, MirrorSkip::BodyTooLarge, MirrorSkip::InFlight, MirrorSkip::NotReadOnly];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             MirrorSkip::Method => "method",
             MirrorSkip::BodyTooLarge => "body_too_large",
             MirrorSkip::InFlight => "in_flight",
+            MirrorSkip::NotReadOnly => "not_read_only",
         }
     }
 }
@@ -154,6 +159,9 @@ pub struct Counters {
     pub writer_errors: AtomicU64,
     /// Pairs whose recorded bodies could not be parsed for JSON-path redaction and were left out.
     pub redaction_withheld: AtomicU64,
+    /// Sides whose body was still coming when its recording ended (the duration cap, or an
+    /// open-ended mirror body that went quiet): recorded truncated, not as errors.
+    pub streams_cut: AtomicU64,
     dropped: [AtomicU64; DropReason::ALL.len()],
     skipped: [AtomicU64; SkipReason::ALL.len()],
     mirror_skipped: [AtomicU64; MirrorSkip::ALL.len()],
@@ -257,6 +265,7 @@ impl Counters {
         m.insert("upgrades".to_owned(), load(&self.upgrades));
         m.insert("writer_errors".to_owned(), load(&self.writer_errors));
         m.insert("redaction_withheld".to_owned(), load(&self.redaction_withheld));
+        m.insert("streams_cut".to_owned(), load(&self.streams_cut));
         m.insert("dropped".to_owned(), self.dropped_total());
         m.insert("skipped".to_owned(), self.skipped_total());
         for (r, n) in DropReason::ALL.iter().zip(&self.dropped) {

@@ -10,11 +10,13 @@
 
 pub mod agent;
 pub mod body;
+pub mod coding;
 pub mod config;
 pub mod counters;
 pub mod error;
 pub mod metrics;
 pub mod proxy;
+pub mod read_only;
 pub mod recorder;
 pub mod redact;
 pub mod select;

@@ -91,7 +91,7 @@ impl Collector for AgentCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let c = &*self.counters;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let counters: [(&str, &str, u64); 8] = [
+        let counters: [(&str, &str, u64); 9] = [
             ("shadowdiff_requests", "Client requests received.", load(&c.seen)),
             ("shadowdiff_pairs_mirrored", "Captured requests sent to the canary.", load(&c.mirrored)),
             ("shadowdiff_pairs_recorded", "Pairs accepted by the writer.", load(&c.recorded)),
@@ -103,6 +103,11 @@ impl Collector for AgentCollector {
                 "shadowdiff_redaction_withheld",
                 "Pairs with a body withheld because it could not be parsed for redaction.",
                 load(&c.redaction_withheld),
+            ),
+            (
+                "shadowdiff_streams_cut",
+                "Response bodies still coming when their recording ended (duration cap or idle stream).",
+                load(&c.streams_cut),
             ),
         ];
         for (name, help, value) in counters {
@@ -248,6 +253,7 @@ mod tests {
                 "shadowdiff_upgrades_total counter",
                 "shadowdiff_writer_errors_total counter",
                 "shadowdiff_redaction_withheld_total counter",
+                "shadowdiff_streams_cut_total counter",
                 "shadowdiff_pairs_dropped_total counter",
                 "shadowdiff_requests_skipped_total counter",
                 "shadowdiff_mirrors_skipped_total counter",

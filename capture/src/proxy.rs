@@ -67,6 +67,7 @@ pub struct Proxy {
     pub(crate) mirror_timeout: Duration,
     pub(crate) max_request_body: usize,
     pub(crate) max_response_body: usize,
+    pub(crate) max_body_duration: Duration,
 }
 
 /// Decrements the in-flight gauge when the handler ends, however it ends.
@@ -121,6 +122,7 @@ impl Proxy {
             mirror_timeout: config.mirror_timeout,
             max_request_body: config.max_request_body,
             max_response_body: config.max_response_body,
+            max_body_duration: config.max_body_duration,
         })
     }
 
@@ -196,12 +198,9 @@ impl Proxy {
         };
 
         // Mirrors first, so they run alongside the baseline.
-        let skip = if mirror_body.is_none() {
-            Some(MirrorSkip::BodyTooLarge)
-        } else if !self.selector.mirrors(&parts.method) {
-            Some(MirrorSkip::Method)
-        } else {
-            None
+        let skip = match &mirror_body {
+            None => Some(MirrorSkip::BodyTooLarge),
+            Some(b) => self.selector.mirrors_request(&parts, b).err(),
         };
         let (canary, secondary) = match (skip, mirror_body) {
             (None, Some(b)) => {
@@ -250,7 +249,7 @@ impl Proxy {
                     ..SideRecord::default()
                 };
                 strip_hop_by_hop(&mut head.headers);
-                let tee = TeeBody::new(incoming, side, self.max_response_body, sent, done_tx);
+                let tee = TeeBody::new(incoming, side, self.max_response_body, sent, self.max_body_duration, done_tx);
                 Response::from_parts(head, Either::Left(tee))
             }
             Ok(Err(error)) => {
@@ -299,9 +298,35 @@ impl Proxy {
                 let s = pair.side(side);
                 if !s.is_absent() {
                     counters.observe_side(side, s.latency_us.map(Duration::from_micros), s.error.as_deref());
+                    if is_cut_stream(s) {
+                        counters.streams_cut.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
-            if redact.apply(&mut pair) {
+            // Decoding a compressed body (up to the decoded-size cap) and encoding it again is
+            // CPU work of a size the proxy's event loop should not wait behind.
+            let withheld = if redact.decodes(&pair) {
+                let redact = Arc::clone(&redact);
+                match tokio::task::spawn_blocking(move || {
+                    let withheld = redact.apply(&mut pair);
+                    (pair, withheld)
+                })
+                .await
+                {
+                    Ok((redacted, withheld)) => {
+                        pair = redacted;
+                        withheld
+                    }
+                    Err(_) => {
+                        // The pair went with the failed task: nothing unredacted is left to write.
+                        ticket.drop_as(DropReason::WriterError);
+                        return;
+                    }
+                }
+            } else {
+                redact.apply(&mut pair)
+            };
+            if withheld {
                 counters.redaction_withheld.fetch_add(1, Ordering::Relaxed);
             }
             ticket.submit(pair);
@@ -331,10 +356,11 @@ impl Proxy {
         };
         let upstream = upstream.clone();
         let timeout = self.mirror_timeout;
+        let max_duration = self.max_body_duration;
         let cap = self.max_response_body;
         Mirror::Running(tokio::spawn(async move {
             let _permit = permit;
-            let out = upstream.exchange(req, timeout, cap, Instant::now()).await;
+            let out = upstream.exchange_streaming(req, timeout, max_duration, cap, Instant::now()).await;
             if let Some(kind) = &out.error {
                 tracing::debug!(side = side.name(), kind = kind.as_str(), "Mirror request failed.");
             }
@@ -402,6 +428,12 @@ impl Proxy {
         let (head, _) = resp.into_parts();
         Response::from_parts(head, Either::Right(ProxyBody::empty()))
     }
+}
+
+/// A side whose body was still coming when its recording ended (the duration cap, or a quiet
+/// open-ended body): an answer, truncated, with no error and no latency.
+fn is_cut_stream(s: &SideRecord) -> bool {
+    s.status.is_some() && s.body_truncated && s.error.is_none() && s.latency_us.is_none()
 }
 
 fn is_upgrade(req: &Request<Incoming>) -> bool {

@@ -5,6 +5,13 @@
 //!
 //! A body that redaction rules apply to but that cannot be parsed (a truncated JSON body) is
 //! withheld rather than written half-redacted.
+//!
+//! A compressed body (`content-encoding` gzip, x-gzip, deflate, br, zstd or a stack of them) is
+//! decoded first, through the format's bounded decoder, up to `max_decoded_body` bytes of
+//! content; if the rules change it, the redacted content is encoded again with the same codings
+//! ([`crate::coding`]), so the stored body still means what its header says. A compressed body
+//! that cannot be decoded within the cap is withheld like one that cannot be parsed: its secret
+//! could be anywhere in the bytes that were not read.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -15,7 +22,8 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use shadowdiff_format::media::looks_json;
+use shadowdiff_format::encoding::{decode, is_encoded};
+use shadowdiff_format::media::{Claim, claim, looks_json};
 use shadowdiff_format::pointer::{PathPattern, PatternSeg};
 use shadowdiff_format::{Header, PairRecord, SideRecord};
 
@@ -65,8 +73,11 @@ impl HashKey {
     }
 }
 
+/// The decoded-size cap for compressed bodies redaction must look into, when none is configured.
+pub const DEFAULT_MAX_DECODED_BODY: u64 = 8 * 1024 * 1024;
+
 /// The configured rules (defaults excluded; they always apply).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RedactRules {
     /// Extra header names, lower case.
     pub headers: Vec<String>,
@@ -75,6 +86,21 @@ pub struct RedactRules {
     pub json_paths: Vec<String>,
     /// With a key, values become keyed-hash tokens; without one, [`MASK`].
     pub key: Option<HashKey>,
+    /// The most content decoded from one compressed body to redact it; a body whose content is
+    /// larger is withheld.
+    pub max_decoded_body: u64,
+}
+
+impl Default for RedactRules {
+    fn default() -> Self {
+        Self {
+            headers: Vec::new(),
+            query_params: Vec::new(),
+            json_paths: Vec::new(),
+            key: None,
+            max_decoded_body: DEFAULT_MAX_DECODED_BODY,
+        }
+    }
 }
 
 impl RedactRules {
@@ -87,6 +113,9 @@ impl RedactRules {
             "query_params": self.query_params,
             "json_paths": self.json_paths,
             "mode": if self.key.is_some() { "hmac-sha256" } else { "mask" },
+            "max_decoded_body": self.max_decoded_body,
+            // How a compressed body that the JSON rules changed is stored (docs/schema.md).
+            "encoded_bodies": "decoded, redacted and encoded again with the same content-encoding",
         })
     }
 }
@@ -113,6 +142,7 @@ pub struct Redactor {
     params: HashSet<String>,
     paths: Vec<JsonPath>,
     key: Option<Hmac<Sha256>>,
+    max_decoded: u64,
 }
 
 impl std::fmt::Debug for Redactor {
@@ -122,6 +152,7 @@ impl std::fmt::Debug for Redactor {
             .field("params", &self.params)
             .field("paths", &self.paths)
             .field("keyed", &self.key.is_some())
+            .field("max_decoded", &self.max_decoded)
             .finish()
     }
 }
@@ -135,7 +166,20 @@ impl Redactor {
             params: rules.query_params.iter().cloned().collect(),
             paths: rules.json_paths.iter().filter_map(|p| JsonPath::parse(p).ok()).collect(),
             key: rules.key.as_ref().and_then(|k| Hmac::<Sha256>::new_from_slice(&k.0).ok()),
+            max_decoded: rules.max_decoded_body,
         }
+    }
+
+    /// Whether redacting `pair` means decoding a compressed body: work for a blocking thread.
+    pub fn decodes(&self, pair: &PairRecord) -> bool {
+        if self.paths.is_empty() {
+            return false;
+        }
+        let encoded = |headers: &[Header], body: &Option<Bytes>| {
+            body.as_ref().is_some_and(|b| !b.is_empty()) && is_encoded(content_encoding(headers).as_deref())
+        };
+        encoded(&pair.request_headers, &pair.request_body)
+            || [&pair.baseline, &pair.canary, &pair.secondary].iter().any(|s| encoded(&s.headers, &s.body))
     }
 
     /// The replacement for a secret value: [`MASK`], or `hmac:` and 32 hex digits of its keyed hash.
@@ -164,9 +208,8 @@ impl Redactor {
             pair.query = Some(self.query(&q));
         }
         let mut withheld = false;
-        let content_type = content_type(&pair.request_headers);
         if let Some(body) = pair.request_body.take() {
-            match self.body(body, content_type.as_deref()) {
+            match self.body(body, &pair.request_headers) {
                 Some(b) => pair.request_body = Some(b),
                 None => {
                     pair.request_body_truncated = true;
@@ -182,9 +225,8 @@ impl Redactor {
 
     fn side(&self, side: &mut SideRecord) -> bool {
         self.headers(&mut side.headers);
-        let content_type = content_type(&side.headers);
         if let Some(body) = side.body.take() {
-            match self.body(body, content_type.as_deref()) {
+            match self.body(body, &side.headers) {
                 Some(b) => side.body = Some(b),
                 None => {
                     side.body_truncated = true;
@@ -222,25 +264,49 @@ impl Redactor {
             .join("&")
     }
 
-    /// The body with JSON paths redacted; `None` when it must be withheld.
-    fn body(&self, body: Bytes, content_type: Option<&str>) -> Option<Bytes> {
+    /// The body with JSON paths redacted; `None` when it must be withheld. `headers` are the
+    /// message's own: its `content-type` and `content-encoding` say what the bytes are.
+    fn body(&self, body: Bytes, headers: &[Header]) -> Option<Bytes> {
         if self.paths.is_empty() || body.is_empty() {
             return Some(body);
         }
-        if !looks_json(content_type, &body) {
+        let content_type = content_type(headers);
+        if matches!(claim(content_type.as_deref()), Claim::Text | Claim::Binary) {
+            // Not JSON whatever its coding: nothing here for the JSON rules, nothing to decode.
             return Some(body);
         }
-        let Ok(mut doc) = serde_json::from_slice::<Value>(&body) else {
-            return None;
-        };
+        let coding = content_encoding(headers);
+        if !is_encoded(coding.as_deref()) {
+            return match self.json(&body, content_type.as_deref())? {
+                Some(redacted) => Some(Bytes::from(redacted)),
+                None => Some(body),
+            };
+        }
+        let coding = coding.unwrap_or_default();
+        // Undecodable (unknown or broken coding, cut in transit or at the cap) or larger than
+        // the cap: the content cannot be checked, so none of it is written.
+        let content = decode(&body, Some(&coding), self.max_decoded).ok().filter(|d| !d.truncated)?;
+        match self.json(&content.bytes, content_type.as_deref())? {
+            Some(redacted) => crate::coding::encode(&redacted, &coding).ok().map(Bytes::from),
+            None => Some(body),
+        }
+    }
+
+    /// Redacts a JSON document's bytes: `Some(None)` when nothing matched (or it is not JSON),
+    /// `Some(Some(bytes))` with the redacted document, `None` when it cannot be parsed.
+    fn json(&self, content: &[u8], content_type: Option<&str>) -> Option<Option<Vec<u8>>> {
+        if !looks_json(content_type, content) {
+            return Some(None);
+        }
+        let mut doc = serde_json::from_slice::<Value>(content).ok()?;
         let mut changed = false;
         for path in &self.paths {
             changed |= self.redact_matching(&mut doc, path.0.segments(), true);
         }
         if !changed {
-            return Some(body);
+            return Some(None);
         }
-        serde_json::to_vec(&doc).ok().map(Bytes::from)
+        serde_json::to_vec(&doc).ok().map(Some)
     }
 
     /// Replaces every value `pattern` (the rest of it, from here) matches with its token, and
@@ -293,6 +359,13 @@ fn content_type(headers: &[Header]) -> Option<String> {
     headers.iter().find(|h| h.name.eq_ignore_ascii_case("content-type")).map(|h| h.value_lossy().to_ascii_lowercase())
 }
 
+/// Every `content-encoding` header of a message joined with `, `, in order.
+fn content_encoding(headers: &[Header]) -> Option<String> {
+    let values: Vec<_> =
+        headers.iter().filter(|h| h.name.eq_ignore_ascii_case("content-encoding")).map(|h| h.value_lossy()).collect();
+    (!values.is_empty()).then(|| values.join(", "))
+}
+
 /// One `key=value` part of a query as a form decoder reads it (`+` is a space, `%XX` a byte,
 /// invalid escapes and invalid UTF-8 kept leniently), for comparing keys and hashing values.
 fn form_decode(part: &str) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
@@ -311,6 +384,7 @@ mod tests {
             query_params: vec!["token".into()],
             json_paths: vec!["/password".into(), "/cards/*/number".into()],
             key: key.map(|k| HashKey::new(k.as_bytes().to_vec()).expect("long enough")),
+            ..RedactRules::default()
         }
     }
 
@@ -391,6 +465,87 @@ mod tests {
         let other = Redactor::new(&rules(Some("another-key-0123456789")));
         assert_ne!(other.token(b"hunter2"), r.token(b"hunter2"), "tokens depend on the key");
         assert!(!format!("{:?}", rules(Some("0123456789abcdef-key"))).contains("0123456789abcdef"));
+    }
+
+    fn encoded_side(body: &[u8], coding: &str, content_type: Option<&str>) -> PairRecord {
+        let mut p = PairRecord::new("a", Utc::now(), "GET", "/", None);
+        p.baseline.status = Some(200);
+        p.baseline.headers = vec![Header::new("content-encoding", coding.to_owned())];
+        if let Some(ct) = content_type {
+            p.baseline.headers.push(Header::new("content-type", ct.to_owned()));
+        }
+        p.baseline.body = Some(Bytes::from(crate::coding::encode(body, coding).expect("encodes")));
+        p
+    }
+
+    #[test]
+    fn compressed_json_is_decoded_redacted_and_encoded_again() {
+        let r = Redactor::new(&rules(None));
+        let doc = br#"{"password":"hunter2","ok":true}"#;
+        for coding in ["gzip", "x-gzip", "deflate", "br", "zstd", "gzip, br", "br, zstd"] {
+            let mut p = encoded_side(doc, coding, Some("application/json"));
+            assert!(r.decodes(&p), "{coding}");
+            assert!(!r.apply(&mut p), "{coding}: nothing withheld");
+            let stored = p.baseline.body.as_deref().expect("body");
+            let content = decode(stored, Some(coding), 1 << 20).expect("the stored body decodes by its header");
+            let v: Value = serde_json::from_slice(&content.bytes).expect("json");
+            assert_eq!(v, serde_json::json!({"password": MASK, "ok": true}), "{coding}");
+            assert_eq!(p.baseline.headers[0].value, coding, "the header still says what the bytes are");
+        }
+        // Repeated content-encoding headers are one stack.
+        let mut p = encoded_side(doc, "gzip, zstd", None);
+        p.baseline.headers = vec![Header::new("Content-Encoding", "gzip"), Header::new("content-encoding", "zstd")];
+        r.apply(&mut p);
+        let content = decode(p.baseline.body.as_deref().expect("body"), Some("gzip, zstd"), 1 << 20).expect("decodes");
+        assert!(!content.bytes.windows(7).any(|w| w == b"hunter2"));
+    }
+
+    #[test]
+    fn compressed_bodies_that_cannot_be_checked_are_withheld() {
+        let r = Redactor::new(&rules(None));
+        let doc = br#"{"password":"hunter2","pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#;
+        // Cut in transit (or at the body cap), a claim that lies, an unknown coding, a bomb past
+        // the decoded-size cap, and compressed JSON that does not parse.
+        let mut cut = encoded_side(doc, "gzip", Some("application/json"));
+        let whole = cut.baseline.body.clone().expect("body");
+        cut.baseline.body = Some(whole.slice(..whole.len() / 2));
+        let mut liar = encoded_side(doc, "gzip", Some("application/json"));
+        liar.baseline.headers[0].value = Bytes::from_static(b"br");
+        let mut unknown = encoded_side(doc, "gzip", Some("application/json"));
+        unknown.baseline.headers[0].value = Bytes::from_static(b"compress");
+        let mut bomb = encoded_side(&[b' '; 4096], "gzip", Some("application/json"));
+        let mut small = rules(None);
+        small.max_decoded_body = 1024;
+        let mut broken_json = encoded_side(br#"{"password":"hun"#, "zstd", None);
+        for (name, pair, redactor) in [
+            ("cut", &mut cut, &r),
+            ("liar", &mut liar, &r),
+            ("unknown", &mut unknown, &r),
+            ("bomb", &mut bomb, &Redactor::new(&small)),
+            ("broken json", &mut broken_json, &r),
+        ] {
+            assert!(redactor.apply(pair), "{name} is withheld");
+            assert_eq!(pair.baseline.body, None, "{name}");
+            assert!(pair.baseline.body_truncated, "{name}");
+        }
+    }
+
+    #[test]
+    fn compressed_bodies_the_rules_do_not_touch_are_kept_as_received() {
+        let r = Redactor::new(&rules(None));
+        let untouched = encoded_side(br#"{"ok":true}"#, "br", Some("application/json"));
+        let html = encoded_side(b"<p>password</p>", "gzip", Some("text/html"));
+        let mut broken_html = html.clone();
+        broken_html.baseline.body = Some(Bytes::from_static(b"not gzip at all"));
+        for original in [untouched, html, broken_html] {
+            let mut p = original.clone();
+            assert!(!r.apply(&mut p));
+            assert_eq!(p.baseline.body, original.baseline.body, "the received bytes, unchanged");
+        }
+        // Without JSON rules nothing is decoded at all.
+        let mut no_paths = rules(None);
+        no_paths.json_paths.clear();
+        assert!(!Redactor::new(&no_paths).decodes(&encoded_side(b"{}", "gzip", None)));
     }
 
     #[test]

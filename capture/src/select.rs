@@ -4,7 +4,9 @@
 //! sample hashes the value of a header or query parameter (a user or session id), so every agent
 //! keeps or skips the same users' requests and a user's session stays whole; requests without
 //! the key fall back to a per-request draw. Mirroring is then decided by method: by default only
-//! the idempotent reads are sent to the canary, since a mirrored write would run twice.
+//! the idempotent reads are sent to the canary, since a mirrored write would run twice. On paths
+//! the user lists, a POST is mirrored too when its body shows it only reads (a GraphQL query, a
+//! JSON-RPC call of a listed method: [`crate::read_only`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -12,8 +14,11 @@ use http::Method;
 use http::request::Parts;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
-use crate::config::{Config, SampleKey};
-use crate::counters::SkipReason;
+use crate::config::{Config, ReadOnlyPosts, SampleKey};
+use crate::counters::{MirrorSkip, SkipReason};
+use crate::read_only::{self, NotRead};
+use shadowdiff_format::encoding::decode;
+use shadowdiff_format::media::media_type;
 
 /// A path glob: `*` matches within one segment, `**` any number of segments.
 #[derive(Debug, Clone)]
@@ -44,6 +49,10 @@ pub struct Selector {
     include: Vec<PathPattern>,
     exclude: Vec<PathPattern>,
     methods: Vec<Method>,
+    read_only: ReadOnlyPosts,
+    graphql_paths: Vec<PathPattern>,
+    jsonrpc_paths: Vec<PathPattern>,
+    max_decoded: u64,
     seq: AtomicU64,
     seed: u64,
 }
@@ -57,6 +66,10 @@ impl Selector {
             include: patterns(&config.include),
             exclude: patterns(&config.exclude),
             methods: config.mirror_methods.clone(),
+            read_only: config.read_only_posts.clone(),
+            graphql_paths: patterns(&config.read_only_posts.graphql_paths),
+            jsonrpc_paths: patterns(&config.read_only_posts.jsonrpc_paths),
+            max_decoded: config.redact.max_decoded_body,
             seq: AtomicU64::new(0),
             seed: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(7, |d| d.as_nanos() as u64),
         }
@@ -87,6 +100,45 @@ impl Selector {
     /// Whether a captured request with this method is sent to the canary and secondary.
     pub fn mirrors(&self, method: &Method) -> bool {
         self.methods.contains(method)
+    }
+
+    /// Whether a captured request whose whole body is `body` is sent to the canary and
+    /// secondary: its method is mirrored, or it is a POST to a listed GraphQL or JSON-RPC path
+    /// whose body provably only reads. Anything else is the reason it is not.
+    pub fn mirrors_request(&self, parts: &Parts, body: &[u8]) -> Result<(), MirrorSkip> {
+        if self.mirrors(&parts.method) {
+            return Ok(());
+        }
+        if parts.method != Method::POST || self.read_only.is_off() {
+            return Err(MirrorSkip::Method);
+        }
+        let path = parts.uri.path();
+        let graphql = self.graphql_paths.iter().any(|p| p.matches(path));
+        let jsonrpc = !graphql && self.jsonrpc_paths.iter().any(|p| p.matches(path));
+        if !graphql && !jsonrpc {
+            return Err(MirrorSkip::Method);
+        }
+        let verdict = self.decoded(parts, body).ok_or(NotRead::Unreadable).and_then(|content| {
+            if graphql {
+                let media = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+                read_only::graphql(&content, &media_type(media.unwrap_or("")), &self.read_only.graphql_persisted)
+            } else {
+                read_only::jsonrpc(&content, &self.read_only.jsonrpc_methods)
+            }
+        });
+        verdict.map_err(|why| {
+            tracing::debug!(path, reason = ?why, "A POST on a read-only path was not shown to only read; not mirrored.");
+            MirrorSkip::NotReadOnly
+        })
+    }
+
+    /// The request body as content: decoded by its `content-encoding` within the decoded-size
+    /// cap, or `None` when it cannot be.
+    fn decoded<'a>(&self, parts: &Parts, body: &'a [u8]) -> Option<std::borrow::Cow<'a, [u8]>> {
+        let codings: Vec<&str> =
+            parts.headers.get_all(http::header::CONTENT_ENCODING).iter().filter_map(|v| v.to_str().ok()).collect();
+        let coding = (!codings.is_empty()).then(|| codings.join(", "));
+        decode(body, coding.as_deref(), self.max_decoded).ok().filter(|d| !d.truncated).map(|d| d.bytes)
     }
 
     fn key_value<'a>(&self, parts: &'a Parts) -> Option<std::borrow::Cow<'a, str>> {

@@ -21,7 +21,7 @@ use rustls::pki_types::pem::PemObject;
 
 use tokio::time::Instant;
 
-use crate::body::{ProxyBody, collect_capped, micros};
+use crate::body::{BodyEnd, Kept, ProxyBody, collect_capped, micros};
 use crate::config::Target;
 use crate::error::{Error, Result};
 use shadowdiff_format::schema::error_kind;
@@ -133,6 +133,56 @@ impl Upstream {
             out.error = Some(error_kind::TIMEOUT.to_owned());
             out.latency_us = None;
         }
+        out
+    }
+}
+
+impl Upstream {
+    /// As [`exchange`](Self::exchange), for a side whose body may be long-lived (a mirror behind
+    /// the capture proxy): `timeout` bounds the wait for the response head and then each wait for
+    /// a piece of the body, not the whole body, and the body is recorded until `max_duration`
+    /// after `started` at most. A body cut by that cap, or one without a announced length
+    /// (`content-length`) that goes quiet for `timeout` after its head, is recorded truncated,
+    /// without an error and without a latency: an event stream or a long poll that has not
+    /// ended is not a failure. A body of announced length that stops short is a `timeout`.
+    pub async fn exchange_streaming(
+        &self,
+        req: Request<ProxyBody>,
+        timeout: Duration,
+        max_duration: Duration,
+        cap: usize,
+        started: Instant,
+    ) -> SideRecord {
+        let mut out = SideRecord::default();
+        let resp = match tokio::time::timeout(timeout, self.send(req)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                out.error = Some(classify(&e).to_owned());
+                return out;
+            }
+            Err(_) => {
+                out.error = Some(error_kind::TIMEOUT.to_owned());
+                return out;
+            }
+        };
+        out.ttfb_us = Some(micros(started.elapsed()));
+        out.status = Some(resp.status().as_u16());
+        out.headers = response_headers(resp.headers());
+        let open_ended = !resp.headers().contains_key(http::header::CONTENT_LENGTH);
+        let mut kept = Kept::new(cap);
+        let end = kept.read(resp.into_body(), Some((timeout, started + max_duration))).await;
+        out.body_truncated = kept.truncated;
+        match end {
+            BodyEnd::Complete => out.latency_us = Some(micros(started.elapsed())),
+            BodyEnd::Failed(kind) => {
+                out.error = Some(kind.to_owned());
+                out.latency_us = Some(micros(started.elapsed()));
+            }
+            BodyEnd::Deadline => out.body_truncated = true,
+            BodyEnd::Idle if open_ended => out.body_truncated = true,
+            BodyEnd::Idle => out.error = Some(error_kind::TIMEOUT.to_owned()),
+        }
+        out.body = (!kept.buf.is_empty() || out.body_truncated).then(|| kept.buf.freeze());
         out
     }
 }

@@ -290,6 +290,7 @@ async fn redaction_reaches_disk_and_keyed_tokens_match_across_sides() {
         query_params: vec!["token".into()],
         json_paths: vec!["/session".into(), "/card/number".into(), "/password".into()],
         key: Some(key.clone()),
+        ..RedactRules::default()
     };
     let proxy = capture(&base.url(), &canary.url(), |c| {
         c.redact = rules.clone();
@@ -693,4 +694,273 @@ async fn bodiless_answers_are_recorded() {
     assert_eq!(pairs[0].method, "HEAD");
     assert_eq!(pairs[0].canary.status, Some(200));
     assert_eq!(report.counters["dropped"], 0);
+}
+
+/// `--redact-json` reaches inside gzip, x-gzip, deflate, br, zstd and stacked bodies, on every
+/// side and in a gzip request body: what is stored decodes (by its unchanged header) to the
+/// redacted document, and neither the secret nor any of the upstream's encoded bodies is stored.
+/// A compressed body that cannot be decoded is withheld and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_inside_compressed_bodies_are_redacted() {
+    use shadowdiff_format::encoding::decode;
+    const SECRET: &str = "tok-5ecret-in-a-compressed-body";
+    let codings = ["gzip", "x-gzip", "deflate", "br", "zstd", "gzip, br"];
+    let doc = json!({"user": "ada", "token": SECRET, "padding": "a".repeat(2000)});
+    let routes = |mut b: shadowdiff_fixtures::service::UpstreamBuilder| {
+        for (i, c) in codings.iter().enumerate() {
+            b = b.route_encoded(&format!("/c/{i}"), doc.clone(), c);
+        }
+        b.route("/plain", doc.clone())
+    };
+    let base = routes(upstream()).run().await.expect("baseline");
+    let canary = routes(upstream()).record_requests().run().await.expect("canary");
+    let proxy = capture(&base.url(), &canary.url(), |c| {
+        c.redact.json_paths = vec!["/token".into()];
+        c.mirror_methods.push(Method::POST);
+    })
+    .await;
+    for i in 0..codings.len() {
+        let got = proxy.get(&format!("/c/{i}")).await;
+        let ce = got.headers.get("content-encoding").and_then(|v| v.to_str().ok()).expect("encoded").to_owned();
+        let content = decode(&got.body, Some(&ce), 1 << 20).expect("the client gets a valid body");
+        assert!(String::from_utf8_lossy(&content.bytes).contains(SECRET), "the client gets the real value");
+    }
+    // A gzip request body carries the secret too.
+    let request = serde_json::to_vec(&json!({"token": SECRET, "q": 1})).expect("json");
+    let gz_request = shadowdiff_capture::coding::encode(&request, "gzip").expect("gzip");
+    let got = proxy
+        .send(
+            Method::POST,
+            "/plain",
+            &[("content-type", "application/json"), ("content-encoding", "gzip")],
+            Bytes::from(gz_request.clone()),
+        )
+        .await;
+    assert_eq!(got.status, 200);
+    for _ in 0..codings.len() {
+        canary.next_request().await.expect("mirrored");
+    }
+    assert_eq!(canary.next_request().await.expect("mirrored").body, gz_request, "upstreams get the real body");
+
+    let (report, pairs, dir) = proxy.finish().await;
+    assert_eq!(pairs.len(), codings.len() + 1);
+    assert_eq!(report.counters["redaction_withheld"], 0);
+    // What each upstream sent, encoded: none of it may be stored.
+    let originals: Vec<Vec<u8>> = codings
+        .iter()
+        .map(|c| shadowdiff_capture::coding::encode(&serde_json::to_vec(&doc).expect("json"), c).expect("encodes"))
+        .collect();
+    for p in &pairs {
+        let stored: Vec<(&[shadowdiff_format::Header], &[u8])> = [
+            (&p.request_headers[..], p.request_body.as_deref()),
+            (&p.baseline.headers[..], p.baseline.body.as_deref()),
+            (&p.canary.headers[..], p.canary.body.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(h, b)| b.map(|b| (h, b)))
+        .collect();
+        assert!(stored.len() >= 2, "{}: bodies are kept", p.path);
+        for (headers, body) in stored {
+            let ce = headers.iter().find(|h| h.name.eq_ignore_ascii_case("content-encoding")).map(|h| h.value_lossy());
+            let content = decode(body, ce.as_deref(), 1 << 20).expect("the stored body decodes by its header");
+            let v: Value = serde_json::from_slice(&content.bytes).expect("json");
+            assert_eq!(v["token"], "REDACTED", "{} ({ce:?})", p.path);
+            assert!(!contains(body, SECRET.as_bytes()) && !contains(&content.bytes, SECRET.as_bytes()));
+            for original in &originals {
+                assert!(!contains(body, &original[..original.len().min(64)]), "{}: an upstream's bytes", p.path);
+            }
+        }
+    }
+    for file in walk(dir.path()) {
+        assert!(!contains(&std::fs::read(&file).expect("read"), SECRET.as_bytes()), "{}", file.display());
+    }
+
+    // A body labelled gzip that is not: withheld, counted, and the client still gets it as sent.
+    let liar = upstream().route_encoded("/liar", doc.clone(), "gzip").run().await.expect("baseline");
+    let lying = upstream().route_encoded("/liar", doc.clone(), "br").run().await.expect("canary");
+    let proxy = capture(&liar.url(), &lying.url(), |c| c.redact.json_paths = vec!["/token".into()]).await;
+    assert_eq!(proxy.get("/liar").await.status, 200);
+    let (report, pairs, _dir) = proxy.finish().await;
+    assert_eq!(report.counters["redaction_withheld"], 0, "both sides decode by their own header");
+    assert!(pairs[0].canary.body.is_some());
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("readable").flatten() {
+        let p = entry.path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
+}
+
+/// An event stream that never ends: the client keeps receiving it past the duration cap, both
+/// recorded sides are cut there (truncated, no error, no latency), and the counters add up. A
+/// stream that ends within the cap is recorded whole; a canary whose open-ended stream goes
+/// quiet is recorded truncated, while a body of announced length that stalls is a timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_streams_are_served_whole_and_recorded_cut() {
+    use shadowdiff_fixtures::service::EventStream;
+    let tick = Duration::from_millis(40);
+    let first = vec![json!({"price": 1}), json!({"price": 2})];
+    let build = || {
+        upstream()
+            .stream("/feed", EventStream::sse(first.clone(), tick).endless())
+            .stream("/short", EventStream::ndjson(first.clone(), tick))
+            .stream("/quiet", EventStream::sse(first.clone(), tick))
+    };
+    let base = build().run().await.expect("baseline");
+    // The canary's /quiet stream pauses longer than the mirror timeout before its first event.
+    let canary = upstream()
+        .stream("/feed", EventStream::sse(first.clone(), tick).endless())
+        .stream("/short", EventStream::ndjson(first.clone(), tick))
+        .stream("/quiet", EventStream::sse(first.clone(), Duration::from_secs(2)))
+        .run()
+        .await
+        .expect("canary");
+    let stall = upstream().route("/stall", doc()).slow_body(2, Duration::from_secs(2)).run().await.expect("canary");
+    let cap = Duration::from_millis(500);
+    let proxy = capture(&base.url(), &canary.url(), |c| c.max_body_duration = cap).await;
+
+    // Read the endless stream as a client would, well past the cap.
+    let resp = proxy.client.get(proxy.url("/feed").parse().expect("uri")).await.expect("the proxy answers");
+    assert_eq!(resp.headers().get("content-type").map(|v| v.as_bytes()), Some(&b"text/event-stream"[..]));
+    let mut body = resp.into_body();
+    let mut received = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < cap * 3 {
+        let frame = body.frame().await.expect("the stream goes on").expect("no error");
+        received.extend_from_slice(&frame.into_data().expect("data"));
+    }
+    let text = String::from_utf8(received).expect("utf-8");
+    let events = text.matches("\n\n").count();
+    assert!(text.starts_with("id: 1\nevent: tick\ndata: {\"price\":1}\n\n"), "{text}");
+    // The pair of /feed is on its way to the writer while the client still reads.
+    let recorded_while_streaming = tokio::time::timeout(Duration::from_secs(5), async {
+        while proxy.agent.counters().snapshot()["recorded"] < 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(recorded_while_streaming.is_ok(), "the cut pair is recorded before the stream ends");
+    let more = body.frame().await.expect("still streaming after the cut").expect("no error");
+    assert!(!more.into_data().expect("data").is_empty());
+    drop(body);
+
+    let short = proxy.get("/short").await;
+    assert_eq!(short.body, "{\"price\":1}\n{\"price\":2}\n");
+    assert_eq!(proxy.get("/quiet").await.status, 200);
+    let (report, pairs, _dir) = proxy.finish().await;
+
+    let feed = pairs.iter().find(|p| p.path == "/feed").expect("/feed recorded");
+    for (side, s) in [("baseline", &feed.baseline), ("canary", &feed.canary)] {
+        assert_eq!(s.status, Some(200), "{side}");
+        assert!(s.body_truncated, "{side}: cut at the duration cap");
+        assert_eq!(s.error, None, "{side}: a stream is not an error");
+        assert_eq!(s.latency_us, None, "{side}: it had not ended");
+        assert!(s.ttfb_us.is_some(), "{side}");
+        let kept = String::from_utf8_lossy(s.body.as_deref().expect("body")).into_owned();
+        assert!(kept.starts_with("id: 1\n") && kept.matches("\n\n").count() < events, "{side}: {kept}");
+    }
+    let short = pairs.iter().find(|p| p.path == "/short").expect("/short recorded");
+    for s in [&short.baseline, &short.canary] {
+        assert_eq!(s.body.as_deref(), Some(&b"{\"price\":1}\n{\"price\":2}\n"[..]));
+        assert!(!s.body_truncated && s.error.is_none() && s.latency_us.is_some());
+    }
+    let quiet = pairs.iter().find(|p| p.path == "/quiet").expect("/quiet recorded");
+    assert!(!quiet.baseline.body_truncated && quiet.baseline.latency_us.is_some());
+    assert_eq!(quiet.canary.status, Some(200));
+    assert!(quiet.canary.body_truncated, "an open-ended stream that goes quiet is cut");
+    assert_eq!(quiet.canary.error, None);
+    let c = &report.counters;
+    assert_eq!(c["streams_cut"], 3, "{c:?}");
+    assert_eq!((c["seen"], c["recorded"], c["dropped"], c["skipped"]), (3, 3, 0, 0), "{c:?}");
+
+    // A body of announced length that stalls past the mirror timeout is still a timeout.
+    let proxy = capture(&base.url(), &stall.url(), |_| {}).await;
+    let _ = proxy.get("/stall").await;
+    let (report, pairs, _dir) = proxy.finish().await;
+    assert_eq!(pairs[0].canary.error.as_deref(), Some(error_kind::TIMEOUT), "{:?}", pairs[0].canary);
+    assert_eq!(report.counters["streams_cut"], 0);
+}
+
+/// Read-only POSTs on listed paths reach the canary (GraphQL queries, JSON-RPC calls of listed
+/// methods); mutations, unlisted methods, mixed batches, unlisted persisted queries and bodies
+/// that cannot be read do not, and are counted. Nothing is mirrored this way unless configured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_posts_are_mirrored_only_when_configured_and_provably_reads() {
+    let answer = json!({"data": {"ok": true}});
+    let base = upstream().route("/graphql", answer.clone()).route("/rpc", answer.clone()).run().await.expect("base");
+    let canary = upstream()
+        .route("/graphql", answer.clone())
+        .route("/rpc", answer.clone())
+        .record_requests()
+        .run()
+        .await
+        .expect("canary");
+    let json_ct = [("content-type", "application/json")];
+    let reads = [
+        ("/graphql", json!({"query": "query GetUser { user(id: 1) { name } }"}).to_string()),
+        ("/graphql", json!({"query": "query A { a } mutation B { b }", "operationName": "A"}).to_string()),
+        (
+            "/graphql",
+            json!({"operationName": "Listed", "extensions": {"persistedQuery": {"version": 1, "sha256Hash": "f00"}}})
+                .to_string(),
+        ),
+        ("/rpc", json!({"jsonrpc": "2.0", "method": "eth_call", "params": [], "id": 1}).to_string()),
+        (
+            "/rpc",
+            json!([{"jsonrpc": "2.0", "method": "eth_call", "id": 1}, {"method": "eth_getBalance", "id": 2}])
+                .to_string(),
+        ),
+    ];
+    let writes = [
+        ("/graphql", json!({"query": "mutation { deleteUser(id: 1) }"}).to_string()),
+        ("/graphql", json!({"query": "query A { a } mutation B { b }", "operationName": "B"}).to_string()),
+        ("/graphql", json!({"query": "query A { a } mutation B { b }"}).to_string()),
+        ("/graphql", json!({"query": "subscription { ticks }"}).to_string()),
+        (
+            "/graphql",
+            json!({"operationName": "Unknown", "extensions": {"persistedQuery": {"version": 1, "sha256Hash": "bad"}}})
+                .to_string(),
+        ),
+        ("/graphql", "not json".to_owned()),
+        ("/rpc", json!({"jsonrpc": "2.0", "method": "eth_sendTransaction", "id": 1}).to_string()),
+        ("/rpc", json!([{"method": "eth_call", "id": 1}, {"method": "eth_sendTransaction", "id": 2}]).to_string()),
+    ];
+
+    // Off by default: no POST reaches the canary.
+    let proxy = capture(&base.url(), &canary.url(), |_| {}).await;
+    for (path, body) in &reads {
+        assert_eq!(proxy.send(Method::POST, path, &json_ct, Bytes::from(body.clone())).await.json(), answer);
+    }
+    let (report, _, _dir) = proxy.finish().await;
+    assert_eq!(canary.requests_seen(), 0);
+    assert_eq!(report.counters["mirror_skipped.method"], reads.len() as u64);
+
+    let proxy = capture(&base.url(), &canary.url(), |c| {
+        c.read_only_posts.graphql_paths = vec!["/graphql".into()];
+        c.read_only_posts.graphql_persisted = vec!["Listed".into()];
+        c.read_only_posts.jsonrpc_paths = vec!["/rpc".into()];
+        c.read_only_posts.jsonrpc_methods = vec!["eth_call".into(), "eth_getBalance".into()];
+    })
+    .await;
+    for (path, body) in reads.iter().chain(&writes) {
+        assert_eq!(proxy.send(Method::POST, path, &json_ct, Bytes::from(body.clone())).await.json(), answer);
+    }
+    let (report, pairs, _dir) = proxy.finish().await;
+    let mut seen = Vec::new();
+    while let Some(r) = canary.try_next_request().await {
+        seen.push(String::from_utf8(r.body.to_vec()).expect("utf-8"));
+    }
+    let expected: Vec<String> = reads.iter().map(|(_, b)| b.clone()).collect();
+    assert_eq!(seen, expected, "exactly the reads reached the canary");
+    let c = &report.counters;
+    assert_eq!((c["mirrored"], c["mirror_skipped.not_read_only"]), (reads.len() as u64, writes.len() as u64));
+    let skipped = pairs.iter().filter(|p| p.canary.error.as_deref() == Some(error_kind::SKIPPED)).count();
+    assert_eq!(skipped, writes.len());
 }

@@ -77,6 +77,14 @@ pub struct MirrorSection {
     pub methods: Option<Vec<Method>>,
     #[serde(default, deserialize_with = "marker_header")]
     pub marker_header: Option<OrNone<HeaderName>>,
+    #[serde(default, deserialize_with = "path_patterns")]
+    pub graphql_paths: Vec<String>,
+    #[serde(default, deserialize_with = "nonempty_list")]
+    pub graphql_persisted: Vec<String>,
+    #[serde(default, deserialize_with = "path_patterns")]
+    pub jsonrpc_paths: Vec<String>,
+    #[serde(default, deserialize_with = "nonempty_list")]
+    pub jsonrpc_methods: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -99,6 +107,10 @@ pub struct LimitsSection {
     pub max_request_body: Option<u64>,
     #[serde(default, deserialize_with = "size")]
     pub max_response_body: Option<u64>,
+    #[serde(default, deserialize_with = "nonzero_duration")]
+    pub max_body_duration: Option<Duration>,
+    #[serde(default, deserialize_with = "nonzero_size")]
+    pub max_decoded_body: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -244,6 +256,10 @@ fn sample_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SampleKey>, D::E
 
 fn path_patterns<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     keys(d, value::path_pattern)
+}
+
+fn nonempty_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    keys(d, value::nonempty)
 }
 
 fn zstd_level<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {

@@ -65,11 +65,28 @@ pub struct Flags {
     // The list is one value: a full path keeps clap from reading `Option<Vec<_>>` as repeatable.
     #[arg(long, value_name = "METHODS", value_parser = Flag(value::methods))]
     pub mirror_methods: Option<std::vec::Vec<Method>>,
+    /// Also mirror POSTs to paths matching this glob when they are GraphQL queries (not
+    /// mutations or subscriptions); repeatable [default: none]. A misread write runs twice.
+    #[arg(long, value_name = "GLOB", value_parser = Flag(value::path_pattern))]
+    pub mirror_graphql: Vec<String>,
+    /// A persisted GraphQL query sent without its text (by operationName or sha256Hash) that is
+    /// known to be read-only, so it is mirrored too; repeatable.
+    #[arg(long, value_name = "NAME_OR_HASH", value_parser = Flag(value::nonempty))]
+    pub mirror_graphql_persisted: Vec<String>,
+    /// Also mirror POSTs to paths matching this glob when they are JSON-RPC calls of read-only
+    /// methods (--mirror-jsonrpc-method); repeatable [default: none].
+    #[arg(long, value_name = "GLOB", value_parser = Flag(value::path_pattern))]
+    pub mirror_jsonrpc: Vec<String>,
+    /// A JSON-RPC method that only reads; a call (or every call of a batch) to listed methods is
+    /// mirrored on --mirror-jsonrpc paths; repeatable.
+    #[arg(long, value_name = "METHOD", value_parser = Flag(value::nonempty))]
+    pub mirror_jsonrpc_method: Vec<String>,
     /// Header added to mirrored requests, valued `canary` or `secondary`; `none` disables
     /// [default: x-shadowdiff-mirror].
     #[arg(long, value_name = "NAME", value_parser = Flag(value::marker_header))]
     pub marker_header: Option<OrNone<HeaderName>>,
-    /// How long a mirror may take, head and body [default: 5s].
+    /// How long a mirror may wait for its response head, and then between two pieces of its
+    /// body [default: 5s]. A whole body may take longer, up to --max-body-duration.
     #[arg(long, value_name = "DURATION", value_parser = Flag(parse_duration))]
     pub mirror_timeout: Option<Duration>,
     /// Mirrors running at once; past it, pairs are recorded with canary_error=skipped
@@ -89,6 +106,15 @@ pub struct Flags {
     /// Response bytes recorded per side; the rest is streamed but not kept [default: 1MiB].
     #[arg(long, value_name = "SIZE", value_parser = Flag(parse_size))]
     pub max_response_body: Option<u64>,
+    /// How long a response body is recorded, from the request; a longer one (an event stream,
+    /// a long poll) is cut there and recorded truncated, while the client's stream from the
+    /// baseline goes on [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = Flag(parse_nonzero_duration))]
+    pub max_body_duration: Option<Duration>,
+    /// The most content decoded from one compressed (gzip, deflate, br, zstd) body to apply
+    /// --redact-json to it; a larger one is withheld [default: 8MiB].
+    #[arg(long, value_name = "SIZE", value_parser = Flag(parse_nonzero_size))]
+    pub max_decoded_body: Option<u64>,
     /// Pairs waiting for the writer before new ones are dropped and counted [default: 16384].
     #[arg(long, value_name = "N", value_parser = Flag(parse_nonzero_size))]
     pub queue: Option<u64>,

@@ -79,6 +79,30 @@ impl Default for RecorderSettings {
     }
 }
 
+/// How long a response body is recorded when nothing else is configured.
+pub const DEFAULT_MAX_BODY_DURATION: Duration = Duration::from_secs(30);
+
+/// POSTs mirrored because their body shows they only read (off unless paths are listed): the
+/// GraphQL `query` operations and the JSON-RPC calls of listed methods on these paths.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadOnlyPosts {
+    /// Path globs where a POST is read as a GraphQL request.
+    pub graphql_paths: Vec<String>,
+    /// Persisted queries sent without their text, by operationName or sha256Hash, that are
+    /// known to be queries.
+    pub graphql_persisted: Vec<String>,
+    /// Path globs where a POST is read as a JSON-RPC call or batch.
+    pub jsonrpc_paths: Vec<String>,
+    /// JSON-RPC methods that only read.
+    pub jsonrpc_methods: Vec<String>,
+}
+
+impl ReadOnlyPosts {
+    pub fn is_off(&self) -> bool {
+        self.graphql_paths.is_empty() && self.jsonrpc_paths.is_empty()
+    }
+}
+
 /// The resolved configuration of one capture agent. Code past the CLI sees only this.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -95,10 +119,12 @@ pub struct Config {
     /// How long the baseline may take to send its response head.
     pub baseline_timeout: Duration,
     pub connect_timeout: Duration,
-    /// How long a mirror (canary or secondary) may take, head and body.
+    /// How long a mirror (canary or secondary) may wait for its response head, and then for
+    /// each piece of its body.
     pub mirror_timeout: Duration,
     pub max_in_flight_mirrors: usize,
     pub mirror_methods: Vec<Method>,
+    pub read_only_posts: ReadOnlyPosts,
     pub marker_header: Option<HeaderName>,
     pub sample_rate: f64,
     pub sample_key: Option<SampleKey>,
@@ -106,6 +132,9 @@ pub struct Config {
     pub exclude: Vec<String>,
     pub max_request_body: usize,
     pub max_response_body: usize,
+    /// How long any side's response body is recorded, from the request; past it the recorded
+    /// body is cut and marked truncated (the client's stream is never cut).
+    pub max_body_duration: Duration,
     pub recorder: RecorderSettings,
     pub redact: RedactRules,
     pub drain_timeout: Duration,
@@ -149,11 +178,16 @@ impl Config {
                 "timeout_ms": self.mirror_timeout.as_millis() as u64,
                 "max_in_flight": self.max_in_flight_mirrors,
                 "marker_header": self.marker_header.as_ref().map(HeaderName::as_str),
+                "graphql_paths": self.read_only_posts.graphql_paths,
+                "graphql_persisted": self.read_only_posts.graphql_persisted,
+                "jsonrpc_paths": self.read_only_posts.jsonrpc_paths,
+                "jsonrpc_methods": self.read_only_posts.jsonrpc_methods,
             },
             "limits": {
                 "max_request_body": self.max_request_body,
                 "max_response_body": self.max_response_body,
                 "baseline_timeout_ms": self.baseline_timeout.as_millis() as u64,
+                "max_body_duration_ms": self.max_body_duration.as_millis() as u64,
             },
             "redact": self.redact.summary(),
             "recorder": {

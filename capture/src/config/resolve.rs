@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use http::{HeaderName, Method};
 
-use super::file::{FileConfig, RecorderSection, RedactSection};
+use super::file::{FileConfig, MirrorSection, RecorderSection, RedactSection};
 use super::flags::Flags;
 use super::value::{OrNone, RedactMode};
-use super::{Config, DEFAULT_LISTEN, DEFAULT_MARKER_HEADER, DEFAULT_MIRROR_METHODS, RecorderSettings, TlsFiles};
+use super::{
+    Config, DEFAULT_LISTEN, DEFAULT_MARKER_HEADER, DEFAULT_MIRROR_METHODS, ReadOnlyPosts, RecorderSettings, TlsFiles,
+};
 use crate::error::{Error, Result};
 use crate::redact::{DEFAULT_HEADERS, HashKey, RedactRules};
 
@@ -33,7 +35,11 @@ impl Config {
             None => (None, FileConfig::default()),
         };
         let origin = Origin { path: path.as_deref() };
-        let redact = redaction(&origin, &flags, f.redact)?;
+        let mut redact = redaction(&origin, &flags, f.redact)?;
+        if let Some(n) = flags.max_decoded_body.or(f.limits.max_decoded_body) {
+            redact.max_decoded_body = n;
+        }
+        let read_only_posts = read_only_posts(&origin, &flags, &f.mirror)?;
         let recorder = recorder(&flags, f.recorder);
         let tls = match (flags.tls_cert.or(f.tls.cert), flags.tls_key.or(f.tls.key)) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
@@ -69,6 +75,7 @@ impl Config {
             mirror_timeout: flags.mirror_timeout.or(f.mirror.timeout).unwrap_or(Duration::from_secs(5)),
             max_in_flight_mirrors: flags.max_in_flight_mirrors.or(f.mirror.max_in_flight).unwrap_or(1024) as usize,
             mirror_methods: flags.mirror_methods.or(f.mirror.methods).unwrap_or_else(default_methods),
+            read_only_posts,
             marker_header: flags
                 .marker_header
                 .or(f.mirror.marker_header)
@@ -80,6 +87,10 @@ impl Config {
             exclude: if flags.exclude.is_empty() { f.sampling.exclude } else { flags.exclude },
             max_request_body: flags.max_request_body.or(f.limits.max_request_body).unwrap_or(1 << 20) as usize,
             max_response_body: flags.max_response_body.or(f.limits.max_response_body).unwrap_or(1 << 20) as usize,
+            max_body_duration: flags
+                .max_body_duration
+                .or(f.limits.max_body_duration)
+                .unwrap_or(super::DEFAULT_MAX_BODY_DURATION),
             recorder,
             redact,
             drain_timeout: flags.drain_timeout.or(f.shutdown.drain_timeout).unwrap_or(Duration::from_secs(10)),
@@ -131,8 +142,44 @@ fn redaction(origin: &Origin<'_>, flags: &Flags, file: RedactSection) -> Result<
             origin.key("redact.mode"),
             "is `hash` but no key is given; set `redact.key_file`, `redact.key_env`, --hash-key-file or --hash-key-env",
         )),
-        _ => Ok(RedactRules { headers, query_params, json_paths, key }),
+        _ => Ok(RedactRules { headers, query_params, json_paths, key, ..RedactRules::default() }),
     }
+}
+
+/// The read-only POST settings: a flag's list replaces its key's. Each list needs its partner:
+/// JSON-RPC paths are useless without read-only methods, and the other way round.
+fn read_only_posts(origin: &Origin<'_>, flags: &Flags, file: &MirrorSection) -> Result<ReadOnlyPosts> {
+    let pick = |flag: &Vec<String>, flag_name: &str, key: &Vec<String>, key_name: &str| {
+        if flag.is_empty() { (key.clone(), origin.key(key_name)) } else { (flag.clone(), flag_name.to_owned()) }
+    };
+    let (graphql_paths, _) =
+        pick(&flags.mirror_graphql, "--mirror-graphql", &file.graphql_paths, "mirror.graphql_paths");
+    let (graphql_persisted, persisted_name) = pick(
+        &flags.mirror_graphql_persisted,
+        "--mirror-graphql-persisted",
+        &file.graphql_persisted,
+        "mirror.graphql_persisted",
+    );
+    let (jsonrpc_paths, paths_name) =
+        pick(&flags.mirror_jsonrpc, "--mirror-jsonrpc", &file.jsonrpc_paths, "mirror.jsonrpc_paths");
+    let (jsonrpc_methods, methods_name) =
+        pick(&flags.mirror_jsonrpc_method, "--mirror-jsonrpc-method", &file.jsonrpc_methods, "mirror.jsonrpc_methods");
+    if !graphql_persisted.is_empty() && graphql_paths.is_empty() {
+        return Err(bad(
+            persisted_name,
+            "needs GraphQL paths to apply to (--mirror-graphql or `mirror.graphql_paths`)",
+        ));
+    }
+    if !jsonrpc_paths.is_empty() && jsonrpc_methods.is_empty() {
+        return Err(bad(
+            paths_name,
+            "needs the read-only JSON-RPC methods to mirror (--mirror-jsonrpc-method or `mirror.jsonrpc_methods`)",
+        ));
+    }
+    if !jsonrpc_methods.is_empty() && jsonrpc_paths.is_empty() {
+        return Err(bad(methods_name, "needs JSON-RPC paths to apply to (--mirror-jsonrpc or `mirror.jsonrpc_paths`)"));
+    }
+    Ok(ReadOnlyPosts { graphql_paths, graphql_persisted, jsonrpc_paths, jsonrpc_methods })
 }
 
 /// Each item once, in the order first given.

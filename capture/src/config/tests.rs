@@ -190,3 +190,52 @@ fn none_turns_off_the_admin_listener_and_the_marker() {
     let c = Config::resolve_with(fl, Some(("c.toml".into(), file))).expect("valid");
     assert_eq!((c.admin_listen, c.marker_header), (None, None));
 }
+
+#[test]
+fn stream_and_decoding_limits() {
+    let c = Config::resolve_with(flags(), None).expect("valid");
+    assert_eq!(c.max_body_duration, DEFAULT_MAX_BODY_DURATION);
+    assert_eq!(c.redact.max_decoded_body, crate::redact::DEFAULT_MAX_DECODED_BODY);
+    let toml = "[limits]\nmax_body_duration = \"2m\"\nmax_decoded_body = \"1MiB\"\n";
+    let f = FileConfig::parse(toml, Path::new("c.toml")).expect("parses");
+    let c = Config::resolve_with(flags(), Some(("c.toml".into(), f.clone()))).expect("valid");
+    assert_eq!((c.max_body_duration, c.redact.max_decoded_body), (Duration::from_secs(120), 1 << 20));
+    let fl = parse(&with_required(&["--max-body-duration", "10s", "--max-decoded-body", "64KiB"])).expect("flags");
+    let c = Config::resolve_with(fl, Some(("c.toml".into(), f))).expect("valid");
+    assert_eq!((c.max_body_duration, c.redact.max_decoded_body), (Duration::from_secs(10), 65536));
+    assert!(
+        err(&with_required(&["--max-body-duration", "0s"]), None).starts_with("--max-body-duration must be longer")
+    );
+    let e = err(&REQUIRED, Some("[limits]\nmax_decoded_body = 0\n"));
+    assert!(e.starts_with("`limits.max_decoded_body` in capture.toml must be at least 1"), "{e}");
+}
+
+#[test]
+fn read_only_posts_are_off_by_default_and_need_their_partners() {
+    let c = Config::resolve_with(flags(), None).expect("valid");
+    assert!(c.read_only_posts.is_off());
+    let toml = "[mirror]\ngraphql_paths = [\"/graphql\"]\ngraphql_persisted = [\"GetUser\"]\n\
+                jsonrpc_paths = [\"/rpc\"]\njsonrpc_methods = [\"eth_call\"]\n";
+    let f = FileConfig::parse(toml, Path::new("c.toml")).expect("parses");
+    let c = Config::resolve_with(flags(), Some(("c.toml".into(), f.clone()))).expect("valid");
+    assert_eq!(c.read_only_posts.graphql_paths, ["/graphql"]);
+    assert_eq!(c.read_only_posts.graphql_persisted, ["GetUser"]);
+    assert_eq!(c.read_only_posts.jsonrpc_methods, ["eth_call"]);
+    assert_eq!(c.summary()["mirror"]["jsonrpc_paths"], serde_json::json!(["/rpc"]));
+    let fl =
+        parse(&with_required(&["--mirror-jsonrpc", "/api/rpc", "--mirror-jsonrpc-method", "getBlock"])).expect("ok");
+    let c = Config::resolve_with(fl, Some(("c.toml".into(), f))).expect("valid");
+    assert_eq!(c.read_only_posts.jsonrpc_paths, ["/api/rpc"], "a flag's list replaces the key's");
+    assert_eq!(c.read_only_posts.jsonrpc_methods, ["getBlock"]);
+    let e = err(&with_required(&["--mirror-jsonrpc", "/rpc"]), None);
+    assert!(e.starts_with("--mirror-jsonrpc needs the read-only JSON-RPC methods"), "{e}");
+    let e = err(&REQUIRED, Some("[mirror]\njsonrpc_methods = [\"eth_call\"]\n"));
+    assert!(e.starts_with("`mirror.jsonrpc_methods` in capture.toml needs JSON-RPC paths"), "{e}");
+    let e = err(&with_required(&["--mirror-graphql-persisted", "GetUser"]), None);
+    assert!(e.starts_with("--mirror-graphql-persisted needs GraphQL paths"), "{e}");
+    assert!(err(&with_required(&["--mirror-graphql", "graphql"]), None).starts_with("--mirror-graphql patterns match"));
+    assert!(
+        err(&with_required(&["--mirror-jsonrpc-method", " "]), None)
+            .starts_with("--mirror-jsonrpc-method must not be empty")
+    );
+}

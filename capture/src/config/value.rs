@@ -114,6 +114,11 @@ pub fn path_pattern(text: &str) -> Result<String, String> {
     PathPattern::new(text).map(|_| text.to_owned())
 }
 
+/// A name that must not be empty (a JSON-RPC method, a persisted query's name or hash).
+pub fn nonempty(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() { Err("must not be empty".into()) } else { Ok(text.trim().to_owned()) }
+}
+
 pub fn query_param(text: &str) -> Result<String, String> {
     if text.is_empty() { Err("must name a query parameter, not be empty".into()) } else { Ok(text.to_owned()) }
 }
