@@ -33,6 +33,7 @@ use crate::noise::NoiseCounter;
 use crate::outputs::{self, RawDiffs, RawPairs, RealCounts, Sink};
 use crate::policy::Policy;
 use crate::route::{Overflow, RouteTemplater};
+use crate::route_key::{self, KeyOutcome};
 use shadowdiff_format::vocab::{DiffStatus, Severity};
 
 /// How the pipeline runs.
@@ -414,11 +415,12 @@ fn evaluate_pass(
         let (mut pair_rows, mut diff_rows) = (RawPairs::default(), RawDiffs::default());
         let mut global = 0u64;
         let mut cursor = 0usize;
+        let key_rules = &policy.rules.routes.keys;
         let result = (|| -> Result<()> {
             for records in rec_rx {
                 let records = records?;
                 let n = records.len() as u64;
-                let mut items = Vec::with_capacity(records.len());
+                let mut picked = Vec::with_capacity(records.len());
                 for (i, r) in records.into_iter().enumerate() {
                     let index = global + i as u64;
                     if let Some(sel) = selected {
@@ -429,10 +431,27 @@ fn evaluate_pass(
                             continue;
                         }
                     }
-                    let route = templater.route(&r.path);
-                    items.push((index, r, route));
+                    picked.push((index, r));
                 }
                 global += n;
+                // Keys are read in parallel (a body to decode and parse), routes assigned in order.
+                let keys: Vec<KeyOutcome> = if key_rules.is_empty() {
+                    Vec::new()
+                } else {
+                    let cap = policy.rules.max_decoded_body;
+                    picked.par_iter().map(|(_, r)| route_key::key_of(key_rules, r, cap)).collect()
+                };
+                let mut items = Vec::with_capacity(picked.len());
+                for (k, (index, r)) in picked.into_iter().enumerate() {
+                    let key = keys.get(k);
+                    let route = templater.route_keyed(&r.path, key);
+                    match key {
+                        Some(KeyOutcome::Key(_)) => summary.route_keys.keyed += 1,
+                        Some(KeyOutcome::Missing(why)) => summary.route_keys.add_unkeyed(&route, why),
+                        _ => {}
+                    }
+                    items.push((index, r, route));
+                }
                 let evaluated: Vec<(Evaluated, PairRecord)> =
                     items.into_par_iter().map(|(i, r, route)| (evaluate(i, &r, route, &policy.rules), r)).collect();
                 for (e, record) in &evaluated {

@@ -289,6 +289,48 @@ pub struct InputSummary {
     /// coding, a broken stream), per side. Absent when none.
     #[serde(default, skip_serializing_if = "Undecodable::is_zero")]
     pub undecodable: Undecodable,
+    /// Requests on paths with a `[[routes.key]]` rule: how many were routed by the key read from
+    /// them, and those whose key could not be read. Absent when no rule applied.
+    #[serde(default, skip_serializing_if = "RouteKeys::is_empty")]
+    pub route_keys: RouteKeys,
+}
+
+/// What the `[[routes.key]]` rules made of the requests they apply to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteKeys {
+    /// Requests routed as `ROUTE#KEY`.
+    pub keyed: u64,
+    /// Requests that kept their plain route because no key could be read, per route and reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unkeyed: Vec<Unkeyed>,
+}
+
+/// Requests of one route whose key could not be read, for one reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unkeyed {
+    pub route: String,
+    /// `request body is not JSON`, `no JSON-RPC \`method\``, `the key header is missing or empty` …
+    pub reason: String,
+    pub requests: u64,
+}
+
+impl RouteKeys {
+    pub fn is_empty(&self) -> bool {
+        self.keyed == 0 && self.unkeyed.is_empty()
+    }
+
+    /// Requests that kept their plain route.
+    pub fn unkeyed_total(&self) -> u64 {
+        self.unkeyed.iter().map(|u| u.requests).sum()
+    }
+
+    /// Counts one request of `route` whose key could not be read.
+    pub fn add_unkeyed(&mut self, route: &str, reason: &str) {
+        match self.unkeyed.iter_mut().find(|u| u.route == route && u.reason == reason) {
+            Some(u) => u.requests += 1,
+            None => self.unkeyed.push(Unkeyed { route: route.to_owned(), reason: reason.to_owned(), requests: 1 }),
+        }
+    }
 }
 
 /// Compared pairs with a body whose Content-Encoding could not be undone, per side: each is one
