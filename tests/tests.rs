@@ -16,4 +16,5 @@ mod report; // report.html and charts/*.png from analyze, shadowdiff report DIR 
 mod golden; // every output file of analyze on seeded corpora, byte for byte apart from paths and times
 mod nginx; // a real nginx with gzip behind capture: the changed field found through compression, A/A passes
 mod demo; // shadowdiff demo: the whole flow on loopback, every output, re-runs, refusing a foreign directory
+mod envoy_tap; // shadowdiff import envoy-tap: both sidecars' traces in every encoding paired, analyze and replay on them, cut files, deploy/envoy parses
 mod routes_body; // [[routes.key]]: GraphQL and JSON-RPC POSTs from an imported .gor judged per operation, one regression fails its route only

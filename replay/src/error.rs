@@ -24,6 +24,12 @@ pub enum Error {
     #[error("{}: GoReplay payload {index} at byte {offset}: {message}", path.display())]
     Gor { path: PathBuf, index: usize, offset: usize, message: String },
 
+    #[error("{}: Envoy tap record {index} at byte {offset}: {message}", path.display())]
+    EnvoyTap { path: PathBuf, index: usize, offset: usize, message: String },
+
+    #[error("{}: {message}", path.display())]
+    EnvoyTapFile { path: PathBuf, message: String },
+
     #[error(transparent)]
     Pairs(#[from] shadowdiff_format::Error),
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use shadowdiff_format::{PairWriter, WriterConfig};
 
 use crate::error::{Error, Result};
-use crate::source::{Format, gor, har};
+use crate::source::{Format, envoy, gor, har};
 
 /// The counter, in every imported file's `shadowdiff.counters`, of `.gor` response payloads left
 /// out because they could not be read.
@@ -53,4 +53,88 @@ pub fn import(format: Format, input: &Path, out: &Path, agent: &str) -> Result<I
     }
     let stats = writer.close()?;
     Ok(ImportSummary { pairs: stats.rows_committed, with_response, skipped, files: stats.files })
+}
+
+/// `import envoy-tap` writes each kind of pair in its own directory under `--out`: analyze reads
+/// [`ENVOY_PAIRED`]; `replay --canary` completes [`ENVOY_BASELINE_ONLY`].
+pub const ENVOY_PAIRED: &str = "paired";
+pub const ENVOY_BASELINE_ONLY: &str = "baseline-only";
+pub const ENVOY_CANARY_ONLY: &str = "canary-only";
+
+/// One directory `import envoy-tap` wrote.
+#[derive(Debug)]
+pub struct EnvoyTapOutput {
+    /// [`ENVOY_PAIRED`], [`ENVOY_BASELINE_ONLY`] or [`ENVOY_CANARY_ONLY`].
+    pub part: &'static str,
+    pub dir: PathBuf,
+    pub pairs: u64,
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct EnvoyTapSummary {
+    pub baseline: envoy::SideCounts,
+    pub canary: envoy::SideCounts,
+    /// Pairs with a latency on both sides (both taps record `headers_received_time`).
+    pub timed: u64,
+    /// Records that cannot be requests, each naming its file, record and why (both sides).
+    pub unreadable: Vec<Error>,
+    /// Requests under one `x-request-id` that differ between the sides, each in a sentence.
+    pub mismatched: Vec<String>,
+    /// Files in the given directories that are not tap files, left alone.
+    pub ignored: usize,
+    /// Only the directories that received pairs.
+    pub outputs: Vec<EnvoyTapOutput>,
+}
+
+/// Read the baseline's and the canary's sidecar tap files (`canary` may be empty: a single tap
+/// on the baseline) and write the pairs under `out`, in time order, one directory per kind.
+/// Every trace is accounted for: per side, traces = paired + side-only + without an
+/// `x-request-id` + unreadable, and those counters are in every file written.
+pub fn import_envoy_tap(baseline: &[PathBuf], canary: &[PathBuf], out: &Path, agent: &str) -> Result<EnvoyTapSummary> {
+    let b = envoy::read_side(baseline, false)?;
+    let c = envoy::read_side(canary, true)?;
+    let ignored = b.ignored.len() + c.ignored.len();
+    let mut p = envoy::pair(b, c, agent);
+    let unreadable = std::mem::take(&mut p.unreadable);
+    let mut counters = p.baseline.counters("baseline");
+    counters.extend(p.canary.counters("canary"));
+    counters.insert("pairs".into(), p.pairs.len() as u64);
+    counters.insert("baseline_only".into(), p.baseline_only.len() as u64);
+    counters.insert("canary_only".into(), p.canary_only.len() as u64);
+    let show = |inputs: &[PathBuf]| inputs.iter().map(|i| i.display().to_string()).collect::<Vec<_>>();
+    let mut outputs = Vec::new();
+    for (part, records) in
+        [(ENVOY_PAIRED, p.pairs), (ENVOY_BASELINE_ONLY, p.baseline_only), (ENVOY_CANARY_ONLY, p.canary_only)]
+    {
+        if records.is_empty() {
+            continue;
+        }
+        let dir = out.join(part);
+        let mut config = WriterConfig::new(&dir, agent);
+        config.summary = serde_json::json!({
+            "imported_from": "envoy-tap",
+            "part": part,
+            "baseline": show(baseline),
+            "canary": show(canary),
+        });
+        let mut counters = counters.clone();
+        counters.insert("imported".to_owned(), records.len() as u64);
+        config.counters = Some(Arc::new(move || counters.clone()));
+        let mut writer = PairWriter::new(config)?;
+        for r in records {
+            writer.write(r)?;
+        }
+        let stats = writer.close()?;
+        outputs.push(EnvoyTapOutput { part, dir, pairs: stats.rows_committed, files: stats.files });
+    }
+    Ok(EnvoyTapSummary {
+        baseline: p.baseline,
+        canary: p.canary,
+        timed: p.timed,
+        unreadable,
+        mismatched: p.mismatched,
+        ignored,
+        outputs,
+    })
 }

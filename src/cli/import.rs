@@ -1,4 +1,4 @@
-//! `shadowdiff import`: HAR and GoReplay files into pair files.
+//! `shadowdiff import`: HAR, GoReplay and Envoy tap files into pair files.
 
 use std::path::PathBuf;
 
@@ -7,20 +7,35 @@ use shadowdiff_replay::source::Format;
 
 use crate::exit::Exit;
 
-/// Convert a HAR 1.2 or GoReplay `.gor` file into pair files.
+/// Convert recorded traffic into pair files: a HAR 1.2 file, a GoReplay `.gor` file, or the
+/// Envoy tap traces of a baseline's and a canary's sidecars.
+///
+/// The output is Hive-partitioned pair files that analyze, inspect and replay read like
+/// captured traffic.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    kind: Kind,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Kind {
+    Har(FileArgs),
+    Gor(FileArgs),
+    EnvoyTap(EnvoyTapArgs),
+}
+
+/// HAR 1.2 (browser dev tools, proxies, mitmproxy) or GoReplay `.gor` (payloads 1 request, 2
+/// original response, 3 replayed response).
 ///
 /// Recorded responses become the baseline side, with their latency where the file has it; for
-/// `.gor`, responses replayed by GoReplay (payload type 3) become the canary side. The output is
-/// Hive-partitioned pair files that analyze, inspect and replay read like captured traffic.
+/// `.gor`, responses replayed by GoReplay (payload type 3) become the canary side.
 ///
 /// A HAR file may start with a UTF-8 byte order mark. In a `.gor` file, chunked bodies may end
 /// their lines in CRLF or a bare LF, and a response payload that cannot be read is skipped with a
 /// warning naming it and counted (`skipped.unreadable_response`), its pair kept without it.
 #[derive(Debug, clap::Args)]
-pub struct Args {
-    /// The kind of file.
-    #[arg(value_enum)]
-    format: FormatArg,
+struct FileArgs {
     /// The file to convert.
     file: PathBuf,
     /// Output directory for pair files.
@@ -31,19 +46,48 @@ pub struct Args {
     agent: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum FormatArg {
-    /// HTTP Archive 1.2 (browser dev tools, proxies, mitmproxy).
-    Har,
-    /// GoReplay `.gor` (payloads 1 request, 2 original response, 3 replayed response).
-    Gor,
+/// Envoy HTTP tap traces from the baseline's and the canary's sidecars, paired by x-request-id.
+///
+/// Reads the files Envoy's tap filter writes (`file_per_tap` sink, or a saved admin /tap
+/// stream): JSON (`JSON_BODY_AS_BYTES`, `JSON_BODY_AS_STRING`; `.json`) or binary protobuf
+/// (`PROTO_BINARY`, `.pb`; `PROTO_BINARY_LENGTH_DELIMITED`, `.pb_length_delimited`), fully
+/// buffered traces or streamed segments. A directory is searched recursively for those names.
+///
+/// A baseline trace and a canary trace with the same `x-request-id` (Envoy copies it onto the
+/// mirrored request) become one pair, written under DIR/paired for analyze. Requests seen by one
+/// sidecar only go to DIR/baseline-only (complete them with `shadowdiff replay
+/// DIR/baseline-only --canary URL`) or DIR/canary-only. Traces without an `x-request-id`, and
+/// records that are not HTTP requests, are counted and reported. Without --canary every request
+/// is baseline-only.
+///
+/// Latency is measured by each sidecar from the request head to the response head, when the
+/// tap filter records `headers_received_time`. A file that is cut short exits 2 naming the file,
+/// the record and its byte offset. See docs/envoy-tap.md.
+#[derive(Debug, clap::Args)]
+struct EnvoyTapArgs {
+    /// Tap files or directories from the baseline's sidecar.
+    #[arg(long, value_name = "PATH", num_args = 1.., required = true)]
+    baseline: Vec<PathBuf>,
+    /// Tap files or directories from the canary's sidecar (which receives the mirrored requests).
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    canary: Vec<PathBuf>,
+    /// Output directory: pairs go to DIR/paired, DIR/baseline-only and DIR/canary-only.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Agent name recorded in every row.
+    #[arg(long, default_value = "import-envoy-tap")]
+    agent: String,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let format = match args.format {
-        FormatArg::Har => Format::Har,
-        FormatArg::Gor => Format::Gor,
-    };
+    match args.kind {
+        Kind::Har(a) => file(Format::Har, a),
+        Kind::Gor(a) => file(Format::Gor, a),
+        Kind::EnvoyTap(a) => envoy_tap(a),
+    }
+}
+
+fn file(format: Format, args: FileArgs) -> anyhow::Result<Exit> {
     let agent = args.agent.unwrap_or_else(|| format!("import-{}", format.name()));
     let s = import::import(format, &args.file, &args.out, &agent)?;
     for skipped in &s.skipped {
@@ -61,5 +105,52 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         s.files.len(),
         args.out.display()
     );
+    Ok(Exit::Pass)
+}
+
+fn envoy_tap(args: EnvoyTapArgs) -> anyhow::Result<Exit> {
+    let s = import::import_envoy_tap(&args.baseline, &args.canary, &args.out, &args.agent)?;
+    for e in &s.unreadable {
+        eprintln!("shadowdiff: warning: {e}; that trace is counted as unreadable.");
+    }
+    for m in &s.mismatched {
+        eprintln!("shadowdiff: warning: {m}.");
+    }
+    let (b, c) = (&s.baseline, &s.canary);
+    let count = |part: &str| s.outputs.iter().find(|o| o.part == part).map_or(0, |o| o.pairs);
+    println!(
+        "imported {} pairs, {} baseline-only, {} canary-only from {} baseline and {} canary tap file(s) into {}",
+        count(import::ENVOY_PAIRED),
+        count(import::ENVOY_BASELINE_ONLY),
+        count(import::ENVOY_CANARY_ONLY),
+        b.files,
+        c.files,
+        args.out.display()
+    );
+    for (name, side) in [("baseline", b), ("canary", c)] {
+        println!(
+            "  {name} traces: {} = {} paired + {} {name}-only + {} without x-request-id + {} unreadable",
+            side.traces, side.paired, side.only, side.no_request_id, side.unreadable
+        );
+    }
+    println!("  latency timed on both sides for {} of {} pairs", s.timed, count(import::ENVOY_PAIRED));
+    if s.ignored > 0 {
+        println!("  {} file(s) in the given directories are not tap files and were left alone", s.ignored);
+    }
+    for o in &s.outputs {
+        println!("  {}: {} pairs in {} file(s) under {}", o.part, o.pairs, o.files.len(), o.dir.display());
+    }
+    if let Some(o) = s.outputs.iter().find(|o| o.part == import::ENVOY_PAIRED) {
+        println!("  judge them: shadowdiff analyze {} --out REPORT_DIR", o.dir.display());
+    }
+    if let Some(o) = s.outputs.iter().find(|o| o.part == import::ENVOY_BASELINE_ONLY) {
+        println!("  complete the baseline-only ones: shadowdiff replay {} --canary URL --out DIR", o.dir.display());
+    }
+    if !args.canary.is_empty() && c.paired == 0 {
+        eprintln!(
+            "shadowdiff: warning: no baseline trace shared an x-request-id with a canary trace; is the mirror \
+             sending to the tapped canary, and does Envoy generate x-request-id (docs/envoy-tap.md)?"
+        );
+    }
     Ok(Exit::Pass)
 }

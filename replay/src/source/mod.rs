@@ -1,7 +1,10 @@
 //! Where recorded traffic comes from: pair files, HAR files, GoReplay `.gor` files. Every source
 //! yields [`PairRecord`]s whose baseline side (and, for GoReplay's replayed responses, canary
-//! side) holds what was recorded.
+//! side) holds what was recorded. Envoy tap traces ([`envoy`]) are read per sidecar and paired
+//! by `x-request-id` before they become pairs.
 
+pub mod envoy;
+mod envoy_proto;
 pub mod gor;
 pub mod har;
 
