@@ -20,20 +20,22 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Kind {
+    /// A HAR 1.2 file (browser dev tools, proxies, mitmproxy) into pair files.
+    ///
+    /// Each entry becomes a pair whose baseline side is the recorded response, with its latency
+    /// where the file has it. The file may start with a UTF-8 byte order mark.
     Har(FileArgs),
+    /// A GoReplay `.gor` file into pair files.
+    ///
+    /// Payload type 1 is a request, 2 the original response (the baseline side, with its
+    /// latency), 3 a response replayed by GoReplay (the canary side). Chunked bodies may end their
+    /// lines in CRLF or a bare LF; a response payload that cannot be read is skipped with a warning
+    /// naming it and counted (`skipped.unreadable_response`), its pair kept without it.
     Gor(FileArgs),
     EnvoyTap(EnvoyTapArgs),
 }
 
-/// HAR 1.2 (browser dev tools, proxies, mitmproxy) or GoReplay `.gor` (payloads 1 request, 2
-/// original response, 3 replayed response).
-///
-/// Recorded responses become the baseline side, with their latency where the file has it; for
-/// `.gor`, responses replayed by GoReplay (payload type 3) become the canary side.
-///
-/// A HAR file may start with a UTF-8 byte order mark. In a `.gor` file, chunked bodies may end
-/// their lines in CRLF or a bare LF, and a response payload that cannot be read is skipped with a
-/// warning naming it and counted (`skipped.unreadable_response`), its pair kept without it.
+/// One recorded file (HAR or `.gor`).
 #[derive(Debug, clap::Args)]
 struct FileArgs {
     /// The file to convert.
