@@ -17,5 +17,6 @@ mod golden; // every output file of analyze on seeded corpora, byte for byte apa
 mod nginx; // a real nginx with gzip behind capture: the changed field found through compression, A/A passes
 mod demo; // shadowdiff demo: the whole flow on loopback, every output, re-runs, refusing a foreign directory
 mod envoy_tap; // shadowdiff import envoy-tap: both sidecars' traces in every encoding paired, analyze and replay on them, cut files, deploy/envoy parses
+mod event_streams; // SSE and NDJSON pairs compared per event: one changed event at /N/data/field, cut streams the same, a cut stream not an error
 mod routes_body; // [[routes.key]]: GraphQL and JSON-RPC POSTs from an imported .gor judged per operation, one regression fails its route only
 mod deploy; // deploy/: hadolint on the Dockerfile, the image's libraries, kustomize renders validated, Istio and CRDs by hand, every shadowdiff command in the manifests run

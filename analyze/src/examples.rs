@@ -94,8 +94,10 @@ impl Collector {
         for k in wanted {
             *counts.entry(k).or_default() += 1;
         }
-        let (baseline, b_len) = ExampleSide::of(&record.baseline);
-        let (canary, c_len) = ExampleSide::of(&record.canary);
+        let (mut baseline, b_len) = ExampleSide::of(&record.baseline);
+        let (mut canary, c_len) = ExampleSide::of(&record.canary);
+        baseline.events = stream_events(&record.baseline);
+        canary.events = stream_events(&record.canary);
         self.used += b_len + c_len;
         let differences: Vec<ExampleDifference> = e
             .raw
@@ -248,6 +250,14 @@ fn choose_for_route(candidates: Vec<Candidate>) -> Vec<Example> {
     chosen
 }
 
+/// A streamed body as the list of its complete records (decoded, cut at [`BODY_CAP`]).
+fn stream_events(side: &shadowdiff_format::SideRecord) -> Option<serde_json::Value> {
+    let kind = crate::stream::stream(side.header("content-type").map(|h| h.value_lossy()).as_deref())?;
+    let decoded = shadowdiff_format::encoding::decode_side(side, BODY_CAP as u64).ok()?;
+    let cut = decoded.truncated || side.body_truncated;
+    Some(crate::stream::parse(kind, &decoded.bytes, cut).to_value())
+}
+
 fn failure_why(e: &Example) -> String {
     match (&e.canary.error, e.baseline.status, e.canary.status) {
         (Some(kind), Some(b), _) => format!("the canary failed ({kind}) where the baseline answered {b}"),
@@ -388,6 +398,35 @@ mod tests {
         assert!(e.canary.truncated, "cut at BODY_CAP");
         // Cut before the two-byte character that straddles the cap, so it stays text.
         assert_eq!(e.canary.body.as_deref().map(str::len), Some(BODY_CAP - 1));
+    }
+
+    #[test]
+    fn a_stream_is_shown_as_its_list_of_events() {
+        let sse = |price: u32| {
+            let mut s =
+                side(200, format!("data: {{\"price\": 1}}\n\ndata: {{\"price\": {price}}}\n\ndata: {{\"pr").as_bytes());
+            s.headers = vec![Header::new("content-type", "text/event-stream")];
+            s.body_truncated = true;
+            s
+        };
+        let records = vec![pair("/quotes", sse(2), sse(3))];
+        let chosen = offer_all(&records, "/quotes").choose(&BTreeMap::new(), |_| 0);
+        assert_eq!(chosen.len(), 1);
+        let e = &chosen[0];
+        assert_eq!(e.differences.iter().map(|d| d.path.as_str()).collect::<Vec<_>>(), vec!["/1/data/price"]);
+        assert_eq!(
+            e.canary.events,
+            Some(serde_json::json!([
+                {"event": "message", "id": "", "data": {"price": 1}},
+                {"event": "message", "id": "", "data": {"price": 3}},
+            ])),
+            "complete events only"
+        );
+        assert!(e.canary.body.as_deref().is_some_and(|b| b.starts_with("data: ")), "the body as captured stays");
+        let json_side = &offer_all(&[pair("/u/1", side(200, br#"{"a":1}"#), side(200, br#"{"a":2}"#))], "/u/{id}")
+            .choose(&BTreeMap::new(), |_| 0)[0]
+            .baseline;
+        assert_eq!(json_side.events, None);
     }
 
     #[test]

@@ -55,6 +55,11 @@ pub struct ExampleSide {
     pub body_base64: Option<String>,
     /// Cut by the capture agent's cap or by [`BODY_CAP`].
     pub truncated: bool,
+    /// A streamed body (`text/event-stream`, NDJSON, JSON text sequences) as the JSON array of
+    /// its complete records, as analyze compared it: events as `{"event", "id", "data"}` with the
+    /// data parsed as JSON when it parses. Difference paths (`/3/data/price`) point into it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<serde_json::Value>,
 }
 
 impl ExampleSide {
@@ -84,6 +89,7 @@ impl ExampleSide {
             body: side.body.as_ref().and(body),
             body_base64: side.body.as_ref().and(body_base64),
             truncated: side.body_truncated || cut_at_cap || kept.len() < raw.len(),
+            events: None,
         };
         (side_out, kept.len())
     }

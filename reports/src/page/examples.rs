@@ -55,11 +55,21 @@ fn side(side: &examples::ExampleSide) -> ExampleSide {
         (None, Some(e)) => format!("no response ({e})"),
         (None, None) => "no response".to_owned(),
     };
-    ExampleSide {
-        status,
-        content_type: side.content_type.clone().unwrap_or_default(),
-        body: side.body_bytes(),
-        truncated: side.truncated,
+    let content_type = side.content_type.clone().unwrap_or_default();
+    match &side.events {
+        // A stream is shown as the list of events analyze compared, which the difference paths
+        // (`/3/data/price`) point into; a cut stream's list holds its complete events only.
+        Some(events) => ExampleSide {
+            status,
+            content_type: format!(
+                "{content_type} — shown as its {} events{}",
+                events.as_array().map_or(0, Vec::len),
+                if side.truncated { " (the stream was cut: complete events only)" } else { "" }
+            ),
+            body: serde_json::to_vec(events).unwrap_or_default(),
+            truncated: false,
+        },
+        None => ExampleSide { status, content_type, body: side.body_bytes(), truncated: side.truncated },
     }
 }
 
@@ -80,7 +90,8 @@ fn pair(e: &Example) -> ExamplePair {
         .filter(|d| d.location == "body" && d.field != BODY_FIELD)
         .map(|d| MarkedPath::new(d.path.clone(), mark(d.status, d.severity)))
         .collect();
-    let json = |side: &examples::ExampleSide| claim(side.content_type.as_deref()) == Claim::Json;
+    let json =
+        |side: &examples::ExampleSide| side.events.is_some() || claim(side.content_type.as_deref()) == Claim::Json;
     let highlight = if e.outcome == Outcome::Different && !json_paths.is_empty() {
         Highlight::JsonPaths(json_paths)
     } else if e.outcome != Outcome::Different && json(&e.baseline) && json(&e.canary) {
