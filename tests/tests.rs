@@ -15,6 +15,7 @@ mod analyze; // shadowdiff analyze: injected regressions fail the right check, n
 mod report; // report.html and charts/*.png from analyze, shadowdiff report DIR re-renders, bad DIR
 mod golden; // every output file of analyze on seeded corpora, byte for byte apart from paths and times
 mod nginx; // a real nginx with gzip behind capture: the changed field found through compression, A/A passes
+mod streams; // real-world traffic through capture: secrets in compressed bodies, an endless SSE stream, read-only POSTs
 mod demo; // shadowdiff demo: the whole flow on loopback, every output, re-runs, refusing a foreign directory
 mod envoy_tap; // shadowdiff import envoy-tap: both sidecars' traces in every encoding paired, analyze and replay on them, cut files, deploy/envoy parses
 mod event_streams; // SSE and NDJSON pairs compared per event: one changed event at /N/data/field, cut streams the same, a cut stream not an error
