@@ -57,15 +57,17 @@ pub struct SideOutcome {
     /// The body was compared as far as the decoded-size cap: its content is longer.
     pub cut_at_decoded_cap: bool,
     /// A long-lived response (a stream, a long poll) whose recording was cut after a 2xx head:
-    /// the recorder stopped keeping its body (at the body cap or a duration cap), whatever ended
-    /// the exchange afterwards (`transport_error` keeps that, often `timeout`). Its body is
-    /// compared as far as it was kept, and it is not an error.
+    /// the recorder stopped keeping its body (at the body cap or a duration cap) and recorded no
+    /// error, or only that it stopped waiting (`timeout`). Its body is compared as far as it was
+    /// kept, and it is not an error. A `reset` or `protocol` failure is still one.
     pub cut_stream: bool,
 }
 
 impl SideOutcome {
     fn of(side: &SideRecord) -> Self {
-        let cut_stream = side.body_truncated && side.status.is_some_and(|s| (200..300).contains(&s));
+        let cut_stream = side.body_truncated
+            && side.status.is_some_and(|s| (200..300).contains(&s))
+            && side.error.as_deref().is_none_or(|e| e == error_kind::TIMEOUT);
         Self {
             status: side.status,
             latency_us: side.latency_us,
@@ -498,12 +500,12 @@ mod tests {
         let e = run(stream_side(&events[..70], true, None), stream_side(&changed, false, None), &Rules::default());
         assert_eq!(e.raw.iter().map(|f| f.diff.path.as_str()).collect::<Vec<_>>(), vec!["/1/data/n"]);
 
-        // A timeout before a 2xx head, or a stream that failed without being cut, is still an error.
+        // A timeout before a 2xx head, or a reset after the cut, is still an error.
         let mut failed = stream_side("", false, Some("timeout"));
         failed.status = None;
         assert!(run(stream_side(&events, false, None), failed, &Rules::default()).canary.is_error());
         let reset =
-            run(stream_side(&events, false, None), stream_side(&events[..40], false, Some("reset")), &Rules::default());
+            run(stream_side(&events, false, None), stream_side(&events[..40], true, Some("reset")), &Rules::default());
         assert_eq!((reset.outcome, reset.canary.is_error()), (Outcome::CanaryError, true));
     }
 
