@@ -1107,6 +1107,49 @@ mod tests {
         assert!(e.2.contains("not a TraceWrapper"), "{}", e.2);
     }
 
+    #[test]
+    fn directories_take_envoy_names_and_named_files_are_sniffed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("sub")).expect("mkdir");
+        for (name, data) in [
+            ("tap_1.json", BUFFERED.as_bytes()),
+            ("sub/tap_2.pb", b"\x0a\x00"),
+            ("sub/tap_3.pb_length_delimited", b"\x00"),
+            ("notes.txt", b"hello"),
+        ] {
+            std::fs::write(d.join(name), data).expect("write");
+        }
+        let r = resolve(&[d.to_owned()]).expect("resolves");
+        let names: Vec<_> = r.files.iter().map(|(p, e)| (p.strip_prefix(d).expect("inside").to_owned(), *e)).collect();
+        assert_eq!(
+            names,
+            [
+                (PathBuf::from("sub/tap_2.pb"), Encoding::ProtoBinary),
+                (PathBuf::from("sub/tap_3.pb_length_delimited"), Encoding::ProtoLengthDelimited),
+                (PathBuf::from("tap_1.json"), Encoding::Json),
+            ]
+        );
+        assert_eq!(r.ignored, [d.join("notes.txt")]);
+        // A saved admin stream has any name: JSON when it starts with `{`.
+        std::fs::write(d.join("admin.out"), format!("  {BUFFERED}")).expect("write");
+        assert_eq!(resolve(&[d.join("admin.out")]).expect("json").files[0].1, Encoding::Json);
+        let e = resolve(&[d.join("notes.txt")]).expect_err("unknown").to_string();
+        assert!(e.contains("notes.txt") && e.contains(".pb_length_delimited"), "{e}");
+        std::fs::write(d.join("sub/tap_4.pb_text"), "http_buffered_trace {}").expect("write");
+        let e = resolve(&[d.to_owned()]).expect_err("PROTO_TEXT").to_string();
+        assert!(e.contains("tap_4.pb_text") && e.contains("PROTO_BINARY_LENGTH_DELIMITED"), "{e}");
+    }
+
+    #[test]
+    fn an_empty_tap_file_is_cut_short() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tap_9.json");
+        std::fs::write(&path, "\n").expect("write");
+        let e = read_file(&path, Encoding::Json, false).expect_err("empty").to_string();
+        assert!(e.contains("tap_9.json: the file is empty") && e.contains("cut short"), "{e}");
+    }
+
     fn ex(id: Option<&str>, path: &str, secs: i64) -> Exchange {
         Exchange {
             request_id: id.map(str::to_owned),
