@@ -707,3 +707,98 @@ fn every_yaml_file_under_deploy_parses_and_the_trial_matches_the_demo() {
     assert_eq!(strings(&services["analyze"]["volumes"]), ["pairs:/data:ro"]);
     assert!(services["load"]["command"][0].as_str().expect("script").contains("http://capture:8080/api/"));
 }
+
+/// The local trial without containers: the compose file's fixture services (in process, with the
+/// profiles and seeds its `serve` commands name), its capture command, its load script (curl) and
+/// its analyze command, with the Compose hostnames swapped for loopback addresses — the order of
+/// events of deploy/trial/run.sh. The planted regressions must fail the verdict.
+#[test]
+fn the_local_trial_runs_on_loopback_and_fails_the_planted_regressions() {
+    let (Some(sh), Some(_curl)) = (tool("sh"), tool("curl")) else { return };
+    let compose = yaml_file(&deploy_dir().join("trial/compose.yaml")).pop().expect("compose document");
+    let services = &compose["services"];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+
+    // Compose address → loopback address.
+    let mut hosts: Vec<(String, String)> = Vec::new();
+    let mut fixtures = Vec::new();
+    for side in ["baseline", "secondary", "canary"] {
+        let command = strings(&services[side]["command"]);
+        let after = |name: &str| command.iter().skip_while(|a| *a != name).nth(1).expect(name).clone();
+        let profile = shadowdiff_fixtures::Profile::named(&after("--profile")).expect("a fixture profile");
+        let seed: u64 = after("--seed").parse().expect("a numeric seed");
+        let service = rt
+            .block_on(shadowdiff_fixtures::service::upstream().profile(profile).seed(seed).run())
+            .expect("the fixture service starts");
+        hosts.push((format!("http://{side}:8080"), service.url()));
+        fixtures.push(service);
+    }
+    let swap = |text: &str, hosts: &[(String, String)]| {
+        hosts.iter().fold(text.to_owned(), |t, (from, to)| t.replace(from.as_str(), to.as_str()))
+    };
+
+    let pairs = dir.path().join("pairs");
+    let args: Vec<String> = strings(&services["capture"]["command"])
+        .iter()
+        .map(|a| match a.split_once('=') {
+            Some(("--listen" | "--admin-listen", _)) => format!("{}=127.0.0.1:0", a.split('=').next().expect("name")),
+            Some(("--out", _)) => format!("--out={}", pairs.display()),
+            _ => swap(a, &hosts),
+        })
+        .collect();
+    let mut capture =
+        shadowdiff().args(&args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("capture starts");
+    let mut out = BufReader::new(capture.stdout.take().expect("stdout"));
+    let mut line = || {
+        let mut l = String::new();
+        out.read_line(&mut l).expect("read stdout");
+        l.trim().to_owned()
+    };
+    let listen = line().strip_prefix("listening on ").expect("the listen address").to_owned();
+    let admin = line().strip_prefix("admin on ").expect("the admin address").to_owned();
+    hosts.push(("http://capture:8080".into(), listen));
+    hosts.push(("http://capture:9090".into(), admin));
+
+    // Compose writes a literal `$` as `$$`.
+    let script = swap(&services["load"]["command"][0].as_str().expect("the load script").replace("$$", "$"), &hosts);
+    assert!(!script.contains("capture:") && !script.contains("baseline:"), "every address swapped:\n{script}");
+    let o = Command::new(&sh).arg("-c").arg(&script).output().expect("sh runs");
+    assert!(o.status.success(), "the load script failed: {}", text(&o.stderr));
+    assert!(text(&o.stdout).ends_with("done\n"), "{}", text(&o.stdout));
+
+    signal(&capture, "-TERM");
+    assert!(wait_with_deadline(&mut capture, Duration::from_secs(30)).success(), "capture exits 0 on SIGTERM");
+    drop(fixtures);
+
+    let analysis = dir.path().join("analysis");
+    let args: Vec<String> = strings(&services["analyze"]["command"])
+        .iter()
+        .map(|a| match a.as_str() {
+            "/data/pairs" => pairs.display().to_string(),
+            "--out=/out" => format!("--out={}", analysis.display()),
+            other => other.to_owned(),
+        })
+        .collect();
+    let o = shadowdiff().args(&args).output().expect("analyze runs");
+    assert_eq!(o.status.code(), Some(1), "the canary fails: {}{}", text(&o.stdout), text(&o.stderr));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(analysis.join("verdict.json")).expect("verdict.json"))
+        .expect("JSON");
+    // Every request the script sends (users 1,500 + orders of users 600 + orders 1,001 +
+    // products 1,001 + product lists 500 + searches 1,200) is one analyzed pair.
+    assert_eq!(v["inputs"]["pairs_analyzed"], 5_802);
+    let checks = v["checks"].as_array().expect("checks");
+    let status = |id: &str| checks.iter().find(|c| c["id"] == id).map(|c| c["status"].clone()).expect("the check");
+    assert_eq!(status("breaking"), "fail");
+    let fields: Vec<(&str, &str)> = v["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .filter(|f| f["verdict"]["verdict"] == "difference")
+        .map(|f| (str_of(&f["route"]), str_of(&f["field"])))
+        .collect();
+    for want in [("/api/orders/{id}", "/legacy_code"), ("/api/products/{id}", "/price")] {
+        assert!(fields.contains(&want), "{want:?} not among the real differences {fields:?}");
+    }
+    assert!(analysis.join("report.html").is_file());
+}
