@@ -10,6 +10,7 @@
 //! sidecar's by `x-request-id`, which Envoy copies onto the mirrored (shadow) request.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -173,8 +174,12 @@ fn encoding_of(path: &Path) -> Result<Encoding> {
     if let Some(e) = Encoding::from_extension(path) {
         return Ok(e);
     }
-    let data = std::fs::read(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
-    if data.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+    // The start is enough: a saved admin stream can be large.
+    let mut head = Vec::with_capacity(4096);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(4096).read_to_end(&mut head))
+        .map_err(|source| Error::Read { path: path.to_owned(), source })?;
+    if head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
         return Ok(Encoding::Json);
     }
     Err(Error::EnvoyTapFile {
