@@ -134,3 +134,120 @@ fn one_changed_event_is_one_difference_and_cut_streams_are_the_same() {
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("shown as its 6 events"), "the report shows the stream as its events");
 }
+
+/// Through the real thing: fixture services streaming server-sent events behind
+/// `shadowdiff capture` (with a secondary), then `shadowdiff analyze`. The canary's fourth event
+/// carries another price; an endless stream is recorded on every side up to
+/// `--max-body-duration`, each cut at its own point. Analyze reports the one changed event at
+/// `/3/data/price` and finds the cut streams the same, with no error on either side.
+#[test]
+fn through_capture_one_changed_event_is_found_and_endless_streams_cut_anywhere_are_the_same() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    use http_body_util::BodyExt;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    use serde_json::json;
+    use shadowdiff_fixtures::service::{EventStream, upstream};
+
+    use crate::support::{shadowdiff, signal, wait_with_deadline};
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let prices = |fourth: u32| {
+        vec![
+            json!({"price": 1}),
+            json!({"price": 2}),
+            json!({"price": 3}),
+            json!({"price": fourth}),
+            json!({"price": 5}),
+        ]
+    };
+    let tick = Duration::from_millis(40);
+    let service = |fourth: u32| {
+        upstream()
+            .stream("/quotes", EventStream::sse(prices(fourth), Duration::from_millis(2)))
+            .stream("/ticks", EventStream::sse(prices(4), tick).endless())
+            .run()
+    };
+    let (base, canary, secondary) =
+        rt.block_on(async { (service(4).await.unwrap(), service(40).await.unwrap(), service(4).await.unwrap()) });
+
+    let d = tempfile::tempdir().unwrap();
+    let pairs = d.path().join("pairs");
+    let mut child = shadowdiff()
+        .args(["capture", "--listen", "127.0.0.1:0", "--drain-timeout", "2s", "--max-body-duration", "1s"])
+        .args(["--baseline", &base.url(), "--canary", &canary.url(), "--secondary", &secondary.url(), "--out"])
+        .arg(&pairs)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = BufReader::new(child.stdout.take().unwrap()).lines().next().and_then(Result::ok).unwrap_or_default();
+    let proxy = first.strip_prefix("listening on ").expect("the proxy's address").to_owned();
+
+    const QUOTES: usize = 12;
+    rt.block_on(async {
+        let client = Client::builder(TokioExecutor::new()).build_http::<http_body_util::Empty<bytes::Bytes>>();
+        for _ in 0..QUOTES {
+            let resp = client.get(format!("{proxy}/quotes").parse().unwrap()).await.unwrap();
+            // A finite stream from a fixture: bounded by its five events.
+            #[allow(clippy::disallowed_methods)]
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(String::from_utf8_lossy(&body).matches("\n\n").count(), 5);
+        }
+        // Two endless streams, each read past the recording's one-second cap, then dropped.
+        for _ in 0..2 {
+            let resp = client.get(format!("{proxy}/ticks").parse().unwrap()).await.unwrap();
+            let mut body = resp.into_body();
+            let mut seen = 0;
+            while seen < 40 {
+                let frame = body.frame().await.expect("the stream goes on").expect("no error");
+                seen += frame.data_ref().map_or(0, |b| b.windows(2).filter(|w| w == b"\n\n").count());
+            }
+        }
+    });
+    signal(&child, "-TERM");
+    assert!(wait_with_deadline(&mut child, Duration::from_secs(20)).success());
+
+    let out = d.path().join("out");
+    let o = run(&["analyze", pairs.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"]);
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(out.join("verdict.json")).unwrap()).unwrap();
+    let said = format!("{}\n{}\n{v:#}", stdout(&o), stderr(&o));
+    let body_fields: Vec<(&str, &str)> = v["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["route"].as_str().unwrap(), f["field"].as_str().unwrap()))
+        .filter(|(_, f)| !f.starts_with("header:"))
+        .collect();
+    assert_eq!(body_fields, vec![("/quotes", "/*/data/price")], "{said}");
+    let endpoint =
+        |route: &str| v["endpoints"].as_array().unwrap().iter().find(|e| e["route"] == route).unwrap().clone();
+    assert_eq!(endpoint("/quotes")["different"], QUOTES, "{said}");
+    let ticks = endpoint("/ticks");
+    assert_eq!(ticks["compared"], 2, "{said}");
+    assert_eq!(
+        (ticks["different"].as_u64(), ticks["baseline_errors"].as_u64(), ticks["canary_errors"].as_u64()),
+        (Some(0), Some(0), Some(0)),
+        "{said}"
+    );
+    assert_eq!(v["inputs"]["truncated"]["canary"], 2, "both /ticks recordings were cut: {said}");
+    let examples: Value = serde_json::from_str(&std::fs::read_to_string(out.join("examples.json")).unwrap()).unwrap();
+    let e =
+        examples["examples"].as_array().unwrap().iter().find(|e| e["route"] == "/quotes").expect("a /quotes example");
+    let paths: Vec<&str> = e["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["location"] == "body")
+        .map(|d| d["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, vec!["/3/data/price"], "{e:#}");
+    rt.block_on(async {
+        base.shutdown().await;
+        canary.shutdown().await;
+        secondary.shutdown().await;
+    });
+}
