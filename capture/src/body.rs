@@ -152,6 +152,9 @@ struct Tap {
     sent: Instant,
     /// When the recorded copy is cut if the body has not ended (the duration cap).
     deadline: Pin<Box<Sleep>>,
+    /// No `content-length`: a stream (SSE, NDJSON, a long poll) whose client may leave at any
+    /// point, which ends its recording rather than losing it.
+    open_ended: bool,
     done: oneshot::Sender<BaselineDone>,
 }
 
@@ -176,7 +179,8 @@ impl TeeBody {
         done: oneshot::Sender<BaselineDone>,
     ) -> Self {
         let deadline = Box::pin(tokio::time::sleep_until(sent + max_duration));
-        let tap = Tap { side, buf: BytesMut::new(), cap, sent, deadline, done };
+        let open_ended = !side.headers.iter().any(|h| h.name.eq_ignore_ascii_case("content-length"));
+        let tap = Tap { side, buf: BytesMut::new(), cap, sent, deadline, open_ended, done };
         Self { inner, tap: Some(tap) }
     }
 
@@ -190,8 +194,9 @@ impl TeeBody {
         }
     }
 
-    /// The duration cap passed before the body ended: the record ends here, truncated and
-    /// without a latency; the body keeps streaming to the client.
+    /// The duration cap passed before the body ended (or the client left an open-ended one): the
+    /// record ends here, truncated and without a latency; the body keeps streaming to the client
+    /// if it is still there.
     fn cut(&mut self) {
         if let Some(tap) = self.tap.take() {
             let mut side = tap.side;
@@ -248,6 +253,10 @@ impl Drop for TeeBody {
             if self.inner.is_end_stream() {
                 // HEAD, 204 and 304: nothing to stream, so the server never polled the body.
                 self.finish(None);
+            } else if self.tap.as_ref().is_some_and(|t| t.open_ended) {
+                // A stream's client leaving is how a stream usually ends: what it received is
+                // recorded, cut there.
+                self.cut();
             } else if let Some(tap) = self.tap.take() {
                 let _ = tap.done.send(BaselineDone::ClientClosed);
             }

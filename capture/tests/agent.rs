@@ -964,3 +964,36 @@ async fn read_only_posts_are_mirrored_only_when_configured_and_provably_reads() 
     let skipped = pairs.iter().filter(|p| p.canary.error.as_deref() == Some(error_kind::SKIPPED)).count();
     assert_eq!(skipped, writes.len());
 }
+
+/// A client that leaves a stream early (as browsers leave event streams) ends its recording: the
+/// pair is recorded cut with what the client received, not dropped. A client that leaves a body
+/// of announced length halfway is still a drop: that response never reached it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_leaving_a_stream_ends_its_recording() {
+    use shadowdiff_fixtures::service::EventStream;
+    let stream = EventStream::sse(vec![json!({"n": 1})], Duration::from_millis(30)).endless();
+    let base = upstream()
+        .stream("/feed", stream.clone())
+        .route("/slow", doc())
+        .slow_body(4, Duration::from_millis(300))
+        .run()
+        .await
+        .expect("baseline");
+    let canary = upstream().stream("/feed", stream).run().await.expect("canary");
+    let proxy = capture(&base.url(), &canary.url(), |c| c.max_body_duration = Duration::from_secs(2)).await;
+    for path in ["/feed", "/slow"] {
+        let resp = proxy.client.get(proxy.url(path).parse().expect("uri")).await.expect("the proxy answers");
+        let mut body = resp.into_body();
+        let first = body.frame().await.expect("a first piece").expect("no error");
+        assert!(!first.into_data().expect("data").is_empty());
+        drop(body);
+    }
+    let (report, pairs, _dir) = proxy.finish().await;
+    let c = &report.counters;
+    assert_eq!((c["seen"], c["recorded"], c["dropped.client_closed"]), (2, 1, 1), "{c:?}");
+    let feed = &pairs[0];
+    assert_eq!(feed.path, "/feed");
+    assert!(feed.baseline.body_truncated && feed.baseline.error.is_none() && feed.baseline.latency_us.is_none());
+    assert!(feed.baseline.body.as_ref().is_some_and(|b| b.starts_with(b"id: 1\n")), "{:?}", feed.baseline.body);
+    assert!(feed.canary.body_truncated && feed.canary.error.is_none(), "the canary is cut at the duration cap");
+}
