@@ -408,6 +408,8 @@ fn both_sidecars_pair_by_request_id_in_every_encoding() {
     );
     assert!(text.contains("latency timed on both sides for 3 of 5 pairs"), "{text}");
     assert!(text.contains("1 file(s) in the given directories are not tap files"), "{text}");
+    let err = stderr(&o);
+    assert!(err.contains("1 trace(s) have no x-request-id") && err.contains("tap_106.json record 0"), "{err}");
 
     let pairs = read(&out.join("paired"));
     assert_eq!(pairs.len(), 5);

@@ -81,6 +81,8 @@ pub struct EnvoyTapSummary {
     pub unreadable: Vec<Error>,
     /// Requests under one `x-request-id` that differ between the sides, each in a sentence.
     pub mismatched: Vec<String>,
+    /// Where each trace without an `x-request-id` was read (`baseline FILE record N`).
+    pub without_request_id: Vec<String>,
     /// Files in the given directories that are not tap files, left alone.
     pub ignored: usize,
     /// Only the directories that received pairs.
@@ -134,6 +136,7 @@ pub fn import_envoy_tap(baseline: &[PathBuf], canary: &[PathBuf], out: &Path, ag
         timed: p.timed,
         unreadable,
         mismatched: p.mismatched,
+        without_request_id: p.without_request_id,
         ignored,
         outputs,
     })

@@ -118,6 +118,13 @@ fn envoy_tap(args: EnvoyTapArgs) -> anyhow::Result<Exit> {
     for m in &s.mismatched {
         eprintln!("shadowdiff: warning: {m}.");
     }
+    if let Some(first) = s.without_request_id.first() {
+        eprintln!(
+            "shadowdiff: warning: {} trace(s) have no x-request-id and cannot be paired (the first: {first}); \
+             does every Envoy on the path keep the id (docs/envoy-tap.md)?",
+            s.without_request_id.len()
+        );
+    }
     let (b, c) = (&s.baseline, &s.canary);
     let count = |part: &str| s.outputs.iter().find(|o| o.part == part).map_or(0, |o| o.pairs);
     println!(

@@ -843,6 +843,8 @@ pub struct Paired {
     /// The records of both sides that cannot be requests (baseline's first), each naming its
     /// file, record and why.
     pub unreadable: Vec<Error>,
+    /// Where each trace without an `x-request-id` was read (`baseline FILE record N`).
+    pub without_request_id: Vec<String>,
 }
 
 /// Match the two sides' exchanges by `x-request-id`. Under one id, exchanges pair in time order
@@ -869,9 +871,13 @@ pub fn pair(baseline: SideTraces, canary: SideTraces, agent: &str) -> Paired {
     };
     let mut waiting: HashMap<String, VecDeque<usize>> = HashMap::new();
     for (i, x) in canary_x.iter().enumerate() {
-        match x.as_ref().and_then(|x| x.request_id.clone()) {
-            Some(id) => waiting.entry(id).or_default().push_back(i),
-            None => p.canary.no_request_id += 1,
+        let Some(x) = x else { continue };
+        match &x.request_id {
+            Some(id) => waiting.entry(id.clone()).or_default().push_back(i),
+            None => {
+                p.canary.no_request_id += 1;
+                p.without_request_id.push(format!("canary {}", x.origin));
+            }
         }
     }
     let order = by_time(&baseline.exchanges);
@@ -880,6 +886,7 @@ pub fn pair(baseline: SideTraces, canary: SideTraces, agent: &str) -> Paired {
         let Some(b) = baseline_x[i].take() else { continue };
         let Some(id) = b.request_id.clone() else {
             p.baseline.no_request_id += 1;
+            p.without_request_id.push(format!("baseline {}", b.origin));
             continue;
         };
         let partner = waiting.get_mut(&id).and_then(VecDeque::pop_front);
