@@ -171,6 +171,13 @@ fn each_operation_is_its_own_route_and_a_regression_fails_only_its_route() {
         "{keys:#}"
     );
 
+    let html = std::fs::read_to_string(d.path().join("out/report.html")).unwrap();
+    assert!(
+        html.contains("3 requests on paths with a [[routes.key]] rule kept their plain route")
+            && html.contains("/graphql: request body is not JSON ×3"),
+        "the report says which requests kept their plain route"
+    );
+
     // Without the rules it is one route per path, and the regression is diluted into /graphql.
     let (_, plain, said) = analyze(&pairs, &d.path().join("plain"), None);
     let routes: Vec<&str> =

@@ -45,6 +45,21 @@ pub(super) fn section(v: &Verdict) -> Section {
             ),
         ));
     }
+    let keys = &inputs.route_keys;
+    let unkeyed = keys.unkeyed_total();
+    if unkeyed > 0 {
+        let why: Vec<String> =
+            keys.unkeyed.iter().take(5).map(|u| format!("{}: {} ×{}", u.route, u.reason, u.requests)).collect();
+        blocks.push(callout(
+            Status::Warn,
+            format!(
+                "{unkeyed} requests on paths with a [[routes.key]] rule kept their plain route because no key could be read from them ({}{}); {} were routed by their key.",
+                why.join("; "),
+                if keys.unkeyed.len() > why.len() { "; …" } else { "" },
+                keys.keyed
+            ),
+        ));
+    }
     blocks.extend(counter_callouts(&inputs.counters));
     let rows = inputs.counters.iter().map(|(k, c)| Row::new([Cell::code(k.clone()), c.to_string().into()])).collect();
     blocks.push(Block::Table(DataTable {
