@@ -23,6 +23,11 @@
 //!   google/protobuf/timestamp.proto (seconds = 1, nanos = 2); PROTO_BINARY_LENGTH_DELIMITED puts
 //!   a varint length before each message (source/extensions/common/tap/tap_config_base.cc).
 //!   The encoder below is written here, independently of the importer's message structs.
+//!
+//! As a cross-check, `envoy_tap/envoy_api.py` uses Envoy's API as the xds-protos package generates
+//! it from envoyproxy/data-plane-api: it builds traces with Envoy's own TraceWrapper classes and
+//! the reference protobuf library (JSON printed as Envoy's file sink prints it), and it parses the
+//! example configuration as the Envoy messages it is.
 
 use std::path::{Path, PathBuf};
 
@@ -31,7 +36,7 @@ use serde_json::{Value, json};
 use shadowdiff_fixtures::service::upstream;
 use shadowdiff_format::{PairReader, PairRecord};
 
-use crate::support::{repo_root, run, stderr, stdout};
+use crate::support::{python, repo_root, run, stderr, stdout};
 
 // ---- JSON, as Envoy prints it ----------------------------------------------------------------
 
@@ -658,4 +663,86 @@ fn find_all<'a>(doc: &'a Value, key: &str, value: &str) -> Vec<&'a Value> {
         _ => {}
     }
     out
+}
+
+fn envoy_api(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(python())
+        .arg(repo_root().join("tests/envoy_tap/envoy_api.py"))
+        .args(args)
+        .output()
+        .expect("python runs")
+}
+
+/// Every file under deploy/envoy is the Envoy message it means to be, checked against Envoy's API:
+/// each `typed_config` resolved to its type, a misspelt or unknown field refused.
+#[test]
+fn the_example_envoy_configuration_is_valid_envoy_api() {
+    let o = envoy_api(&["validate", s(&repo_root().join("deploy/envoy"))]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    for (name, kind) in [
+        ("baseline-sidecar.yaml", "envoy.config.bootstrap.v3.Bootstrap"),
+        ("canary-sidecar.yaml", "envoy.config.bootstrap.v3.Bootstrap"),
+        ("front-envoy.yaml", "envoy.config.bootstrap.v3.Bootstrap"),
+        ("istio-tap-envoyfilter.yaml", "EnvoyFilter patches as HttpFilter"),
+        ("tap-filter-streaming.yaml", "HttpFilter"),
+    ] {
+        assert!(out.contains(&format!("ok {name} {kind}")), "{out}");
+    }
+    // The check refuses what Envoy refuses.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = std::fs::read_to_string(repo_root().join("deploy/envoy/baseline-sidecar.yaml")).expect("read");
+    std::fs::write(
+        dir.path().join("typo.yaml"),
+        text.replace("preserve_external_request_id", "preserve_external_request"),
+    )
+    .expect("write");
+    let o = envoy_api(&["validate", s(dir.path())]);
+    assert!(!o.status.success() && stderr(&o).contains("preserve_external_request"), "{}", stderr(&o));
+}
+
+/// Tap files built with Envoy's generated TraceWrapper classes, in every sink format (JSON as
+/// bytes and as string, PROTO_BINARY buffered and streamed, PROTO_BINARY_LENGTH_DELIMITED and JSON
+/// streamed), import into the pairs they describe.
+#[test]
+fn traces_made_with_envoys_own_classes_import() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = envoy_api(&["traces", s(dir.path())]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = dir.path().join("out");
+    let o = run(&[
+        "import",
+        "envoy-tap",
+        "--baseline",
+        s(&dir.path().join("baseline")),
+        "--canary",
+        s(&dir.path().join("canary")),
+        "--out",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("baseline traces: 6 = 6 paired + 0 baseline-only + 0 without x-request-id + 0 unreadable"),
+        "{text}"
+    );
+    assert!(text.contains("latency timed on both sides for 3 of 6 pairs"), "{text}");
+    let pairs = read(&out.join("paired"));
+    let u = by_path(&pairs, "/users/1");
+    assert_eq!((u.query.as_deref(), u.captured_at.timestamp()), (Some("x=1"), T0 as i64 + 1));
+    assert_eq!(
+        (u.baseline.body.as_deref(), u.canary.body.as_deref()),
+        (Some(&br#"{"name":"ann"}"#[..]), Some(&br#"{"name":"ANN"}"#[..]))
+    );
+    assert_eq!((u.baseline.latency_us, u.canary.latency_us), (Some(4_000), Some(6_000)));
+    let c = by_path(&pairs, "/cut");
+    assert_eq!((c.baseline.body.as_deref(), c.baseline.body_truncated), (Some(&br#"{"s":1"#[..]), true));
+    assert_eq!(by_path(&pairs, "/missing").canary.status, Some(404));
+    let mut streamed: Vec<&[u8]> =
+        pairs.iter().filter(|r| r.path == "/stream").map(|r| r.canary.body.as_deref().expect("body")).collect();
+    streamed.sort();
+    assert_eq!(streamed, [&b"ab"[..], b"hello world", b"xy"]);
+    assert!(
+        pairs.iter().filter(|r| r.path == "/stream").all(|r| header(&r.baseline.headers, "grpc-status") == Some(b"0"))
+    );
 }
