@@ -122,3 +122,37 @@ fn empty_file_is_default() {
     assert_eq!(r.array_mode, ArrayMode::List);
     assert!(r.path_rules().is_empty());
 }
+
+#[test]
+fn route_keys_parse_and_scoped_rules_reach_keyed_routes() {
+    let r = Rules::from_toml(
+        r#"
+[[ignore]]
+path = "/extensions/**"
+route = "/graphql"
+
+[[ignore]]
+path = "/data/user/seen_at"
+route = "/graphql#GetUser"
+
+[[routes.key]]
+path = "/graphql"
+from = "graphql"
+
+[[routes.key]]
+path = "/x/**"
+from = "header"
+header = "X-Op"
+"#,
+    )
+    .unwrap();
+    assert_eq!(r.routes.keys.len(), 2);
+    assert_eq!(r.routes.keys[1].source, crate::route_key::KeySource::Header("x-op".into()));
+    let a = json!({"data": {"user": {"seen_at": 1}}, "extensions": {"cost": 1}});
+    let b = json!({"data": {"user": {"seen_at": 2}}, "extensions": {"cost": 2}});
+    assert!(diff_json(&a, &b, &r, Some("/graphql#GetUser")).is_empty(), "the path's rule and the operation's");
+    let cart: Vec<String> = diff_json(&a, &b, &r, Some("/graphql#GetCart")).into_iter().map(|d| d.path).collect();
+    assert_eq!(cart, vec!["/data/user/seen_at"], "only the path's rule");
+    let e = Rules::from_toml("[[routes.key]]\npath = \"/g\"\nfrom = \"graphql\"\nheadr = \"x\"\n").unwrap_err();
+    assert!(e.to_string().contains("headr"), "{e}");
+}
