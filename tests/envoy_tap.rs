@@ -53,6 +53,7 @@ fn request_headers(authority: &str, method: &str, path: &str, id: Option<&str>) 
         ("user-agent".to_owned(), "curl/7.64.0".to_owned()),
         ("accept".to_owned(), "*/*".to_owned()),
         ("x-forwarded-proto".to_owned(), "http".to_owned()),
+        ("authorization".to_owned(), "Bearer s3cret-token".to_owned()),
     ];
     if let Some(id) = id {
         h.push(("x-request-id".to_owned(), id.to_owned()));
@@ -388,7 +389,7 @@ fn import(dir: &Path, canary: bool) -> (PathBuf, std::process::Output) {
     if canary {
         args.extend(["--canary", s(&c)]);
     }
-    args.extend(["--out", s(&out)]);
+    args.extend(["--out", s(&out), "--redact-header", "user-agent", "--redact-query", "full"]);
     let o = run(&args);
     (out, o)
 }
@@ -423,7 +424,12 @@ fn both_sidecars_pair_by_request_id_in_every_encoding() {
 
     // JSON_BODY_AS_BYTES against PROTO_BINARY.
     let u = by_path(&pairs, "/users/1");
-    assert_eq!((u.method.as_str(), u.query.as_deref()), ("GET", Some("full=1")));
+    assert_eq!((u.method.as_str(), u.query.as_deref()), ("GET", Some("full=REDACTED")));
+    // Redacted as capture redacts: its default headers, and the flags' header and parameter.
+    for pair in pairs.iter().chain(&read(&out.join("baseline-only"))).chain(&read(&out.join("canary-only"))) {
+        assert_eq!(header(&pair.request_headers, "authorization"), Some(&b"REDACTED"[..]), "{}", pair.path);
+        assert_eq!(header(&pair.request_headers, "user-agent"), Some(&b"REDACTED"[..]), "{}", pair.path);
+    }
     assert_eq!(u.captured_at.timestamp(), T0 as i64 + 1);
     assert_eq!(header(&u.request_headers, "host"), Some(&b"api"[..]));
     assert_eq!(header(&u.request_headers, "x-request-id"), Some(&b"id-json-bytes"[..]));
@@ -481,6 +487,7 @@ fn both_sidecars_pair_by_request_id_in_every_encoding() {
         assert_eq!(n("traces"), n("paired") + n("only") + n("no_request_id") + n("unreadable"), "{side}");
     }
     assert_eq!(c["baseline.no_request_id"].as_u64(), Some(1));
+    assert_eq!(c["redaction.withheld_bodies"].as_u64(), Some(0));
 }
 
 #[test]
@@ -579,6 +586,16 @@ fn cut_files_exit_2_naming_the_file_the_record_and_its_offset() {
         assert!(err.contains("cut short") || err.contains("ends in the middle"), "{err}");
         assert!(!err.contains("panicked"), "{err}");
         assert!(!out.exists(), "nothing is written from a cut file");
+    }
+    // Bad flags are named too.
+    let taps = dir.path().join("tap_1-json");
+    let out = dir.path().join("out");
+    for (flag, value) in
+        [("--redact-json", "no-slash"), ("--redact-header", "bad header"), ("--hash-key-file", "/no/such/key")]
+    {
+        let o = run(&["import", "envoy-tap", "--baseline", s(&taps), "--out", s(&out), flag, value]);
+        assert_eq!(o.status.code(), Some(2), "{flag}: {}", stderr(&o));
+        assert!(stderr(&o).contains(flag), "{flag}: {}", stderr(&o));
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use shadowdiff_capture::redact::{RedactRules, Redactor};
 use shadowdiff_format::{PairWriter, WriterConfig};
 
 use crate::error::{Error, Result};
@@ -79,6 +80,8 @@ pub struct EnvoyTapSummary {
     pub timed: u64,
     /// Records that cannot be requests, each naming its file, record and why (both sides).
     pub unreadable: Vec<Error>,
+    /// Bodies withheld by redaction: rules apply to them and they could not be parsed.
+    pub withheld: u64,
     /// Requests under one `x-request-id` that differ between the sides, each in a sentence.
     pub mismatched: Vec<String>,
     /// Where each trace without an `x-request-id` was read (`baseline FILE record N`).
@@ -89,17 +92,36 @@ pub struct EnvoyTapSummary {
     pub outputs: Vec<EnvoyTapOutput>,
 }
 
+/// The counter, in every file `import envoy-tap` writes, of bodies withheld by redaction (rules
+/// apply to them and they could not be parsed), as capture counts them.
+pub const WITHHELD_BODIES: &str = "redaction.withheld_bodies";
+
 /// Read the baseline's and the canary's sidecar tap files (`canary` may be empty: a single tap
-/// on the baseline) and write the pairs under `out`, in time order, one directory per kind.
+/// on the baseline) and write the pairs under `out`, in time order, one directory per kind,
+/// redacted as capture redacts (`redact`: its default headers always, plus the rules given).
 /// Every trace is accounted for: per side, traces = paired + side-only + without an
 /// `x-request-id` + unreadable, and those counters are in every file written.
-pub fn import_envoy_tap(baseline: &[PathBuf], canary: &[PathBuf], out: &Path, agent: &str) -> Result<EnvoyTapSummary> {
+pub fn import_envoy_tap(
+    baseline: &[PathBuf],
+    canary: &[PathBuf],
+    out: &Path,
+    agent: &str,
+    redact: &RedactRules,
+) -> Result<EnvoyTapSummary> {
     let b = envoy::read_side(baseline, false)?;
     let c = envoy::read_side(canary, true)?;
     let ignored = b.ignored.len() + c.ignored.len();
     let mut p = envoy::pair(b, c, agent);
     let unreadable = std::mem::take(&mut p.unreadable);
+    // Secrets never reach a pair file: redact everything before the first file is opened, so
+    // every file's counters hold the final figures.
+    let redactor = Redactor::new(redact);
+    let mut withheld = 0;
+    for r in p.pairs.iter_mut().chain(&mut p.baseline_only).chain(&mut p.canary_only) {
+        withheld += u64::from(redactor.apply(r));
+    }
     let mut counters = p.baseline.counters("baseline");
+    counters.insert(WITHHELD_BODIES.into(), withheld);
     counters.extend(p.canary.counters("canary"));
     counters.insert("pairs".into(), p.pairs.len() as u64);
     counters.insert("baseline_only".into(), p.baseline_only.len() as u64);
@@ -119,6 +141,7 @@ pub fn import_envoy_tap(baseline: &[PathBuf], canary: &[PathBuf], out: &Path, ag
             "part": part,
             "baseline": show(baseline),
             "canary": show(canary),
+            "redaction": redact.summary(),
         });
         let mut counters = counters.clone();
         counters.insert("imported".to_owned(), records.len() as u64);
@@ -135,6 +158,7 @@ pub fn import_envoy_tap(baseline: &[PathBuf], canary: &[PathBuf], out: &Path, ag
         canary: p.canary,
         timed: p.timed,
         unreadable,
+        withheld,
         mismatched: p.mismatched,
         without_request_id: p.without_request_id,
         ignored,

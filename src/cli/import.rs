@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use shadowdiff_capture::redact::{HashKey, JsonPath, RedactRules};
 use shadowdiff_replay::import;
 use shadowdiff_replay::source::Format;
 
@@ -62,8 +63,10 @@ struct FileArgs {
 /// records that are not HTTP requests, are counted and reported. Without --canary every request
 /// is baseline-only.
 ///
-/// Latency is measured by each sidecar from the request head to the response head, when the
-/// tap filter records `headers_received_time`. A file that is cut short exits 2 naming the file,
+/// Pairs are redacted as capture redacts them (authorization, cookie, set-cookie,
+/// proxy-authorization and x-api-key always; more with the --redact flags) before anything is
+/// written. Latency is measured by each sidecar from the request head to the response head, when
+/// the tap filter records `headers_received_time`. A file that is cut short exits 2 naming the file,
 /// the record and its byte offset. See docs/envoy-tap.md.
 #[derive(Debug, clap::Args)]
 struct EnvoyTapArgs {
@@ -79,6 +82,34 @@ struct EnvoyTapArgs {
     /// Agent name recorded in every row.
     #[arg(long, default_value = "import-envoy-tap")]
     agent: String,
+    /// Also redact this header (authorization, cookie, set-cookie, proxy-authorization and
+    /// x-api-key always are, as in capture); repeatable.
+    #[arg(long = "redact-header", value_name = "NAME", value_parser = header_name)]
+    redact_headers: Vec<String>,
+    /// Redact this query parameter's value; repeatable.
+    #[arg(long, value_name = "NAME", value_parser = nonempty)]
+    redact_query: Vec<String>,
+    /// Redact this JSON body field (a JSON Pointer; `*` matches any key or index); repeatable.
+    #[arg(long, value_name = "POINTER", value_parser = json_path)]
+    redact_json: Vec<String>,
+    /// Replace redacted values with an HMAC-SHA256 token keyed by this file's content, so equal
+    /// secrets stay comparable (capture's key gives capture's tokens).
+    #[arg(long, value_name = "FILE")]
+    hash_key_file: Option<PathBuf>,
+}
+
+fn header_name(text: &str) -> Result<String, String> {
+    http::HeaderName::from_bytes(text.trim().as_bytes())
+        .map(|h| h.as_str().to_owned())
+        .map_err(|_| format!("`{text}` is not a header name"))
+}
+
+fn nonempty(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() { Err("it is empty".into()) } else { Ok(text.trim().to_owned()) }
+}
+
+fn json_path(text: &str) -> Result<String, String> {
+    JsonPath::parse(text).map(|_| text.to_owned())
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
@@ -111,12 +142,31 @@ fn file(format: Format, args: FileArgs) -> anyhow::Result<Exit> {
 }
 
 fn envoy_tap(args: EnvoyTapArgs) -> anyhow::Result<Exit> {
-    let s = import::import_envoy_tap(&args.baseline, &args.canary, &args.out, &args.agent)?;
+    let key = match &args.hash_key_file {
+        Some(path) => Some(HashKey::from_file(path).map_err(|e| anyhow::anyhow!("--hash-key-file {e}"))?),
+        None => None,
+    };
+    let redact = RedactRules {
+        headers: args.redact_headers,
+        query_params: args.redact_query,
+        json_paths: args.redact_json,
+        key,
+        ..RedactRules::default()
+    };
+    let s = import::import_envoy_tap(&args.baseline, &args.canary, &args.out, &args.agent, &redact)?;
     for e in &s.unreadable {
         eprintln!("shadowdiff: warning: {e}; that trace is counted as unreadable.");
     }
     for m in &s.mismatched {
         eprintln!("shadowdiff: warning: {m}.");
+    }
+    if s.withheld > 0 {
+        eprintln!(
+            "shadowdiff: warning: {} body(ies) withheld: redaction rules apply to them and they could not be \
+             parsed (counted as {})",
+            s.withheld,
+            import::WITHHELD_BODIES
+        );
     }
     if let Some(first) = s.without_request_id.first() {
         eprintln!(
