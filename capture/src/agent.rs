@@ -1,9 +1,10 @@
 //! A running capture agent: its listeners, its recorder, and the shutdown that drains them.
 //!
-//! Shutdown, in order: stop accepting; give open connections until the drain deadline to finish
-//! their requests (responses keep streaming); give pairs still waiting for a mirror the rest of
-//! the deadline; close the recorder, which counts whatever is still in flight as dropped and
-//! closes the last file. Every pair whose response reached the client is then on disk or counted.
+//! Shutdown, in order: stop accepting; end the recordings of open-ended bodies still coming
+//! (event streams: their pairs are written cut, not dropped); give open connections until the
+//! drain deadline to finish their requests (responses keep streaming); give pairs still waiting
+//! for a mirror the rest of the deadline; close the recorder, which counts whatever is still in
+//! flight as dropped and closes the last file. Every pair whose response reached the client is then on disk or counted.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -97,9 +98,13 @@ impl Agent {
             };
             let mut stopped = stop_rx.clone();
             let draining_flag = Arc::clone(&draining);
+            let cut_recordings = proxy.draining.clone();
             tokio::spawn(async move {
                 let _ = stopped.wait_for(|s| *s).await;
                 draining_flag.store(true, Ordering::Relaxed);
+                // Bodies still coming (event streams) end their recordings now, so their pairs
+                // are written within the drain deadline; the clients' streams go on until it.
+                cut_recordings.cancel();
             });
             // The deadline starts when the stop signal arrives, measured inside `serve`.
             let started = tokio::spawn(server::serve(listener, tls, handler, stop_rx.clone(), drain));

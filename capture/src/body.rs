@@ -16,6 +16,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::upstream::classify;
 use shadowdiff_format::SideRecord;
@@ -152,6 +153,9 @@ struct Tap {
     sent: Instant,
     /// When the recorded copy is cut if the body has not ended (the duration cap).
     deadline: Pin<Box<Sleep>>,
+    /// Completes when the agent starts draining: an open-ended body still coming is cut then,
+    /// so its pair is written before the drain deadline instead of being counted as dropped.
+    draining: Pin<Box<WaitForCancellationFutureOwned>>,
     /// No `content-length`: a stream (SSE, NDJSON, a long poll) whose client may leave at any
     /// point, which ends its recording rather than losing it.
     open_ended: bool,
@@ -176,11 +180,13 @@ impl TeeBody {
         cap: usize,
         sent: Instant,
         max_duration: Duration,
+        draining: CancellationToken,
         done: oneshot::Sender<BaselineDone>,
     ) -> Self {
         let deadline = Box::pin(tokio::time::sleep_until(sent + max_duration));
+        let draining = Box::pin(draining.cancelled_owned());
         let open_ended = !side.headers.iter().any(|h| h.name.eq_ignore_ascii_case("content-length"));
-        let tap = Tap { side, buf: BytesMut::new(), cap, sent, deadline, open_ended, done };
+        let tap = Tap { side, buf: BytesMut::new(), cap, sent, deadline, draining, open_ended, done };
         Self { inner, tap: Some(tap) }
     }
 
@@ -215,7 +221,9 @@ impl Body for TeeBody {
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.as_mut().get_mut();
         // Polled first, so its timer wakes this body even while the upstream sends nothing.
-        if this.tap.as_mut().is_some_and(|tap| tap.deadline.as_mut().poll(cx).is_ready()) {
+        if this.tap.as_mut().is_some_and(|tap| {
+            tap.deadline.as_mut().poll(cx).is_ready() || (tap.open_ended && tap.draining.as_mut().poll(cx).is_ready())
+        }) {
             this.cut();
         }
         let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
@@ -285,7 +293,7 @@ pub enum BodyEnd {
     Failed(&'static str),
     /// Nothing arrived for the idle timeout.
     Idle,
-    /// The duration cap passed first.
+    /// The duration cap passed first, or the agent began to drain.
     Deadline,
 }
 
@@ -311,17 +319,23 @@ impl Kept {
     }
 
     /// Read `body` to its end, keeping its first bytes; with `limits` (the idle timeout and the
-    /// deadline), stop when a piece takes longer than the idle timeout or the deadline passes.
-    pub async fn read(&mut self, mut body: Incoming, limits: Option<(Duration, Instant)>) -> BodyEnd {
+    /// deadline, and what ends recording early), stop when a piece takes longer than the idle
+    /// timeout, the deadline passes or `stop` is cancelled (the agent drains).
+    pub async fn read(
+        &mut self,
+        mut body: Incoming,
+        limits: Option<(Duration, Instant, &CancellationToken)>,
+    ) -> BodyEnd {
         loop {
             let frame = match limits {
                 None => body.frame().await,
-                Some((idle, deadline)) => tokio::select! {
+                Some((idle, deadline, stop)) => tokio::select! {
                     next = tokio::time::timeout(idle, body.frame()) => match next {
                         Ok(frame) => frame,
                         Err(_) => return BodyEnd::Idle,
                     },
                     () = tokio::time::sleep_until(deadline) => return BodyEnd::Deadline,
+                    () = stop.cancelled() => return BodyEnd::Deadline,
                 },
             };
             match frame {

@@ -21,6 +21,7 @@ use hyper::body::Incoming;
 use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::body::{self, BaselineDone, ProxyBody, RequestBody, TeeBody, micros};
@@ -68,6 +69,8 @@ pub struct Proxy {
     pub(crate) max_request_body: usize,
     pub(crate) max_response_body: usize,
     pub(crate) max_body_duration: Duration,
+    /// Cancelled when the agent starts draining: recordings of bodies still coming end then.
+    pub(crate) draining: CancellationToken,
 }
 
 /// Decrements the in-flight gauge when the handler ends, however it ends.
@@ -123,6 +126,7 @@ impl Proxy {
             max_request_body: config.max_request_body,
             max_response_body: config.max_response_body,
             max_body_duration: config.max_body_duration,
+            draining: CancellationToken::new(),
         })
     }
 
@@ -249,7 +253,15 @@ impl Proxy {
                     ..SideRecord::default()
                 };
                 strip_hop_by_hop(&mut head.headers);
-                let tee = TeeBody::new(incoming, side, self.max_response_body, sent, self.max_body_duration, done_tx);
+                let tee = TeeBody::new(
+                    incoming,
+                    side,
+                    self.max_response_body,
+                    sent,
+                    self.max_body_duration,
+                    self.draining.clone(),
+                    done_tx,
+                );
                 Response::from_parts(head, Either::Left(tee))
             }
             Ok(Err(error)) => {
@@ -357,10 +369,11 @@ impl Proxy {
         let upstream = upstream.clone();
         let timeout = self.mirror_timeout;
         let max_duration = self.max_body_duration;
+        let stop = self.draining.clone();
         let cap = self.max_response_body;
         Mirror::Running(tokio::spawn(async move {
             let _permit = permit;
-            let out = upstream.exchange_streaming(req, timeout, max_duration, cap, Instant::now()).await;
+            let out = upstream.exchange_streaming(req, timeout, max_duration, &stop, cap, Instant::now()).await;
             if let Some(kind) = &out.error {
                 tracing::debug!(side = side.name(), kind = kind.as_str(), "Mirror request failed.");
             }

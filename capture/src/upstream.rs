@@ -20,6 +20,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::body::{BodyEnd, Kept, ProxyBody, collect_capped, micros};
 use crate::config::Target;
@@ -141,7 +142,8 @@ impl Upstream {
     /// As [`exchange`](Self::exchange), for a side whose body may be long-lived (a mirror behind
     /// the capture proxy): `timeout` bounds the wait for the response head and then each wait for
     /// a piece of the body, not the whole body, and the body is recorded until `max_duration`
-    /// after `started` at most. A body cut by that cap, or one without a announced length
+    /// after `started` at most; a body without an announced length is also cut once `stop` is
+    /// cancelled (the agent drains). A body cut so, or one without an announced length
     /// (`content-length`) that goes quiet for `timeout` after its head, is recorded truncated,
     /// without an error and without a latency: an event stream or a long poll that has not
     /// ended is not a failure. A body of announced length that stops short is a `timeout`.
@@ -150,6 +152,7 @@ impl Upstream {
         req: Request<ProxyBody>,
         timeout: Duration,
         max_duration: Duration,
+        stop: &CancellationToken,
         cap: usize,
         started: Instant,
     ) -> SideRecord {
@@ -170,7 +173,10 @@ impl Upstream {
         out.headers = response_headers(resp.headers());
         let open_ended = !resp.headers().contains_key(http::header::CONTENT_LENGTH);
         let mut kept = Kept::new(cap);
-        let end = kept.read(resp.into_body(), Some((timeout, started + max_duration))).await;
+        // Draining ends only streams early; a body of announced length gets the drain deadline.
+        let never = CancellationToken::new();
+        let stop = if open_ended { stop } else { &never };
+        let end = kept.read(resp.into_body(), Some((timeout, started + max_duration, stop))).await;
         out.body_truncated = kept.truncated;
         match end {
             BodyEnd::Complete => out.latency_us = Some(micros(started.elapsed())),

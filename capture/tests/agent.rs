@@ -997,3 +997,37 @@ async fn a_client_leaving_a_stream_ends_its_recording() {
     assert!(feed.baseline.body.as_ref().is_some_and(|b| b.starts_with(b"id: 1\n")), "{:?}", feed.baseline.body);
     assert!(feed.canary.body_truncated && feed.canary.error.is_none(), "the canary is cut at the duration cap");
 }
+
+/// Shutting down while a client still reads an endless stream: the recordings (baseline and
+/// mirror) end when draining starts, so the pair is written, not dropped; the client's stream
+/// goes on until the drain deadline closes its connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_ends_the_recordings_of_streams_still_open() {
+    use shadowdiff_fixtures::service::EventStream;
+    let stream = EventStream::sse(vec![json!({"n": 1})], Duration::from_millis(30)).endless();
+    let base = upstream().stream("/feed", stream.clone()).run().await.expect("baseline");
+    let canary = upstream().stream("/feed", stream).run().await.expect("canary");
+    let proxy = capture(&base.url(), &canary.url(), |c| {
+        c.max_body_duration = Duration::from_secs(600);
+        c.drain_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let resp = proxy.client.get(proxy.url("/feed").parse().expect("uri")).await.expect("the proxy answers");
+    let mut body = resp.into_body();
+    body.frame().await.expect("a first event").expect("no error");
+    let reader = tokio::spawn(async move {
+        let mut events = 0;
+        while let Some(Ok(_)) = body.frame().await {
+            events += 1;
+        }
+        events
+    });
+    let (report, pairs, _dir) = proxy.finish().await;
+    let c = &report.counters;
+    assert_eq!((c["seen"], c["recorded"], c["dropped"]), (1, 1, 0), "{c:?}");
+    assert_eq!(c["streams_cut"], 2);
+    for s in [&pairs[0].baseline, &pairs[0].canary] {
+        assert!(s.body_truncated && s.error.is_none() && s.latency_us.is_none(), "{s:?}");
+    }
+    assert!(reader.await.expect("reader") > 0, "the client kept receiving events while the agent drained");
+}
