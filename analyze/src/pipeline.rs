@@ -128,6 +128,18 @@ pub use shadowdiff_format::verdict::{
     DRIFT_EDGES, Drift, DriftOutlier, FieldRow, InputSummary, Truncated, Undecodable,
 };
 
+/// One pair's part in a scope's counts ([`RouteStats::count`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PairFacts<'a> {
+    /// Both statuses, when the sides answered with different ones.
+    pub status_mismatch: Option<(Option<u16>, Option<u16>)>,
+    /// Each side's error kind (a transport error kind, `status 503`), when it failed.
+    pub baseline_error: Option<&'a str>,
+    pub canary_error: Option<&'a str>,
+    /// Paired latencies in milliseconds, when both sides answered.
+    pub latency_ms: Option<(f64, f64)>,
+}
+
 /// What was counted for one route (or overall).
 #[derive(Debug, Clone, Serialize)]
 pub struct RouteStats {
@@ -146,6 +158,37 @@ pub struct RouteStats {
 }
 
 impl RouteStats {
+    /// Empty counts keeping at most `cap` latency pairs (a reservoir seeded by `seed`).
+    pub fn empty(cap: usize, seed: u64) -> Self {
+        Self::new(cap, seed)
+    }
+
+    /// Counts one pair in which the canary was asked: its status classes, error kinds and paired
+    /// latency. The pipeline counts every evaluated pair through here; tools that simulate pairs
+    /// (the calibration harness in bench/calibration) do too, so both count alike.
+    pub fn count(&mut self, f: &PairFacts<'_>) {
+        if let Some((b, c)) = f.status_mismatch {
+            let class = |s: Option<u16>| s.map_or("none".to_owned(), |s| format!("{}xx", s / 100));
+            *self.status_mismatch.entry(format!("{}→{}", class(b), class(c))).or_default() += 1;
+        }
+        let (b, c) = (f.baseline_error.is_some(), f.canary_error.is_some());
+        let er = &mut self.errors;
+        er.n += 1;
+        er.baseline += u64::from(b);
+        er.canary += u64::from(c);
+        er.canary_only += u64::from(c && !b);
+        er.baseline_only += u64::from(b && !c);
+        if let Some(k) = f.baseline_error {
+            er.kinds.entry(k.to_owned()).or_default().baseline += 1;
+        }
+        if let Some(k) = f.canary_error {
+            er.kinds.entry(k.to_owned()).or_default().canary += 1;
+        }
+        if let Some(l) = f.latency_ms {
+            self.latency.push(l);
+        }
+    }
+
     fn new(cap: usize, seed: u64) -> Self {
         Self {
             status_mismatch: BTreeMap::new(),
@@ -160,33 +203,19 @@ impl RouteStats {
     fn add(&mut self, e: &Evaluated, with_noise: bool) {
         // Pairs, canary-skipped, compared, different and breaking pairs are counted once, by
         // polars over pairs.parquet (the endpoint table); this counts what that table cannot.
-        match e.outcome {
-            Outcome::CanarySkipped => return,
-            Outcome::StatusMismatch => {
-                let class = |s: Option<u16>| s.map_or("none".to_owned(), |s| format!("{}xx", s / 100));
-                *self
-                    .status_mismatch
-                    .entry(format!("{}→{}", class(e.baseline.status), class(e.canary.status)))
-                    .or_default() += 1;
-            }
-            _ => {}
+        if e.outcome == Outcome::CanarySkipped {
+            return;
         }
-        let (b, c) = (e.baseline.is_error(), e.canary.is_error());
-        let er = &mut self.errors;
-        er.n += 1;
-        er.baseline += u64::from(b);
-        er.canary += u64::from(c);
-        er.canary_only += u64::from(c && !b);
-        er.baseline_only += u64::from(b && !c);
-        if let Some(k) = e.baseline.error_label() {
-            er.kinds.entry(k).or_default().baseline += 1;
-        }
-        if let Some(k) = e.canary.error_label() {
-            er.kinds.entry(k).or_default().canary += 1;
-        }
-        if let (Some(bl), Some(cl)) = (e.baseline.usable_latency(), e.canary.usable_latency()) {
-            self.latency.push((bl as f64 / 1000.0, cl as f64 / 1000.0));
-        }
+        let latency = match (e.baseline.usable_latency(), e.canary.usable_latency()) {
+            (Some(b), Some(c)) => Some((b as f64 / 1000.0, c as f64 / 1000.0)),
+            _ => None,
+        };
+        self.count(&PairFacts {
+            status_mismatch: (e.outcome == Outcome::StatusMismatch).then_some((e.baseline.status, e.canary.status)),
+            baseline_error: e.baseline.error_label().as_deref(),
+            canary_error: e.canary.error_label().as_deref(),
+            latency_ms: latency,
+        });
         if with_noise && e.outcome == Outcome::Compared {
             let raw: Vec<Difference> = e.raw.iter().map(|f| f.diff.clone()).collect();
             self.noise.add(&raw, e.noise.as_deref());

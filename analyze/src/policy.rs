@@ -32,14 +32,15 @@ const POLICY_KEYS: &[&str] = &[
 
 pub use shadowdiff_format::vocab::{CheckId, FailOn};
 
-/// Built-in thresholds. `pass`/`warn` mean, per check: relative p99 delta (latency_p99);
-/// minimum KS statistic D that counts as a shape change (latency_shape, warn only); canary
+/// Built-in thresholds. `pass`/`warn` mean, per check: relative p99 delta, and relative shift of
+/// the whole distribution (latency_p99); minimum one-sided KS statistic D⁺ that counts as a shift
+/// towards slow (latency_shape, warn only); canary
 /// error rate as a multiple of the baseline's (error_rate); share of compared pairs with a real
 /// difference (diff_rate); pairs with a real breaking difference (breaking).
 pub fn defaults(id: CheckId) -> Check {
     let (pass, warn) = match id {
         CheckId::LatencyP99 => (0.10, 0.20),
-        CheckId::LatencyShape => (0.05, 0.05),
+        CheckId::LatencyShape => (0.10, 0.10),
         CheckId::ErrorRate => (1.1, 1.1),
         CheckId::CriticalErrors => (0.0, 0.0),
         CheckId::DiffRate => (0.005, 0.005),

@@ -93,7 +93,15 @@ fn statistics_agree_with_scipy() {
         let r = stats::ks_two_sample(x, y);
         close(r.statistic, num(name, "statistic"), &format!("{name} D"));
         close(r.p_value, num(name, "p_value"), &format!("{name} p"));
+        close(r.slower, num(name, "slower"), &format!("{name} D+"));
+        close(r.slower_p_value, num(name, "slower_p_value"), &format!("{name} p(D+)"));
     }
+    // The spread-only change is slower in its upper half: the one-sided test sees it too.
+    assert!(stats::ks_two_sample(&a, &wide).slower_p_value < 1e-6);
+    // A canary faster everywhere is nowhere slower.
+    let faster: Vec<f64> = a.iter().map(|x| x * 0.5).collect();
+    let f = stats::ks_two_sample(&a, &faster);
+    assert!(f.statistic > 0.5 && f.slower == 0.0 && f.slower_p_value == 1.0, "{f:?}");
     assert!(stats::ks_two_sample(&a, &wide).p_value < 1e-6, "a spread-only change is detected");
 
     for (k, n) in props {
@@ -107,6 +115,7 @@ fn statistics_agree_with_scipy() {
         let m = stats::mcnemar(b, c);
         close(m.statistic, num(&name, "statistic"), &format!("{name} statistic"));
         close(m.p_value, num(&name, "p_value"), &format!("{name} p"));
+        close(m.greater_p_value, num(&name, "greater_p_value"), &format!("{name} one-sided p"));
     }
     let mut v = b2.clone();
     let ours = stats::quantiles(&mut v, &qs);

@@ -24,7 +24,13 @@ for name, c in cases.items():
         b = np.asarray(c["b"], dtype=float)
         r = stats.ks_2samp(a, b)
         en = len(a) * len(b) / (len(a) + len(b))
-        out[name] = {"statistic": float(r.statistic), "p_value": float(stats.kstwobign.sf(np.sqrt(en) * r.statistic))}
+        slower = stats.ks_2samp(a, b, alternative="greater", method="asymp")
+        out[name] = {
+            "statistic": float(r.statistic),
+            "p_value": float(stats.kstwobign.sf(np.sqrt(en) * r.statistic)),
+            "slower": float(slower.statistic),
+            "slower_p_value": float(slower.pvalue),
+        }
     elif kind == "wilson":
         ci = stats.binomtest(c["k"], c["n"]).proportion_ci(confidence_level=0.95, method="wilson")
         out[name] = {"low": float(ci.low), "high": float(ci.high)}
@@ -39,6 +45,8 @@ for name, c in cases.items():
             stat = max(abs(b - cc) - 1, 0) ** 2 / (b + cc)
             p = stats.chi2.sf(stat, 1)
         out[name] = {"statistic": float(stat), "p_value": float(p)}
+        # One-sided: more canary-only than baseline-only errors (b is canary-only).
+        out[name]["greater_p_value"] = float(stats.binomtest(b, b + cc, 0.5, alternative="greater").pvalue) if b + cc else 1.0
     elif kind == "quantiles":
         v = np.asarray(c["values"], dtype=float)
         out[name] = {"quantiles": [float(x) for x in np.quantile(v, c["qs"])]}

@@ -109,6 +109,10 @@ pub struct EndpointCheck {
     pub reason: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldCount>,
+    /// The minimum detectable effect: the smallest regression (in the check's threshold unit)
+    /// this endpoint's data would show with 80 % probability. Absent for count checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mde: Option<f64>,
 }
 
 /// One check.
@@ -131,6 +135,13 @@ pub struct CheckResult {
     pub ci: Option<Ci>,
     /// The sample size of the overall figure.
     pub n: u64,
+    /// What the whole run's data could have detected: the smallest regression (in
+    /// `threshold_unit`) it would show with 80 % probability. Absent for count checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mde: Option<f64>,
+    /// When the check is inconclusive: about how many more pairs would make it conclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub more_pairs: Option<u64>,
     /// Every endpoint the check looked at, those that drove the status first.
     pub endpoints: Vec<EndpointCheck>,
 }
@@ -145,6 +156,15 @@ pub struct LatencySummary {
     pub quantiles: Vec<QuantileDelta>,
     pub wilcoxon: Option<WilcoxonResult>,
     pub hodges_lehmann: Option<HodgesLehmann>,
+    /// Hodges–Lehmann estimate of the paired log ratio ln(canary / baseline): the whole
+    /// distribution's shift as a factor (`exp(estimate) − 1` is the relative shift).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_ratio: Option<HodgesLehmann>,
+    /// The same estimate over the slowest pairs only — the 2 % with the largest geometric mean
+    /// √(baseline · canary), at least 20 — which is how much slower the tail got. Choosing the
+    /// pairs by both sides alike keeps the estimate unbiased on identical builds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail_log_ratio: Option<HodgesLehmann>,
     pub ks: Option<KsResult>,
 }
 
@@ -242,6 +262,18 @@ pub struct KsResult {
     /// Two-sided p-value from the limiting Kolmogorov distribution at √(n·m/(n+m))·D.
     #[serde(deserialize_with = "nan")]
     pub p_value: f64,
+    /// The one-sided statistic D⁺ = sup (F_baseline − F_canary): how far the canary's
+    /// distribution lies on the slow side somewhere (0 when it is nowhere slower).
+    #[serde(default)]
+    pub slower: f64,
+    /// The one-sided p-value of `slower` (SciPy: `ks_2samp(baseline, canary,
+    /// alternative="greater", method="asymp")`).
+    #[serde(default = "one")]
+    pub slower_p_value: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// Critical errors: an error kind the baseline never showed on an endpoint, seen in the canary.

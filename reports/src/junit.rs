@@ -64,6 +64,8 @@ mod tests {
             p_value: None,
             ci: None,
             n: 0,
+            mde: None,
+            more_pairs: None,
             endpoints: Vec::new(),
         }
     }

@@ -18,17 +18,20 @@ pub fn markdown(v: &Verdict) -> String {
         "{} pairs analyzed from {} file(s); {} compared, {} canary skipped.\n",
         v.inputs.pairs_analyzed, v.inputs.files, v.overall.compared, v.overall.canary_skipped
     );
-    m.push_str("| check | status | value | threshold (pass / warn) | n | reason |\n|---|---|---|---|---|---|\n");
+    m.push_str(
+        "| check | status | value | threshold (pass / warn) | detectable | n | reason |\n|---|---|---|---|---|---|---|\n",
+    );
     for c in &v.checks {
         let _ = writeln!(
             m,
-            "| {} | {} {} | {} | {} / {} | {} | {} |",
+            "| {} | {} {} | {} | {} / {} | {} | {} | {} |",
             c.id,
             badge(c.status),
             c.status.label(),
             value(c),
             c.threshold_unit.format(c.threshold.pass),
             c.threshold_unit.format(c.threshold.warn),
+            c.mde.map_or("–".to_owned(), |m| format!("≥ {}", c.threshold_unit.format(m))),
             c.n,
             md(&c.reason)
         );

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use shadowdiff_format::verdict::{Ci, CriticalError, FieldCount, OVERALL, Statistic, Status, Unit};
 
-use super::skeleton::{Estimate, Estimator, Scope, decide, escalate};
+use super::skeleton::{Estimate, Estimator, Scope, Z_POWER, mde_of, tiers, z_of};
 use crate::pipeline::top;
 use crate::policy::{Check, CheckId};
 use crate::stats::{mcnemar, wilson};
@@ -27,17 +27,33 @@ fn field_counts(map: &BTreeMap<String, u64>) -> Vec<FieldCount> {
     top(map, 5).into_iter().map(|(field, count)| FieldCount { field, count }).collect()
 }
 
-/// The p99 latency delta, relative to the baseline's p99, with its bootstrap interval.
+/// The latency regression, judged on two figures by [`tiers`], the worse deciding:
+/// - **the tail**: how much slower the slowest 2 % of requests got (Hodges–Lehmann of the paired
+///   log ratios over the 2 % of pairs with the largest geometric mean of both sides, at least 20 — see
+///   `tail_log_ratios`), which is what the policy's p99 thresholds are about;
+/// - **every request**: the same estimate over all pairs, which sees a regression of everything
+///   long before a few tail points can.
+///
+/// Both intervals are distribution-free (the signed-rank interval of the estimate) and exact
+/// for identical builds, where a bootstrap of the 99th percentile is not: with 40 tail points its
+/// interval was too narrow often enough to warn on a fifth of identical builds (bench/calibration). The p99 delta and its bootstrap interval
+/// are still computed and shown (`latency[]`), as a description.
 pub(super) struct LatencyP99 {
     /// `None` when latency is judged; otherwise why not.
     pub not_comparable: Option<String>,
 }
 
+/// `exp(x) − 1` of an estimate and its interval: a log ratio as a relative change.
+fn relative(h: &shadowdiff_format::verdict::HodgesLehmann) -> (f64, Ci) {
+    (h.estimate.exp_m1(), Ci { low: h.low.exp_m1(), high: h.high.exp_m1(), confidence: h.confidence })
+}
+
 impl Estimator for LatencyP99 {
     const ID: CheckId = CheckId::LatencyP99;
-    const TITLE: &'static str = "p99 latency delta";
+    const TITLE: &'static str = "latency regression (the slowest 2% and every request)";
     const UNIT: Unit = REL;
     const SAMPLES: &'static str = "latency pairs";
+    const DETECTS: &'static str = "a regression of the slowest 2%";
 
     fn samples(&self, s: Scope<'_>) -> u64 {
         s.stats.latency.items().len() as u64
@@ -46,38 +62,52 @@ impl Estimator for LatencyP99 {
     fn estimate(&self, s: Scope<'_>, _confidence: f64) -> Estimate {
         // The latency statistics were computed at the family's confidence beforehand (in parallel).
         let Some(l) = s.latency else { return Estimate::default() };
-        let q = l.quantile(0.99);
+        let tail = l.tail_log_ratio.as_ref().map(relative);
         Estimate {
-            value: q.map(|q| q.relative),
-            ci: q.map(|q| Ci { low: q.relative_low, high: q.relative_high, confidence: q.confidence }),
+            value: tail.map(|t| t.0),
+            ci: tail.map(|t| t.1),
             p_value: l.wilcoxon.as_ref().map(|w| w.p_value),
             n: l.n,
             statistic: l
                 .wilcoxon
                 .as_ref()
                 .map(|w| Statistic { name: "wilcoxon_signed_rank".into(), value: w.statistic }),
+            shift: l.log_ratio.as_ref().map(relative),
             ..Estimate::default()
         }
     }
 
-    fn decide(&self, e: &Estimate, _p: Option<f64>, t: Check, overall: bool) -> Status {
-        match e.ci {
-            Some(ci) if ci.low.is_finite() && overall => decide((ci.low, ci.high), t),
-            Some(ci) if ci.low.is_finite() => escalate((ci.low, ci.high), t),
-            _ => Status::Inconclusive,
-        }
+    fn decide(&self, e: &Estimate, _p: Option<f64>, t: Check, _overall: bool) -> Status {
+        let tail = match (e.value, e.ci) {
+            (Some(v), Some(ci)) if v.is_finite() && ci.low.is_finite() => Some(tiers(v, ci.low, t)),
+            _ => None,
+        };
+        let shift = e.shift.filter(|(v, ci)| v.is_finite() && ci.low.is_finite()).map(|(v, ci)| tiers(v, ci.low, t));
+        tail.max(shift).unwrap_or(Status::Inconclusive)
     }
 
     fn finding(&self, route: &str, e: &Estimate, _p: Option<f64>) -> String {
         let overall = if route == OVERALL { " overall" } else { "" };
-        format!("{}p99 {}{overall}{}, n={})", scope_name(route), REL.format_opt(e.value), ci_text(e.ci, REL), e.n)
+        let shift = e.shift.map_or_else(String::new, |(v, ci)| {
+            format!(", every request {}{})", REL.format(v), ci_text(Some(ci), REL))
+        });
+        format!(
+            "{}slowest 2% {}{overall}{}){shift}, n={}",
+            scope_name(route),
+            REL.format_opt(e.value),
+            ci_text(e.ci, REL),
+            e.n
+        )
+    }
+
+    fn mde(&self, e: &Estimate, t: Check) -> Option<f64> {
+        let ci = e.ci?;
+        mde_of((ci.high - ci.low) / 2.0, ci.confidence, t.pass)
     }
 
     fn passed(&self, o: &Estimate, t: Check) -> String {
         match o.ci {
-            Some(_) => {
-                format!("p99 {} overall{}) within {}", REL.format_opt(o.value), ci_text(o.ci, REL), REL.format(t.pass))
-            }
+            Some(_) => format!("{} within {}", self.finding(OVERALL, o, None), REL.format(t.pass)),
             None => "no latency pairs".into(),
         }
     }
@@ -87,8 +117,12 @@ impl Estimator for LatencyP99 {
     }
 }
 
-/// A change of the latency distribution's shape (two-sample KS), which a p99 or median
-/// comparison can miss.
+/// A shift of the latency distribution towards slow that a p99 or a median comparison can miss
+/// (a spread-only change, a new slow mode): the one-sided two-sample KS statistic D⁺, the
+/// largest share of requests by which the canary's distribution lies on the slow side. It warns
+/// only when D⁺ is significant *and* at least the policy's effect floor (`warn`, default 0.10): a
+/// detectable but tiny shift at thousands of pairs is not a finding, and a canary that is
+/// faster is not a regression.
 pub(super) struct LatencyShape {
     pub alpha: f64,
     pub not_comparable: Option<String>,
@@ -96,7 +130,7 @@ pub(super) struct LatencyShape {
 
 impl Estimator for LatencyShape {
     const ID: CheckId = CheckId::LatencyShape;
-    const TITLE: &'static str = "latency distribution shape (KS)";
+    const TITLE: &'static str = "latency distribution shifted towards slow (one-sided KS)";
     const UNIT: Unit = Unit::KsD;
     const SAMPLES: &'static str = "latency pairs";
 
@@ -108,10 +142,10 @@ impl Estimator for LatencyShape {
         let Some(l) = s.latency else { return Estimate::default() };
         let ks = l.ks.as_ref();
         Estimate {
-            value: ks.map(|k| k.statistic),
-            p_value: ks.map(|k| k.p_value),
+            value: ks.map(|k| k.slower),
+            p_value: ks.map(|k| k.slower_p_value),
             n: l.n,
-            statistic: ks.map(|k| Statistic { name: "ks_d".into(), value: k.statistic }),
+            statistic: ks.map(|k| Statistic { name: "ks_d_slower".into(), value: k.slower }),
             ..Estimate::default()
         }
     }
@@ -128,14 +162,28 @@ impl Estimator for LatencyShape {
         let d = Unit::KsD.format_opt(e.value);
         let p = p.unwrap_or(f64::NAN);
         if route == OVERALL {
-            format!("the latency distribution changed shape overall ({d}, p={p:.2e}, n={})", e.n)
+            format!("the latency distribution shifted towards slow overall ({d}, p={p:.2e}, n={})", e.n)
         } else {
-            format!("{route} {d} (p={p:.2e} adjusted, n={})", e.n)
+            format!("{route} {d} towards slow (p={p:.2e} adjusted, n={})", e.n)
         }
     }
 
-    fn passed(&self, o: &Estimate, _t: Check) -> String {
-        format!("no significant shape change ({}, α={})", Unit::KsD.format_opt(o.value), self.alpha)
+    fn passed(&self, o: &Estimate, t: Check) -> String {
+        format!(
+            "no significant shift towards slow of at least {} ({}, α={})",
+            Unit::KsD.format(t.warn),
+            Unit::KsD.format_opt(o.value),
+            self.alpha
+        )
+    }
+
+    fn mde(&self, e: &Estimate, t: Check) -> Option<f64> {
+        // The D⁺ a one-sided test at α needs, at this sample size (both sides have n pairs).
+        if e.n < 2 {
+            return None;
+        }
+        let en = e.n as f64 / 2.0;
+        Some(t.warn.max((-self.alpha.ln() / (2.0 * en)).sqrt()))
     }
 
     fn not_comparable(&self) -> Option<String> {
@@ -143,8 +191,9 @@ impl Estimator for LatencyShape {
     }
 }
 
-/// The canary's error rate against the baseline's on the same requests (McNemar on the paired
-/// outcomes, Wilson interval of the canary's rate).
+/// The canary's error rate against the baseline's on the same requests: tiers on the ratio of
+/// the two rates, with evidence required (the one-sided exact McNemar test on the paired
+/// outcomes: more canary-only than baseline-only failures, at α).
 pub(super) struct ErrorRate {
     pub alpha: f64,
 }
@@ -164,31 +213,36 @@ impl Estimator for ErrorRate {
         let n = e.n.max(1) as f64;
         let mc = mcnemar(e.canary_only, e.baseline_only);
         let w = wilson(e.canary, e.n, confidence);
-        let name = if mc.exact { "mcnemar_exact_min_discordant" } else { "mcnemar_chi2" };
         Estimate {
             value: Some(e.canary as f64 / n),
             ci: Some(Ci { low: w.low, high: w.high, confidence }),
-            p_value: Some(mc.p_value),
+            p_value: Some(mc.greater_p_value),
             n: e.n,
-            statistic: Some(Statistic { name: name.into(), value: mc.statistic }),
+            statistic: Some(Statistic { name: "mcnemar_canary_only".into(), value: e.canary_only as f64 }),
             reference: Some(e.baseline as f64 / n),
             against_canary: e.canary_only > e.baseline_only,
             ..Estimate::default()
         }
     }
 
-    fn decide(&self, e: &Estimate, p: Option<f64>, t: Check, overall: bool) -> Status {
-        let (Some(ci), Some(b)) = (e.ci, e.reference) else { return Status::Inconclusive };
+    fn decide(&self, e: &Estimate, p: Option<f64>, t: Check, _overall: bool) -> Status {
+        let (Some(c), Some(b)) = (e.value, e.reference) else { return Status::Inconclusive };
         if p.unwrap_or(1.0) >= self.alpha || !e.against_canary {
             return Status::Pass;
         }
-        let limits = Check { enabled: true, pass: b * t.pass, warn: b * t.warn };
-        if overall { decide((ci.low, ci.high), limits) } else { escalate((ci.low, ci.high), limits) }
+        let ratio = if b > 0.0 { c / b } else { f64::INFINITY };
+        if ratio > t.warn {
+            Status::Fail
+        } else if ratio > t.pass {
+            Status::Warn
+        } else {
+            Status::Pass
+        }
     }
 
     fn finding(&self, route: &str, e: &Estimate, p: Option<f64>) -> String {
         format!(
-            "{} canary {}{}) vs baseline {} (McNemar p={:.2e}{}, n={})",
+            "{} canary {}{}) vs baseline {} (McNemar one-sided p={:.2e}{}, n={})",
             if route == OVERALL { "overall" } else { route },
             SHARE.format_opt(e.value),
             ci_text(e.ci, SHARE),
@@ -201,6 +255,18 @@ impl Estimator for ErrorRate {
 
     fn passed(&self, o: &Estimate, _t: Check) -> String {
         self.finding(OVERALL, o, o.p_value)
+    }
+
+    fn mde(&self, e: &Estimate, _t: Check) -> Option<f64> {
+        // With B baseline errors, a canary at ρ·B gives about B baseline-only and ρB canary-only
+        // pairs; the one-sided test sees it with 80 % power when B(ρ−1)²/(1+ρ) ≥ (z_α + z_β)².
+        let b = e.reference? * e.n as f64;
+        if b < 1.0 {
+            return None;
+        }
+        let z = crate::stats::z_quantile(1.0 - self.alpha) + Z_POWER;
+        let k = z * z / b;
+        Some(((2.0 + k) + ((2.0 + k).powi(2) - 4.0 * (1.0 - k)).sqrt()) / 2.0)
     }
 }
 
@@ -335,12 +401,26 @@ impl Estimator for DiffRate {
         }
     }
 
-    fn decide(&self, e: &Estimate, _p: Option<f64>, t: Check, overall: bool) -> Status {
-        match e.ci {
-            Some(ci) if overall => decide((ci.low, ci.high), t),
-            Some(ci) => escalate((ci.low, ci.high), t),
-            None => Status::Inconclusive,
+    fn decide(&self, e: &Estimate, _p: Option<f64>, t: Check, _overall: bool) -> Status {
+        match (e.value, e.ci) {
+            (Some(v), Some(ci)) => tiers(v, ci.low, t),
+            _ => Status::Inconclusive,
         }
+    }
+
+    fn mde(&self, e: &Estimate, t: Check) -> Option<f64> {
+        // The rate r whose interval clears the pass threshold with 80 % probability:
+        // r = pass + (z_α + z_β)·√(r(1−r)/n), solved by iteration.
+        if e.n == 0 {
+            return None;
+        }
+        let n = e.n as f64;
+        let z = z_of(e.ci.map_or(0.95, |c| c.confidence)) + Z_POWER;
+        let mut r = t.pass.max(1.0 / n);
+        for _ in 0..50 {
+            r = t.pass + z * (r * (1.0 - r) / n).sqrt();
+        }
+        Some(r.min(1.0))
     }
 
     fn finding(&self, route: &str, e: &Estimate, _p: Option<f64>) -> String {

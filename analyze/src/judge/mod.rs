@@ -130,6 +130,8 @@ fn latency_summary(route: &str, s: &RouteStats, confidence: f64, p: &Policy) -> 
     let b: Vec<f64> = items.iter().map(|x| x.0).collect();
     let c: Vec<f64> = items.iter().map(|x| x.1).collect();
     let d: Vec<f64> = items.iter().map(|x| x.1 - x.0).collect();
+    // ln(canary / baseline) of the pairs where both took some time.
+    let log_ratios: Vec<f64> = items.iter().filter(|x| x.0 > 0.0 && x.1 > 0.0).map(|x| (x.1 / x.0).ln()).collect();
     let enough = items.len() >= 2;
     let seed = p.seed ^ xxhash_rust::xxh3::xxh3_64(route.as_bytes());
     let bootstrap = Bootstrap { resamples: p.bootstrap_resamples, confidence, seed, max_resample: 20_000 };
@@ -140,13 +142,52 @@ fn latency_summary(route: &str, s: &RouteStats, confidence: f64, p: &Policy) -> 
         quantiles: if enough { quantile_deltas(&b, &c, &QUANTILES, bootstrap) } else { Vec::new() },
         wilcoxon: enough.then(|| wilcoxon_signed_rank(&d)),
         hodges_lehmann: if enough { hodges_lehmann(&d, confidence) } else { None },
+        log_ratio: if log_ratios.len() >= 2 { hodges_lehmann(&log_ratios, confidence) } else { None },
+        tail_log_ratio: tail_log_ratios(items).and_then(|t| hodges_lehmann(&t, confidence)),
         ks: enough.then(|| ks_two_sample(&b, &c)),
     }
+}
+
+/// Pairs in the tail: the slowest 2 % by the geometric mean of both sides, at least this many.
+pub const TAIL_MIN_PAIRS: usize = 20;
+
+/// ln(canary / baseline) of the tail's pairs: the 2 % (at least [`TAIL_MIN_PAIRS`]) with the
+/// largest √(baseline · canary). Both sides choose alike, so on identical builds the ratios stay
+/// symmetric about zero — choosing by the baseline alone would favour pairs whose baseline was
+/// slow by chance and show an improvement that is not there. `None` with too few pairs.
+fn tail_log_ratios(items: &[(f64, f64)]) -> Option<Vec<f64>> {
+    let mut both: Vec<(f64, f64)> =
+        items.iter().copied().filter(|(b, c)| *b > 0.0 && *c > 0.0 && b.is_finite() && c.is_finite()).collect();
+    if both.len() < TAIL_MIN_PAIRS {
+        return None;
+    }
+    let k = (both.len().div_ceil(50)).max(TAIL_MIN_PAIRS);
+    // The k largest products first (the order among them does not matter).
+    let cut = both.len() - k;
+    both.select_nth_unstable_by(cut, |x, y| (x.0 * x.1).total_cmp(&(y.0 * y.1)));
+    Some(both[cut..].iter().map(|(b, c)| (c / b).ln()).collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tail_is_the_slowest_pairs_by_both_sides() {
+        // 500 pairs: the tail is the 20 (at least) with the largest b·c, whatever the side.
+        let mut items: Vec<(f64, f64)> = (1..=500).map(|i| (i as f64, i as f64)).collect();
+        items[0] = (1.0, 1e9); // the canary alone slow: its product is the largest
+        let t = tail_log_ratios(&items).unwrap();
+        assert_eq!(t.len(), TAIL_MIN_PAIRS);
+        assert!(t.iter().any(|r| *r > 10.0), "{t:?}");
+        assert_eq!(t.iter().filter(|r| **r == 0.0).count(), 19);
+        // 5,000 pairs: 2 %.
+        let many: Vec<(f64, f64)> = (1..=5000).map(|i| (i as f64, 2.0 * i as f64)).collect();
+        let t = tail_log_ratios(&many).unwrap();
+        assert_eq!(t.len(), 100);
+        assert!(t.iter().all(|r| (r - 2f64.ln()).abs() < 1e-12));
+        assert_eq!(tail_log_ratios(&many[..19]), None);
+    }
 
     #[test]
     fn the_run_fails_on_any_failure_and_is_inconclusive_before_it_warns() {

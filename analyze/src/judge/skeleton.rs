@@ -51,6 +51,9 @@ pub(super) struct Estimate {
     /// False when the evidence points the canary's way (fewer canary-only errors than
     /// baseline-only ones): such a scope never fails.
     pub against_canary: bool,
+    /// A second figure the check decides on, with its interval: the whole latency
+    /// distribution's shift (Hodges–Lehmann of the paired log ratios) beside the p99.
+    pub shift: Option<(f64, Ci)>,
 }
 
 /// What a check supplies to the skeleton.
@@ -63,6 +66,8 @@ pub(super) trait Estimator {
     /// True when one occurrence is evidence whatever the sample size (breaking differences,
     /// errors the baseline never shows): every endpoint that shows any is judged.
     const COUNTS: bool = false;
+    /// What the minimum detectable effect is of, for sentences: `a regression`.
+    const DETECTS: &'static str = "a regression";
     /// What the entries of [`Estimate::fields`] are, singular and plural.
     const FIELDS: (&'static str, &'static str) = ("field", "fields");
 
@@ -90,6 +95,12 @@ pub(super) trait Estimator {
 
     /// The reason the check cannot be judged at all (latency against a recorded baseline).
     fn not_comparable(&self) -> Option<String> {
+        None
+    }
+
+    /// The minimum detectable effect of a scope's figure under thresholds `t`: the smallest
+    /// regression (in the threshold's unit) that would raise an alarm with 80 % probability.
+    fn mde(&self, _e: &Estimate, _t: Check) -> Option<f64> {
         None
     }
 
@@ -143,6 +154,8 @@ pub(super) fn disabled<E: Estimator>(t: Check) -> CheckResult {
         p_value: None,
         ci: None,
         n: 0,
+        mde: None,
+        more_pairs: None,
         endpoints: Vec::new(),
     }
 }
@@ -161,17 +174,19 @@ pub(super) fn run<E: Estimator>(est: &E, ctx: &Ctx<'_>) -> CheckResult {
     r.p_value = o.p_value;
     r.n = o.n;
     r.statistic = o.statistic.clone();
+    r.mde = est.mde(&o, t);
     if let Some(why) = est.not_comparable() {
         r.status = Status::NotComparable;
         r.reason = why;
         return r;
     }
+    let (list, overall_p) = endpoints(est, ctx, o.p_value);
+    r.endpoints = list;
     let overall_status = if r.n < p.min_samples && !(E::COUNTS && o.value.unwrap_or(0.0) > 0.0) {
         Status::Inconclusive
     } else {
-        est.decide(&o, o.p_value, t, true)
+        est.decide(&o, overall_p, t, true)
     };
-    r.endpoints = endpoints(est, ctx);
     order(&mut r.endpoints);
     let overall_status = if E::ENDPOINTS_DECIDE && !r.endpoints.is_empty() && overall_status != Status::Inconclusive {
         r.endpoints.iter().map(|e| e.status).filter(|s| *s != Status::Disabled).max().unwrap_or(Status::Pass)
@@ -179,17 +194,25 @@ pub(super) fn run<E: Estimator>(est: &E, ctx: &Ctx<'_>) -> CheckResult {
         overall_status
     };
     r.status = combine(overall_status, &r.endpoints);
+    if r.status == Status::Inconclusive {
+        r.more_pairs = Some(p.min_samples.saturating_sub(r.n).max(1));
+    }
     r.reason = reason(est, &r, &o, overall_status, t, p.min_samples);
     r
 }
 
 /// Every listed endpoint's part: the family judged at the widened confidence with Holm-adjusted
-/// p-values, the others disabled or inconclusive.
-fn endpoints<E: Estimator>(est: &E, ctx: &Ctx<'_>) -> Vec<EndpointCheck> {
+/// p-values, the others disabled or inconclusive. The whole run's test (`overall_p`) joins the
+/// Holm family, so the check as a whole — the run and every endpoint — raises a false alarm at
+/// most at α; its adjusted p-value is returned beside the endpoints.
+fn endpoints<E: Estimator>(est: &E, ctx: &Ctx<'_>, overall_p: Option<f64>) -> (Vec<EndpointCheck>, Option<f64>) {
     let family = ctx.family(est);
     let conf = ctx.endpoint_confidence(family.len());
     let estimates: Vec<Estimate> = family.iter().map(|&i| est.estimate(ctx.routes[i], conf)).collect();
-    let adjusted = holm(&estimates.iter().map(|e| e.p_value.unwrap_or(1.0)).collect::<Vec<_>>());
+    let mut raw: Vec<f64> = overall_p.into_iter().collect();
+    raw.extend(estimates.iter().map(|e| e.p_value.unwrap_or(1.0)));
+    let mut adjusted = holm(&raw);
+    let overall_adjusted = overall_p.map(|_| adjusted.remove(0));
     let mut judged = family.iter().zip(estimates).zip(adjusted).peekable();
     let mut out = Vec::new();
     for (i, s) in ctx.routes.iter().enumerate() {
@@ -203,6 +226,7 @@ fn endpoints<E: Estimator>(est: &E, ctx: &Ctx<'_>) -> Vec<EndpointCheck> {
                 route: s.route.to_owned(),
                 status: est.decide(&e, p_adj, t, false),
                 reason: est.finding(s.route, &e, p_adj),
+                mde: est.mde(&e, t),
                 value: e.value,
                 ci: e.ci,
                 p_value: e.p_value,
@@ -223,6 +247,7 @@ fn endpoints<E: Estimator>(est: &E, ctx: &Ctx<'_>) -> Vec<EndpointCheck> {
         out.push(EndpointCheck {
             route: s.route.to_owned(),
             status,
+            mde: est.mde(&e, t),
             value: e.value,
             ci: e.ci,
             p_value: e.p_value,
@@ -232,30 +257,43 @@ fn endpoints<E: Estimator>(est: &E, ctx: &Ctx<'_>) -> Vec<EndpointCheck> {
             fields: e.fields,
         });
     }
-    out
+    (out, overall_adjusted)
 }
 
-/// Three-way decision for the whole run: fail when the interval is wholly beyond `warn`, pass
-/// when wholly within `pass`, warn in between.
-pub(super) fn decide(ci: (f64, f64), t: Check) -> Status {
-    if ci.0 > t.warn {
+/// The three tiers, with evidence required for an alarm: **warn** when the interval lies wholly
+/// beyond the pass threshold (the data show the figure exceeds what passes); **fail** when, in
+/// addition, the estimate is beyond the fail threshold (`warn`); **pass** otherwise — within the
+/// pass threshold, or not told from it. The whole run and each endpoint are judged alike (an
+/// endpoint's interval is the widened one of its family).
+///
+/// Requiring the interval beyond *pass* (not merely above no change) is what keeps a small real
+/// change (+5 % when 10 % passes) from warning whenever its estimate happens to land above the
+/// threshold; requiring only the *estimate* beyond the fail threshold is what lets a regression of
+/// +30 % fail although its interval reaches back below +20 %.
+pub(super) fn tiers(estimate: f64, low: f64, t: Check) -> Status {
+    if low > t.pass && estimate > t.warn {
         Status::Fail
-    } else if ci.1 <= t.pass {
-        Status::Pass
-    } else {
-        Status::Warn
-    }
-}
-
-/// An endpoint's decision: raises only on evidence.
-pub(super) fn escalate(ci: (f64, f64), t: Check) -> Status {
-    if ci.0 > t.warn {
-        Status::Fail
-    } else if ci.0 > t.pass {
+    } else if low > t.pass {
         Status::Warn
     } else {
         Status::Pass
     }
+}
+
+/// z for an interval at `confidence` (two-sided) and for 80 % power.
+pub(super) fn z_of(confidence: f64) -> f64 {
+    crate::stats::z_quantile(1.0 - (1.0 - confidence) / 2.0)
+}
+pub(super) const Z_POWER: f64 = 0.841_621_233_572_914_3;
+
+/// The smallest effect an interval of half-width `half` (at `confidence`) would flag with 80 %
+/// probability: its lower bound must clear the pass threshold, with room for the noise.
+pub(super) fn mde_of(half: f64, confidence: f64, pass: f64) -> Option<f64> {
+    if !half.is_finite() || half <= 0.0 {
+        return None;
+    }
+    let se = half / z_of(confidence);
+    Some(pass + half + Z_POWER * se)
 }
 
 /// The check's status from the whole run's and the endpoints'.
@@ -289,25 +327,42 @@ fn reason<E: Estimator>(
     min_samples: u64,
 ) -> String {
     match r.status {
-        Status::Inconclusive => format!("{} {} overall, fewer than min_samples = {min_samples}", r.n, E::SAMPLES),
+        Status::Inconclusive => format!(
+            "{} {} overall, fewer than min_samples = {min_samples}: {} more would make it conclusive",
+            r.n,
+            E::SAMPLES,
+            r.more_pairs.unwrap_or(0)
+        ),
         Status::Fail | Status::Warn => {
             let drivers: Vec<&EndpointCheck> = r.endpoints.iter().filter(|e| e.status == r.status).collect();
             let top = match drivers.first() {
                 Some(e) if overall_status != r.status || E::COUNTS => e.reason.clone(),
                 _ => {
-                    // Fail: the interval lies wholly beyond the fail threshold; warn: it is not
-                    // wholly within the pass threshold.
-                    let (how, limit) =
-                        if r.status == Status::Fail { ("wholly above", t.warn) } else { ("not wholly within", t.pass) };
+                    // Fail: beyond the fail threshold, with evidence it exceeds pass; warn:
+                    // beyond the pass threshold, with evidence of a change.
+                    let limit = if r.status == Status::Fail { t.warn } else { t.pass };
                     let of = if r.threshold_unit == Unit::Ratio { " the baseline's" } else { "" };
                     let finding = est.finding(OVERALL, overall, r.p_value);
-                    format!("{finding}: {how} {}{of}", r.threshold_unit.format(limit))
+                    format!("{finding}: beyond {}{of}", r.threshold_unit.format(limit))
                 }
             };
             let shown = usize::from(overall_status != r.status || E::COUNTS);
             format!("{top}{}", more::<E>(&drivers[shown.min(drivers.len())..], &drivers))
         }
-        _ => est.passed(overall, t),
+        _ => {
+            let passed = est.passed(overall, t);
+            // Say when the data could not have seen a regression the policy fails on.
+            match r.mde {
+                Some(m) if r.status == Status::Pass && m > t.warn && r.threshold_unit != Unit::Ratio => format!(
+                    "{passed}; with {} {} {} below {} cannot be told from noise",
+                    r.n,
+                    E::SAMPLES,
+                    E::DETECTS,
+                    r.threshold_unit.format(m)
+                ),
+                _ => passed,
+            }
+        }
     }
 }
 
@@ -334,15 +389,25 @@ mod tests {
     const T: Check = Check { enabled: true, pass: 0.1, warn: 0.2 };
 
     #[test]
-    fn decisions_rest_on_the_interval() {
-        assert_eq!(decide((0.01, 0.09), T), Status::Pass);
-        assert_eq!(decide((0.05, 0.15), T), Status::Warn);
-        assert_eq!(decide((0.15, 0.40), T), Status::Warn, "straddling the fail threshold is not evidence");
-        assert_eq!(decide((0.21, 0.40), T), Status::Fail);
-        // An endpoint only raises on evidence: a wide interval around 0 does not warn.
-        assert_eq!(escalate((-0.3, 0.5), T), Status::Pass);
-        assert_eq!(escalate((0.12, 0.5), T), Status::Warn);
-        assert_eq!(escalate((0.25, 0.5), T), Status::Fail);
+    fn tiers_rest_on_the_estimate_with_evidence_for_an_alarm() {
+        // Not shown to exceed the pass threshold: pass, wherever the estimate lies.
+        assert_eq!(tiers(0.05, -0.3, T), Status::Pass);
+        assert_eq!(tiers(0.15, 0.02, T), Status::Pass, "a +5 % change estimated at +15 % is not evidence");
+        assert_eq!(tiers(0.25, 0.05, T), Status::Pass);
+        // Shown beyond pass: warn; and estimated beyond the fail threshold: fail.
+        assert_eq!(tiers(0.15, 0.11, T), Status::Warn);
+        assert_eq!(tiers(0.25, 0.12, T), Status::Fail);
+        assert_eq!(tiers(0.20, 0.12, T), Status::Warn, "at the fail threshold is not beyond it");
+    }
+
+    #[test]
+    fn the_minimum_detectable_effect_grows_with_the_noise() {
+        // The pass threshold, the interval's half-width, and room for the noise.
+        let tight = mde_of(0.02, 0.95, 0.10).unwrap();
+        assert!((tight - (0.12 + Z_POWER * 0.02 / 1.959_964)).abs() < 1e-6, "{tight}");
+        let wide = mde_of(0.30, 0.95, 0.10).unwrap();
+        assert!(wide > 0.40 && wide < 0.55, "{wide}");
+        assert_eq!(mde_of(f64::NAN, 0.95, 0.1), None);
     }
 
     fn ep(status: Status, fields: &[&str]) -> EndpointCheck {
@@ -356,6 +421,7 @@ mod tests {
             n: 0,
             reason: String::new(),
             fields: fields.iter().map(|f| FieldCount { field: (*f).to_owned(), count: 1 }).collect(),
+            mde: None,
         }
     }
 

@@ -11,11 +11,11 @@ pub fn ks_two_sample(baseline: &[f64], canary: &[f64]) -> KsResult {
     let mut b: Vec<f64> = canary.iter().copied().filter(|x| x.is_finite()).collect();
     let (n, m) = (a.len(), b.len());
     if n == 0 || m == 0 {
-        return KsResult { n_baseline: n, n_canary: m, statistic: 0.0, p_value: 1.0 };
+        return KsResult { n_baseline: n, n_canary: m, statistic: 0.0, p_value: 1.0, slower: 0.0, slower_p_value: 1.0 };
     }
     a.sort_by(f64::total_cmp);
     b.sort_by(f64::total_cmp);
-    let (mut i, mut j, mut d) = (0usize, 0usize, 0f64);
+    let (mut i, mut j, mut d, mut slower) = (0usize, 0usize, 0f64, 0f64);
     while i < n && j < m {
         let x = a[i].min(b[j]);
         while i < n && a[i] <= x {
@@ -24,10 +24,32 @@ pub fn ks_two_sample(baseline: &[f64], canary: &[f64]) -> KsResult {
         while j < m && b[j] <= x {
             j += 1;
         }
-        d = d.max((i as f64 / n as f64 - j as f64 / m as f64).abs());
+        let gap = i as f64 / n as f64 - j as f64 / m as f64;
+        d = d.max(gap.abs());
+        slower = slower.max(gap);
     }
     let en = (n as f64 * m as f64) / (n + m) as f64;
-    KsResult { n_baseline: n, n_canary: m, statistic: d, p_value: kolmogorov_sf(en.sqrt() * d) }
+    KsResult {
+        n_baseline: n,
+        n_canary: m,
+        statistic: d,
+        p_value: kolmogorov_sf(en.sqrt() * d),
+        slower,
+        slower_p_value: one_sided_sf(slower, n, m),
+    }
+}
+
+/// The one-sided two-sample KS p-value of D⁺ = `d` by Hodges' approximation (his eq. 5.3), as
+/// SciPy's `ks_2samp(…, alternative="greater", method="asymp")` computes it.
+pub fn one_sided_sf(d: f64, n: usize, m: usize) -> f64 {
+    if d <= 0.0 {
+        return 1.0;
+    }
+    let (big, small) = (n.max(m) as f64, n.min(m) as f64);
+    let en = big * small / (big + small);
+    let z = en.sqrt() * d;
+    let expt = -2.0 * z * z - 2.0 * z * (big + 2.0 * small) / (big * small * (big + small)).sqrt() / 3.0;
+    expt.exp().min(1.0)
 }
 
 /// Survival function of the Kolmogorov distribution, P(K > x) = 2 Σ (−1)^(k−1) e^(−2k²x²), with

@@ -49,6 +49,10 @@ pub struct McNemar {
     pub p_value: f64,
     /// True when the exact binomial test was used (fewer than 25 discordant pairs).
     pub exact: bool,
+    /// The exact one-sided p-value for "the canary fails more often": P(X ≥ canary_only) for X
+    /// binomial over the discordant pairs with p = ½ (SciPy: `binomtest(b, b + c, 0.5,
+    /// alternative="greater")`). A regression gate asks this question, not the two-sided one.
+    pub greater_p_value: f64,
 }
 
 /// Two-sided McNemar test. Only discordant pairs carry information. With fewer than 25 of them
@@ -58,8 +62,16 @@ pub fn mcnemar(canary_only: u64, baseline_only: u64) -> McNemar {
     let (b, c) = (canary_only, baseline_only);
     let total = b + c;
     if total == 0 {
-        return McNemar { canary_only: b, baseline_only: c, statistic: 0.0, p_value: 1.0, exact: true };
+        return McNemar {
+            canary_only: b,
+            baseline_only: c,
+            statistic: 0.0,
+            p_value: 1.0,
+            exact: true,
+            greater_p_value: 1.0,
+        };
     }
+    let greater = if b == 0 { 1.0 } else { Binomial::new(0.5, total).map(|d| d.sf(b - 1)).unwrap_or(1.0) };
     if total < 25 {
         let k = b.min(c);
         let p = Binomial::new(0.5, total).map(|d| d.cdf(k)).unwrap_or(1.0);
@@ -69,12 +81,13 @@ pub fn mcnemar(canary_only: u64, baseline_only: u64) -> McNemar {
             statistic: k as f64,
             p_value: (2.0 * p).min(1.0),
             exact: true,
+            greater_p_value: greater,
         };
     }
     let diff = (b as f64 - c as f64).abs() - 1.0;
     let stat = diff.max(0.0).powi(2) / total as f64;
     let p = ChiSquared::new(1.0).map(|d| d.sf(stat)).unwrap_or(1.0);
-    McNemar { canary_only: b, baseline_only: c, statistic: stat, p_value: p, exact: false }
+    McNemar { canary_only: b, baseline_only: c, statistic: stat, p_value: p, exact: false, greater_p_value: greater }
 }
 
 /// Holm–Bonferroni adjusted p-values, in the input order: control the family-wise error when one

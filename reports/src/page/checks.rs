@@ -42,9 +42,11 @@ fn check_row(c: &CheckResult) -> CheckRow {
         scope: "overall".to_owned(),
         value: value(c.value, c.unit),
         threshold: format!(
-            "pass ≤ {}, warn ≤ {}",
+            "pass ≤ {}, warn ≤ {}{}",
             c.threshold_unit.format(c.threshold.pass),
-            c.threshold_unit.format(c.threshold.warn)
+            c.threshold_unit.format(c.threshold.warn),
+            // What the data could have seen: the minimum detectable effect.
+            c.mde.map_or(String::new(), |m| format!("; detectable ≥ {}", c.threshold_unit.format(m)))
         ),
         interval,
         statistic: c.statistic.as_ref().map(|s| format!("{} = {}", s.name, statistic(s.value))).unwrap_or_default(),
