@@ -14,6 +14,7 @@ pub mod coding;
 pub mod config;
 pub mod counters;
 pub mod error;
+pub mod framing;
 pub mod metrics;
 pub mod proxy;
 pub mod read_only;

@@ -12,6 +12,10 @@
 //! ([`crate::coding`]), so the stored body still means what its header says. A compressed body
 //! that cannot be decoded within the cap is withheld like one that cannot be parsed: its secret
 //! could be anywhere in the bytes that were not read.
+//!
+//! A body that is a sequence of JSON documents — server-sent events, NDJSON, JSON Lines, JSON text
+//! sequences ([`crate::framing`]) — has the rules applied to each document (each event's `data`,
+//! each line); the unfinished last record of a cut stream is left out, since it cannot be checked.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -22,7 +26,8 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use shadowdiff_format::encoding::{decode, is_encoded};
+use crate::framing::{self, Framing, Rewrite};
+use shadowdiff_format::encoding::{DecodeError, decode, is_encoded};
 use shadowdiff_format::media::{Claim, claim, looks_json};
 use shadowdiff_format::pointer::{PathPattern, PatternSeg};
 use shadowdiff_format::{Header, PairRecord, SideRecord};
@@ -209,7 +214,7 @@ impl Redactor {
         }
         let mut withheld = false;
         if let Some(body) = pair.request_body.take() {
-            match self.body(body, &pair.request_headers) {
+            match self.body(body, &pair.request_headers, pair.request_body_truncated) {
                 Some(b) => pair.request_body = Some(b),
                 None => {
                     pair.request_body_truncated = true;
@@ -226,7 +231,7 @@ impl Redactor {
     fn side(&self, side: &mut SideRecord) -> bool {
         self.headers(&mut side.headers);
         if let Some(body) = side.body.take() {
-            match self.body(body, &side.headers) {
+            match self.body(body, &side.headers, side.body_truncated) {
                 Some(b) => side.body = Some(b),
                 None => {
                     side.body_truncated = true;
@@ -266,29 +271,62 @@ impl Redactor {
 
     /// The body with JSON paths redacted; `None` when it must be withheld. `headers` are the
     /// message's own: its `content-type` and `content-encoding` say what the bytes are.
-    fn body(&self, body: Bytes, headers: &[Header]) -> Option<Bytes> {
+    fn body(&self, body: Bytes, headers: &[Header], cut: bool) -> Option<Bytes> {
         if self.paths.is_empty() || body.is_empty() {
             return Some(body);
         }
         let content_type = content_type(headers);
-        if matches!(claim(content_type.as_deref()), Claim::Text | Claim::Binary) {
+        let framing = Framing::of(content_type.as_deref());
+        if framing.is_none() && matches!(claim(content_type.as_deref()), Claim::Text | Claim::Binary) {
             // Not JSON whatever its coding: nothing here for the JSON rules, nothing to decode.
             return Some(body);
         }
         let coding = content_encoding(headers);
         if !is_encoded(coding.as_deref()) {
-            return match self.json(&body, content_type.as_deref())? {
+            return match self.content(&body, content_type.as_deref(), framing, cut)? {
                 Some(redacted) => Some(Bytes::from(redacted)),
                 None => Some(body),
             };
         }
         let coding = coding.unwrap_or_default();
         // Undecodable (unknown or broken coding, cut in transit or at the cap) or larger than
-        // the cap: the content cannot be checked, so none of it is written.
-        let content = decode(&body, Some(&coding), self.max_decoded).ok().filter(|d| !d.truncated)?;
-        match self.json(&content.bytes, content_type.as_deref())? {
+        // the cap: the content cannot be checked, so none of it is written. A cut stream's
+        // encoding ends early by nature: its complete records are checked.
+        let (content, partial) = match decode(&body, Some(&coding), self.max_decoded) {
+            Ok(d) if !d.truncated => (d.bytes, false),
+            Err(DecodeError::EndsEarly { partial, .. }) if cut && framing.is_some() => (partial.into(), true),
+            _ => return None,
+        };
+        match self.content(&content, content_type.as_deref(), framing, cut)? {
             Some(redacted) => crate::coding::encode(&redacted, &coding).ok().map(Bytes::from),
+            // Decoded only in part: what is stored must be what was checked.
+            None if partial => crate::coding::encode(&content, &coding).ok().map(Bytes::from),
             None => Some(body),
+        }
+    }
+
+    /// Redacts content (decoded) by its framing: a sequence of documents, or one document.
+    fn content(
+        &self,
+        content: &[u8],
+        content_type: Option<&str>,
+        framing: Option<Framing>,
+        cut: bool,
+    ) -> Option<Option<Vec<u8>>> {
+        let Some(framing) = framing else {
+            return self.json(content, content_type);
+        };
+        let redact = |doc: &mut Value| {
+            let mut changed = false;
+            for path in &self.paths {
+                changed |= self.redact_matching(doc, path.0.segments(), true);
+            }
+            changed
+        };
+        match framing::rewrite(framing, content, cut, redact) {
+            Rewrite::Unchanged => Some(None),
+            Rewrite::Changed(out) => Some(Some(out)),
+            Rewrite::Unreadable => None,
         }
     }
 
@@ -546,6 +584,31 @@ mod tests {
         let mut no_paths = rules(None);
         no_paths.json_paths.clear();
         assert!(!Redactor::new(&no_paths).decodes(&encoded_side(b"{}", "gzip", None)));
+    }
+
+    #[test]
+    fn every_event_of_a_stream_is_redacted_and_a_cut_tail_left_out() {
+        let r = Redactor::new(&rules(None));
+        let sse = b"id: 1\ndata: {\"password\":\"hunter2\"}\n\nid: 2\ndata: {\"password\":\"hun";
+        for coding in ["identity", "gzip", "br"] {
+            let mut p = encoded_side(sse, coding, Some("text/event-stream"));
+            // Cut in the middle of its second event, and (when compressed) of its coding.
+            if coding != "identity" {
+                let whole = p.baseline.body.clone().expect("body");
+                p.baseline.body = Some(whole.slice(..whole.len() - 3));
+            }
+            p.baseline.body_truncated = true;
+            assert!(!r.apply(&mut p), "{coding}: kept, not withheld");
+            let stored = p.baseline.body.as_deref().expect("body");
+            let content = decode(stored, Some(coding), 1 << 20).expect("the stored body decodes whole");
+            assert_eq!(&content.bytes[..], b"id: 1\ndata: {\"password\":\"REDACTED\"}\n\n", "{coding}");
+        }
+        let mut nd = encoded_side(b"{\"password\":\"a\"}\n{\"ok\":1}\n", "zstd", Some("application/x-ndjson"));
+        r.apply(&mut nd);
+        let content = decode(nd.baseline.body.as_deref().expect("body"), Some("zstd"), 1 << 20).expect("decodes");
+        assert_eq!(&content.bytes[..], b"{\"password\":\"REDACTED\"}\n{\"ok\":1}\n");
+        let mut broken = encoded_side(b"{\"password\":\"a\"}\nnot json\n", "identity", Some("application/x-ndjson"));
+        assert!(r.apply(&mut broken), "a line that is not JSON in a JSON-lines body withholds it");
     }
 
     #[test]

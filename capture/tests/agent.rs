@@ -1031,3 +1031,43 @@ async fn draining_ends_the_recordings_of_streams_still_open() {
     }
     assert!(reader.await.expect("reader") > 0, "the client kept receiving events while the agent drained");
 }
+
+/// `--redact-json` applies to each event of an event stream and each line of NDJSON, on a stream
+/// cut by the duration cap too: the client gets the real values, the files do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_of_a_stream_is_redacted() {
+    use shadowdiff_fixtures::service::EventStream;
+    const SECRET: &str = "stream-5ecret";
+    let events: Vec<Value> = (0..3).map(|i| json!({"n": i, "token": SECRET})).collect();
+    let build = || {
+        upstream()
+            .stream("/sse", EventStream::sse(events.clone(), Duration::from_millis(20)).endless())
+            .stream("/nd", EventStream::ndjson(events.clone(), Duration::from_millis(5)))
+    };
+    let base = build().run().await.expect("baseline");
+    let canary = build().run().await.expect("canary");
+    let proxy = capture(&base.url(), &canary.url(), |c| {
+        c.redact.json_paths = vec!["/token".into()];
+        c.max_body_duration = Duration::from_millis(400);
+    })
+    .await;
+    let resp = proxy.client.get(proxy.url("/sse").parse().expect("uri")).await.expect("answer");
+    let mut body = resp.into_body();
+    let mut text = String::new();
+    while text.matches("\n\n").count() < 25 {
+        let frame = body.frame().await.expect("streaming").expect("no error");
+        text.push_str(std::str::from_utf8(&frame.into_data().expect("data")).expect("utf-8"));
+    }
+    drop(body);
+    assert_eq!(text.matches(SECRET).count(), 3, "the client gets the real values");
+    assert_eq!(proxy.get("/nd").await.body.windows(SECRET.len()).filter(|w| *w == SECRET.as_bytes()).count(), 3);
+    let (report, pairs, _dir) = proxy.finish().await;
+    assert_eq!(report.counters["redaction_withheld"], 0);
+    for p in &pairs {
+        for s in [&p.baseline, &p.canary] {
+            let stored = String::from_utf8(s.body.as_deref().expect("body").to_vec()).expect("utf-8");
+            assert!(!stored.contains(SECRET), "{}: {stored}", p.path);
+            assert_eq!(stored.matches("\"token\":\"REDACTED\"").count(), 3, "{}: {stored}", p.path);
+        }
+    }
+}
