@@ -186,7 +186,12 @@ impl Upstream {
             }
             BodyEnd::Deadline => out.body_truncated = true,
             BodyEnd::Idle if open_ended => out.body_truncated = true,
-            BodyEnd::Idle => out.error = Some(error_kind::TIMEOUT.to_owned()),
+            BodyEnd::Idle => {
+                // A body of announced length that stopped short: a failure, and what was kept
+                // of it is only its start.
+                out.error = Some(error_kind::TIMEOUT.to_owned());
+                out.body_truncated |= !kept.buf.is_empty();
+            }
         }
         out.body = (!kept.buf.is_empty() || out.body_truncated).then(|| kept.buf.freeze());
         out

@@ -112,7 +112,8 @@ pub struct Flags {
     #[arg(long, value_name = "DURATION", value_parser = Flag(parse_nonzero_duration))]
     pub max_body_duration: Option<Duration>,
     /// The most content decoded from one compressed (gzip, deflate, br, zstd) body to apply
-    /// --redact-json to it; a larger one is withheld [default: 8MiB].
+    /// --redact-json to it (a larger one is withheld) or to read a POST on a --mirror-graphql or
+    /// --mirror-jsonrpc path (a larger one is not mirrored) [default: 8MiB].
     #[arg(long, value_name = "SIZE", value_parser = Flag(parse_nonzero_size))]
     pub max_decoded_body: Option<u64>,
     /// Pairs waiting for the writer before new ones are dropped and counted [default: 16384].
