@@ -137,6 +137,31 @@ fn latency_shift_on_one_endpoint_fails_latency_naming_it() {
 }
 
 #[test]
+fn sequential_decisions_are_wider_and_still_fail_a_real_regression() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let input = d.path().join("in");
+    corpus_with_effects(&input, 6000, 13, &["latency-shift:1.6@/api/users/{id}"], |_| {});
+    let fixed = analyze(&input, &d.path().join("fixed"), &[]);
+    let seq = analyze(&input, &d.path().join("seq"), &["--sequential"]);
+    assert_eq!(seq.verdict["sequential"], true, "{}", seq.explain());
+    assert!(fixed.verdict.get("sequential").is_none(), "absent when false");
+    // A confidence sequence is wider than the one-look interval of the same figure.
+    let width = |r: &Run| {
+        let lat = &r.verdict["latency"][0]["log_ratio"];
+        lat["high"].as_f64().unwrap() - lat["low"].as_f64().unwrap()
+    };
+    assert!(width(&seq) > 1.2 * width(&fixed), "{} vs {}", width(&seq), width(&fixed));
+    // A +60 % regression still fails, on the same endpoint.
+    assert_eq!(seq.code, Some(1), "{}", seq.explain());
+    assert_eq!(seq.driver("latency_p99"), ("fail".into(), "/api/users/{id}".into()), "{}", seq.explain());
+    // The policy key does the same as the flag.
+    let policy = d.path().join("policy.toml");
+    std::fs::write(&policy, "sequential = true\n").unwrap();
+    let keyed = analyze(&input, &d.path().join("keyed"), &["--policy", policy.to_str().unwrap()]);
+    assert_eq!(keyed.verdict["sequential"], true, "{}", keyed.explain());
+}
+
+#[test]
 fn spread_only_change_with_the_median_unchanged_fails() {
     // Kayenta's Mann-Whitney judge passes this: the median does not move.
     let r = scenario(PAIRS, 14, &["latency-spread:2.5"], |_| {}, &[]);

@@ -24,6 +24,7 @@ const POLICY_KEYS: &[&str] = &[
     "confidence",
     "judge_recorded_latency",
     "bootstrap_resamples",
+    "sequential",
     "seed",
     "noise",
     "checks",
@@ -132,6 +133,9 @@ pub struct Policy {
     /// Judge latency even when the baseline side was recorded in another run.
     pub judge_recorded_latency: bool,
     pub bootstrap_resamples: usize,
+    /// Anytime-valid decisions: intervals become confidence sequences and p-values stay valid
+    /// over any number of looks at a growing shadow period (see `stats::sequential`).
+    pub sequential: bool,
     pub seed: u64,
     pub noise: Thresholds,
 }
@@ -148,6 +152,7 @@ impl Default for Policy {
             confidence: 0.95,
             judge_recorded_latency: false,
             bootstrap_resamples: 1000,
+            sequential: false,
             seed: 0x5eed,
             noise: Thresholds::default(),
         }
@@ -165,6 +170,7 @@ struct PolicySection {
     confidence: Option<f64>,
     judge_recorded_latency: Option<bool>,
     bootstrap_resamples: Option<i64>,
+    sequential: Option<bool>,
     seed: Option<u64>,
     noise: Option<NoiseEntry>,
     #[serde(default)]
@@ -282,6 +288,9 @@ impl Policy {
                 return Err(invalid(path, "bootstrap_resamples", format!("must be between 100 and 100000, not {r}")));
             }
             p.bootstrap_resamples = r as usize;
+        }
+        if let Some(seq) = s.sequential {
+            p.sequential = seq;
         }
         if let Some(seed) = s.seed {
             p.seed = seed;

@@ -36,6 +36,10 @@ pub struct Verdict {
     pub verdict: Status,
     pub exit_code: u8,
     pub fail_on: FailOn,
+    /// True when the decisions are anytime-valid (`--sequential`): confidence sequences and
+    /// p-values that stay valid over any number of looks. Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sequential: bool,
     pub reason: String,
     pub inputs: InputSummary,
     pub overall: EndpointRow,

@@ -44,6 +44,12 @@ pub struct Args {
     /// `defaults.max_decoded_body`); longer content is cut there and counted as truncated.
     #[arg(long, value_name = "SIZE", value_parser = Flag(parse_nonzero_size))]
     max_decoded_body: Option<u64>,
+    /// Anytime-valid decisions, for a shadow period judged again and again (a CI job re-run
+    /// every hour, windows, the live gate): intervals become confidence sequences and p-values
+    /// stay valid over any number of looks, so repeated looks do not multiply false alarms. Wider
+    /// intervals in exchange. Overrides the policy's `sequential`.
+    #[arg(long)]
+    sequential: bool,
     /// No progress bar and no summary on stdout.
     #[arg(long, short)]
     quiet: bool,
@@ -76,6 +82,9 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
     }
     if let Some(cap) = args.max_decoded_body {
         policy.rules.max_decoded_body = cap;
+    }
+    if args.sequential {
+        policy.sequential = true;
     }
     if args.sample == Some(0) {
         bail!("--sample must be at least 1");

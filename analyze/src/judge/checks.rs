@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 
 use shadowdiff_format::verdict::{Ci, CriticalError, FieldCount, OVERALL, Statistic, Status, Unit};
 
+use super::SEQUENTIAL_T_STAR;
 use super::skeleton::{Estimate, Estimator, Scope, Z_POWER, mde_of, tiers, z_of};
 use crate::pipeline::top;
 use crate::policy::{Check, CheckId};
-use crate::stats::{mcnemar, wilson};
+use crate::stats::{cs_widening, dkw_p, mcnemar, mixture_p, wilson};
 
 const REL: Unit = Unit::Relative;
 const SHARE: Unit = Unit::Share;
@@ -126,6 +127,8 @@ impl Estimator for LatencyP99 {
 pub(super) struct LatencyShape {
     pub alpha: f64,
     pub not_comparable: Option<String>,
+    /// Anytime-valid: the p-value of time-uniform bands instead of the fixed-sample test.
+    pub sequential: bool,
 }
 
 impl Estimator for LatencyShape {
@@ -141,9 +144,12 @@ impl Estimator for LatencyShape {
     fn estimate(&self, s: Scope<'_>, _confidence: f64) -> Estimate {
         let Some(l) = s.latency else { return Estimate::default() };
         let ks = l.ks.as_ref();
+        let p = |k: &shadowdiff_format::verdict::KsResult| {
+            if self.sequential { dkw_p(k.slower, k.n_baseline.min(k.n_canary) as u64) } else { k.slower_p_value }
+        };
         Estimate {
             value: ks.map(|k| k.slower),
-            p_value: ks.map(|k| k.slower_p_value),
+            p_value: ks.map(p),
             n: l.n,
             statistic: ks.map(|k| Statistic { name: "ks_d_slower".into(), value: k.slower }),
             ..Estimate::default()
@@ -196,6 +202,8 @@ impl Estimator for LatencyShape {
 /// outcomes: more canary-only than baseline-only failures, at α).
 pub(super) struct ErrorRate {
     pub alpha: f64,
+    /// Anytime-valid: the mixture SPRT's p-value instead of the fixed-sample test's.
+    pub sequential: bool,
 }
 
 impl Estimator for ErrorRate {
@@ -216,7 +224,7 @@ impl Estimator for ErrorRate {
         Estimate {
             value: Some(e.canary as f64 / n),
             ci: Some(Ci { low: w.low, high: w.high, confidence }),
-            p_value: Some(mc.greater_p_value),
+            p_value: Some(if self.sequential { mixture_p(e.canary_only, e.baseline_only) } else { mc.greater_p_value }),
             n: e.n,
             statistic: Some(Statistic { name: "mcnemar_canary_only".into(), value: e.canary_only as f64 }),
             reference: Some(e.baseline as f64 / n),
@@ -376,7 +384,10 @@ impl Estimator for CriticalErrors {
 }
 
 /// The share of compared pairs with a real (not noise, not explained) difference.
-pub(super) struct DiffRate;
+pub(super) struct DiffRate {
+    /// Anytime-valid: the Wilson interval widened into a confidence sequence.
+    pub sequential: bool,
+}
 
 impl Estimator for DiffRate {
     const ID: CheckId = CheckId::DiffRate;
@@ -390,9 +401,12 @@ impl Estimator for DiffRate {
 
     fn estimate(&self, s: Scope<'_>, confidence: f64) -> Estimate {
         let w = wilson(s.row.different, s.row.compared, confidence);
+        let k = if self.sequential { cs_widening(s.row.compared, confidence, SEQUENTIAL_T_STAR) } else { 1.0 };
+        let (low, high) =
+            ((w.estimate - (w.estimate - w.low) * k).max(0.0), (w.estimate + (w.high - w.estimate) * k).min(1.0));
         Estimate {
             value: Some(w.estimate),
-            ci: Some(Ci { low: w.low, high: w.high, confidence }),
+            ci: Some(Ci { low, high, confidence }),
             n: s.row.compared,
             statistic: Some(Statistic { name: "real_pairs".into(), value: s.row.different as f64 }),
             fields: field_counts(&s.stats.real_fields),

@@ -19,7 +19,9 @@ use self::checks::{Breaking, CriticalErrors, DiffRate, ErrorRate, LatencyP99, La
 use self::skeleton::{Ctx, Scope, run};
 use crate::pipeline::{Analysis, RouteStats};
 use crate::policy::{CheckId, Policy};
-use crate::stats::{Bootstrap, hodges_lehmann, ks_two_sample, quantile_deltas, wilcoxon_signed_rank};
+use crate::stats::{
+    Bootstrap, HodgesLehmann, cs_widening, hodges_lehmann, ks_two_sample, quantile_deltas, wilcoxon_signed_rank,
+};
 
 const QUANTILES: [f64; 4] = [0.5, 0.9, 0.95, 0.99];
 
@@ -63,10 +65,10 @@ pub fn judge(a: &Analysis, p: &Policy) -> Verdict {
     let critical_errors = critical.list(ctx.overall, &ctx.routes, &holm_factors);
     let checks = vec![
         run(&latency_check, &ctx),
-        run(&LatencyShape { alpha: p.alpha, not_comparable }, &ctx),
-        run(&ErrorRate { alpha: p.alpha }, &ctx),
+        run(&LatencyShape { alpha: p.alpha, not_comparable, sequential: p.sequential }, &ctx),
+        run(&ErrorRate { alpha: p.alpha, sequential: p.sequential }, &ctx),
         critical_check,
-        run(&DiffRate, &ctx),
+        run(&DiffRate { sequential: p.sequential }, &ctx),
         run(&Breaking, &ctx),
     ];
     debug_assert!(checks.iter().map(|c| c.id).eq(CheckId::ALL.iter().copied()));
@@ -87,6 +89,7 @@ pub fn judge(a: &Analysis, p: &Policy) -> Verdict {
         verdict,
         exit_code: verdict.exit_code(p.fail_on),
         fail_on: p.fail_on,
+        sequential: p.sequential,
         reason,
         inputs: a.inputs.clone(),
         overall: a.overall_row.clone(),
@@ -142,10 +145,28 @@ fn latency_summary(route: &str, s: &RouteStats, confidence: f64, p: &Policy) -> 
         quantiles: if enough { quantile_deltas(&b, &c, &QUANTILES, bootstrap) } else { Vec::new() },
         wilcoxon: enough.then(|| wilcoxon_signed_rank(&d)),
         hodges_lehmann: if enough { hodges_lehmann(&d, confidence) } else { None },
-        log_ratio: if log_ratios.len() >= 2 { hodges_lehmann(&log_ratios, confidence) } else { None },
-        tail_log_ratio: tail_log_ratios(items).and_then(|t| hodges_lehmann(&t, confidence)),
+        log_ratio: if log_ratios.len() >= 2 {
+            hodges_lehmann(&log_ratios, confidence).map(|h| anytime(h, p))
+        } else {
+            None
+        },
+        tail_log_ratio: tail_log_ratios(items).and_then(|t| hodges_lehmann(&t, confidence)).map(|h| anytime(h, p)),
         ks: enough.then(|| ks_two_sample(&b, &c)),
     }
+}
+
+/// Samples at which a confidence sequence is tightest: a shadow period's typical size.
+pub const SEQUENTIAL_T_STAR: f64 = 10_000.0;
+
+/// `h` as the policy asks: its fixed-sample interval, or, with `sequential = true`, widened into
+/// an asymptotic confidence sequence that stays valid over any number of looks.
+fn anytime(mut h: HodgesLehmann, p: &Policy) -> HodgesLehmann {
+    if p.sequential {
+        let k = cs_widening(h.n as u64, h.confidence, SEQUENTIAL_T_STAR);
+        h.low = h.estimate - (h.estimate - h.low) * k;
+        h.high = h.estimate + (h.high - h.estimate) * k;
+    }
+    h
 }
 
 /// Pairs in the tail: the slowest 2 % by the geometric mean of both sides, at least this many.
