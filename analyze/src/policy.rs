@@ -329,7 +329,9 @@ impl Policy {
 
     /// The first `[[endpoint]]` override that matches `route`.
     fn endpoint(&self, route: &str) -> Option<&EndpointOverride> {
-        self.endpoints.iter().find(|e| e.source == route || e.route.matches_route(route))
+        // A keyed route (`/graphql#GetUser`) takes the overrides of its path (`/graphql`) too, as
+        // rules do; the first matching entry wins, so an entry for the operation goes first.
+        self.endpoints.iter().find(|e| e.source == route || crate::route::route_matches(&e.route, route))
     }
 
     /// The checks that apply to `route`.
@@ -430,6 +432,20 @@ warn = 1.0
         assert_eq!(p.min_samples, 200);
         assert_eq!(p.checks_for("/api/search").latency_p99.warn, 1.0);
         assert!(!p.rules.explained().is_empty());
+    }
+
+    #[test]
+    fn endpoint_overrides_reach_keyed_routes_and_sequential_parses() {
+        let p = parse(
+            "sequential = true\n[[endpoint]]\nroute = \"/graphql#Slow\"\n[endpoint.checks.latency_p99]\nwarn = 2.0\n\
+             [[endpoint]]\nroute = \"/graphql\"\n[endpoint.checks.latency_p99]\nwarn = 1.0\n",
+        )
+        .unwrap();
+        assert!(p.sequential);
+        assert_eq!(p.checks_for("/graphql#Slow").latency_p99.warn, 2.0, "the operation's own entry first");
+        assert_eq!(p.checks_for("/graphql#GetUser").latency_p99.warn, 1.0, "the path's entry reaches its operations");
+        assert_eq!(p.checks_for("/graphqlx").latency_p99.warn, 0.2);
+        assert!(!Policy::default().sequential);
     }
 
     #[test]
