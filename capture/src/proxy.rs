@@ -331,6 +331,7 @@ impl Proxy {
                     }
                     Err(_) => {
                         // The pair went with the failed task: nothing unredacted is left to write.
+                        tracing::error!(side = "recorder", "Redacting a pair failed; the pair was dropped.");
                         ticket.drop_as(DropReason::WriterError);
                         return;
                     }
