@@ -12,6 +12,7 @@ mod capture; // shadowdiff capture: load then SIGTERM, SIGKILL, admin endpoints,
 mod diff; // shadowdiff diff: formats, rules, exit codes
 mod replay; // shadowdiff replay: against fixture services, bad flags
 mod analyze; // shadowdiff analyze: injected regressions fail the right check, noise and A/A pass, bad inputs
+mod analyze_windows; // analyze --since/--until: exactly the window's pairs, pruned hour partitions never opened, bad times
 mod report; // report.html and charts/*.png from analyze, shadowdiff report DIR re-renders, bad DIR
 mod golden; // every output file of analyze on seeded corpora, byte for byte apart from paths and times
 mod nginx; // a real nginx with gzip behind capture: the changed field found through compression, A/A passes

@@ -22,7 +22,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::Serialize;
-use shadowdiff_format::{PairReader, PairRecord, ReadOptions, resolve_inputs};
+use shadowdiff_format::{PairReader, PairRecord, ReadOptions, TimeWindow, resolve_inputs};
 
 use crate::aggregate::{self, EndpointRow};
 use crate::error::{Error, Result};
@@ -49,11 +49,21 @@ pub struct Options {
     /// Latency pairs kept per route (and overall) for the statistics; beyond it, a uniform
     /// reservoir sample of this size.
     pub latency_cap: usize,
+    /// Only pairs captured in this window: files are pruned by their Hive partitions, then rows
+    /// filtered by `captured_at`.
+    pub window: TimeWindow,
 }
 
 impl Options {
     pub fn new(out: impl Into<PathBuf>) -> Self {
-        Self { out: out.into(), sample: None, seed: 1, batch_size: 4096, latency_cap: 2_000_000 }
+        Self {
+            out: out.into(),
+            sample: None,
+            seed: 1,
+            batch_size: 4096,
+            latency_cap: 2_000_000,
+            window: TimeWindow::default(),
+        }
     }
 }
 
@@ -125,7 +135,7 @@ pub struct ErrorCounts {
 }
 
 pub use shadowdiff_format::verdict::{
-    DRIFT_EDGES, Drift, DriftOutlier, FieldRow, InputSummary, Truncated, Undecodable,
+    DRIFT_EDGES, Drift, DriftOutlier, FieldRow, InputSummary, InputWindow, Truncated, Undecodable,
 };
 
 /// One pair's part in a scope's counts ([`RouteStats::count`]).
@@ -248,12 +258,31 @@ pub struct Analysis {
 /// (polars over pairs.parquet).
 pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progress: &dyn Progress) -> Result<Analysis> {
     let files = resolve_inputs(inputs)?;
+    let (files, files_pruned) = opts.window.prune(files);
     let mut summary = summarize_inputs(&files, opts)?;
-    let input_name = || inputs.iter().map(|s| s.as_ref()).collect::<Vec<_>>().join(" ");
+    let window = opts.window;
+    if !window.is_unbounded() {
+        summary.window = Some(InputWindow { since: window.since, until: window.until, files_pruned, pairs_outside: 0 });
+    }
+    let input_name = || {
+        let names = inputs.iter().map(|s| s.as_ref()).collect::<Vec<_>>().join(" ");
+        let bound = |flag: &str, t: Option<shadowdiff_format::reader::Instant>| {
+            t.map(|t| format!(" {flag} {}", t.format("%Y-%m-%dT%H:%M:%SZ")))
+        };
+        match (bound("--since", window.since), bound("--until", window.until)) {
+            (None, None) => names,
+            (s, u) => format!("the window{}{} of {names}", s.unwrap_or_default(), u.unwrap_or_default()),
+        }
+    };
     if summary.pairs_in_files == 0 {
         return Err(Error::Empty { input: input_name() });
     }
-    let selected = sample_indices(&summary, opts);
+    // A sample is drawn from the pairs in the window, so they are counted first (one column).
+    let population = match opts.sample {
+        Some(_) if !window.is_unbounded() => count_in_window(&files, &window)?,
+        _ => summary.pairs_in_files,
+    };
+    let selected = sample_indices(population, opts);
     std::fs::create_dir_all(&opts.out)
         .map_err(|source| Error::Output { path: opts.out.clone(), source: source.into() })?;
     progress.start(selected.as_ref().map_or(summary.pairs_in_files, |s| s.len() as u64));
@@ -384,13 +413,27 @@ fn count_decoding(summary: &mut InputSummary, e: &Evaluated) {
     }
 }
 
-fn sample_indices(summary: &InputSummary, opts: &Options) -> Option<Vec<u64>> {
-    opts.sample.filter(|&n| n < summary.pairs_in_files).map(|n| {
+/// The pairs of `files` captured in `window`, reading only `captured_at`.
+fn count_in_window(files: &[PathBuf], window: &TimeWindow) -> Result<u64> {
+    let columns = Some(vec![shadowdiff_format::schema::CAPTURED_AT]);
+    let reader = PairReader::from_files(files.to_vec(), ReadOptions { batch_size: 65_536, columns });
+    let mut n = 0u64;
+    for batch in reader {
+        let batch = batch?;
+        let col = batch.batch.column(0);
+        let at = col.as_any().downcast_ref::<arrow_array::TimestampMicrosecondArray>().ok_or_else(|| {
+            Error::Internal { message: format!("captured_at read as {} rather than timestamps", col.data_type()) }
+        })?;
+        n += at.iter().flatten().filter(|&us| window.contains_micros(us)).count() as u64;
+    }
+    Ok(n)
+}
+
+fn sample_indices(population: u64, opts: &Options) -> Option<Vec<u64>> {
+    opts.sample.filter(|&n| n < population).map(|n| {
         let mut rng = SmallRng::seed_from_u64(opts.seed);
-        let mut picked: Vec<u64> = rand::seq::index::sample(&mut rng, summary.pairs_in_files as usize, n as usize)
-            .into_iter()
-            .map(|i| i as u64)
-            .collect();
+        let mut picked: Vec<u64> =
+            rand::seq::index::sample(&mut rng, population as usize, n as usize).into_iter().map(|i| i as u64).collect();
         picked.sort_unstable();
         picked
     })
@@ -445,9 +488,15 @@ fn evaluate_pass(
         let mut global = 0u64;
         let mut cursor = 0usize;
         let key_rules = &policy.rules.routes.keys;
+        let window = opts.window;
         let result = (|| -> Result<()> {
             for records in rec_rx {
-                let records = records?;
+                let mut records = records?;
+                if let Some(w) = summary.window.as_mut() {
+                    let before = records.len();
+                    records.retain(|r| window.contains(r.captured_at));
+                    w.pairs_outside += (before - records.len()) as u64;
+                }
                 let n = records.len() as u64;
                 let mut picked = Vec::with_capacity(records.len());
                 for (i, r) in records.into_iter().enumerate() {

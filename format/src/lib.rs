@@ -30,6 +30,6 @@ mod tests;
 
 pub use error::{Error, Result, WriteError};
 pub use pair::{Header, PairRecord, SideRecord};
-pub use reader::{FileInfo, PairBatch, PairFile, PairReader, ReadOptions, resolve_inputs};
+pub use reader::{FileInfo, PairBatch, PairFile, PairReader, ReadOptions, TimeWindow, resolve_inputs};
 pub use schema::{SCHEMA, SCHEMA_VERSION, Side};
 pub use writer::{BaselineOrigin, CounterSource, PairWriter, WriterConfig, WriterStats};

@@ -110,6 +110,72 @@ pub fn hive_partitions(path: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// A time window over `captured_at`: pairs at or after `since` and before `until` (either bound
+/// optional). Files are pruned by their Hive partitions before they are opened, and rows of the
+/// files kept are filtered by [`TimeWindow::contains`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeWindow {
+    pub since: Option<Instant>,
+    pub until: Option<Instant>,
+}
+
+/// A point in time, in UTC, as `captured_at` holds it.
+pub type Instant = DateTime<Utc>;
+
+impl TimeWindow {
+    /// No bound: every pair is in the window.
+    pub fn is_unbounded(&self) -> bool {
+        self.since.is_none() && self.until.is_none()
+    }
+
+    /// Whether a pair captured at `at` is in the window (`since <= at < until`).
+    pub fn contains(&self, at: DateTime<Utc>) -> bool {
+        self.since.is_none_or(|s| at >= s) && self.until.is_none_or(|u| at < u)
+    }
+
+    /// [`TimeWindow::contains`] for a `captured_at` value in microseconds since the epoch.
+    pub fn contains_micros(&self, us: i64) -> bool {
+        DateTime::from_timestamp_micros(us).is_some_and(|t| self.contains(t))
+    }
+
+    /// Whether the file at `path` may hold pairs in the window, judged by its Hive partitions
+    /// alone (`dt=YYYY-MM-DD/hour=HH`, or `date=`). The writer names a partition after the hour of
+    /// its file's first pair and keeps a late pair from the previous hour in the current file, so
+    /// partition `H` holds pairs from `[H - 1h, H + 1h)`: it is pruned when that span misses the
+    /// window. A path without a date partition, or with values that do not parse, is kept.
+    pub fn may_hold(&self, path: &Path) -> bool {
+        let Some((start, len)) = partition_span(&hive_partitions(path)) else {
+            return true;
+        };
+        let hour = chrono::Duration::hours(1);
+        let (first, end) = (start - hour, start + len);
+        self.since.is_none_or(|s| end > s) && self.until.is_none_or(|u| first < u)
+    }
+
+    /// Splits `files` into those that may hold pairs in the window, in order, and the count of
+    /// those pruned.
+    pub fn prune(&self, files: Vec<PathBuf>) -> (Vec<PathBuf>, usize) {
+        let before = files.len();
+        let kept: Vec<PathBuf> = files.into_iter().filter(|f| self.may_hold(f)).collect();
+        let pruned = before - kept.len();
+        (kept, pruned)
+    }
+}
+
+/// The start of the span a file's Hive partitions name and its length: a day (`dt=` or `date=`
+/// alone) or an hour (with `hour=`).
+fn partition_span(parts: &BTreeMap<String, String>) -> Option<(DateTime<Utc>, chrono::Duration)> {
+    let day = parts.get("dt").or_else(|| parts.get("date"))?;
+    let day = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
+    match parts.get("hour") {
+        None => Some((day.and_hms_opt(0, 0, 0)?.and_utc(), chrono::Duration::days(1))),
+        Some(h) => {
+            let h: u32 = h.parse().ok().filter(|h| *h < 24)?;
+            Some((day.and_hms_opt(h, 0, 0)?.and_utc(), chrono::Duration::hours(1)))
+        }
+    }
+}
+
 /// What a pair file's footer says about it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileInfo {
@@ -481,5 +547,56 @@ impl Iterator for PairReader {
                 Err(e) => return Some(Err(e)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).expect("test time")
+    }
+
+    fn window(since: Option<&str>, until: Option<&str>) -> TimeWindow {
+        TimeWindow { since: since.map(at), until: until.map(at) }
+    }
+
+    #[test]
+    fn contains_since_inclusive_until_exclusive() {
+        let w = window(Some("2026-11-30T10:00:00Z"), Some("2026-11-30T12:00:00Z"));
+        assert!(!w.contains(at("2026-11-30T09:59:59.999999Z")));
+        assert!(w.contains(at("2026-11-30T10:00:00Z")));
+        assert!(w.contains(at("2026-11-30T11:59:59Z")));
+        assert!(!w.contains(at("2026-11-30T12:00:00Z")));
+        assert!(TimeWindow::default().contains(at("1970-01-01T00:00:00Z")));
+    }
+
+    #[test]
+    fn prunes_hours_that_cannot_hold_the_window() {
+        let w = window(Some("2026-11-30T10:30:00Z"), Some("2026-11-30T12:00:00Z"));
+        let p = |s: &str| PathBuf::from(s);
+        // Hour 09 ends at 10:00, before since: pruned. Hour 10 and 11 overlap.
+        assert!(!w.may_hold(&p("in/dt=2026-11-30/hour=09/a-1-000000.parquet")));
+        assert!(w.may_hold(&p("in/dt=2026-11-30/hour=10/a-1-000000.parquet")));
+        assert!(w.may_hold(&p("in/dt=2026-11-30/hour=11/a-1-000000.parquet")));
+        // Hour 12 may hold late pairs from hour 11; hour 13 cannot hold anything before 12:00.
+        assert!(w.may_hold(&p("in/dt=2026-11-30/hour=12/a-1-000000.parquet")));
+        assert!(!w.may_hold(&p("in/dt=2026-11-30/hour=13/a-1-000000.parquet")));
+        // Other days, `date=` spelling, a day without an hour.
+        assert!(!w.may_hold(&p("in/date=2026-11-29/hour=23/x.parquet")));
+        assert!(!w.may_hold(&p("in/dt=2026-12-01/x.parquet")));
+        assert!(w.may_hold(&p("in/dt=2026-11-30/x.parquet")));
+        // Not partitioned, or values that do not parse: kept, and filtered by rows.
+        assert!(w.may_hold(&p("in/pairs.parquet")));
+        assert!(w.may_hold(&p("in/dt=yesterday/hour=09/x.parquet")));
+        assert!(w.may_hold(&p("in/dt=2026-11-30/hour=25/x.parquet")));
+        let (kept, pruned) = w.prune(vec![
+            p("in/dt=2026-11-30/hour=09/a.parquet"),
+            p("in/dt=2026-11-30/hour=10/a.parquet"),
+            p("in/dt=2026-11-30/hour=13/a.parquet"),
+        ]);
+        assert_eq!((kept, pruned), (vec![p("in/dt=2026-11-30/hour=10/a.parquet")], 2));
+        assert_eq!(TimeWindow::default().prune(vec![p("in/dt=2000-01-01/hour=00/a.parquet")]).1, 0);
     }
 }

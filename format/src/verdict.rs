@@ -329,6 +329,27 @@ pub struct InputSummary {
     /// them, and those whose key could not be read. Absent when no rule applied.
     #[serde(default, skip_serializing_if = "RouteKeys::is_empty")]
     pub route_keys: RouteKeys,
+    /// The `--since` / `--until` window the pairs were chosen by, and what it left out. Absent
+    /// when analyze judged every pair of its inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<InputWindow>,
+}
+
+/// A time window over `captured_at` (`since` inclusive, `until` exclusive) and what it left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputWindow {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Files skipped by their Hive partition (`dt=`/`hour=`) without being opened: their pairs
+    /// are all outside the window and are not in `pairs_in_files`.
+    #[serde(default)]
+    pub files_pruned: usize,
+    /// Pairs of the files read whose `captured_at` is outside the window (counted in
+    /// `pairs_in_files`, not analyzed).
+    #[serde(default)]
+    pub pairs_outside: u64,
 }
 
 /// What the `[[routes.key]]` rules made of the requests they apply to.

@@ -5,11 +5,13 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use shadowdiff_analyze::judge::judge;
 use shadowdiff_analyze::pipeline::{self, Options, Progress};
 use shadowdiff_analyze::policy::{FailOn, Policy};
-use shadowdiff_capture::config::{Flag, parse_nonzero_size};
+use shadowdiff_capture::config::{Flag, parse_duration, parse_nonzero_size};
+use shadowdiff_format::TimeWindow;
 
 use crate::exit::Exit;
 
@@ -50,6 +52,15 @@ pub struct Args {
     /// intervals in exchange. Overrides the policy's `sequential`.
     #[arg(long)]
     sequential: bool,
+    /// Judge only pairs captured at or after this time: RFC 3339 (`2026-11-30T09:00:00Z`,
+    /// `2026-11-30T10:00:00+01:00`) or relative to now (`-2h`, `-30m`, `-1d`). Files in hour
+    /// partitions (`dt=…/hour=…`) that cannot hold such pairs are not opened; verdict.json's
+    /// `inputs.window` says how many files and pairs the window left out.
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    since: Option<String>,
+    /// Judge only pairs captured before this time (same forms as --since, and `now`).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    until: Option<String>,
     /// No progress bar and no summary on stdout.
     #[arg(long, short)]
     quiet: bool,
@@ -95,7 +106,40 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
     let mut options = Options::new(&args.out);
     options.sample = args.sample;
     options.seed = args.seed;
+    // Both bounds relative to one reading of the clock, so `--since -1h --until -0s` is an hour.
+    let now = Utc::now();
+    options.window = TimeWindow {
+        since: args.since.as_deref().map(|t| parse_time("--since", t, now)).transpose()?,
+        until: args.until.as_deref().map(|t| parse_time("--until", t, now)).transpose()?,
+    };
+    if let (Some(since), Some(until)) = (options.window.since, options.window.until)
+        && since >= until
+    {
+        bail!("--since {} is not before --until {}: the window holds no time", rfc3339(since), rfc3339(until));
+    }
     Ok(Resolved { inputs: args.inputs, policy, options, quiet: args.quiet })
+}
+
+/// A time as `--since` / `--until` take it: RFC 3339, `now`, or `-DURATION` before `now`.
+fn parse_time(flag: &str, text: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
+    let t = text.trim();
+    if t == "now" {
+        return Ok(now);
+    }
+    if let Some(ago) = t.strip_prefix('-') {
+        let ago = parse_duration(ago)
+            .ok()
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+            .and_then(|d| now.checked_sub_signed(d));
+        return ago.with_context(|| format!("{flag} `{text}` is not a time before now such as -2h, -30m or -1d"));
+    }
+    DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&Utc)).map_err(|e| {
+        anyhow::anyhow!("{flag} `{text}` is not an RFC 3339 time such as 2026-11-30T09:00:00Z nor a time before now such as -2h ({e})")
+    })
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 struct Bar(Option<ProgressBar>);
@@ -166,4 +210,34 @@ pub(super) fn execute(r: Resolved) -> anyhow::Result<Exit> {
         3 => Exit::Inconclusive,
         _ => Exit::Error,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-30T12:00:00Z").map(|t| t.with_timezone(&Utc)).expect("test time")
+    }
+
+    #[test]
+    fn times_absolute_relative_and_now() {
+        let at = |t: &str| parse_time("--since", t, now()).map(rfc3339).map_err(|e| e.to_string());
+        assert_eq!(at("2026-11-30T09:15:00Z").as_deref(), Ok("2026-11-30T09:15:00Z"));
+        assert_eq!(at("2026-11-30T10:00:00+01:00").as_deref(), Ok("2026-11-30T09:00:00Z"));
+        assert_eq!(at("-2h").as_deref(), Ok("2026-11-30T10:00:00Z"));
+        assert_eq!(at("-30m").as_deref(), Ok("2026-11-30T11:30:00Z"));
+        assert_eq!(at("-1d").as_deref(), Ok("2026-11-29T12:00:00Z"));
+        assert_eq!(at("-90").as_deref(), Ok("2026-11-30T11:58:30Z"));
+        assert_eq!(at("now").as_deref(), Ok("2026-11-30T12:00:00Z"));
+    }
+
+    #[test]
+    fn bad_times_name_the_flag() {
+        for bad in ["yesterday", "2026-11-30", "-2 fortnights", "-", "2h"] {
+            let e = parse_time("--until", bad, now()).expect_err(bad).to_string();
+            assert!(e.starts_with(&format!("--until `{bad}` is not")), "{e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
 }
