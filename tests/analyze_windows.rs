@@ -1,14 +1,15 @@
 //! `shadowdiff analyze --since/--until` end to end: pair files written by the project's writer
 //! across several hours, judged in a window. The window selects exactly the pairs captured in
 //! it, files in hour partitions outside it are never opened (a corrupt one there does not
-//! matter), and verdict.json's `inputs.window` counts what was left out.
+//! matter), and verdict.json's `inputs.window` counts what was left out. `--warmup` leaves out
+//! each agent run's first minutes, run by run.
 
 use std::path::Path;
 
 use bytes::Bytes;
 use chrono::{DateTime, Duration, Utc};
 use shadowdiff_format::pair::{Header, PairRecord, SideRecord};
-use shadowdiff_format::verdict::{InputWindow, Verdict};
+use shadowdiff_format::verdict::{InputWarmup, InputWindow, Verdict};
 use shadowdiff_format::writer::{PairWriter, WriterConfig};
 
 use crate::support::{run, stderr};
@@ -144,4 +145,51 @@ fn bad_windows_are_usage_errors_naming_the_flag() {
     // A window that holds no pairs is an input error, and says which window.
     let empty = analyze(&pairs, &out, &["--since", "2026-12-01T00:00:00Z"]);
     one_line(&empty, "the window --since 2026-12-01T00:00:00Z of");
+}
+
+/// One agent run writing `n` pairs under `dir`, one a minute from `start`.
+fn write_run(dir: &Path, agent: &str, start: &str, n: i64) {
+    let mut w = PairWriter::new(WriterConfig::new(dir, agent)).unwrap();
+    for i in 0..n {
+        let mut r = PairRecord::new(agent, at(start) + Duration::minutes(i), "GET", format!("/items/{i}"), None);
+        r.baseline = side(20 + (i as u64 % 7));
+        r.canary = side(20 + (i as u64 % 5));
+        w.write(r).unwrap();
+    }
+    w.close().unwrap();
+}
+
+#[test]
+fn warmup_leaves_out_each_runs_first_minutes() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = dir.path().join("pairs");
+    // Run a from 08:00:30 (40 pairs), run b from 08:20:00 (20 pairs), both in hour 08.
+    write_run(&pairs, "agent-a", "2026-11-30T08:00:30Z", 40);
+    write_run(&pairs, "agent-b", "2026-11-30T08:20:00Z", 20);
+    let warmup = |a: &Analyzed| a.verdict.as_ref().unwrap().inputs.warmup.clone().unwrap();
+
+    // Five minutes: a's pairs at 08:00:30 … 08:04:30 and b's at 08:20 … 08:24, five each.
+    let a = analyze(&pairs, &dir.path().join("a"), &["--warmup", "5m"]);
+    assert_ne!(a.code, Some(2), "{}", a.stderr);
+    assert_eq!(warmup(&a), InputWarmup { seconds: 300.0, runs: 2, pairs_left_out: 10 });
+    assert_eq!(a.verdict.unwrap().inputs.pairs_analyzed, 60 - 10);
+
+    // With a window, a run's start is still its earliest pair read: a's first three pairs are
+    // outside, the next two (08:03:30, 08:04:30) its warm-up.
+    let b = analyze(&pairs, &dir.path().join("b"), &["--warmup", "5m", "--since", "2026-11-30T08:03:00Z"]);
+    assert_eq!(warmup(&b).pairs_left_out, 2 + 5);
+    let v = b.verdict.unwrap();
+    assert_eq!(v.inputs.window.unwrap().pairs_outside, 3);
+    assert_eq!(v.inputs.pairs_analyzed, 60 - 3 - 7);
+
+    // A sample is drawn from the pairs past the warm-up; zero is no warm-up.
+    let c = analyze(&pairs, &dir.path().join("c"), &["--warmup", "5m", "--sample", "45", "--seed", "7"]);
+    assert_eq!(c.verdict.unwrap().inputs.pairs_analyzed, 45);
+    let d = analyze(&pairs, &dir.path().join("d"), &["--warmup", "0s"]);
+    let v = d.verdict.unwrap();
+    assert_eq!((v.inputs.pairs_analyzed, v.inputs.warmup), (60, None));
+
+    let e = analyze(&pairs, &dir.path().join("e"), &["--warmup", "five minutes"]);
+    assert_eq!(e.code, Some(2), "{}", e.stderr);
+    assert!(e.stderr.contains("--warmup"), "{}", e.stderr);
 }

@@ -22,7 +22,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::Serialize;
-use shadowdiff_format::{PairReader, PairRecord, ReadOptions, TimeWindow, resolve_inputs};
+use shadowdiff_format::{FileInfo, PairReader, PairRecord, ReadOptions, TimeWindow, resolve_inputs};
 
 use crate::aggregate::{self, EndpointRow};
 use crate::error::{Error, Result};
@@ -52,6 +52,9 @@ pub struct Options {
     /// Only pairs captured in this window: files are pruned by their Hive partitions, then rows
     /// filtered by `captured_at`.
     pub window: TimeWindow,
+    /// Leave out each run's first pairs: those captured within this long of the run's earliest
+    /// pair in the files read.
+    pub warmup: Option<std::time::Duration>,
 }
 
 impl Options {
@@ -63,6 +66,7 @@ impl Options {
             batch_size: 4096,
             latency_cap: 2_000_000,
             window: TimeWindow::default(),
+            warmup: None,
         }
     }
 }
@@ -135,7 +139,7 @@ pub struct ErrorCounts {
 }
 
 pub use shadowdiff_format::verdict::{
-    DRIFT_EDGES, Drift, DriftOutlier, FieldRow, InputSummary, InputWindow, Truncated, Undecodable,
+    DRIFT_EDGES, Drift, DriftOutlier, FieldRow, InputSummary, InputWarmup, InputWindow, Truncated, Undecodable,
 };
 
 /// One pair's part in a scope's counts ([`RouteStats::count`]).
@@ -277,17 +281,24 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
     if summary.pairs_in_files == 0 {
         return Err(Error::Empty { input: input_name() });
     }
-    // A sample is drawn from the pairs in the window, so they are counted first (one column).
+    let mut keep = Keep { window, ..Keep::default() };
+    if let Some(warmup) = opts.warmup.filter(|w| !w.is_zero()) {
+        let starts = run_starts(&files)?;
+        let us = i64::try_from(warmup.as_micros()).unwrap_or(i64::MAX);
+        keep.warm_end = starts.iter().map(|(run, start)| (run.clone(), start.saturating_add(us))).collect();
+        summary.warmup = Some(InputWarmup { seconds: warmup.as_secs_f64(), runs: starts.len(), pairs_left_out: 0 });
+    }
+    // A sample is drawn from the pairs kept, so they are counted first (one column).
     let population = match opts.sample {
-        Some(_) if !window.is_unbounded() => count_in_window(&files, &window)?,
+        Some(_) if !keep.keeps_all() => count_kept(&files, &keep)?,
         _ => summary.pairs_in_files,
     };
-    let selected = sample_indices(population, opts);
+    keep.sample = sample_indices(population, opts);
     std::fs::create_dir_all(&opts.out)
         .map_err(|source| Error::Output { path: opts.out.clone(), source: source.into() })?;
-    progress.start(selected.as_ref().map_or(summary.pairs_in_files, |s| s.len() as u64));
+    progress.start(keep.sample.as_ref().map_or(summary.pairs_in_files, |s| s.len() as u64));
     let scratch = Scratch { pairs: opts.out.join(".pairs.raw.parquet"), diffs: opts.out.join(".diffs.raw.parquet") };
-    let counted = evaluate_pass(files, selected.as_deref(), policy, opts, &mut summary, progress, &scratch);
+    let counted = evaluate_pass(files, &keep, policy, opts, &mut summary, progress, &scratch);
     let mut counted = match counted {
         Ok(c) if summary.pairs_analyzed > 0 => c,
         other => {
@@ -413,19 +424,73 @@ fn count_decoding(summary: &mut InputSummary, e: &Evaluated) {
     }
 }
 
-/// The pairs of `files` captured in `window`, reading only `captured_at`.
-fn count_in_window(files: &[PathBuf], window: &TimeWindow) -> Result<u64> {
+/// Which pairs of the files read are judged: those in the window, past their run's warm-up, and
+/// of those the sample.
+#[derive(Debug, Clone, Default)]
+struct Keep {
+    window: TimeWindow,
+    /// Per run ([`run_key`]): the end of its warm-up, in microseconds since the epoch.
+    warm_end: BTreeMap<String, i64>,
+    /// `--sample`: the sorted indices, among the pairs kept, of those analyzed.
+    sample: Option<Vec<u64>>,
+}
+
+impl Keep {
+    fn keeps_all(&self) -> bool {
+        self.window.is_unbounded() && self.warm_end.is_empty()
+    }
+
+    /// The end of the warm-up of the run that wrote `file`, when `--warmup` was given.
+    fn warm_end(&self, file: &FileInfo) -> Option<i64> {
+        self.warm_end.get(&run_key(file)).copied()
+    }
+}
+
+/// The agent run that wrote a file: its run id, else its agent, else the file itself (a file
+/// rewritten by another tool that dropped shadowdiff's metadata).
+fn run_key(info: &FileInfo) -> String {
+    match (&info.run_id, &info.agent) {
+        (Some(run), _) => format!("run {run}"),
+        (None, Some(agent)) => format!("agent {agent}"),
+        (None, None) => format!("file {}", info.path.display()),
+    }
+}
+
+/// Calls `f` with every batch of `captured_at` values (microseconds since the epoch) of
+/// `files`, and the file it came from, reading that column only.
+fn scan_captured_at(files: &[PathBuf], mut f: impl FnMut(&FileInfo, &[i64])) -> Result<()> {
     let columns = Some(vec![shadowdiff_format::schema::CAPTURED_AT]);
-    let reader = PairReader::from_files(files.to_vec(), ReadOptions { batch_size: 65_536, columns });
-    let mut n = 0u64;
-    for batch in reader {
+    for batch in PairReader::from_files(files.to_vec(), ReadOptions { batch_size: 65_536, columns }) {
         let batch = batch?;
         let col = batch.batch.column(0);
         let at = col.as_any().downcast_ref::<arrow_array::TimestampMicrosecondArray>().ok_or_else(|| {
             Error::Internal { message: format!("captured_at read as {} rather than timestamps", col.data_type()) }
         })?;
-        n += at.iter().flatten().filter(|&us| window.contains_micros(us)).count() as u64;
+        f(&batch.file, at.values());
     }
+    Ok(())
+}
+
+/// Each run's earliest `captured_at` in `files`, in microseconds since the epoch.
+fn run_starts(files: &[PathBuf]) -> Result<BTreeMap<String, i64>> {
+    let mut starts: BTreeMap<String, i64> = BTreeMap::new();
+    scan_captured_at(files, |file, at| {
+        if let Some(&first) = at.iter().min() {
+            let start = starts.entry(run_key(file)).or_insert(first);
+            *start = (*start).min(first);
+        }
+    })?;
+    Ok(starts)
+}
+
+/// The pairs of `files` that `keep` keeps.
+fn count_kept(files: &[PathBuf], keep: &Keep) -> Result<u64> {
+    let mut n = 0u64;
+    scan_captured_at(files, |file, at| {
+        let warm_end = keep.warm_end(file);
+        let kept = |us: i64| keep.window.contains_micros(us) && warm_end.is_none_or(|end| us >= end);
+        n += at.iter().filter(|&&us| kept(us)).count() as u64;
+    })?;
     Ok(n)
 }
 
@@ -446,7 +511,7 @@ fn sample_indices(population: u64, opts: &Options) -> Option<Vec<u64>> {
 /// few batches.
 fn evaluate_pass(
     files: Vec<PathBuf>,
-    selected: Option<&[u64]>,
+    keep: &Keep,
     policy: &Policy,
     opts: &Options,
     summary: &mut InputSummary,
@@ -463,13 +528,13 @@ fn evaluate_pass(
         overflow: Overflow::default(),
     };
     let reader = PairReader::from_files(files, ReadOptions { batch_size: opts.batch_size, columns: None });
-    let (rec_tx, rec_rx) = std::sync::mpsc::sync_channel::<Result<Vec<PairRecord>>>(2);
+    let (rec_tx, rec_rx) = std::sync::mpsc::sync_channel::<Result<(Option<i64>, Vec<PairRecord>)>>(2);
     let (out_tx, out_rx) = std::sync::mpsc::sync_channel::<(bool, RecordBatch)>(4);
     let stage_failed = || Error::Internal { message: "an analyze pipeline thread panicked".into() };
     std::thread::scope(|scope| -> Result<()> {
         scope.spawn(move || {
             for batch in reader {
-                let records = batch.and_then(|b| b.records()).map_err(Error::from);
+                let records = batch.and_then(|b| Ok((keep.warm_end(&b.file), b.records()?))).map_err(Error::from);
                 let stop = records.is_err();
                 if rec_tx.send(records).is_err() || stop {
                     break;
@@ -488,20 +553,24 @@ fn evaluate_pass(
         let mut global = 0u64;
         let mut cursor = 0usize;
         let key_rules = &policy.rules.routes.keys;
-        let window = opts.window;
         let result = (|| -> Result<()> {
             for records in rec_rx {
-                let mut records = records?;
+                let (warm_end, mut records) = records?;
                 if let Some(w) = summary.window.as_mut() {
                     let before = records.len();
-                    records.retain(|r| window.contains(r.captured_at));
+                    records.retain(|r| keep.window.contains(r.captured_at));
                     w.pairs_outside += (before - records.len()) as u64;
+                }
+                if let (Some(end), Some(w)) = (warm_end, summary.warmup.as_mut()) {
+                    let before = records.len();
+                    records.retain(|r| r.captured_at.timestamp_micros() >= end);
+                    w.pairs_left_out += (before - records.len()) as u64;
                 }
                 let n = records.len() as u64;
                 let mut picked = Vec::with_capacity(records.len());
                 for (i, r) in records.into_iter().enumerate() {
                     let index = global + i as u64;
-                    if let Some(sel) = selected {
+                    if let Some(sel) = keep.sample.as_deref() {
                         while cursor < sel.len() && sel[cursor] < index {
                             cursor += 1;
                         }

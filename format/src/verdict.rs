@@ -333,6 +333,20 @@ pub struct InputSummary {
     /// when analyze judged every pair of its inputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<InputWindow>,
+    /// `--warmup`: each run's first minutes, left out. Absent without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<InputWarmup>,
+}
+
+/// Each agent run's warm-up, left out: the pairs captured within `seconds` of the run's earliest
+/// pair in the files read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InputWarmup {
+    pub seconds: f64,
+    /// Runs found in the files read (by run id, else by agent).
+    pub runs: usize,
+    /// Pairs in the window that were left out as their run's warm-up.
+    pub pairs_left_out: u64,
 }
 
 /// A time window over `captured_at` (`since` inclusive, `until` exclusive) and what it left out.

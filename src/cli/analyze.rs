@@ -61,6 +61,11 @@ pub struct Args {
     /// Judge only pairs captured before this time (same forms as --since, and `now`).
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     until: Option<String>,
+    /// Leave out each agent run's first pairs, e.g. `5m`: those captured within this long of the
+    /// run's earliest pair (runs told apart by the files' run id). For a canary whose caches and
+    /// JIT are still cold. verdict.json's `inputs.warmup` counts the pairs left out.
+    #[arg(long, value_name = "DURATION", value_parser = Flag(parse_duration))]
+    warmup: Option<std::time::Duration>,
     /// No progress bar and no summary on stdout.
     #[arg(long, short)]
     quiet: bool,
@@ -106,6 +111,7 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
     let mut options = Options::new(&args.out);
     options.sample = args.sample;
     options.seed = args.seed;
+    options.warmup = args.warmup;
     // Both bounds relative to one reading of the clock, so `--since -1h --until -0s` is an hour.
     let now = Utc::now();
     options.window = TimeWindow {
