@@ -202,17 +202,22 @@ pub(super) fn run<E: Estimator>(est: &E, ctx: &Ctx<'_>) -> CheckResult {
 }
 
 /// Every listed endpoint's part: the family judged at the widened confidence with Holm-adjusted
-/// p-values, the others disabled or inconclusive. The whole run's test (`overall_p`) joins the
-/// Holm family, so the check as a whole — the run and every endpoint — raises a false alarm at
-/// most at α; its adjusted p-value is returned beside the endpoints.
+/// p-values, the others disabled or inconclusive. α is split in two between the whole run's test
+/// (`overall_p`) and the endpoints' Holm family, so the check as a whole — the run and every
+/// endpoint — raises a false alarm at most at α; the run's adjusted p-value is returned beside
+/// the endpoints.
 fn endpoints<E: Estimator>(est: &E, ctx: &Ctx<'_>, overall_p: Option<f64>) -> (Vec<EndpointCheck>, Option<f64>) {
     let family = ctx.family(est);
     let conf = ctx.endpoint_confidence(family.len());
     let estimates: Vec<Estimate> = family.iter().map(|&i| est.estimate(ctx.routes[i], conf)).collect();
-    let mut raw: Vec<f64> = overall_p.into_iter().collect();
-    raw.extend(estimates.iter().map(|e| e.p_value.unwrap_or(1.0)));
-    let mut adjusted = holm(&raw);
-    let overall_adjusted = overall_p.map(|_| adjusted.remove(0));
+    // α is split between the whole run's test and its endpoints' (Holm within them): the run's
+    // test, the strongest, pays a factor of two rather than the family's size.
+    let split = if overall_p.is_some() { 2.0 } else { 1.0 };
+    let adjusted: Vec<f64> = holm(&estimates.iter().map(|e| e.p_value.unwrap_or(1.0)).collect::<Vec<_>>())
+        .into_iter()
+        .map(|p| (p * split).min(1.0))
+        .collect();
+    let overall_adjusted = overall_p.map(|p| (p * split).min(1.0));
     let mut judged = family.iter().zip(estimates).zip(adjusted).peekable();
     let mut out = Vec::new();
     for (i, s) in ctx.routes.iter().enumerate() {
