@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound as _, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use shadowdiff_analyze::judge::judge;
 use shadowdiff_analyze::pipeline::{self, Options, Progress};
@@ -113,7 +113,8 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
     options.seed = args.seed;
     options.warmup = args.warmup;
     // Both bounds relative to one reading of the clock, so `--since -1h --until -0s` is an hour.
-    let now = Utc::now();
+    // Whole seconds: the times it prints read as typed, and a window is never that precise.
+    let now = Utc::now().trunc_subsecs(0);
     options.window = TimeWindow {
         since: args.since.as_deref().map(|t| parse_time("--since", t, now)).transpose()?,
         until: args.until.as_deref().map(|t| parse_time("--until", t, now)).transpose()?,
