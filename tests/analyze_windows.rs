@@ -193,3 +193,61 @@ fn warmup_leaves_out_each_runs_first_minutes() {
     assert_eq!(e.code, Some(2), "{}", e.stderr);
     assert!(e.stderr.contains("--warmup"), "{}", e.stderr);
 }
+
+/// Hours 08–11 with 300 pairs each; from 10:00 the canary is twice as slow.
+fn write_regression_from_ten(dir: &Path) {
+    let mut w = PairWriter::new(WriterConfig::new(dir, "windows")).unwrap();
+    for hour in 8..12u64 {
+        for i in 0..300u64 {
+            let t = at(&format!("2026-11-30T{hour:02}:00:00Z")) + Duration::seconds(i as i64 * 12);
+            let mut r = PairRecord::new("windows", t, "GET", format!("/items/{}", hour * 1000 + i), None);
+            let ms = 20 + (i * 7919 % 23);
+            r.baseline = side(ms);
+            r.canary = side(if hour >= 10 { 2 * ms + (i % 3) } else { ms + (i % 3) });
+            w.write(r).unwrap();
+        }
+    }
+    w.close().unwrap();
+}
+
+#[test]
+fn window_judges_each_hour_and_shows_when_the_regression_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = dir.path().join("pairs");
+    write_regression_from_ten(&pairs);
+    let out = dir.path().join("out");
+    let a = analyze(&pairs, &out, &["--window", "1h"]);
+    assert_eq!(a.code, Some(1), "{}", a.stderr);
+    let v = a.verdict.unwrap();
+    let rows: Vec<(String, u64, String)> =
+        v.windows.iter().map(|w| (w.start.format("%H:%M").to_string(), w.pairs, w.verdict.to_string())).collect();
+    assert_eq!(
+        rows,
+        [
+            ("08:00".to_owned(), 300, "pass".to_owned()),
+            ("09:00".to_owned(), 300, "pass".to_owned()),
+            ("10:00".to_owned(), 300, "fail".to_owned()),
+            ("11:00".to_owned(), 300, "fail".to_owned()),
+        ]
+    );
+    // Every window has every check, the latency check failing from 10:00 on.
+    assert!(v.windows.iter().all(|w| w.checks.len() == v.checks.len()));
+    let latency = |i: usize| v.windows[i].checks.iter().find(|c| c.id.as_str() == "latency_p99").unwrap().status;
+    assert_eq!(latency(2).to_string(), "fail");
+    // The scratch analyses are gone; the run's own outputs stay.
+    assert!(!out.join(".windows-scratch").exists());
+    assert!(out.join("pairs.parquet").exists());
+
+    // A window inside --since/--until is cut to it; a bad duration is a usage error.
+    let b = analyze(&pairs, &dir.path().join("b"), &["--window", "1h", "--since", "2026-11-30T09:30:00Z"]);
+    let v = b.verdict.unwrap();
+    assert_eq!(v.windows.iter().map(|w| w.pairs).collect::<Vec<_>>(), [150, 300, 300], "{}", b.stderr);
+    let c = analyze(&pairs, &dir.path().join("c"), &["--window", "soon"]);
+    assert_eq!(c.code, Some(2));
+    assert!(c.stderr.contains("--window"), "{}", c.stderr);
+    // Without --window there is no windows[] at all.
+    analyze(&pairs, &dir.path().join("d"), &[]);
+    let plain: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("d/verdict.json")).unwrap()).unwrap();
+    assert!(plain.get("windows").is_none());
+}

@@ -47,6 +47,10 @@ pub struct Verdict {
     pub checks: Vec<CheckResult>,
     pub latency: Vec<LatencySummary>,
     pub critical_errors: Vec<CriticalError>,
+    /// With `--window`: the run judged window by window, in time order, each with anytime-valid
+    /// decisions (many windows are many looks). Absent without `--window`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<WindowRow>,
     /// Pairs where both sides answered with different statuses, by class change (`2xx→5xx`),
     /// per route and `(all)`.
     pub status_mismatches: BTreeMap<String, BTreeMap<String, u64>>,
@@ -117,6 +121,30 @@ pub struct EndpointCheck {
     /// this endpoint's data would show with 80 % probability. Absent for count checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mde: Option<f64>,
+}
+
+/// One time window of the run, judged on its own (`--window`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowRow {
+    /// The window: `start` inclusive, `end` exclusive, in UTC.
+    pub start: chrono::DateTime<chrono::Utc>,
+    pub end: chrono::DateTime<chrono::Utc>,
+    /// Pairs analyzed in the window.
+    pub pairs: u64,
+    pub verdict: Status,
+    /// Every check's status and figures in the window, in the order of `checks[]`.
+    pub checks: Vec<WindowCheck>,
+}
+
+/// One check in one window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowCheck {
+    pub id: CheckId,
+    pub status: Status,
+    pub value: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci: Option<Ci>,
+    pub n: u64,
 }
 
 /// One check.

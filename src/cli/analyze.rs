@@ -12,6 +12,7 @@ use shadowdiff_analyze::pipeline::{self, Options, Progress};
 use shadowdiff_analyze::policy::{FailOn, Policy};
 use shadowdiff_capture::config::{Flag, parse_duration, parse_nonzero_size};
 use shadowdiff_format::TimeWindow;
+use shadowdiff_format::verdict::{WindowCheck, WindowRow};
 
 use crate::exit::Exit;
 
@@ -66,6 +67,12 @@ pub struct Args {
     /// JIT are still cold. verdict.json's `inputs.warmup` counts the pairs left out.
     #[arg(long, value_name = "DURATION", value_parser = Flag(parse_duration))]
     warmup: Option<std::time::Duration>,
+    /// Also judge the run window by window, e.g. `15m` or `6h`: verdict.json's `windows[]` has
+    /// each window's verdict and checks, so a regression that started on day 3 shows as such.
+    /// Windows are aligned to multiples of the duration (UTC) and judged with anytime-valid
+    /// decisions (many windows are many looks); the run's own verdict is unchanged.
+    #[arg(long, value_name = "DURATION", value_parser = Flag(parse_duration))]
+    window: Option<std::time::Duration>,
     /// No progress bar and no summary on stdout.
     #[arg(long, short)]
     quiet: bool,
@@ -83,6 +90,8 @@ pub(super) struct Resolved {
     pub policy: Policy,
     pub options: Options,
     pub quiet: bool,
+    /// `--window`: judge the run window by window too.
+    pub window: Option<std::time::Duration>,
 }
 
 fn resolve(args: Args) -> anyhow::Result<Resolved> {
@@ -124,7 +133,10 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
     {
         bail!("--since {} is not before --until {}: the window holds no time", rfc3339(since), rfc3339(until));
     }
-    Ok(Resolved { inputs: args.inputs, policy, options, quiet: args.quiet })
+    if args.window.is_some_and(|w| w.as_secs() < 1) {
+        bail!("--window must be at least 1s");
+    }
+    Ok(Resolved { inputs: args.inputs, policy, options, quiet: args.quiet, window: args.window })
 }
 
 /// A time as `--since` / `--until` take it: RFC 3339, `now`, or `-DURATION` before `now`.
@@ -191,6 +203,10 @@ pub(super) fn execute(r: Resolved) -> anyhow::Result<Exit> {
     let analysis = pipeline::run(&r.inputs, &r.policy, &r.options, &progress)?;
     progress.phase("judging");
     let mut verdict = judge(&analysis, &r.policy);
+    if let Some(width) = r.window {
+        progress.phase("judging each window");
+        verdict.windows = windows(&r, width, &verdict.outputs.pairs)?;
+    }
     shadowdiff_analyze::verdict::write(&mut verdict, &r.options.out)
         .with_context(|| format!("cannot write the verdict into {}", r.options.out.display()))?;
     progress.phase("writing the report");
@@ -217,6 +233,57 @@ pub(super) fn execute(r: Resolved) -> anyhow::Result<Exit> {
         3 => Exit::Inconclusive,
         _ => Exit::Error,
     })
+}
+
+/// The run judged window by window: windows of `width` aligned to its multiples (UTC) over the
+/// span of the analyzed pairs (from `pairs.parquet`), each analyzed again on its own — the
+/// inputs pruned to it — with anytime-valid decisions. Windows without pairs are left out.
+fn windows(r: &Resolved, width: std::time::Duration, pairs: &std::path::Path) -> anyhow::Result<Vec<WindowRow>> {
+    let span = shadowdiff_reports::rows::read_latencies(pairs, 1)
+        .map_err(|e| anyhow::anyhow!("cannot read the analyzed pairs' times from {}: {e}", pairs.display()))?
+        .window_us;
+    let Some((first, last)) = span else { return Ok(Vec::new()) };
+    let step = i64::try_from(width.as_micros()).unwrap_or(i64::MAX).max(1);
+    let mut policy = r.policy.clone();
+    policy.sequential = true;
+    // Each window's own pairs.parquet and diffs.parquet go to a scratch directory, removed after.
+    let scratch = r.options.out.join(".windows-scratch");
+    std::fs::create_dir_all(&scratch).with_context(|| format!("cannot make {}", scratch.display()))?;
+    let mut rows = Vec::new();
+    let mut start = first.div_euclid(step) * step;
+    while start <= last {
+        let end = start.saturating_add(step);
+        let at = |us: i64| DateTime::from_timestamp_micros(us).unwrap_or_default();
+        let mut options = r.options.clone();
+        options.out = scratch.clone();
+        // The window, inside the one the user asked for.
+        let user = r.options.window;
+        options.window = TimeWindow {
+            since: Some(user.since.map_or(at(start), |s| s.max(at(start)))),
+            until: Some(user.until.map_or(at(end), |u| u.min(at(end)))),
+        };
+        options.sample = None;
+        if options.window.since < options.window.until
+            && let Ok(a) = pipeline::run(&r.inputs, &policy, &options, &pipeline::Quiet)
+            && a.inputs.pairs_analyzed > 0
+        {
+            let v = judge(&a, &policy);
+            rows.push(WindowRow {
+                start: at(start),
+                end: at(end),
+                pairs: v.inputs.pairs_analyzed,
+                verdict: v.verdict,
+                checks: v
+                    .checks
+                    .iter()
+                    .map(|c| WindowCheck { id: c.id, status: c.status, value: c.value, ci: c.ci, n: c.n })
+                    .collect(),
+            });
+        }
+        start = end;
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(rows)
 }
 
 #[cfg(test)]

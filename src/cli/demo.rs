@@ -103,6 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         policy: Policy::default(),
         options,
         quiet: args.quiet,
+        window: None,
     };
     let verdict = analyze::execute(resolved)?;
     let report = analysis_dir.join(shadowdiff_reports::REPORT_FILE);

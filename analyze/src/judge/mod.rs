@@ -97,6 +97,7 @@ pub fn judge(a: &Analysis, p: &Policy) -> Verdict {
         checks,
         latency,
         critical_errors,
+        windows: Vec::new(),
         status_mismatches: std::iter::once((OVERALL.to_owned(), a.overall.status_mismatch.clone()))
             .chain(a.routes.iter().map(|(r, s)| (r.clone(), s.status_mismatch.clone())))
             .filter(|(_, m)| !m.is_empty())
