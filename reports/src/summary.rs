@@ -55,7 +55,39 @@ pub fn markdown(v: &Verdict) -> String {
         );
     }
     m.push_str("\n</details>\n");
+    windows(&mut m, v);
     m
+}
+
+/// With `--window`: a collapsed table of the windows, each with the checks that warned or
+/// failed in it.
+fn windows(m: &mut String, v: &Verdict) {
+    if v.windows.is_empty() {
+        return;
+    }
+    let _ = writeln!(m, "\n<details><summary>Windows</summary>\n");
+    m.push_str("| window (UTC) | pairs | verdict | warned or failed |\n|---|---|---|---|\n");
+    for w in &v.windows {
+        let flagged: Vec<String> = w
+            .checks
+            .iter()
+            .filter(|c| matches!(c.status, Status::Warn | Status::Fail))
+            .map(|c| {
+                let figure = v.check(c.id).map_or_else(|| "–".to_owned(), |r| r.unit.format_opt(c.value));
+                format!("{} {} {figure}", badge(c.status), c.id)
+            })
+            .collect();
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} {} | {} |",
+            crate::page::window_span(w),
+            w.pairs,
+            badge(w.verdict),
+            w.verdict.label(),
+            if flagged.is_empty() { "–".to_owned() } else { flagged.join(", ") }
+        );
+    }
+    m.push_str("\n</details>\n");
 }
 
 /// A one-screen text summary for the terminal.

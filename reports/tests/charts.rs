@@ -146,6 +146,6 @@ fn charts_save_to_disk_and_embed_as_data_uris() {
     let names: Vec<String> = ChartKind::ALL.iter().map(|k| k.file_name()).collect();
     assert_eq!(
         names,
-        ["latency_cdf.png", "latency_delta.png", "error_rates.png", "diff_rates.png", "numeric_drift.png"]
+        ["latency_cdf.png", "latency_delta.png", "trend.png", "error_rates.png", "diff_rates.png", "numeric_drift.png"]
     );
 }

@@ -13,3 +13,5 @@ mod browser;
 mod support;
 // The demo page: every view model filled with synthetic data.
 mod demo_page;
+// `--window`: the trend chart, the "Over time" section and the summary's windows table.
+mod windows;

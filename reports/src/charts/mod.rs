@@ -19,6 +19,7 @@ mod font;
 mod histogram;
 mod latency_cdf;
 mod latency_delta;
+mod trend;
 
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -34,6 +35,8 @@ pub use drift::{NumericDrift, numeric_drift};
 pub use error_rates::{EndpointErrorRate, error_rates};
 pub use latency_cdf::{LatencyCdf, latency_cdf};
 pub use latency_delta::latency_delta_histogram;
+pub(crate) use trend::duration;
+pub use trend::{TrendPanel, TrendPoint, trend};
 
 use crate::{Error, Result};
 
@@ -78,12 +81,14 @@ pub enum ChartKind {
     DiffRates,
     /// [`numeric_drift`]
     NumericDrift,
+    /// [`trend`]
+    Trend,
 }
 
 impl ChartKind {
     /// Every chart, in report order.
-    pub const ALL: [ChartKind; 5] =
-        [Self::LatencyCdf, Self::LatencyDelta, Self::ErrorRates, Self::DiffRates, Self::NumericDrift];
+    pub const ALL: [ChartKind; 6] =
+        [Self::LatencyCdf, Self::LatencyDelta, Self::Trend, Self::ErrorRates, Self::DiffRates, Self::NumericDrift];
 
     /// The stem used in file names and error messages.
     pub fn name(self) -> &'static str {
@@ -93,6 +98,7 @@ impl ChartKind {
             Self::ErrorRates => "error_rates",
             Self::DiffRates => "diff_rates",
             Self::NumericDrift => "numeric_drift",
+            Self::Trend => "trend",
         }
     }
 

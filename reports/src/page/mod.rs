@@ -13,10 +13,12 @@ mod fields;
 mod figures;
 mod header;
 mod latency;
+mod windows;
 
 use shadowdiff_format::verdict::{CheckId, Verdict};
 
 pub use examples::MAX_EXAMPLE_ROUTES;
+pub(crate) use windows::span as window_span;
 
 use crate::Result;
 use crate::charts::{ChartOptions, Png};
@@ -27,16 +29,20 @@ use crate::rows::RowData;
 pub fn build_page(v: &Verdict, data: &RowData) -> Result<(ReportPage, Vec<Png>)> {
     let opts = ChartOptions::default();
     let mut charts = Vec::new();
-    let sections = vec![
+    let mut sections = vec![
         checks::section(v),
         capture::section(v),
         latency::section(v, data.latencies.as_ref(), &opts, &mut charts)?,
+    ];
+    // Only when analyze judged the run window by window (`--window`).
+    sections.extend(windows::section(v, &opts, &mut charts)?);
+    sections.extend([
         errors::section(v, &opts, &mut charts)?,
         endpoints::section(v, &opts, &mut charts)?,
         fields::section(v),
         drift::section(v, data, &opts, &mut charts)?,
         examples::section(v, &data.examples, data.examples_error.as_deref()),
-    ];
+    ]);
     let page = ReportPage {
         title: "shadowdiff canary report".into(),
         subject: "baseline vs canary".into(),
