@@ -111,11 +111,11 @@ fn draw_legend(area: &Area<'_>) -> DrawResult {
     area.draw(&PathElement::new(vec![(x, y), (x + 8, y)], palette::INK.stroke_width(2)))?;
     area.draw(&PathElement::new(vec![(x + 13, y), (x + 21, y)], palette::INK.stroke_width(2)))?;
     area.draw(&Text::new(
-        "policy limits: above the first warns, above the second fails",
+        "policy limits: pass, warn",
         (x + 28, y),
         anchored(14, palette::INK, HPos::Left, VPos::Center),
     ))?;
-    x += 28 + 410;
+    x += 28 + 170;
     area.draw(&Rectangle::new([(x, y - 6), (x + 20, y + 6)], palette::NEUTRAL.mix(0.22).filled()))?;
     area.draw(&Text::new("interval", (x + 26, y), anchored(14, palette::INK, HPos::Left, VPos::Center)))?;
     Ok(())
@@ -147,33 +147,45 @@ where
 fn draw_panel(area: &Area<'_>, panel: &TrendPanel, x_range: &std::ops::Range<f64>, width: u32) -> DrawResult {
     let (title, body) = area.split_vertically(24);
     title.draw(&Text::new(panel.title.as_str(), (18, 14), anchored(15, palette::INK, HPos::Left, VPos::Center)))?;
-    // The limits are named in the strip, not on their lines, where they would cover markers.
-    let note = match limits(panel.thresholds).as_slice() {
-        [(one, _)] => format!("dashed: pass ≤ {}, above fails", panel.unit.format(*one)),
-        [(pass, _), (warn, _)] => {
-            format!("dashed: pass ≤ {}, warn ≤ {}", panel.unit.format(*pass), panel.unit.format(*warn))
-        }
-        _ => panel.note.clone(),
-    };
-    let note =
-        if panel.note.is_empty() || panel.thresholds.is_none() { note } else { format!("{note} · {}", panel.note) };
-    title.draw(&Text::new(note, (width as i32 - 28, 14), anchored(13, palette::MUTED, HPos::Right, VPos::Center)))?;
     let mut points: Vec<&TrendPoint> = panel.points.iter().collect();
     points.sort_by_key(|p| p.start);
     let finite = |v: f64| v.is_finite().then_some(v);
+    let with_ci = |p: &&TrendPoint| p.ci.filter(|(lo, hi)| lo.is_finite() && hi.is_finite());
+    // The axis fits the figures, the limits and zero; intervals may widen it by half that span
+    // each way and are cut there, so one window's wide interval cannot flatten every figure.
     let mut ys: Vec<f64> = vec![0.0];
-    for p in &points {
-        ys.extend(p.value.and_then(finite));
-        if let Some((lo, hi)) = p.ci {
-            ys.extend([lo, hi].into_iter().filter(|v| v.is_finite()));
-        }
-    }
-    if let Some((pass, warn)) = panel.thresholds {
-        ys.extend([pass, warn].into_iter().filter(|v| v.is_finite()));
-    }
+    ys.extend(points.iter().filter_map(|p| p.value.and_then(finite)));
+    ys.extend(limits(panel.thresholds).into_iter().map(|(v, _)| v));
     let lo = ys.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let y_range = padded(lo, hi, 0.1);
+    let reach = (hi - lo) / 2.0;
+    let ci_lo = points.iter().filter_map(with_ci).map(|c| c.0).fold(lo, f64::min);
+    let ci_hi = points.iter().filter_map(with_ci).map(|c| c.1).fold(hi, f64::max);
+    let y_range = padded(ci_lo.max(lo - reach), ci_hi.min(hi + reach), 0.08);
+    let cut = ci_lo < y_range.start || ci_hi > y_range.end;
+    let (y_lo, y_hi) = (y_range.start, y_range.end);
+    let clip = move |v: f64| v.clamp(y_lo, y_hi);
+
+    // The limits are named in the strip, not on their lines, where they would cover markers.
+    let mut notes: Vec<String> = Vec::new();
+    match limits(panel.thresholds).as_slice() {
+        [(one, _)] => notes.push(format!("dashed: pass ≤ {}, above fails", panel.unit.format(*one))),
+        [(pass, _), (warn, _)] => {
+            notes.push(format!("dashed: pass ≤ {}, warn ≤ {}", panel.unit.format(*pass), panel.unit.format(*warn)))
+        }
+        _ => {}
+    }
+    if !panel.note.is_empty() {
+        notes.push(panel.note.clone());
+    }
+    if cut {
+        notes.push("intervals cut at the axis".to_owned());
+    }
+    title.draw(&Text::new(
+        notes.join(" · "),
+        (width as i32 - 28, 14),
+        anchored(13, palette::MUTED, HPos::Right, VPos::Center),
+    ))?;
     let unit = panel.unit;
     let y_format = move |v: f64| tick_label(v, unit);
     let span = x_range.end - x_range.start;
@@ -186,16 +198,17 @@ fn draw_panel(area: &Area<'_>, panel: &TrendPanel, x_range: &std::ops::Range<f64
 
     // The interval as a band over each run of consecutive windows that have one, and a whisker
     // per window so a lone interval still shows.
-    let with_ci = |p: &&TrendPoint| p.ci.filter(|(lo, hi)| lo.is_finite() && hi.is_finite());
     for run in points.split(|p| with_ci(p).is_none()) {
         if run.len() >= 2 {
-            let mut outline: Vec<(f64, f64)> = run.iter().map(|p| (x_of(p), with_ci(p).map_or(0.0, |c| c.1))).collect();
-            outline.extend(run.iter().rev().map(|p| (x_of(p), with_ci(p).map_or(0.0, |c| c.0))));
+            let mut outline: Vec<(f64, f64)> =
+                run.iter().map(|p| (x_of(p), with_ci(p).map_or(0.0, |c| clip(c.1)))).collect();
+            outline.extend(run.iter().rev().map(|p| (x_of(p), with_ci(p).map_or(0.0, |c| clip(c.0)))));
             chart.draw_series(std::iter::once(Polygon::new(outline, palette::NEUTRAL.mix(0.22).filled())))?;
         }
     }
     chart.draw_series(points.iter().filter_map(|p| {
-        with_ci(p).map(|(lo, hi)| PathElement::new(vec![(x_of(p), lo), (x_of(p), hi)], palette::NEUTRAL.mix(0.6)))
+        with_ci(p)
+            .map(|(lo, hi)| PathElement::new(vec![(x_of(p), clip(lo)), (x_of(p), clip(hi))], palette::NEUTRAL.mix(0.6)))
     }))?;
 
     for (limit, status) in limits(panel.thresholds) {
