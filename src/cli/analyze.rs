@@ -263,10 +263,24 @@ fn windows(r: &Resolved, width: std::time::Duration, pairs: &std::path::Path) ->
             until: Some(user.until.map_or(at(end), |u| u.min(at(end)))),
         };
         options.sample = None;
-        if options.window.since < options.window.until
-            && let Ok(a) = pipeline::run(&r.inputs, &policy, &options, &pipeline::Quiet)
-            && a.inputs.pairs_analyzed > 0
-        {
+        // A window without pairs is left out; any other failure is the run's.
+        let analysis = if options.window.since < options.window.until {
+            match pipeline::run(&r.inputs, &policy, &options, &pipeline::Quiet) {
+                Ok(a) => Some(a),
+                Err(shadowdiff_analyze::Error::Empty { .. }) => None,
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&scratch);
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "cannot analyze the window {} … {}",
+                        rfc3339(at(start)),
+                        rfc3339(at(end))
+                    )));
+                }
+            }
+        } else {
+            None
+        };
+        if let Some(a) = analysis.filter(|a| a.inputs.pairs_analyzed > 0) {
             let v = judge(&a, &policy);
             rows.push(WindowRow {
                 start: at(start),
