@@ -12,13 +12,27 @@
 # Prints the figures and the ratios. Targets (issue 4): throughput ratio shadowdiff/nginx >= 1.0
 # while recording every pair; added median latency <= 1 ms at half of nginx's saturation rate.
 #
+# GZIP=1 measures instead what compressing upstreams cost capture: a second pair of upstreams,
+# the same nginx with `gzip on` (gzip_types application/json, gzip_min_length 64, level 1), and a
+# second capture in front of them. Every client sends `Accept-Encoding: gzip` as browsers do, so
+# only the upstreams' setting differs. RUNS rounds (default 3), each at saturation: direct to the
+# plain baseline, direct to the gzip baseline, capture over plain upstreams, capture over gzip
+# upstreams. Prints min / median / max req/s of each and the ratio gzip/plain for capture (target:
+# >= 0.90, throughput drops by no more than 10 %) and for direct calls (what nginx's own gzip costs
+# on the same cores). GZIP_STATIC=1 has the gzip upstreams send a precompressed copy of the file
+# (`gzip_static on`) instead, so that compressing costs the shared cores nothing and what remains
+# is capture's own cost of relaying and recording compressed responses.
+#
 # Environment: DURATION (per run, default 10s), CONNS (default 64), THREADS (wrk threads, 2),
-# SHADOWDIFF (a prebuilt binary; default: build target/release/shadowdiff).
+# SHADOWDIFF (a prebuilt binary; default: build target/release/shadowdiff), GZIP, RUNS.
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
+GZIP=${GZIP:-0}
+GZIP_STATIC=${GZIP_STATIC:-0}
+RUNS=${RUNS:-3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 need() { command -v "$1" >/dev/null 2>&1; }
@@ -47,8 +61,9 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 P_BASE=$(free_port); P_CANARY=$(free_port); P_MIRROR=$(free_port); P_SD=$(free_port); P_ADMIN=$(free_port)
+P_BASE_GZ=$(free_port); P_CANARY_GZ=$(free_port); P_SD_GZ=$(free_port); P_ADMIN_GZ=$(free_port)
 
-mkdir -p "$WORK/www" "$WORK/up" "$WORK/mirror" "$WORK/pairs"
+mkdir -p "$WORK/www" "$WORK/up" "$WORK/mirror" "$WORK/pairs" "$WORK/pairs-gzip"
 python3 - "$WORK/www/users.json" <<'EOF'
 import json, sys
 doc = {"id": 42, "name": "Ada Lovelace", "email": "ada@example.com", "active": True,
@@ -56,6 +71,9 @@ doc = {"id": 42, "name": "Ada Lovelace", "email": "ada@example.com", "active": T
        "orders": [{"id": i, "sku": f"SKU-{i:05d}", "qty": i % 5 + 1, "price": 9.99 + i} for i in range(8)]}
 open(sys.argv[1], "w").write(json.dumps(doc))
 EOF
+env -u GZIP gzip -1 -k -n "$WORK/www/users.json"   # for GZIP_STATIC=1 (gzip reads options from $GZIP)
+if [[ $GZIP_STATIC == 1 ]]; then GZIP_DIRECTIVES="gzip_static on;"; else
+    GZIP_DIRECTIVES="gzip on; gzip_types application/json; gzip_min_length 64; gzip_comp_level 1;"; fi
 
 common() {
     cat <<EOF
@@ -77,6 +95,12 @@ http {
     fastcgi_temp_path $WORK/up/fcgi; uwsgi_temp_path $WORK/up/uwsgi; scgi_temp_path $WORK/up/scgi;
     server { listen 127.0.0.1:$P_BASE;   location / { root $WORK/www; default_type application/json; try_files /users.json =404; } }
     server { listen 127.0.0.1:$P_CANARY; location / { root $WORK/www; default_type application/json; try_files /users.json =404; } }
+    # The same two, compressing as a typical API does (GZIP=1).
+    server {
+        listen 127.0.0.1:$P_BASE_GZ; listen 127.0.0.1:$P_CANARY_GZ;
+        $GZIP_DIRECTIVES
+        location / { root $WORK/www; default_type application/json; try_files /users.json =404; }
+    }
 }
 EOF
 } >"$WORK/up/nginx.conf"
@@ -117,6 +141,12 @@ EOF
     --baseline "http://127.0.0.1:$P_BASE" --canary "http://127.0.0.1:$P_CANARY" \
     --out "$WORK/pairs" --agent bench --log-level error >"$WORK/sd.out" & SD_PID=$!
 PIDS+=($SD_PID)
+if [[ $GZIP == 1 ]]; then
+    "$SHADOWDIFF" capture --listen "127.0.0.1:$P_SD_GZ" --admin-listen "127.0.0.1:$P_ADMIN_GZ" \
+        --baseline "http://127.0.0.1:$P_BASE_GZ" --canary "http://127.0.0.1:$P_CANARY_GZ" \
+        --out "$WORK/pairs-gzip" --agent bench-gzip --log-level error >"$WORK/sd-gzip.out" & SD_GZ_PID=$!
+    PIDS+=($SD_GZ_PID)
+fi
 
 wait_up() {
     for _ in $(seq 1 100); do
@@ -124,7 +154,7 @@ wait_up() {
         sleep 0.1
     done
     echo "nothing answers on port $1; logs:" >&2
-    cat "$WORK"/up/error.log "$WORK"/mirror/error.log "$WORK"/sd.out >&2 2>/dev/null || true
+    cat "$WORK"/up/error.log "$WORK"/mirror/error.log "$WORK"/sd.out "$WORK"/sd-gzip.out >&2 2>/dev/null || true
     exit 1
 }
 wait_up "$P_BASE"; wait_up "$P_MIRROR"; wait_up "$P_SD"
@@ -138,6 +168,46 @@ run_wrk() {
         function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
         END { printf "%.0f %.3f %.3f\n", rps, ms(p50), ms(p99) }'
 }
+
+if [[ $GZIP == 1 ]]; then
+    wait_up "$P_BASE_GZ"; wait_up "$P_SD_GZ"
+    AE=(-H "Accept-Encoding: gzip")
+    # Each path must really answer as labelled, through capture too.
+    coding() { curl -fsS -o /dev/null -D - -H 'Accept-Encoding: gzip' "http://127.0.0.1:$1/users" | tr -d '\r' | awk -F': ' 'tolower($1) == "content-encoding" { print $2 }'; }
+    [[ -z $(coding "$P_SD") && $(coding "$P_SD_GZ") == gzip && $(coding "$P_BASE_GZ") == gzip ]] || {
+        echo "the gzip upstreams do not answer gzip (or the plain ones do)" >&2; exit 1; }
+    echo "capture over plain vs gzip upstreams ($GZIP_DIRECTIVES) — loopback, $(nproc) cores, wrk -t$THREADS -c$CONNS -d$DURATION -H 'Accept-Encoding: gzip', $RUNS rounds"
+    echo "body: $(wc -c <"$WORK/www/users.json") bytes of JSON, $(curl -fsS -H 'Accept-Encoding: gzip' "http://127.0.0.1:$P_BASE_GZ/users" | wc -c) gzip-encoded"
+    echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    : >"$WORK/gzip.runs"
+    for i in $(seq 1 "$RUNS"); do
+        for path in "direct-plain $P_BASE" "direct-gzip $P_BASE_GZ" "capture-plain $P_SD" "capture-gzip $P_SD_GZ"; do
+            read -r name port <<<"$path"
+            read -r rps _ _ < <(run_wrk "http://127.0.0.1:$port/users" "${AE[@]}")
+            echo "$name $rps" >>"$WORK/gzip.runs"
+            echo "round $i: $name $rps req/s"
+        done
+    done
+    echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    METRICS=$(curl -fsS "http://127.0.0.1:$P_ADMIN/metrics"; curl -fsS "http://127.0.0.1:$P_ADMIN_GZ/metrics")
+    awk '$1 == "shadowdiff_pairs_recorded_total" { r += $2 } /^shadowdiff_pairs_dropped_total/ { d += $2 } END { printf "capture pairs recorded %d, dropped %d (both instances)\n", r, d }' <<<"$METRICS"
+    python3 - "$WORK/gzip.runs" <<'EOF'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    name, rps = line.split()
+    runs.setdefault(name, []).append(float(rps))
+print(f"\n{'req/s':16} {'min':>9} {'median':>9} {'max':>9}")
+for name, r in runs.items():
+    print(f"{name:16} {min(r):9.0f} {statistics.median(r):9.0f} {max(r):9.0f}")
+def ratio(a, b):
+    m = statistics.median(runs[a]) / statistics.median(runs[b])
+    return f"medians {m:.3f} (min {min(runs[a]) / min(runs[b]):.3f}, max {max(runs[a]) / max(runs[b]):.3f})"
+print(f"\ncapture gzip / plain upstreams   {ratio('capture-gzip', 'capture-plain')}   (target >= 0.90)")
+print(f"direct  gzip / plain upstreams   {ratio('direct-gzip', 'direct-plain')}   (what the upstream's gzip costs it)")
+EOF
+    exit 0
+fi
 
 echo "shadowdiff capture vs nginx mirror — loopback, $(nproc) cores, wrk -t$THREADS -c$CONNS -d$DURATION"
 read -r D_RPS D_P50 D_P99 < <(run_wrk "http://127.0.0.1:$P_BASE/users")
