@@ -4,7 +4,7 @@
 //! sends what browsers send (`Accept-Encoding: gzip, deflate, br`). The canary's files differ from
 //! the baseline's in one field, and the canary does not compress: analyze must fail naming that
 //! field on the compressed routes (gzip and br) and report the coding only as a header change.
-//! Baseline against an identical build (A/A): no body, header or error check may fail or warn.
+//! Baseline against an identical build (A/A): no check but the p99 latency may fail or warn.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -283,13 +283,15 @@ fn gzipping_nginx_baseline_against_a_plain_canary_fails_only_on_the_changed_fiel
     assert_eq!(coded_routes, compressed, "the coding is a header change on each compressed route");
     assert!(codings.iter().all(|f| f["severity"] == "changed"), "{codings:?}");
 
-    // An identical build, compressing like the baseline: nothing fails.
+    // An identical build, compressing like the baseline: every check but latency_p99 passes,
+    // the latency shape included (two nginx processes a few percent apart are not a finding).
+    // latency_p99 is left out: with 2,000 requests fired as fast as two shared cores allow, the
+    // mirrored side's slowest requests are measurably slower than the client's side now and then
+    // (seen: the slowest 2 % +50 %, CI +17 % … +99 %, every request -7.5 %) — a real difference
+    // of the two paths under overload, not noise the judge could discount; see issue 19's note.
     let twin = Nginx::start(&bin, &dir.path().join("nginx-twin"), &same, true, brotli);
-    // The latency checks are left out here: two nginx processes answering sequential requests on
-    // two busy cores differ in their tails by chance (how often the judge then warns or fails an
-    // identical build is what issue 19's calibration measures); bodies and errors must agree.
     let (verdict, _) = capture_and_analyze(&dir.path().join("aa"), &baseline, &secondary, &twin, brotli.is_some());
-    for id in ["diff_rate", "breaking", "error_rate", "critical_errors"] {
-        assert_eq!(check(&verdict, id)["status"], "pass", "{id} on A/A: {}", check(&verdict, id)["reason"]);
+    for c in verdict["checks"].as_array().expect("checks").iter().filter(|c| c["id"] != "latency_p99") {
+        assert_eq!(c["status"], "pass", "{} on A/A: {}", c["id"], c["reason"]);
     }
 }

@@ -15,10 +15,10 @@ mod analyze; // shadowdiff analyze: injected regressions fail the right check, n
 mod analyze_windows; // analyze --since/--until: exactly the window's pairs, pruned hour partitions never opened, bad times
 mod report; // report.html and charts/*.png from analyze, shadowdiff report DIR re-renders, bad DIR
 mod golden; // every output file of analyze on seeded corpora, byte for byte apart from paths and times
-mod nginx; // a real nginx with gzip behind capture: the changed field found through compression, A/A passes
+mod nginx; // a real nginx with gzip and brotli behind capture: the changed field found through compression, A/A passes but for the p99
 mod streams; // real-world traffic through capture: secrets in compressed bodies, an endless SSE stream, read-only POSTs
 mod demo; // shadowdiff demo: the whole flow on loopback, every output, re-runs, refusing a foreign directory
-mod envoy_tap; // shadowdiff import envoy-tap: both sidecars' traces in every encoding paired, analyze and replay on them, cut files, deploy/envoy parses
 mod event_streams; // SSE and NDJSON pairs compared per event: one changed event at /N/data/field, cut streams the same, a cut stream not an error
 mod routes_body; // [[routes.key]]: GraphQL and JSON-RPC POSTs from an imported .gor judged per operation, one regression fails its route only
+mod envoy_tap; // shadowdiff import envoy-tap: both sidecars' traces in every encoding paired, analyze and replay on them, cut files, deploy/envoy parses
 mod deploy; // deploy/: hadolint on the Dockerfile, the image's libraries, kustomize renders validated, Istio and CRDs by hand, every shadowdiff command in the manifests run

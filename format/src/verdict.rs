@@ -294,8 +294,9 @@ pub struct KsResult {
     /// Two-sided p-value from the limiting Kolmogorov distribution at √(n·m/(n+m))·D.
     #[serde(deserialize_with = "nan")]
     pub p_value: f64,
-    /// The one-sided statistic D⁺ = sup (F_baseline − F_canary): how far the canary's
-    /// distribution lies on the slow side somewhere (0 when it is nowhere slower).
+    /// The one-sided statistic D⁺ = sup (F_baseline' − F_canary) against the baseline slowed by
+    /// the latency check's pass threshold (baseline' = baseline × 1.10 by default): how far the
+    /// canary's distribution lies on the slow side of what passes, somewhere (0 when nowhere).
     #[serde(default)]
     pub slower: f64,
     /// The one-sided p-value of `slower` (SciPy: `ks_2samp(baseline, canary,

@@ -119,10 +119,11 @@ impl Estimator for LatencyP99 {
 }
 
 /// A shift of the latency distribution towards slow that a p99 or a median comparison can miss
-/// (a spread-only change, a new slow mode): the one-sided two-sample KS statistic D⁺, the
-/// largest share of requests by which the canary's distribution lies on the slow side. It warns
-/// only when D⁺ is significant *and* at least the policy's effect floor (`warn`, default 0.10): a
-/// detectable but tiny shift at thousands of pairs is not a finding, and a canary that is
+/// (a spread-only change, a new slow mode): the one-sided two-sample KS statistic D⁺ against the
+/// baseline slowed by the latency check's pass threshold — the largest share of requests by
+/// which the canary lies on the slow side of what passes. It warns only when D⁺ is significant
+/// *and* at least the policy's effect floor (`warn`, default 0.10): two instances of one build a
+/// few percent apart, detectable at thousands of pairs, are not a finding, and a canary that is
 /// faster is not a regression.
 pub(super) struct LatencyShape {
     pub alpha: f64,

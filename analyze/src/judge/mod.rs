@@ -20,7 +20,8 @@ use self::skeleton::{Ctx, Scope, run};
 use crate::pipeline::{Analysis, RouteStats};
 use crate::policy::{CheckId, Policy};
 use crate::stats::{
-    Bootstrap, HodgesLehmann, cs_widening, hodges_lehmann, ks_two_sample, quantile_deltas, wilcoxon_signed_rank,
+    Bootstrap, HodgesLehmann, KsResult, cs_widening, hodges_lehmann, ks_two_sample, quantile_deltas,
+    wilcoxon_signed_rank,
 };
 
 const QUANTILES: [f64; 4] = [0.5, 0.9, 0.95, 0.99];
@@ -152,7 +153,15 @@ fn latency_summary(route: &str, s: &RouteStats, confidence: f64, p: &Policy) -> 
             None
         },
         tail_log_ratio: tail_log_ratios(items).and_then(|t| hodges_lehmann(&t, confidence)).map(|h| anytime(h, p)),
-        ks: enough.then(|| ks_two_sample(&b, &c)),
+        ks: enough.then(|| {
+            // Two-sided on the distributions as they are; one-sided (`slower`) against the
+            // baseline slowed by the latency check's pass threshold, so a shift the policy calls
+            // practically nothing (two instances of one build 3 % apart) is not a finding.
+            let margin = 1.0 + p.checks_for(route).latency_p99.pass.max(0.0);
+            let slowed: Vec<f64> = b.iter().map(|x| x * margin).collect();
+            let tolerant = ks_two_sample(&slowed, &c);
+            KsResult { slower: tolerant.slower, slower_p_value: tolerant.slower_p_value, ..ks_two_sample(&b, &c) }
+        }),
     }
 }
 
