@@ -145,7 +145,7 @@ fn secrets_in_compressed_bodies_reach_neither_files_nor_logs() {
             encoded_bodies.push(body.to_vec());
         }
         let request = serde_json::to_vec(&json!({"user": "ada", "api_key": SECRET})).expect("json");
-        let gz = shadowdiff_capture::coding::encode(&request, "gzip").expect("gzip");
+        let gz = shadowdiff_format::encoding::encode(&request, "gzip").expect("gzip");
         encoded_bodies.push(gz.clone());
         let url = format!("{}/login", proxy.addr);
         let headers = [("content-type", "application/json"), ("content-encoding", "gzip")];

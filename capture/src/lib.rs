@@ -10,7 +10,6 @@
 
 pub mod agent;
 pub mod body;
-pub mod coding;
 pub mod config;
 pub mod counters;
 pub mod error;

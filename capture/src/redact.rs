@@ -27,7 +27,7 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use crate::framing::{self, Framing, Rewrite};
-use shadowdiff_format::encoding::{DecodeError, decode, is_encoded};
+use shadowdiff_format::encoding::{DecodeError, decode, encode, is_encoded};
 use shadowdiff_format::media::{Claim, claim, looks_json};
 use shadowdiff_format::pointer::{PathPattern, PatternSeg};
 use shadowdiff_format::{Header, PairRecord, SideRecord};
@@ -298,9 +298,9 @@ impl Redactor {
             _ => return None,
         };
         match self.content(&content, content_type.as_deref(), framing, cut)? {
-            Some(redacted) => crate::coding::encode(&redacted, &coding).ok().map(Bytes::from),
+            Some(redacted) => encode(&redacted, &coding).ok().map(Bytes::from),
             // Decoded only in part: what is stored must be what was checked.
-            None if partial => crate::coding::encode(&content, &coding).ok().map(Bytes::from),
+            None if partial => encode(&content, &coding).ok().map(Bytes::from),
             None => Some(body),
         }
     }
@@ -512,7 +512,7 @@ mod tests {
         if let Some(ct) = content_type {
             p.baseline.headers.push(Header::new("content-type", ct.to_owned()));
         }
-        p.baseline.body = Some(Bytes::from(crate::coding::encode(body, coding).expect("encodes")));
+        p.baseline.body = Some(Bytes::from(encode(body, coding).expect("encodes")));
         p
     }
 

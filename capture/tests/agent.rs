@@ -727,7 +727,7 @@ async fn secrets_inside_compressed_bodies_are_redacted() {
     }
     // A gzip request body carries the secret too.
     let request = serde_json::to_vec(&json!({"token": SECRET, "q": 1})).expect("json");
-    let gz_request = shadowdiff_capture::coding::encode(&request, "gzip").expect("gzip");
+    let gz_request = shadowdiff_format::encoding::encode(&request, "gzip").expect("gzip");
     let got = proxy
         .send(
             Method::POST,
@@ -748,7 +748,7 @@ async fn secrets_inside_compressed_bodies_are_redacted() {
     // What each upstream sent, encoded: none of it may be stored.
     let originals: Vec<Vec<u8>> = codings
         .iter()
-        .map(|c| shadowdiff_capture::coding::encode(&serde_json::to_vec(&doc).expect("json"), c).expect("encodes"))
+        .map(|c| shadowdiff_format::encoding::encode(&serde_json::to_vec(&doc).expect("json"), c).expect("encodes"))
         .collect();
     for p in &pairs {
         let stored: Vec<(&[shadowdiff_format::Header], &[u8])> = [
