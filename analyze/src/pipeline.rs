@@ -142,6 +142,15 @@ pub use shadowdiff_format::verdict::{
     DRIFT_EDGES, Drift, DriftOutlier, FieldRow, InputSummary, InputWarmup, InputWindow, Truncated, Undecodable,
 };
 
+/// The counts of error kind `k`, created on its first occurrence (a known kind is looked up
+/// without allocating its name again).
+fn kind<'m>(kinds: &'m mut BTreeMap<String, KindCount>, k: &str) -> &'m mut KindCount {
+    if !kinds.contains_key(k) {
+        kinds.insert(k.to_owned(), KindCount::default());
+    }
+    kinds.get_mut(k).unwrap_or_else(|| unreachable!("inserted above"))
+}
+
 /// One pair's part in a scope's counts ([`RouteStats::count`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PairFacts<'a> {
@@ -193,10 +202,10 @@ impl RouteStats {
         er.canary_only += u64::from(c && !b);
         er.baseline_only += u64::from(b && !c);
         if let Some(k) = f.baseline_error {
-            er.kinds.entry(k.to_owned()).or_default().baseline += 1;
+            kind(&mut er.kinds, k).baseline += 1;
         }
         if let Some(k) = f.canary_error {
-            er.kinds.entry(k.to_owned()).or_default().canary += 1;
+            kind(&mut er.kinds, k).canary += 1;
         }
         if let Some(l) = f.latency_ms {
             self.latency.push(l);

@@ -8,7 +8,7 @@ use super::SEQUENTIAL_T_STAR;
 use super::skeleton::{Estimate, Estimator, Scope, Z_POWER, mde_of, tiers, z_of};
 use crate::pipeline::top;
 use crate::policy::{Check, CheckId};
-use crate::stats::{cs_widening, dkw_p, mcnemar, mixture_p, wilson};
+use crate::stats::{dkw_p, mcnemar, mixture_p, widened, wilson};
 
 const REL: Unit = Unit::Relative;
 const SHARE: Unit = Unit::Share;
@@ -402,9 +402,12 @@ impl Estimator for DiffRate {
 
     fn estimate(&self, s: Scope<'_>, confidence: f64) -> Estimate {
         let w = wilson(s.row.different, s.row.compared, confidence);
-        let k = if self.sequential { cs_widening(s.row.compared, confidence, SEQUENTIAL_T_STAR) } else { 1.0 };
-        let (low, high) =
-            ((w.estimate - (w.estimate - w.low) * k).max(0.0), (w.estimate + (w.high - w.estimate) * k).min(1.0));
+        let (low, high) = if self.sequential {
+            let (low, high) = widened(w.estimate, (w.low, w.high), s.row.compared, confidence, SEQUENTIAL_T_STAR);
+            (low.max(0.0), high.min(1.0))
+        } else {
+            (w.low, w.high)
+        };
         Estimate {
             value: Some(w.estimate),
             ci: Some(Ci { low, high, confidence }),

@@ -20,8 +20,7 @@ use self::skeleton::{Ctx, Scope, run};
 use crate::pipeline::{Analysis, RouteStats};
 use crate::policy::{CheckId, Policy};
 use crate::stats::{
-    Bootstrap, HodgesLehmann, KsResult, cs_widening, hodges_lehmann, ks_two_sample, quantile_deltas,
-    wilcoxon_signed_rank,
+    Bootstrap, HodgesLehmann, KsResult, hodges_lehmann, ks_two_sample, quantile_deltas, widened, wilcoxon_signed_rank,
 };
 
 const QUANTILES: [f64; 4] = [0.5, 0.9, 0.95, 0.99];
@@ -172,9 +171,7 @@ pub const SEQUENTIAL_T_STAR: f64 = 10_000.0;
 /// an asymptotic confidence sequence that stays valid over any number of looks.
 fn anytime(mut h: HodgesLehmann, p: &Policy) -> HodgesLehmann {
     if p.sequential {
-        let k = cs_widening(h.n as u64, h.confidence, SEQUENTIAL_T_STAR);
-        h.low = h.estimate - (h.estimate - h.low) * k;
-        h.high = h.estimate + (h.high - h.estimate) * k;
+        (h.low, h.high) = widened(h.estimate, (h.low, h.high), h.n as u64, h.confidence, SEQUENTIAL_T_STAR);
     }
     h
 }

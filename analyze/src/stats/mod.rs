@@ -16,7 +16,7 @@ pub use ks::{KsResult, kolmogorov_sf, ks_two_sample};
 pub use location::{HodgesLehmann, hodges_lehmann};
 pub use proportion::{Interval, McNemar, holm, mcnemar, wilson};
 pub use quantile::{Bootstrap, QuantileDelta, quantile_deltas, quantile_sorted, quantiles};
-pub use sequential::{cs_widening, dkw_band, dkw_p, mixture_p};
+pub use sequential::{cs_widening, dkw_band, dkw_p, mixture_p, widened};
 pub use wilcoxon::{Method, WilcoxonResult, wilcoxon_signed_rank};
 
 use statrs::distribution::{ContinuousCDF, Normal};

@@ -36,6 +36,13 @@ pub fn cs_widening(n: u64, confidence: f64, t_star: f64) -> f64 {
     (radius / fixed).max(1.0)
 }
 
+/// The fixed-sample interval `(low, high)` around `estimate` over `n` samples at `confidence`,
+/// widened on each side by [`cs_widening`] into a confidence sequence.
+pub fn widened(estimate: f64, (low, high): (f64, f64), n: u64, confidence: f64, t_star: f64) -> (f64, f64) {
+    let k = cs_widening(n, confidence, t_star);
+    (estimate - (estimate - low) * k, estimate + (high - estimate) * k)
+}
+
 /// Anytime-valid one-sided p-value that the canary fails more often than the baseline, from
 /// `canary_only` and `baseline_only` discordant pairs: 1 / L, where L is the mixture likelihood
 /// ratio of the discordant pairs' split against an even one.
