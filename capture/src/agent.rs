@@ -24,7 +24,9 @@ use crate::metrics::Admin;
 use crate::proxy::Proxy;
 use crate::recorder::Recorder;
 use crate::server::{self, Peer};
-use shadowdiff_format::{WriterConfig, WriterStats};
+use shadowdiff_format::retain::{self, RetainStats};
+use shadowdiff_format::store::{DrainReport, Store, Uploader};
+use shadowdiff_format::{CloseHook, WriterConfig, WriterStats};
 
 /// What a finished agent did.
 #[derive(Debug, Clone)]
@@ -34,6 +36,8 @@ pub struct Report {
     pub writer: WriterStats,
     /// Whether every connection and pair finished before the drain deadline.
     pub drained: bool,
+    /// With an object-store --out: what the spool still holds after the upload drain.
+    pub upload: Option<DrainReport>,
 }
 
 /// A running agent. [`shutdown`](Self::shutdown) drains it; dropping it stops it without waiting.
@@ -67,6 +71,20 @@ impl Agent {
         wc.zstd_level = config.recorder.zstd_level;
         wc.summary = config.summary();
         wc.counters = Some(counters.source());
+        let uploader = match &config.upload {
+            Some(settings) => {
+                let store = Store::open(&settings.url)?;
+                store.check().await?;
+                counters.uploading.store(true, Ordering::Relaxed);
+                let uploader = Uploader::start(store, settings.clone(), Arc::clone(&counters.upload))?;
+                wc.on_close = Some(uploader.hook());
+                Some(uploader)
+            }
+            None => None,
+        };
+        if let Some(keep) = config.retain {
+            wc.on_close = Some(retention(&config.out, keep, Arc::clone(&counters.retain)));
+        }
         let recorder = Recorder::start(wc, config.recorder.queue, config.recorder.queue_bytes, Arc::clone(&counters))?;
         let proxy = Arc::new(Proxy::new(&config, Arc::clone(&recorder), Arc::clone(&counters))?);
 
@@ -122,6 +140,11 @@ impl Agent {
             if let Some(t) = admin_task {
                 let _ = t.await;
             }
+            // Uploads go on after the last file closed, until the spool is empty or the deadline.
+            let upload = match uploader {
+                Some(u) => Some(u.finish().await),
+                None => None,
+            };
             let writer = writer?;
             let counters = c.snapshot();
             tracing::info!(
@@ -132,7 +155,7 @@ impl Agent {
                 files = writer.files.len(),
                 "Capture stopped."
             );
-            Ok(Report { counters, writer, drained: connections_done && pairs_done })
+            Ok(Report { counters, writer, drained: connections_done && pairs_done, upload })
         });
         Ok(Self { addr, admin_addr, counters, stop, task: Some(task) })
     }
@@ -168,4 +191,24 @@ impl Drop for Agent {
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|source| Error::Listen { addr, source })
+}
+
+/// The writer's close hook for `--retain`: prune old partitions at start and then at most once a
+/// minute, on the writer's thread (deleting a few files is quicker than encoding a row group).
+fn retention(dir: &std::path::Path, keep: Duration, stats: Arc<RetainStats>) -> CloseHook {
+    let cutoff = move || chrono::Utc::now() - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+    retain::prune(dir, cutoff(), &stats);
+    let dir = dir.to_owned();
+    // The writer's thread has no tokio clock; its file ages use the OS clock too.
+    #[allow(clippy::disallowed_methods)]
+    let last = std::sync::Mutex::new(std::time::Instant::now());
+    Arc::new(move |_| {
+        let mut last = last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.elapsed() >= Duration::from_secs(60) {
+            retain::prune(&dir, cutoff(), &stats);
+            #[allow(clippy::disallowed_methods)]
+            let now = std::time::Instant::now();
+            *last = now;
+        }
+    })
 }

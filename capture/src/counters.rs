@@ -5,10 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use shadowdiff_format::CounterSource;
+use shadowdiff_format::retain::RetainStats;
+use shadowdiff_format::store::UploadStats;
 use shadowdiff_format::schema::{Side, error_kind};
 
 /// Why a captured pair never reached the writer. Each is counted under `dropped.<reason>`.
@@ -77,11 +79,19 @@ pub enum MirrorSkip {
     /// A POST on a `--mirror-graphql` or `--mirror-jsonrpc` path whose body was not shown to only
     /// read (a mutation, an unlisted method, a body that cannot be read).
     NotReadOnly,
+    /// A streamed request (gRPC) whose body failed, or was not read to its end by the baseline:
+    /// there is no whole request to mirror.
+    RequestIncomplete,
 }
 
 impl MirrorSkip {
-    pub const ALL: [MirrorSkip; 4] =
-        [MirrorSkip::Method, MirrorSkip::BodyTooLarge, MirrorSkip::InFlight, MirrorSkip::NotReadOnly];
+    pub const ALL: [MirrorSkip; 5] = [
+        MirrorSkip::Method,
+        MirrorSkip::BodyTooLarge,
+        MirrorSkip::InFlight,
+        MirrorSkip::NotReadOnly,
+        MirrorSkip::RequestIncomplete,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -89,6 +99,7 @@ impl MirrorSkip {
             MirrorSkip::BodyTooLarge => "body_too_large",
             MirrorSkip::InFlight => "in_flight",
             MirrorSkip::NotReadOnly => "not_read_only",
+            MirrorSkip::RequestIncomplete => "request_incomplete",
         }
     }
 }
@@ -173,6 +184,12 @@ pub struct Counters {
     pub queued: AtomicI64,
     latency: [Histogram; 3],
     side_errors: [[AtomicU64; ERROR_KINDS.len()]; 3],
+    /// Uploads to an object store and the spool's budget (zero with a local --out).
+    pub upload: Arc<UploadStats>,
+    /// Partitions deleted by --retain (zero without it).
+    pub retain: Arc<RetainStats>,
+    /// Whether --out is an object store: its counters then go into file metadata too.
+    pub uploading: AtomicBool,
 }
 
 fn side_index(side: Side) -> usize {
@@ -276,6 +293,12 @@ impl Counters {
         }
         for (r, n) in MirrorSkip::ALL.iter().zip(&self.mirror_skipped) {
             m.insert(format!("mirror_skipped.{}", r.as_str()), load(n));
+        }
+        if self.uploading.load(Ordering::Relaxed) {
+            m.extend(self.upload.snapshot());
+        }
+        if self.retain.files.load(Ordering::Relaxed) > 0 {
+            m.extend(self.retain.snapshot());
         }
         m
     }

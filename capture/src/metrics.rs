@@ -110,7 +110,26 @@ impl Collector for AgentCollector {
                 load(&c.streams_cut),
             ),
         ];
-        for (name, help, value) in counters {
+        let u = &*c.upload;
+        let storage: [(&str, &str, u64); 8] = [
+            ("shadowdiff_files_uploaded", "Pair files uploaded to the object store.", load(&u.files_uploaded)),
+            ("shadowdiff_pairs_uploaded", "Pairs in pair files uploaded to the object store.", load(&u.pairs_uploaded)),
+            ("shadowdiff_upload_failures", "Upload attempts that failed (each is retried).", load(&u.upload_failures)),
+            (
+                "shadowdiff_spool_dropped_files",
+                "Pair files deleted from the spool before upload to keep it within --max-spool.",
+                load(&u.dropped_files),
+            ),
+            (
+                "shadowdiff_spool_dropped_pairs",
+                "Pairs in pair files deleted from the spool before upload (--max-spool).",
+                load(&u.dropped_pairs),
+            ),
+            ("shadowdiff_retain_files", "Pair files deleted by --retain.", load(&c.retain.files)),
+            ("shadowdiff_retain_pairs", "Pairs in pair files deleted by --retain.", load(&c.retain.pairs)),
+            ("shadowdiff_retain_bytes", "Bytes of pair files deleted by --retain.", load(&c.retain.bytes)),
+        ];
+        for (name, help, value) in counters.into_iter().chain(storage) {
             encoder
                 .encode_descriptor(name, help, None, MetricType::Counter)?
                 .encode_counter::<NoLabelSet, _, u64>(&value, None)?;
@@ -135,7 +154,8 @@ impl Collector for AgentCollector {
         )?;
 
         let mirrors_in_flight = i64::try_from((self.mirrors_in_flight)()).unwrap_or(i64::MAX);
-        let gauges: [(&str, &str, i64); 4] = [
+        let gauge = |a: &AtomicU64| i64::try_from(load(a)).unwrap_or(i64::MAX);
+        let gauges: [(&str, &str, i64); 6] = [
             (
                 "shadowdiff_requests_in_flight",
                 "Client requests waiting for their response head.",
@@ -148,6 +168,8 @@ impl Collector for AgentCollector {
             ),
             ("shadowdiff_writer_queue_depth", "Pairs waiting in the writer's queue.", c.queued.load(Ordering::Relaxed)),
             ("shadowdiff_mirrors_in_flight", "Mirror requests running.", mirrors_in_flight),
+            ("shadowdiff_spool_files", "Closed pair files waiting in the spool for upload.", gauge(&u.spool_files)),
+            ("shadowdiff_spool_bytes", "Bytes of closed pair files waiting in the spool.", gauge(&u.spool_bytes)),
         ];
         for (name, help, value) in gauges {
             encoder.encode_descriptor(name, help, None, MetricType::Gauge)?.encode_gauge(&value)?;
@@ -254,6 +276,14 @@ mod tests {
                 "shadowdiff_writer_errors_total counter",
                 "shadowdiff_redaction_withheld_total counter",
                 "shadowdiff_streams_cut_total counter",
+                "shadowdiff_files_uploaded_total counter",
+                "shadowdiff_pairs_uploaded_total counter",
+                "shadowdiff_upload_failures_total counter",
+                "shadowdiff_spool_dropped_files_total counter",
+                "shadowdiff_spool_dropped_pairs_total counter",
+                "shadowdiff_retain_files_total counter",
+                "shadowdiff_retain_pairs_total counter",
+                "shadowdiff_retain_bytes_total counter",
                 "shadowdiff_pairs_dropped_total counter",
                 "shadowdiff_requests_skipped_total counter",
                 "shadowdiff_mirrors_skipped_total counter",
@@ -261,6 +291,8 @@ mod tests {
                 "shadowdiff_pairs_pending gauge",
                 "shadowdiff_writer_queue_depth gauge",
                 "shadowdiff_mirrors_in_flight gauge",
+                "shadowdiff_spool_files gauge",
+                "shadowdiff_spool_bytes gauge",
                 "shadowdiff_upstream_latency_seconds histogram",
                 "shadowdiff_upstream_errors_total counter",
             ]

@@ -73,6 +73,12 @@ pub enum Error {
 
     #[error("invalid writer setting `{setting}`: {message}")]
     BadSetting { setting: &'static str, message: String },
+
+    /// An object-store location that cannot be used: a scheme shadowdiff does not know, a
+    /// missing bucket, refused credentials, an unreachable endpoint. `location` is the URL as
+    /// given (never with credentials: those come from the environment only).
+    #[error("{location} {message}")]
+    Store { location: String, message: String },
 }
 
 /// The underlying cause of a write failure.

@@ -51,6 +51,20 @@ impl BaselineOrigin {
 /// read each time a file is closed and stored cumulatively in its metadata.
 pub type CounterSource = Arc<dyn Fn() -> BTreeMap<String, u64> + Send + Sync>;
 
+/// A file the writer has just closed and renamed to its final name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedFile {
+    pub path: PathBuf,
+    pub rows: u64,
+    pub bytes: u64,
+    /// The writer's run id (also in the file's metadata).
+    pub run_id: String,
+}
+
+/// Called on the writer's thread after each file is closed (the uploader queues it). It must not
+/// block: the writer, and behind it capture's queue, wait for it.
+pub type CloseHook = Arc<dyn Fn(&ClosedFile) + Send + Sync>;
+
 /// How the writer names, sizes and rotates files.
 #[derive(Clone)]
 pub struct WriterConfig {
@@ -73,6 +87,8 @@ pub struct WriterConfig {
     pub summary: serde_json::Value,
     pub baseline_origin: BaselineOrigin,
     pub counters: Option<CounterSource>,
+    /// Told of each closed file, in order.
+    pub on_close: Option<CloseHook>,
 }
 
 impl WriterConfig {
@@ -88,6 +104,7 @@ impl WriterConfig {
             summary: serde_json::Value::Object(Default::default()),
             baseline_origin: BaselineOrigin::Measured,
             counters: None,
+            on_close: None,
         }
     }
 
@@ -339,6 +356,9 @@ impl PairWriter {
         self.stats.rows_committed += file.rows;
         self.stats.rows_pending -= file.rows;
         self.stats.bytes_committed += size;
+        if let Some(hook) = &self.config.on_close {
+            hook(&ClosedFile { path: final_path.clone(), rows: file.rows, bytes: size, run_id: self.run_id.clone() });
+        }
         self.stats.files.push(final_path);
         Ok(())
     }

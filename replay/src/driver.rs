@@ -82,6 +82,8 @@ pub struct Summary {
     pub lag: Option<Lag>,
     /// True when a stop signal ended the run early.
     pub interrupted: bool,
+    /// With an object-store out: what the spool still holds after the upload drain.
+    pub upload: Option<shadowdiff_format::store::DrainReport>,
 }
 
 /// Keeps lag statistics in bounded memory: running mean and max, and a reservoir for p99.

@@ -9,6 +9,7 @@ use shadowdiff_format::{
     BaselineOrigin, PairReader, PairRecord, PairWriter, ReadOptions, Side, WriterConfig, WriterStats, resolve_inputs,
     schema,
 };
+use shadowdiff_format::store::{Store, UploadSettings, UploadStats, Uploader};
 use tokio::sync::mpsc;
 
 use crate::driver::{DriverConfig, Progress, SourceItem, Summary, drive};
@@ -24,7 +25,10 @@ pub struct Plan {
     /// Targets by side; without a baseline the run is canary-only and keeps the recorded
     /// baseline responses.
     pub targets: Vec<(Side, String)>,
+    /// The directory the writer writes to: the output directory, or the spool when files are
+    /// uploaded to an object store (`upload`).
     pub out: PathBuf,
+    pub upload: Option<UploadSettings>,
     pub driver: DriverConfig,
     /// Repeat the input until `driver.duration` ends (or forever, until stopped).
     pub repeat: bool,
@@ -158,14 +162,30 @@ pub async fn replay(
         "concurrency": plan.driver.concurrency,
         "allow_mutations": plan.driver.filters.allow_mutations,
     });
+    let uploads = Arc::new(UploadStats::default());
+    let uploader = match &plan.upload {
+        Some(settings) => {
+            let store = Store::open(&settings.url)?;
+            store.check().await?;
+            let uploader = Uploader::start(store, settings.clone(), Arc::clone(&uploads))?;
+            wc.on_close = Some(uploader.hook());
+            Some(uploader)
+        }
+        None => None,
+    };
     let p = Arc::clone(&progress);
+    let u = plan.upload.is_some().then(|| Arc::clone(&uploads));
     wc.counters = Some(Arc::new(move || {
-        std::collections::BTreeMap::from([
+        let mut counters = std::collections::BTreeMap::from([
             ("read".to_owned(), p.read.load(Ordering::Relaxed)),
             ("sent".to_owned(), p.sent.load(Ordering::Relaxed)),
             ("recorded".to_owned(), p.done.load(Ordering::Relaxed)),
             ("skipped".to_owned(), p.skipped.load(Ordering::Relaxed)),
-        ])
+        ]);
+        if let Some(u) = &u {
+            counters.extend(u.snapshot());
+        }
+        counters
     }));
     let mut writer = PairWriter::new(wc)?;
     // A few batches of room: enough to keep the writer busy while workers fill the next one.
@@ -186,6 +206,12 @@ pub async fn replay(
         .await
         .map_err(|e| Error::Setting(format!("the pair writer stopped unexpectedly: {e}")))?
         .map_err(|_| Error::Setting("the pair writer panicked".into()))?;
+    let upload = match uploader {
+        Some(u) => Some(u.finish().await),
+        None => None,
+    };
     let stats = written?;
-    Ok((driven?, stats))
+    let mut summary = driven?;
+    summary.upload = upload;
+    Ok((summary, stats))
 }

@@ -27,6 +27,7 @@ fn plan(input: &std::path::Path, out: &std::path::Path, targets: Vec<(Side, Stri
         inputs: vec![input.to_str().expect("utf-8").to_owned()],
         targets,
         out: out.to_owned(),
+        upload: None,
         driver: DriverConfig {
             pacing: Pacing::Unpaced,
             concurrency: 16,

@@ -114,6 +114,7 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
     if args.sample == Some(0) {
         bail!("--sample must be at least 1");
     }
+    shadowdiff_format::store::Location::local_only("--out", &args.out.to_string_lossy(), "the analysis")?;
     if args.out.exists() && !args.out.is_dir() {
         bail!("--out {} exists and is not a directory", args.out.display());
     }
@@ -182,7 +183,11 @@ impl Progress for Bar {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    execute(resolve(args)?)
+    let mut r = resolve(args)?;
+    // Object-store inputs are fetched (their partitions pruned by the window) and read locally.
+    let fetched = super::inputs::fetch(&r.inputs, &r.options.window)?;
+    r.inputs.clone_from(&fetched.paths);
+    execute(r)
 }
 
 /// Analyzes, judges, writes every output and the report, and prints the summary.

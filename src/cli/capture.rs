@@ -57,7 +57,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     // Handlers first, so a signal that arrives as soon as the address is printed is not lost.
     let stop = stop_signal().context("cannot install the SIGTERM/SIGINT handlers")?;
-    let (baseline, canary, out) = (config.baseline.to_string(), config.canary.to_string(), config.out.clone());
+    let (baseline, canary) = (config.baseline.to_string(), config.canary.to_string());
+    let out = config.upload.as_ref().map_or_else(|| config.out.display().to_string(), |u| u.url.to_string());
     let agent = Agent::start(config).await?;
     {
         let mut stdout = std::io::stdout().lock();
@@ -67,7 +68,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
         stdout.flush()?;
     }
-    tracing::info!(listen = %agent.addr(), %baseline, %canary, out = %out.display(), "Capturing.");
+    tracing::info!(listen = %agent.addr(), %baseline, %canary, %out, "Capturing.");
     stop.await;
     tracing::info!("Stopping: draining in-flight requests.");
     let report = agent.shutdown().await?;
@@ -81,5 +82,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         report.writer.files.len(),
         if report.drained { "" } else { " (drain deadline reached)" }
     );
+    if let Some(u) = &report.upload {
+        eprintln!(
+            "capture: uploaded {} file(s) ({} pairs) to {out}; upload failures {}; dropped from the spool {} file(s) ({} pairs); left in the spool {} file(s) ({} pairs){}",
+            c.get("upload.files").copied().unwrap_or(0),
+            c.get("upload.pairs").copied().unwrap_or(0),
+            c.get("upload.failures").copied().unwrap_or(0),
+            c.get("spool.dropped_files").copied().unwrap_or(0),
+            c.get("spool.dropped_pairs").copied().unwrap_or(0),
+            u.left.len(),
+            u.left_pairs(),
+            if u.left.is_empty() { String::new() } else { format!(" under {}", u.spool.display()) },
+        );
+    }
     Ok(())
 }

@@ -141,6 +141,7 @@ fn absolute(path: &Path) -> PathBuf {
 
 /// Creates `out`, or empties it when an earlier demo made it; refuses anything else.
 fn prepare_out(out: &Path) -> anyhow::Result<()> {
+    shadowdiff_format::store::Location::local_only("--out", &out.to_string_lossy(), "the demo")?;
     if out.exists() {
         if !out.is_dir() {
             bail!("--out {} exists and is not a directory", out.display());

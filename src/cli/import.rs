@@ -122,6 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
 
 fn file(format: Format, args: FileArgs) -> anyhow::Result<Exit> {
     let agent = args.agent.unwrap_or_else(|| format!("import-{}", format.name()));
+    shadowdiff_format::store::Location::local_only("--out", &args.out.to_string_lossy(), "import's output")?;
     let s = import::import(format, &args.file, &args.out, &agent)?;
     for skipped in &s.skipped {
         eprintln!("shadowdiff: warning: {skipped}; that payload is skipped.");
@@ -153,6 +154,7 @@ fn envoy_tap(args: EnvoyTapArgs) -> anyhow::Result<Exit> {
         key,
         ..RedactRules::default()
     };
+    shadowdiff_format::store::Location::local_only("--out", &args.out.to_string_lossy(), "import's output")?;
     let s = import::import_envoy_tap(&args.baseline, &args.canary, &args.out, &args.agent, &redact)?;
     for e in &s.unreadable {
         eprintln!("shadowdiff: warning: {e}; that trace is counted as unreadable.");

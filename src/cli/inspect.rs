@@ -24,7 +24,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let files = resolve_inputs(&args.inputs)?;
+    let fetched = super::inputs::fetch(&args.inputs, &shadowdiff_format::TimeWindow::default())?;
+    let files = resolve_inputs(&fetched.paths)?;
     let s = summary::summarize(&files)?;
     let mut out = std::io::stdout().lock();
     if args.json {

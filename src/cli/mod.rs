@@ -10,6 +10,7 @@ mod capture;
 mod demo;
 mod diff;
 mod import;
+mod inputs;
 mod inspect;
 mod replay;
 mod report;

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use http::{HeaderName, HeaderValue};
-use shadowdiff_capture::config::{Flag, parse_nonzero_duration, parse_size};
+use shadowdiff_capture::config::{Flag, parse_duration, parse_nonzero_duration, parse_nonzero_size, parse_size};
+use shadowdiff_format::store::{Location, UploadSettings, default_spool};
 use shadowdiff_capture::select::PathPattern;
 use shadowdiff_format::Side;
 use shadowdiff_replay::driver::{DriverConfig, Progress, Summary};
@@ -45,9 +46,22 @@ pub struct Args {
     /// Secondary baseline target URL (needs --baseline).
     #[arg(long, value_name = "URL", requires = "baseline")]
     secondary: Option<String>,
-    /// Output directory for the fresh pair files.
-    #[arg(long, value_name = "DIR")]
+    /// Where the fresh pair files go: a directory, or an object-store URL (s3://BUCKET/PREFIX,
+    /// gs://, az://) that closed files are uploaded to from --spool.
+    #[arg(long, value_name = "DIR_OR_URL")]
     out: PathBuf,
+    /// With an object-store --out: the local directory files wait in until uploaded
+    /// [default: <system temp>/shadowdiff-spool/<agent>].
+    #[arg(long, value_name = "DIR")]
+    spool: Option<PathBuf>,
+    /// With an object-store --out: the most bytes of closed files the spool holds; past it the
+    /// oldest not yet uploaded are deleted and counted [default: no limit].
+    #[arg(long, value_name = "SIZE", value_parser = Flag(parse_nonzero_size))]
+    max_spool: Option<u64>,
+    /// With an object-store --out: how long the end of the run keeps uploading before leaving
+    /// the rest in the spool [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = Flag(parse_duration))]
+    upload_drain_timeout: Option<Duration>,
     /// Replay at the recorded pace times X (2 = twice as fast).
     #[arg(long, value_name = "X")]
     speed: Option<f64>,
@@ -151,10 +165,38 @@ fn plan(args: Args) -> anyhow::Result<Plan> {
         targets.push((Side::Secondary, s));
     }
     let canary_only = targets.len() == 1;
+    let agent = args.agent.unwrap_or_else(|| format!("replay-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S")));
+    let (out, upload) = match Location::parse(&args.out.to_string_lossy()).map_err(|e| match e {
+        shadowdiff_format::Error::Store { message, .. } => anyhow::anyhow!("--out {} {message}", args.out.display()),
+        e => e.into(),
+    })? {
+        Location::Local(dir) => {
+            let store_only = [
+                args.spool.as_ref().map(|_| "--spool"),
+                args.max_spool.map(|_| "--max-spool"),
+                args.upload_drain_timeout.map(|_| "--upload-drain-timeout"),
+            ];
+            if let Some(flag) = store_only.into_iter().flatten().next() {
+                anyhow::bail!("{flag} applies when --out is an object-store URL (s3://, gs://, az://)");
+            }
+            (dir, None)
+        }
+        Location::Store(url) => {
+            let spool = args.spool.unwrap_or_else(|| default_spool(&agent));
+            let settings = UploadSettings {
+                url,
+                spool: spool.clone(),
+                max_spool: args.max_spool,
+                drain_timeout: args.upload_drain_timeout.unwrap_or(Duration::from_secs(30)),
+            };
+            (spool, Some(settings))
+        }
+    };
     Ok(Plan {
         inputs: args.inputs,
         targets,
-        out: args.out,
+        out,
+        upload,
         driver: DriverConfig {
             pacing,
             concurrency: args.concurrency,
@@ -170,7 +212,7 @@ fn plan(args: Args) -> anyhow::Result<Plan> {
             },
             limit: args.limit,
             duration: args.duration,
-            agent: args.agent.unwrap_or_else(|| format!("replay-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S"))),
+            agent,
             keep_recorded_baseline: canary_only,
         },
         repeat: args.repeat,
@@ -181,8 +223,13 @@ fn plan(args: Args) -> anyhow::Result<Plan> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let plan = plan(args)?;
-    let out = plan.out.clone();
+    let mut plan = plan(args)?;
+    let out = plan.upload.as_ref().map_or_else(|| plan.out.display().to_string(), |u| u.url.to_string());
+    // Object-store inputs are fetched (partitions outside --since/--until are not) and read locally.
+    let window =
+        shadowdiff_format::TimeWindow { since: plan.driver.filters.since, until: plan.driver.filters.until };
+    let fetched = super::inputs::fetch(&plan.inputs, &window)?;
+    plan.inputs.clone_from(&fetched.paths);
     // One async thread, like each of oha's per-core runtimes: the driver, its workers and the
     // connections then wake each other without crossing threads. The source reader and the pair
     // writer have threads of their own. On the 2-core benchmark box the multi-threaded runtime
@@ -229,7 +276,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     Ok(Exit::Pass)
 }
 
-fn render(s: &Summary, files: usize, out: &std::path::Path) -> String {
+fn render(s: &Summary, files: usize, out: &str) -> String {
     let mut o = format!(
         "replay: sent {} recorded {} of {} read in {:.1} s ({:.0} req/s) to {} file(s) under {}{}\n",
         s.sent,
@@ -238,9 +285,17 @@ fn render(s: &Summary, files: usize, out: &std::path::Path) -> String {
         s.elapsed.as_secs_f64(),
         s.achieved_rate,
         files,
-        out.display(),
+        out,
         if s.interrupted { " (interrupted)" } else { "" }
     );
+    if let Some(u) = &s.upload {
+        o.push_str(&format!(
+            "  left in the spool: {} file(s) ({} pairs){}\n",
+            u.left.len(),
+            u.left_pairs(),
+            if u.left.is_empty() { String::new() } else { format!(" under {}", u.spool.display()) }
+        ));
+    }
     if !s.skipped.is_empty() {
         let k: Vec<String> = s.skipped.iter().map(|(r, n)| format!("{r}={n}")).collect();
         o.push_str(&format!("  skipped: {}\n", k.join(" ")));

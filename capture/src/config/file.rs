@@ -130,6 +130,13 @@ pub struct RecorderSection {
     pub row_group_rows: Option<u64>,
     #[serde(default, deserialize_with = "zstd_level")]
     pub zstd_level: Option<i32>,
+    pub spool: Option<PathBuf>,
+    #[serde(default, deserialize_with = "nonzero_size")]
+    pub max_spool: Option<u64>,
+    #[serde(default, deserialize_with = "duration")]
+    pub upload_drain_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "nonzero_duration")]
+    pub retain: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -31,9 +31,26 @@ pub struct Flags {
     /// Where /metrics and /healthz are served [default: none].
     #[arg(long, value_name = "ADDR", value_parser = Flag(value::admin_addr))]
     pub admin_listen: Option<OrNone<SocketAddr>>,
-    /// Directory for pair files (Hive-partitioned by date and hour).
-    #[arg(long, value_name = "DIR")]
+    /// Where pair files go (Hive-partitioned by date and hour): a directory, or an object-store
+    /// URL (s3://BUCKET/PREFIX, gs://, az://) that closed files are uploaded to from --spool.
+    #[arg(long, value_name = "DIR_OR_URL")]
     pub out: Option<PathBuf>,
+    /// With an object-store --out: the local directory files wait in until uploaded
+    /// [default: <system temp>/shadowdiff-spool/<agent>].
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
+    /// With an object-store --out: the most bytes of closed files the spool holds; past it the
+    /// oldest not yet uploaded are deleted and counted [default: no limit].
+    #[arg(long, value_name = "SIZE", value_parser = Flag(parse_nonzero_size))]
+    pub max_spool: Option<u64>,
+    /// With an object-store --out: how long shutdown keeps uploading before leaving the rest in
+    /// the spool [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = Flag(parse_duration))]
+    pub upload_drain_timeout: Option<Duration>,
+    /// With a local --out: delete hour partitions whose pairs are all older than this, e.g. 24h
+    /// or 7d (at least 2h) [default: keep everything].
+    #[arg(long, value_name = "DURATION", value_parser = Flag(parse_nonzero_duration))]
+    pub retain: Option<Duration>,
     /// TOML file with settings beyond the flags (unknown keys are rejected).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

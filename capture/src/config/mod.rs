@@ -111,7 +111,13 @@ pub struct Config {
     pub baseline: Target,
     pub canary: Target,
     pub secondary: Option<Target>,
+    /// The directory the writer writes to: `--out`, or the spool when `--out` is an object-store
+    /// URL (then `upload` says where files go).
     pub out: PathBuf,
+    /// Closed files are uploaded from the spool to an object store.
+    pub upload: Option<shadowdiff_format::store::UploadSettings>,
+    /// With a local `--out`: hour partitions older than this are deleted.
+    pub retain: Option<Duration>,
     pub agent: String,
     pub tls: Option<TlsFiles>,
     /// Extra CA certificates (PEM) trusted for https upstreams, beside the built-in roots.
@@ -196,6 +202,9 @@ impl Config {
                 "rotate_rows": self.recorder.rotate_rows,
                 "rotate_bytes": self.recorder.rotate_bytes,
                 "rotate_age_s": self.recorder.rotate_age.as_secs_f64(),
+                "out": self.upload.as_ref().map_or_else(|| self.out.display().to_string(), |u| u.url.to_string()),
+                "max_spool": self.upload.as_ref().and_then(|u| u.max_spool),
+                "retain_s": self.retain.map(|d| d.as_secs()),
             },
         })
     }

@@ -17,6 +17,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::redact::{DEFAULT_HEADERS, HashKey, RedactRules};
+use shadowdiff_format::store::{Location, UploadSettings};
 
 impl Config {
     /// Validate flags (and the file they name) into a configuration.
@@ -40,6 +41,8 @@ impl Config {
             redact.max_decoded_body = n;
         }
         let read_only_posts = read_only_posts(&origin, &flags, &f.mirror)?;
+        let agent = flags.agent.clone().or(f.agent).unwrap_or_else(default_agent);
+        let (out, upload, retain) = output(&origin, &flags, f.out, &f.recorder, &agent)?;
         let recorder = recorder(&flags, f.recorder);
         let tls = match (flags.tls_cert.or(f.tls.cert), flags.tls_key.or(f.tls.key)) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
@@ -63,11 +66,10 @@ impl Config {
                 .or(f.canary)
                 .ok_or_else(|| missing("--canary", "canary", "the URL of the service to compare"))?,
             secondary: flags.secondary.or(f.secondary),
-            out: flags
-                .out
-                .or(f.out)
-                .ok_or_else(|| missing("--out", "out", "the directory pair files are written to"))?,
-            agent: flags.agent.or(f.agent).unwrap_or_else(default_agent),
+            out,
+            upload,
+            retain,
+            agent,
             tls,
             ca_file: flags.ca_file.or(f.upstream.ca_file),
             baseline_timeout: flags.baseline_timeout.or(f.upstream.timeout).unwrap_or(Duration::from_secs(30)),
@@ -97,6 +99,66 @@ impl Config {
         })
     }
 }
+
+/// Where files go: a local directory (with its retention), or an object store uploaded to from a
+/// spool (with its budget). The settings of one do not apply to the other, and saying so beats
+/// ignoring them.
+fn output(
+    origin: &Origin<'_>,
+    flags: &Flags,
+    out: Option<PathBuf>,
+    file: &RecorderSection,
+    agent: &str,
+) -> Result<(PathBuf, Option<UploadSettings>, Option<Duration>)> {
+    let (out, out_name) = match origin.pick(flags.out.clone(), "--out", out, "out") {
+        Some(v) => v,
+        None => return Err(missing("--out", "out", "the directory or object-store URL pair files are written to")),
+    };
+    let spool = origin.pick(flags.spool.clone(), "--spool", file.spool.clone(), "recorder.spool");
+    let max_spool = origin.pick(flags.max_spool, "--max-spool", file.max_spool, "recorder.max_spool");
+    let drain =
+        origin.pick(flags.upload_drain_timeout, "--upload-drain-timeout", file.upload_drain_timeout, "recorder.upload_drain_timeout");
+    let retain = origin.pick(flags.retain, "--retain", file.retain, "recorder.retain");
+    let location = Location::parse(&out.to_string_lossy()).map_err(|e| match e {
+        shadowdiff_format::Error::Store { message, .. } => bad(format!("{out_name} {}", out.display()), &message),
+        e => Error::Pairs(e),
+    })?;
+    match location {
+        Location::Local(dir) => {
+            let store_only = [spool.map(|(_, n)| n), max_spool.map(|(_, n)| n), drain.map(|(_, n)| n)];
+            if let Some(name) = store_only.into_iter().flatten().next() {
+                return Err(bad(
+                    name,
+                    "applies when --out is an object-store URL (s3://, gs://, az://); a local --out is pruned with --retain",
+                ));
+            }
+            if let Some((d, name)) = &retain
+                && *d < MIN_RETAIN
+            {
+                return Err(bad(name.clone(), "must be at least 2h: an hour partition holds pairs from the hour before it too"));
+            }
+            Ok((dir, None, retain.map(|(d, _)| d)))
+        }
+        Location::Store(url) => {
+            if let Some((_, name)) = retain {
+                return Err(bad(name, "applies to a local --out; expire objects with the bucket's lifecycle rules"));
+            }
+            let spool = spool.map_or_else(|| shadowdiff_format::store::default_spool(agent), |(p, _)| p);
+            let settings = UploadSettings {
+                url,
+                spool: spool.clone(),
+                max_spool: max_spool.map(|(n, _)| n),
+                drain_timeout: drain.map_or(DEFAULT_UPLOAD_DRAIN, |(d, _)| d),
+            };
+            Ok((spool, Some(settings), None))
+        }
+    }
+}
+
+/// The shortest `--retain`: a partition holds pairs from the hour before its own.
+const MIN_RETAIN: Duration = Duration::from_secs(2 * 3600);
+/// How long shutdown keeps uploading by default.
+pub const DEFAULT_UPLOAD_DRAIN: Duration = Duration::from_secs(30);
 
 fn recorder(flags: &Flags, file: RecorderSection) -> RecorderSettings {
     let default = RecorderSettings::default();
