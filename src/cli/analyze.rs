@@ -12,7 +12,7 @@ use shadowdiff_analyze::pipeline::{self, Options, Progress};
 use shadowdiff_analyze::policy::{FailOn, Policy};
 use shadowdiff_capture::config::{Flag, parse_duration, parse_nonzero_size};
 use shadowdiff_format::TimeWindow;
-use shadowdiff_format::verdict::{WindowCheck, WindowRow};
+use shadowdiff_format::verdict::{Verdict, WindowCheck, WindowRow};
 
 use crate::exit::Exit;
 
@@ -141,7 +141,7 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
 }
 
 /// A time as `--since` / `--until` take it: RFC 3339, `now`, or `-DURATION` before `now`.
-fn parse_time(flag: &str, text: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
+pub(super) fn parse_time(flag: &str, text: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
     let t = text.trim();
     if t == "now" {
         return Ok(now);
@@ -158,7 +158,7 @@ fn parse_time(flag: &str, text: &str, now: DateTime<Utc>) -> anyhow::Result<Date
     })
 }
 
-fn rfc3339(t: DateTime<Utc>) -> String {
+pub(super) fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
@@ -205,13 +205,7 @@ pub(super) fn execute(r: Resolved) -> anyhow::Result<Exit> {
     #[allow(clippy::disallowed_methods)]
     let started = Instant::now();
     let progress = Bar(bar);
-    let analysis = pipeline::run(&r.inputs, &r.policy, &r.options, &progress)?;
-    progress.phase("judging");
-    let mut verdict = judge(&analysis, &r.policy);
-    if let Some(width) = r.window {
-        progress.phase("judging each window");
-        verdict.windows = windows(&r, width, &verdict.outputs.pairs)?;
-    }
+    let mut verdict = judge_inputs(&r.inputs, &r.policy, &r.options, r.window, &progress)?;
     shadowdiff_analyze::verdict::write(&mut verdict, &r.options.out)
         .with_context(|| format!("cannot write the verdict into {}", r.options.out.display()))?;
     progress.phase("writing the report");
@@ -240,29 +234,54 @@ pub(super) fn execute(r: Resolved) -> anyhow::Result<Exit> {
     })
 }
 
+/// One judgement of `inputs`: the pipeline (its files written into `options.out`), the judge,
+/// and with `window` each window judged too. `analyze` and `serve` both judge through here.
+pub(super) fn judge_inputs(
+    inputs: &[String],
+    policy: &Policy,
+    options: &Options,
+    window: Option<std::time::Duration>,
+    progress: &dyn Progress,
+) -> anyhow::Result<Verdict> {
+    let analysis = pipeline::run(inputs, policy, options, progress)?;
+    progress.phase("judging");
+    let mut verdict = judge(&analysis, policy);
+    if let Some(width) = window {
+        progress.phase("judging each window");
+        verdict.windows = windows(inputs, policy, options, width, &verdict.outputs.pairs)?;
+    }
+    Ok(verdict)
+}
+
 /// The run judged window by window: windows of `width` aligned to its multiples (UTC) over the
 /// span of the analyzed pairs (from `pairs.parquet`), each analyzed again on its own — the
 /// inputs pruned to it — with anytime-valid decisions. Windows without pairs are left out.
-fn windows(r: &Resolved, width: std::time::Duration, pairs: &std::path::Path) -> anyhow::Result<Vec<WindowRow>> {
+fn windows(
+    inputs: &[String],
+    policy: &Policy,
+    base: &Options,
+    width: std::time::Duration,
+    pairs: &std::path::Path,
+) -> anyhow::Result<Vec<WindowRow>> {
     let span = shadowdiff_reports::rows::read_latencies(pairs, 1)
         .map_err(|e| anyhow::anyhow!("cannot read the analyzed pairs' times from {}: {e}", pairs.display()))?
         .window_us;
     let Some((first, last)) = span else { return Ok(Vec::new()) };
     let step = i64::try_from(width.as_micros()).unwrap_or(i64::MAX).max(1);
-    let mut policy = r.policy.clone();
+    let mut policy = policy.clone();
     policy.sequential = true;
     // Each window's own pairs.parquet and diffs.parquet go to a scratch directory, removed after.
-    let scratch = r.options.out.join(".windows-scratch");
+    let scratch = base.out.join(".windows-scratch");
     std::fs::create_dir_all(&scratch).with_context(|| format!("cannot make {}", scratch.display()))?;
     let mut rows = Vec::new();
     let mut start = first.div_euclid(step) * step;
     while start <= last {
         let end = start.saturating_add(step);
         let at = |us: i64| DateTime::from_timestamp_micros(us).unwrap_or_default();
-        let mut options = r.options.clone();
+        let mut options = base.clone();
         options.out = scratch.clone();
         // The window, inside the one the user asked for.
-        let user = r.options.window;
+        let user = base.window;
         options.window = TimeWindow {
             since: Some(user.since.map_or(at(start), |s| s.max(at(start)))),
             until: Some(user.until.map_or(at(end), |u| u.min(at(end)))),
@@ -270,7 +289,7 @@ fn windows(r: &Resolved, width: std::time::Duration, pairs: &std::path::Path) ->
         options.sample = None;
         // A window without pairs is left out; any other failure is the run's.
         let analysis = if options.window.since < options.window.until {
-            match pipeline::run(&r.inputs, &policy, &options, &pipeline::Quiet) {
+            match pipeline::run(inputs, &policy, &options, &pipeline::Quiet) {
                 Ok(a) => Some(a),
                 Err(shadowdiff_analyze::Error::Empty { .. }) => None,
                 Err(e) => {

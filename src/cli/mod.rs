@@ -14,6 +14,7 @@ mod inputs;
 mod inspect;
 mod replay;
 mod report;
+mod serve;
 
 /// Compare a canary with its baseline on real traffic, and decide from evidence whether to ship.
 ///
@@ -37,6 +38,7 @@ enum Command {
     Inspect(inspect::Args),
     Replay(Box<replay::Args>),
     Report(report::Args),
+    Serve(serve::Args),
 }
 
 /// Parse the command line and run the chosen subcommand.
@@ -59,5 +61,6 @@ pub fn run() -> anyhow::Result<Exit> {
         Command::Inspect(args) => inspect::run(args),
         Command::Replay(args) => replay::run(*args),
         Command::Report(args) => report::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }
