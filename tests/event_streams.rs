@@ -34,6 +34,7 @@ fn side(content_type: &str, body: &str, cut: bool, error: Option<&str>) -> SideR
         latency_us: error.is_none().then_some(20_000),
         ttfb_us: Some(1_000),
         error: error.map(str::to_owned),
+        trailers: Vec::new(),
     }
 }
 

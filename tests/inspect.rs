@@ -31,7 +31,7 @@ fn text_and_json_describe_a_corpus() {
     assert_eq!(j["rows"], 5_000);
     assert_eq!(j["files"].as_array().map(Vec::len), Some(summary.files.len()));
     assert!(summary.files.len() >= 3, "rotation by rows and hour");
-    assert_eq!(j["schema_versions"]["1"], summary.files.len());
+    assert_eq!(j["schema_versions"][shadowdiff_format::schema::SCHEMA_VERSION.to_string()], summary.files.len());
     let resets = j["errors"]["canary"]["reset"].as_u64().expect("reset count");
     assert!((40..160).contains(&resets), "{resets}");
     assert_eq!(j["errors"]["baseline"].as_object().map(|m| m.len()), Some(0));

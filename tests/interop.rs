@@ -47,5 +47,5 @@ fn pyarrow_duckdb_and_polars_read_pair_files() {
     assert_eq!(got["pyarrow"]["hours"], serde_json::json!(hours));
     assert_eq!(got["duckdb"]["hours"], serde_json::json!(hours));
     assert_eq!(got["pyarrow"]["captured_at_type"], "timestamp[us, tz=UTC]");
-    assert_eq!(got["pyarrow"]["schema_version"], "1");
+    assert_eq!(got["pyarrow"]["schema_version"], shadowdiff_format::schema::SCHEMA_VERSION.to_string());
 }

@@ -75,6 +75,7 @@ fn pairs() -> Vec<PairRecord> {
                     latency_us: Some(1000 + (i as u64 * 7 + n as u64) % 5000),
                     ttfb_us: Some(800),
                     error: None,
+                    trailers: Vec::new(),
                 };
             }
             r

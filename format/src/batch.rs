@@ -47,6 +47,7 @@ pub fn records_to_batch(records: &[PairRecord]) -> Result<RecordBatch, ArrowErro
         columns.push(u64s(sides().map(|s| s.latency_us)));
         columns.push(u64s(sides().map(|s| s.ttfb_us)));
         columns.push(strings(sides().map(|s| s.error.as_deref())));
+        columns.push(headers(sides().map(|s| s.trailers.as_slice()), n)?);
     }
     RecordBatch::try_new(SCHEMA.clone(), columns)
 }
@@ -181,6 +182,7 @@ struct SideArrays<'a> {
     latency: Option<&'a UInt64Array>,
     ttfb: Option<&'a UInt64Array>,
     error: Option<&'a StringArray>,
+    trailers: Option<&'a ListArray>,
 }
 
 impl<'a> SideArrays<'a> {
@@ -193,6 +195,7 @@ impl<'a> SideArrays<'a> {
             latency: opt_column(batch, c.latency_us)?,
             ttfb: opt_column(batch, c.ttfb_us)?,
             error: opt_column(batch, c.error)?,
+            trailers: opt_column(batch, c.trailers)?,
         })
     }
 
@@ -205,6 +208,7 @@ impl<'a> SideArrays<'a> {
             latency_us: self.latency.and_then(|a| opt_u64(a, i)),
             ttfb_us: self.ttfb.and_then(|a| opt_u64(a, i)),
             error: self.error.and_then(|a| opt_str(a, i)),
+            trailers: self.trailers.map(|a| header_list(a, i)).unwrap_or_default(),
         }
     }
 }
@@ -274,6 +278,7 @@ mod tests {
             latency_us: Some(1200),
             ttfb_us: Some(900),
             error: None,
+            trailers: if i.is_multiple_of(3) { vec![Header::new("grpc-status", "0")] } else { Vec::new() },
         };
         r.canary = SideRecord::failed(schema::error_kind::TIMEOUT);
         r

@@ -39,6 +39,8 @@ pub struct SideRecord {
     pub ttfb_us: Option<u64>,
     /// An error kind from [`super::schema::error_kind`], or `None` when the side answered fully.
     pub error: Option<String>,
+    /// Trailers sent after the body (gRPC's `grpc-status`, `grpc-message`), in order.
+    pub trailers: Vec<Header>,
 }
 
 impl SideRecord {
@@ -60,6 +62,11 @@ impl SideRecord {
     /// The value of the first header named `name` (ASCII case-insensitive).
     pub fn header(&self, name: &str) -> Option<&Header> {
         self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The value of the first trailer named `name` (ASCII case-insensitive).
+    pub fn trailer(&self, name: &str) -> Option<&Header> {
+        self.trailers.iter().find(|h| h.name.eq_ignore_ascii_case(name))
     }
 }
 
@@ -142,7 +149,7 @@ impl PairRecord {
             h.iter().map(|h| h.name.len() + h.value.len() + 8).sum()
         }
         fn side(s: &SideRecord) -> usize {
-            headers(&s.headers) + s.body.as_ref().map_or(0, Bytes::len) + 40
+            headers(&s.headers) + headers(&s.trailers) + s.body.as_ref().map_or(0, Bytes::len) + 40
         }
         self.pair_id.len()
             + self.agent.len()

@@ -336,8 +336,10 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-/// Every canonical column must be present with a type that casts losslessly to its own.
+/// Every canonical column must be present with a type that casts losslessly to its own, but for
+/// columns added after version 1, which a file written before them lacks (they read as empty).
 fn check_schema(path: &Path, found: &Schema) -> Result<()> {
+    let added = schema::added_columns();
     for field in SCHEMA.fields() {
         let mismatch = |found: String| Error::SchemaMismatch {
             path: path.to_owned(),
@@ -346,6 +348,7 @@ fn check_schema(path: &Path, found: &Schema) -> Result<()> {
             found,
         };
         match found.field_with_name(field.name()) {
+            Err(_) if added.contains(&field.name().as_str()) => {}
             Err(_) => return Err(mismatch("missing".into())),
             Ok(f) if !compatible(f.data_type(), field.data_type()) => {
                 return Err(mismatch(f.data_type().to_string()));
@@ -390,6 +393,16 @@ impl FileBatches {
         let options = CastOptions { safe: false, ..Default::default() };
         let mut columns = Vec::with_capacity(self.target.fields().len());
         for field in self.target.fields() {
+            if batch.column_by_name(field.name()).is_none() && schema::added_columns().contains(&field.name().as_str())
+            {
+                columns.push(empty_lists(field, batch.num_rows()).map_err(|message| Error::BadValue {
+                    path: path.clone(),
+                    column: field.name().clone(),
+                    row: 0,
+                    message,
+                })?);
+                continue;
+            }
             let col = batch.column_by_name(field.name()).ok_or_else(|| Error::SchemaMismatch {
                 path: path.clone(),
                 column: field.name().clone(),
@@ -424,6 +437,18 @@ impl FileBatches {
             message: e.to_string(),
         })
     }
+}
+
+/// A column of `rows` empty lists of `field`'s type: a column the file predates (trailers).
+fn empty_lists(field: &arrow_schema::Field, rows: usize) -> std::result::Result<ArrayRef, String> {
+    let DataType::List(item) = field.data_type() else {
+        return Err(format!("{} is not a list column", field.name()));
+    };
+    let values = arrow_array::new_empty_array(item.data_type());
+    let offsets = arrow_buffer::OffsetBuffer::new_zeroed(rows);
+    arrow_array::ListArray::try_new(item.clone(), offsets, values, None)
+        .map(|a| Arc::new(a) as ArrayRef)
+        .map_err(|e| e.to_string())
 }
 
 /// Timestamps in any unit and zone, as UTC microseconds. Done by hand rather than by

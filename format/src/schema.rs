@@ -11,7 +11,10 @@ use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 
 /// Version of the pair format written into every file's metadata. Bump it when a column is added,
 /// removed or changes meaning; readers refuse files with a newer version.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// History: 1 — the first format; 2 — `{side}_trailers` (HTTP trailers, gRPC's `grpc-status`).
+/// Files of version 1 still read: their trailers columns read as empty lists.
+pub const SCHEMA_VERSION: u32 = 2;
 
 pub const PAIR_ID: &str = "pair_id";
 pub const CAPTURED_AT: &str = "captured_at";
@@ -40,6 +43,8 @@ pub struct SideColumns {
     pub latency_us: &'static str,
     pub ttfb_us: &'static str,
     pub error: &'static str,
+    /// HTTP trailers (gRPC's `grpc-status` and `grpc-message`), in order; since version 2.
+    pub trailers: &'static str,
 }
 
 pub const BASELINE: SideColumns = SideColumns {
@@ -50,6 +55,7 @@ pub const BASELINE: SideColumns = SideColumns {
     latency_us: "baseline_latency_us",
     ttfb_us: "baseline_ttfb_us",
     error: "baseline_error",
+    trailers: "baseline_trailers",
 };
 
 pub const CANARY: SideColumns = SideColumns {
@@ -60,6 +66,7 @@ pub const CANARY: SideColumns = SideColumns {
     latency_us: "canary_latency_us",
     ttfb_us: "canary_ttfb_us",
     error: "canary_error",
+    trailers: "canary_trailers",
 };
 
 pub const SECONDARY: SideColumns = SideColumns {
@@ -70,6 +77,7 @@ pub const SECONDARY: SideColumns = SideColumns {
     latency_us: "secondary_latency_us",
     ttfb_us: "secondary_ttfb_us",
     error: "secondary_error",
+    trailers: "secondary_trailers",
 };
 
 /// A response side of a pair.
@@ -163,7 +171,7 @@ pub fn header_fields() -> Fields {
     ])
 }
 
-fn side_fields(c: &SideColumns) -> [Field; 7] {
+fn side_fields(c: &SideColumns) -> [Field; 8] {
     [
         Field::new(c.status, DataType::UInt16, true),
         Field::new(c.headers, headers_type(), false),
@@ -172,6 +180,7 @@ fn side_fields(c: &SideColumns) -> [Field; 7] {
         Field::new(c.latency_us, DataType::UInt64, true),
         Field::new(c.ttfb_us, DataType::UInt64, true),
         Field::new(c.error, DataType::Utf8, true),
+        Field::new(c.trailers, headers_type(), false),
     ]
 }
 
@@ -194,6 +203,12 @@ pub static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(fields))
 });
 
+/// Columns added after version 1: a file written before them lacks them, and they read as empty
+/// lists (no trailers).
+pub fn added_columns() -> [&'static str; 3] {
+    [BASELINE.trailers, CANARY.trailers, SECONDARY.trailers]
+}
+
 /// Columns holding bodies: large, unique per row, so the writer disables dictionaries and
 /// statistics for them.
 pub fn body_columns() -> [&'static str; 4] {
@@ -209,10 +224,10 @@ mod tests {
         let names: Vec<&str> = SCHEMA.fields().iter().map(|f| f.name().as_str()).collect();
         let unique: std::collections::BTreeSet<&str> = names.iter().copied().collect();
         assert_eq!(names.len(), unique.len());
-        assert_eq!(names.len(), 9 + 3 * 7);
+        assert_eq!(names.len(), 9 + 3 * 8);
         for side in Side::ALL {
             let c = side.columns();
-            for col in [c.status, c.headers, c.body, c.body_truncated, c.latency_us, c.ttfb_us, c.error] {
+            for col in [c.status, c.headers, c.body, c.body_truncated, c.latency_us, c.ttfb_us, c.error, c.trailers] {
                 assert!(col.starts_with(side.name()), "{col} lacks the {side} prefix");
                 assert!(SCHEMA.field_with_name(col).is_ok());
             }

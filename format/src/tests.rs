@@ -34,6 +34,7 @@ fn record(i: u64, when: DateTime<Utc>) -> PairRecord {
         latency_us: Some(1000 + i),
         ttfb_us: Some(800 + i),
         error: None,
+        trailers: Vec::new(),
     };
     r.canary = SideRecord { latency_us: Some(1100 + i), ..r.baseline.clone() };
     if i.is_multiple_of(7) {
@@ -346,4 +347,39 @@ fn files_rewritten_with_wider_types_are_read() {
     assert_eq!(info.schema_version, None);
     let back = PairReader::read_all_records(&[path.to_str().expect("utf-8")]).expect("read");
     assert_eq!(back, original);
+}
+
+#[test]
+fn version_1_files_without_trailers_read_with_empty_trailers() {
+    use arrow_array::ArrayRef;
+    use arrow_schema::{Field, Schema};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut original = vec![record(1, at(0)), record(2, at(1))];
+    let batch = batch::records_to_batch(&original).expect("batch");
+    let added = schema::added_columns();
+    let (fields, columns): (Vec<Field>, Vec<ArrayRef>) = SCHEMA
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .filter(|(f, _)| !added.contains(&f.name().as_str()))
+        .map(|(f, c)| (f.as_ref().clone(), c.clone()))
+        .unzip();
+    let path = dir.path().join("v1.parquet");
+    write_foreign(&path, Arc::new(Schema::new(fields)), columns, vec![(schema::meta::SCHEMA_VERSION, "1")]);
+    let info = PairFile::open(&path).expect("a version 1 file opens").info;
+    assert_eq!(info.schema_version, Some(1));
+    let back = PairReader::read_all_records(&[path.to_str().expect("utf-8")]).expect("read");
+    for r in &mut original {
+        for side in schema::Side::ALL {
+            r.side_mut(side).trailers.clear();
+        }
+    }
+    assert_eq!(back, original);
+    // Projected to the trailers alone, a version 1 file gives empty lists too.
+    let only: Vec<&str> = vec![schema::PAIR_ID, schema::BASELINE.trailers];
+    let mut batches = PairFile::open(&path).expect("open").batches(16, Some(&only)).expect("batches");
+    let b = batches.next().expect("a batch").expect("read");
+    assert_eq!(b.num_rows(), 2);
+    assert_eq!(b.column(1).len(), 2);
+    assert_eq!(b.column(1).null_count(), 0);
 }

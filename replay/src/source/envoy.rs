@@ -425,6 +425,7 @@ fn exchange(
                 latency_us: elapsed,
                 ttfb_us: elapsed,
                 error: None,
+                trailers: Vec::new(),
             }
         }
     };

@@ -235,6 +235,7 @@ fn response(raw: &[u8], latency_ns: Option<i64>) -> std::result::Result<SideReco
         latency_us: latency_ns.filter(|l| *l > 0).map(|l| (l / 1_000) as u64),
         ttfb_us: None,
         error: None,
+        trailers: Vec::new(),
     })
 }
 

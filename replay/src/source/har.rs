@@ -192,6 +192,7 @@ pub fn read(path: &Path, agent: &str) -> Result<Vec<PairRecord>> {
                         latency_us,
                         ttfb_us: ms_to_us(ttfb).filter(|x| *x > 0),
                         error: None,
+                        trailers: Vec::new(),
                     }
                 }
             };
