@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-use crate::upstream::classify;
+use crate::upstream::{classify, response_headers};
 use shadowdiff_format::SideRecord;
 
 /// A request body sent upstream, or a response body the agent writes itself.
@@ -30,6 +30,9 @@ pub enum ProxyBody {
     Stream(Incoming),
     /// What was read before the cap, then the rest as it arrives.
     Prefixed { prefix: VecDeque<Bytes>, rest: Incoming },
+    /// The client's body passed through as it arrives, a capped copy kept for the pair (gRPC
+    /// streams, which must not wait for the client's stream to end).
+    Tapped(RequestTee),
 }
 
 impl ProxyBody {
@@ -55,6 +58,7 @@ impl Body for ProxyBody {
                 Some(b) => Poll::Ready(Some(Ok(Frame::data(b)))),
                 None => Pin::new(rest).poll_frame(cx),
             },
+            ProxyBody::Tapped(tee) => Pin::new(tee).poll_frame(cx),
         }
     }
 
@@ -63,6 +67,7 @@ impl Body for ProxyBody {
             ProxyBody::Full(b) => b.is_none(),
             ProxyBody::Stream(inner) => inner.is_end_stream(),
             ProxyBody::Prefixed { prefix, rest } => prefix.is_empty() && rest.is_end_stream(),
+            ProxyBody::Tapped(tee) => tee.inner.is_end_stream(),
         }
     }
 
@@ -80,7 +85,70 @@ impl Body for ProxyBody {
                 }
                 out
             }
+            ProxyBody::Tapped(tee) => tee.inner.size_hint(),
         }
+    }
+}
+
+/// What a [`RequestTee`] kept of the client's body once it ended: its first bytes (up to the cap)
+/// and whether there was more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TappedRequest {
+    pub body: Bytes,
+    pub truncated: bool,
+}
+
+/// The client's request body on its way upstream: every frame passes through at once, unchanged
+/// (trailers too); the first `cap` bytes are kept, and when the body ends the copy goes to
+/// `done`. A body that fails or is dropped before its end sends nothing.
+#[derive(Debug)]
+pub struct RequestTee {
+    inner: Incoming,
+    kept: Kept,
+    done: Option<oneshot::Sender<TappedRequest>>,
+}
+
+impl RequestTee {
+    pub fn new(inner: Incoming, cap: usize, done: oneshot::Sender<TappedRequest>) -> Self {
+        Self { inner, kept: Kept::new(cap), done: Some(done) }
+    }
+
+    fn finish(&mut self) {
+        if let Some(done) = self.done.take() {
+            let body = std::mem::take(&mut self.kept.buf).freeze();
+            let _ = done.send(TappedRequest { body, truncated: self.kept.truncated });
+        }
+    }
+}
+
+impl Body for RequestTee {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.as_mut().get_mut();
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &frame {
+            Some(Ok(f)) => {
+                if let Some(data) = f.data_ref() {
+                    this.kept.keep(data);
+                }
+                if this.inner.is_end_stream() {
+                    this.finish();
+                }
+            }
+            Some(Err(_)) => this.done = None,
+            None => this.finish(),
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -236,6 +304,9 @@ impl Body for TeeBody {
                     }
                     tap.buf.extend_from_slice(&data[..data.len().min(room)]);
                 }
+                if let (Some(tap), Some(trailers)) = (this.tap.as_mut(), f.trailers_ref()) {
+                    tap.side.trailers = response_headers(trailers);
+                }
                 if this.inner.is_end_stream() {
                     this.finish(None);
                 }
@@ -272,16 +343,16 @@ impl Drop for TeeBody {
     }
 }
 
-/// Read a mirror's response body: keep the first `cap` bytes, read (and discard) the rest so
-/// latency covers the whole body and the connection can be reused.
-pub async fn collect_capped(body: Incoming, cap: usize) -> (Bytes, bool, Option<&'static str>) {
+/// Read a mirror's response body: keep the first `cap` bytes and the trailers, read (and
+/// discard) the rest so latency covers the whole body and the connection can be reused.
+pub async fn collect_capped(body: Incoming, cap: usize) -> (Kept, Option<&'static str>) {
     let mut kept = Kept::new(cap);
     let end = kept.read(body, None).await;
     let error = match end {
         BodyEnd::Failed(kind) => Some(kind),
         _ => None,
     };
-    (kept.buf.freeze(), kept.truncated, error)
+    (kept, error)
 }
 
 /// How reading a body ended.
@@ -297,17 +368,18 @@ pub enum BodyEnd {
     Deadline,
 }
 
-/// The first `cap` bytes of a body, and whether there was more.
+/// The first `cap` bytes of a body, whether there was more, and its trailers.
 #[derive(Debug)]
 pub struct Kept {
     pub buf: BytesMut,
     pub truncated: bool,
+    pub trailers: Vec<shadowdiff_format::Header>,
     cap: usize,
 }
 
 impl Kept {
     pub fn new(cap: usize) -> Self {
-        Self { buf: BytesMut::new(), truncated: false, cap }
+        Self { buf: BytesMut::new(), truncated: false, trailers: Vec::new(), cap }
     }
 
     fn keep(&mut self, data: &[u8]) {
@@ -343,6 +415,8 @@ impl Kept {
                 Some(Ok(f)) => {
                     if let Some(data) = f.data_ref() {
                         self.keep(data);
+                    } else if let Some(trailers) = f.trailers_ref() {
+                        self.trailers = response_headers(trailers);
                     }
                 }
                 Some(Err(e)) => return BodyEnd::Failed(classify(&e)),

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use shadowdiff_format::CounterSource;
 use shadowdiff_format::retain::RetainStats;
-use shadowdiff_format::store::UploadStats;
 use shadowdiff_format::schema::{Side, error_kind};
+use shadowdiff_format::store::UploadStats;
 
 /// Why a captured pair never reached the writer. Each is counted under `dropped.<reason>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

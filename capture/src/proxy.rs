@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::body::{self, BaselineDone, ProxyBody, RequestBody, TeeBody, micros};
+use crate::body::{self, BaselineDone, ProxyBody, RequestBody, RequestTee, TappedRequest, TeeBody, micros};
 use crate::config::Config;
 use crate::counters::{Counters, DropReason, MirrorSkip, SkipReason};
 use crate::recorder::{Recorder, Ticket};
@@ -87,6 +87,21 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.requests_in_flight.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// The mirrors of one captured request: started with the request (its body was read first), or
+/// a task that starts them once a streamed request has ended and returns what it kept of it.
+enum Mirrors {
+    Started(Box<(Mirror, Option<Mirror>)>),
+    AfterRequest(JoinHandle<Mirrored>),
+}
+
+/// What a streamed request's mirror task returns: what was kept of the request (none when it did
+/// not end whole) and each mirror's side.
+struct Mirrored {
+    request: Option<TappedRequest>,
+    canary: SideRecord,
+    secondary: Option<SideRecord>,
 }
 
 /// A mirror's outcome: known at once (skipped) or a task still running.
@@ -159,7 +174,23 @@ impl Proxy {
             // Shutting down: still serve the client, record nothing (counted as dropped).
             return Ok(self.pass_through(parts, body, peer).await);
         };
+        if is_grpc(&parts.headers) {
+            return Ok(self.capture_stream(parts, body, peer, ticket).await);
+        }
         Ok(self.capture(parts, body, peer, ticket).await)
+    }
+
+    /// The pair a captured request starts: who, when, what was asked, with which headers.
+    fn begin_pair(&self, parts: &http::request::Parts) -> PairRecord {
+        let mut pair = PairRecord::new(
+            self.agent.as_str(),
+            Utc::now(),
+            parts.method.as_str(),
+            parts.uri.path(),
+            parts.uri.query().map(str::to_owned),
+        );
+        pair.request_headers = record_headers(&parts.headers);
+        pair
     }
 
     async fn capture(
@@ -169,16 +200,8 @@ impl Proxy {
         peer: Peer,
         ticket: Ticket,
     ) -> Response<OutBody> {
-        let captured_at = Utc::now();
         let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str()).to_owned();
-        let mut pair = PairRecord::new(
-            self.agent.as_str(),
-            captured_at,
-            parts.method.as_str(),
-            parts.uri.path(),
-            parts.uri.query().map(str::to_owned),
-        );
-        pair.request_headers = record_headers(&parts.headers);
+        let mut pair = self.begin_pair(&parts);
 
         let body = match body::read_capped(body, self.max_request_body).await {
             Ok(b) => b,
@@ -206,9 +229,73 @@ impl Proxy {
             None => Some(MirrorSkip::BodyTooLarge),
             Some(b) => self.selector.mirrors_request(&parts, b).err(),
         };
-        let (canary, secondary) = match (skip, mirror_body) {
+        let (canary, secondary) = self.start_mirrors(skip, &parts.method, &path_and_query, &headers, mirror_body);
+        let (done_tx, done_rx) = oneshot::channel();
+        self.complete_later(pair, done_rx, Mirrors::Started(Box::new((canary, secondary))), ticket);
+        self.serve_from_baseline(&parts.method, &path_and_query, headers, upstream_body, done_tx).await
+    }
+
+    /// A gRPC call (any of the four kinds): the client's stream goes to the baseline as it
+    /// arrives, never held back until it ends (a bidirectional call may wait on answers before it
+    /// sends more); a capped copy is kept, and once the client's stream has ended the whole
+    /// request is mirrored. Trailers pass through both ways.
+    async fn capture_stream(
+        self: &Arc<Self>,
+        parts: http::request::Parts,
+        body: Incoming,
+        peer: Peer,
+        ticket: Ticket,
+    ) -> Response<OutBody> {
+        let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str()).to_owned();
+        let pair = self.begin_pair(&parts);
+        let headers = forward_headers(&parts.headers, peer, parts.uri.authority().map(|a| a.as_str()));
+        let (request_tx, request_rx) = oneshot::channel();
+        let upstream_body = ProxyBody::Tapped(RequestTee::new(body, self.max_request_body, request_tx));
+        let this = Arc::clone(self);
+        let method = parts.method.clone();
+        let (pq, mirror_headers) = (path_and_query.clone(), headers.clone());
+        let mirrored = self.tracker.spawn(async move {
+            let Ok(request) = request_rx.await else {
+                this.counters.mirror_skipped(MirrorSkip::RequestIncomplete);
+                let skipped = || SideRecord::failed(error_kind::SKIPPED);
+                return Mirrored {
+                    request: None,
+                    canary: skipped(),
+                    secondary: this.secondary.as_ref().map(|_| skipped()),
+                };
+            };
+            let skip = if request.truncated {
+                Some(MirrorSkip::BodyTooLarge)
+            } else {
+                this.selector.mirrors_request(&parts, &request.body).err()
+            };
+            let body = (!request.truncated).then(|| request.body.clone());
+            let (canary, secondary) = this.start_mirrors(skip, &parts.method, &pq, &mirror_headers, body);
+            let canary = canary.outcome().await;
+            let secondary = match secondary {
+                Some(s) => Some(s.outcome().await),
+                None => None,
+            };
+            Mirrored { request: Some(request), canary, secondary }
+        });
+        let (done_tx, done_rx) = oneshot::channel();
+        self.complete_later(pair, done_rx, Mirrors::AfterRequest(mirrored), ticket);
+        self.serve_from_baseline(&method, &path_and_query, headers, upstream_body, done_tx).await
+    }
+
+    /// Start the canary's (and secondary's) mirror of a request, or record why they were skipped:
+    /// `skip` says so, or there is no whole `body` to send.
+    fn start_mirrors(
+        &self,
+        skip: Option<MirrorSkip>,
+        method: &Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        body: Option<Bytes>,
+    ) -> (Mirror, Option<Mirror>) {
+        match (skip, body) {
             (None, Some(b)) => {
-                let canary = self.mirror(Side::Canary, &self.canary, &parts.method, &path_and_query, &headers, &b);
+                let canary = self.mirror(Side::Canary, &self.canary, method, path_and_query, headers, &b);
                 if matches!(canary, Mirror::Running(_)) {
                     self.counters.mirrored.fetch_add(1, Ordering::Relaxed);
                 } else {
@@ -217,7 +304,7 @@ impl Proxy {
                 let secondary = self
                     .secondary
                     .as_ref()
-                    .map(|s| self.mirror(Side::Secondary, s, &parts.method, &path_and_query, &headers, &b));
+                    .map(|s| self.mirror(Side::Secondary, s, method, path_and_query, headers, &b));
                 (canary, secondary)
             }
             (reason, _) => {
@@ -225,12 +312,20 @@ impl Proxy {
                 let skipped = || Mirror::Ready(SideRecord::failed(error_kind::SKIPPED));
                 (skipped(), self.secondary.as_ref().map(|_| skipped()))
             }
-        };
+        }
+    }
 
-        let (done_tx, done_rx) = oneshot::channel();
-        self.complete_later(pair, done_rx, canary, secondary, ticket);
-
-        let req = match build_request(&self.baseline, &parts.method, &path_and_query, headers, upstream_body) {
+    /// Send the request to the baseline and answer the client with its response as it streams
+    /// (trailers included), keeping a capped copy for the pair; `done` gets the baseline's side.
+    async fn serve_from_baseline(
+        &self,
+        method: &Method,
+        path_and_query: &str,
+        headers: HeaderMap,
+        upstream_body: ProxyBody,
+        done_tx: oneshot::Sender<BaselineDone>,
+    ) -> Response<OutBody> {
+        let req = match build_request(&self.baseline, method, path_and_query, headers, upstream_body) {
             Ok(r) => r,
             Err(e) => {
                 let _ = done_tx.send(BaselineDone::Complete(SideRecord::failed(error_kind::OTHER)));
@@ -287,8 +382,7 @@ impl Proxy {
         &self,
         mut pair: PairRecord,
         baseline: oneshot::Receiver<BaselineDone>,
-        canary: Mirror,
-        secondary: Option<Mirror>,
+        mirrors: Mirrors,
         ticket: Ticket,
     ) {
         let counters = Arc::clone(&self.counters);
@@ -302,9 +396,27 @@ impl Proxy {
                 }
             };
             pair.baseline = baseline;
-            pair.canary = canary.outcome().await;
-            if let Some(s) = secondary {
-                pair.secondary = s.outcome().await;
+            match mirrors {
+                Mirrors::Started(started) => {
+                    let (canary, secondary) = *started;
+                    pair.canary = canary.outcome().await;
+                    if let Some(s) = secondary {
+                        pair.secondary = s.outcome().await;
+                    }
+                }
+                Mirrors::AfterRequest(task) => {
+                    let m = task.await.unwrap_or_else(|_| Mirrored {
+                        request: None,
+                        canary: SideRecord::failed(error_kind::OTHER),
+                        secondary: None,
+                    });
+                    if let Some(request) = m.request {
+                        pair.request_body = (!request.body.is_empty()).then_some(request.body);
+                        pair.request_body_truncated = request.truncated;
+                    }
+                    pair.canary = m.canary;
+                    pair.secondary = m.secondary.unwrap_or_default();
+                }
             }
             for side in Side::ALL {
                 let s = pair.side(side);
@@ -450,6 +562,13 @@ fn is_cut_stream(s: &SideRecord) -> bool {
     s.status.is_some() && s.body_truncated && s.error.is_none() && s.latency_us.is_none()
 }
 
+/// A gRPC call (`application/grpc`, `application/grpc+proto` …): its streams must flow.
+fn is_grpc(h: &HeaderMap) -> bool {
+    h.get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.get(..16).is_some_and(|p| p.eq_ignore_ascii_case("application/grpc")))
+}
+
 fn is_upgrade(req: &Request<Incoming>) -> bool {
     req.version() <= Version::HTTP_11
         && req.headers().contains_key(header::UPGRADE)
@@ -487,6 +606,10 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
 pub fn forward_headers(client: &HeaderMap, peer: Peer, authority: Option<&str>) -> HeaderMap {
     let mut h = client.clone();
     strip_hop_by_hop(&mut h);
+    // `TE: trailers` is the one TE that passes: gRPC servers look for it, and HTTP/2 allows it.
+    if accepts_trailers(client) {
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
     let host = h
         .remove(header::HOST)
         .and_then(|v| v.to_str().ok().map(str::to_owned))
@@ -519,6 +642,15 @@ pub fn forward_headers(client: &HeaderMap, peer: Peer, authority: Option<&str>) 
         h.insert(header::FORWARDED, v);
     }
     h
+}
+
+/// Whether the client's `TE` header lists `trailers`.
+fn accepts_trailers(h: &HeaderMap) -> bool {
+    h.get_all(header::TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("trailers")))
 }
 
 fn build_request(

@@ -230,6 +230,8 @@ impl Redactor {
 
     fn side(&self, side: &mut SideRecord) -> bool {
         self.headers(&mut side.headers);
+        // Trailers are headers sent late: the same names are secret there.
+        self.headers(&mut side.trailers);
         if let Some(body) = side.body.take() {
             match self.body(body, &side.headers, side.body_truncated) {
                 Some(b) => side.body = Some(b),

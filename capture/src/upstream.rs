@@ -1,8 +1,14 @@
 //! Pooled clients, one per upstream, and what a failed upstream call is called in a pair.
 //!
 //! Each upstream gets its own hyper-util legacy client (its own connection pool), so a canary
-//! that hangs or resets cannot starve the baseline of connections. https upstreams use rustls with
-//! the bundled web PKI roots plus, optionally, a private CA file.
+//! that hangs or resets cannot starve the baseline of connections or HTTP/2 streams. https
+//! upstreams use rustls with the bundled web PKI roots plus, optionally, a private CA file.
+//!
+//! The HTTP version is the target's [`Protocol`]: HTTP/1.1; HTTP/2 with prior knowledge over
+//! cleartext (h2c, what gRPC servers without TLS speak); HTTP/2 over TLS with ALPN offering only
+//! `h2`; or automatic — ALPN offering `h2` and `http/1.1` over TLS, HTTP/1.1 over cleartext. The
+//! client's own version does not matter: an HTTP/2 client may reach an HTTP/1.1 upstream and the
+//! reverse.
 
 use std::error::Error as StdError;
 use std::path::Path;
@@ -23,7 +29,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::body::{BodyEnd, Kept, ProxyBody, collect_capped, micros};
-use crate::config::Target;
+use crate::config::{Protocol, Target};
 use crate::error::{Error, Result};
 use shadowdiff_format::schema::error_kind;
 use shadowdiff_format::{Header, SideRecord};
@@ -72,16 +78,26 @@ impl Upstream {
         http.set_nodelay(true);
         http.set_connect_timeout(Some(connect_timeout));
         http.set_keepalive(Some(Duration::from_secs(60)));
-        let connector = HttpsConnectorBuilder::new()
-            .with_tls_config((*tls).clone())
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
+        let builder = HttpsConnectorBuilder::new().with_tls_config((*tls).clone()).https_or_http();
+        // ALPN offers what the protocol allows; on cleartext it is not used.
+        let connector = match target.protocol {
+            Protocol::Http1 => builder.enable_http1().wrap_connector(http),
+            Protocol::H2 => builder.enable_http2().wrap_connector(http),
+            Protocol::Auto | Protocol::H2c => builder.enable_all_versions().wrap_connector(http),
+        };
+        let mut client = Client::builder(TokioExecutor::new());
+        client.pool_idle_timeout(Duration::from_secs(30)).pool_timer(TokioTimer::new()).timer(TokioTimer::new());
+        if matches!(target.protocol, Protocol::H2c | Protocol::H2) {
+            // Prior knowledge on cleartext; over TLS, a server that does not agree to h2 by ALPN
+            // fails the connection rather than being spoken to in HTTP/1.1.
+            client.http2_only(true);
+        }
+        // HTTP/2 connections: keep-alive pings notice a dead upstream between requests.
+        client
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .http2_keep_alive_timeout(Duration::from_secs(10))
+            .http2_keep_alive_while_idle(false);
+        let client = client.build(connector);
         Self { target, client }
     }
 
@@ -124,9 +140,10 @@ impl Upstream {
             out.ttfb_us = Some(micros(started.elapsed()));
             out.status = Some(resp.status().as_u16());
             out.headers = response_headers(resp.headers());
-            let (body, truncated, error) = collect_capped(resp.into_body(), cap).await;
-            out.body = (!body.is_empty() || truncated).then_some(body);
-            out.body_truncated = truncated;
+            let (kept, error) = collect_capped(resp.into_body(), cap).await;
+            out.body = (!kept.buf.is_empty() || kept.truncated).then(|| kept.buf.freeze());
+            out.body_truncated = kept.truncated;
+            out.trailers = kept.trailers;
             out.error = error.map(str::to_owned);
             out.latency_us = Some(micros(started.elapsed()));
         };
@@ -178,6 +195,7 @@ impl Upstream {
         let stop = if open_ended { stop } else { &never };
         let end = kept.read(resp.into_body(), Some((timeout, started + max_duration, stop))).await;
         out.body_truncated = kept.truncated;
+        out.trailers = std::mem::take(&mut kept.trailers);
         match end {
             BodyEnd::Complete => out.latency_us = Some(micros(started.elapsed())),
             BodyEnd::Failed(kind) => {
@@ -201,7 +219,7 @@ impl Upstream {
 /// A response's headers as recorded, in order. Every value is a slice of one buffer: one
 /// allocation for all values instead of one each, on a path that runs for every mirrored or
 /// replayed response.
-fn response_headers(h: &HeaderMap) -> Vec<Header> {
+pub(crate) fn response_headers(h: &HeaderMap) -> Vec<Header> {
     let mut values = BytesMut::with_capacity(h.iter().map(|(_, v)| v.len()).sum());
     for (_, v) in h {
         values.extend_from_slice(v.as_bytes());

@@ -30,7 +30,7 @@ pub use file::{
 };
 pub use flags::Flags;
 pub use setting::Flag;
-pub use target::Target;
+pub use target::{Protocol, Target};
 pub use units::{parse_duration, parse_nonzero_duration, parse_nonzero_size, parse_size};
 pub use value::{OrNone, RedactMode, SampleKey};
 

@@ -125,6 +125,39 @@ fn targets_never_take_credentials_or_queries() {
     assert_eq!(t.uri_for("/x?y=1").expect("uri").to_string(), "https://host:8443/base/x?y=1");
 }
 
+#[test]
+fn targets_name_their_protocol_by_scheme() {
+    use super::Protocol;
+    let cases = [
+        ("http://h:1", "http", Protocol::Auto, "http://h:1"),
+        ("https://h:1/b", "https", Protocol::Auto, "https://h:1/b"),
+        ("h2c://h:1", "http", Protocol::H2c, "h2c://h:1"),
+        ("H2://h:1", "https", Protocol::H2, "h2://h:1"),
+        ("http1+https://h:1", "https", Protocol::Http1, "http1+https://h:1"),
+        ("h2c+http://h:1", "http", Protocol::H2c, "h2c://h:1"),
+        ("auto+https://h:1", "https", Protocol::Auto, "https://h:1"),
+    ];
+    for (url, scheme, protocol, shown) in cases {
+        let t = Target::parse(url).expect(url);
+        assert_eq!((t.scheme.as_str(), t.protocol, t.to_string().as_str()), (scheme, protocol, shown), "{url}");
+        // The upstream URI is always plain http or https: the protocol is the client's business.
+        assert!(t.uri_for("/p").expect("uri").to_string().starts_with(&format!("{scheme}://")));
+        assert_eq!(Target::parse(&t.to_string()), Ok(t), "{url} shown as it parses");
+    }
+    for (url, says) in [
+        ("h2c+https://h", "use h2:// for HTTP/2 over TLS"),
+        ("h2+http://h", "use h2c:// for HTTP/2 without TLS"),
+        ("h3+https://h", "unknown protocol `h3`"),
+        ("ftp://h", "not ftp://"),
+    ] {
+        let e = Target::parse(url).expect_err(url);
+        assert!(e.contains(says), "{url}: {e}");
+    }
+    // The same parser behind the flag and the key.
+    let file: FileConfig = toml::from_str("baseline = \"h2c://127.0.0.1:50051\"").expect("file");
+    assert_eq!(file.baseline.map(|t| t.protocol), Some(Protocol::H2c));
+}
+
 /// A duration or size means the same as a flag and as a key, whether the key holds a string or
 /// a number, and a bad one is the same sentence after the flag's name or the key's.
 #[test]
