@@ -22,4 +22,5 @@ mod event_streams; // SSE and NDJSON pairs compared per event: one changed event
 mod routes_body; // [[routes.key]]: GraphQL and JSON-RPC POSTs from an imported .gor judged per operation, one regression fails its route only
 mod envoy_tap; // shadowdiff import envoy-tap: both sidecars' traces in every encoding paired, analyze and replay on them, cut files, deploy/envoy parses
 mod deploy; // deploy/: hadolint on the Dockerfile, the image's libraries, kustomize renders validated, Istio and CRDs by hand, every shadowdiff command in the manifests run
+mod deploy_gate; // deploy/argo-rollouts, flagger, prometheus, grafana: fields the controllers read, the jsonPath and webhooks against a real serve, every queried metric exposed
 mod serve; // shadowdiff serve: verdicts turning from pass to fail under a live capture, Flagger webhooks, /metrics through prometheus_client, single flight, every bad input
