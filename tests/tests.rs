@@ -16,6 +16,7 @@ mod analyze_windows; // analyze --since/--until: exactly the window's pairs, pru
 mod report; // report.html and charts/*.png from analyze, shadowdiff report DIR re-renders, bad DIR
 mod golden; // every output file of analyze on seeded corpora, byte for byte apart from paths and times
 mod nginx; // a real nginx with gzip and brotli behind capture: the changed field found through compression, A/A passes but for the p99
+mod grpc; // gRPC (grpcio, all four call kinds) and HTTP/2 upstreams (nginx h2c and h2 over TLS) through capture: the client sees the baseline unchanged, pairs keep trailers and grpc-status
 mod streams; // real-world traffic through capture: secrets in compressed bodies, an endless SSE stream, read-only POSTs
 mod demo; // shadowdiff demo: the whole flow on loopback, every output, re-runs, refusing a foreign directory
 mod event_streams; // SSE and NDJSON pairs compared per event: one changed event at /N/data/field, cut streams the same, a cut stream not an error

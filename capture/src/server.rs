@@ -78,8 +78,10 @@ where
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
-    builder.http2().timer(TokioTimer::new());
+    // No `Date` of the proxy's own: the client gets the baseline's headers as they are (a gRPC
+    // server sends none, and a client comparing metadata would see one appear).
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30)).auto_date_header(false);
+    builder.http2().timer(TokioTimer::new()).auto_date_header(false);
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();

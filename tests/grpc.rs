@@ -1,0 +1,383 @@
+//! gRPC and HTTP/2 upstreams through a real `shadowdiff capture`, against implementations the
+//! project did not write.
+//!
+//! gRPC: Python's `grpcio` serves and calls `tests/grpc/shop.py` (unary, server-streaming,
+//! client-streaming and bidirectional calls, metadata, trailers, error statuses, deadlines). The
+//! client must see exactly what the baseline sends it directly — messages, initial and trailing
+//! metadata, status and status message — whether the canary answers differently, hangs or dies;
+//! each call is one pair holding both sides' trailers and `grpc-status`.
+//!
+//! HTTP/2 upstreams: nginx with TLS and `http2` (ALPN), with h2c on a cleartext port and HTTP/1.1
+//! on another, reached through capture by HTTP/1.1 and HTTP/2 clients in every crossing; nginx
+//! names the protocol it was spoken to in a response header.
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Version};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use shadowdiff_format::{PairReader, PairRecord, SideRecord};
+
+use crate::support::{python, repo_root, shadowdiff, signal, wait_with_deadline};
+
+/// A child process killed when dropped (a failed test leaves nothing running).
+struct Reap(Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn shop_py() -> PathBuf {
+    repo_root().join("tests/grpc/shop.py")
+}
+
+/// Whether the test virtualenv has grpcio; outside CI a missing one skips the gRPC tests.
+fn have_grpcio() -> bool {
+    let ok = Command::new(python()).args(["-c", "import grpc, google.protobuf"]).status().is_ok_and(|s| s.success());
+    if !ok && std::env::var_os("CI").is_some() {
+        panic!("grpcio is missing from the test virtualenv (scripts/test installs tests/requirements.txt)");
+    }
+    ok
+}
+
+/// One `shop.py serve` process on a loopback port.
+struct Shop {
+    _child: Reap,
+    port: u16,
+}
+
+impl Shop {
+    fn start(variant: &str, behavior: &str) -> Shop {
+        let mut child = Command::new(python())
+            .arg(shop_py())
+            .args(["serve", "--variant", variant, "--behavior", behavior])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python runs shop.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("the port line");
+        let port = line.trim().parse().unwrap_or_else(|_| panic!("shop.py printed a port, not {line:?}"));
+        Shop { _child: Reap(child), port }
+    }
+
+    fn h2c(&self) -> String {
+        format!("h2c://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Every call of `shop.py call` against `target` (host:port), as the client saw it.
+fn calls(target: &str) -> Value {
+    let o = Command::new(python())
+        .arg(shop_py())
+        .args(["call", "--target", target])
+        .output()
+        .expect("python runs shop.py call");
+    assert!(o.status.success(), "shop.py call {target} failed: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).expect("shop.py call prints JSON")
+}
+
+/// A running capture agent.
+struct Capture {
+    child: Reap,
+    addr: String,
+    out: tempfile::TempDir,
+}
+
+impl Capture {
+    fn start(baseline: &str, canary: &str, args: &[&str]) -> Capture {
+        let out = tempfile::tempdir().expect("tempdir");
+        let mut child = shadowdiff()
+            .arg("capture")
+            .args(["--listen", "127.0.0.1:0", "--log-level", "warn", "--drain-timeout", "5s"])
+            .args(["--baseline", baseline, "--canary", canary, "--out"])
+            .arg(out.path().join("pairs"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("shadowdiff capture starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("the address line");
+        let addr = line.trim().strip_prefix("listening on http://").map(str::to_owned).expect("the proxy address");
+        Capture { child: Reap(child), addr, out }
+    }
+
+    /// SIGTERM, a clean exit, and every pair it wrote, oldest first.
+    fn stop(mut self) -> Vec<PairRecord> {
+        signal(&self.child.0, "-TERM");
+        let status = wait_with_deadline(&mut self.child.0, Duration::from_secs(30));
+        assert!(status.success(), "capture exits 0 after SIGTERM: {status}");
+        let dir = self.out.path().join("pairs");
+        let mut pairs = PairReader::read_all_records(&[dir.to_str().expect("utf-8")]).expect("readable pairs");
+        pairs.sort_by_key(|p| p.captured_at);
+        pairs
+    }
+}
+
+/// A side's `grpc-status`: from its trailers, or from its headers for a trailers-only answer.
+fn grpc_status(side: &SideRecord) -> Option<String> {
+    side.trailer("grpc-status").or_else(|| side.header("grpc-status")).map(|h| h.value_lossy().into_owned())
+}
+
+fn trailer(side: &SideRecord, name: &str) -> Option<String> {
+    side.trailer(name).map(|h| h.value_lossy().into_owned())
+}
+
+/// The length-prefixed messages of a gRPC body: how many there are; panics on a malformed one.
+fn grpc_messages(body: &[u8]) -> usize {
+    let (mut at, mut n) = (0, 0);
+    while at < body.len() {
+        let len = u32::from_be_bytes(body[at + 1..at + 5].try_into().expect("a 5-byte prefix")) as usize;
+        at += 5 + len;
+        n += 1;
+    }
+    assert_eq!(at, body.len(), "whole messages");
+    n
+}
+
+fn pairs_by_method(pairs: &[PairRecord], method: &str) -> Vec<PairRecord> {
+    pairs.iter().filter(|p| p.path == format!("/shop.v1.Shop/{method}")).cloned().collect()
+}
+
+#[test]
+fn grpc_calls_of_every_kind_reach_the_client_unchanged_and_are_recorded_with_trailers() {
+    if !have_grpcio() {
+        eprintln!("skipped: grpcio is not installed in the test virtualenv (scripts/test installs it)");
+        return;
+    }
+    let baseline = Shop::start("baseline", "normal");
+    let canary = Shop::start("canary", "normal");
+    let direct = calls(&format!("127.0.0.1:{}", baseline.port));
+    // The canary really differs, as the client would see it.
+    let from_canary = calls(&format!("127.0.0.1:{}", canary.port));
+    assert_ne!(direct["GetItem/1"], from_canary["GetItem/1"]);
+    assert_eq!(direct["GetItem/404"]["code"], "NOT_FOUND");
+    assert_eq!(from_canary["GetItem/404"]["code"], "UNAVAILABLE");
+
+    let proxy = Capture::start(&baseline.h2c(), &canary.h2c(), &["--mirror-methods", "POST"]);
+    let through = calls(&proxy.addr);
+    assert_eq!(through, direct, "the client gets exactly the baseline's calls through capture");
+    assert_eq!(through["Chat"]["messages"].as_array().map(Vec::len), Some(3));
+    assert_eq!(through["ListItems"]["messages"].as_array().map(Vec::len), Some(5));
+    assert!(
+        through["GetItem/1"]["trailing_metadata"].to_string().contains("[\"x-deadline\",\"set\"]"),
+        "grpc-timeout reached the baseline: {}",
+        through["GetItem/1"]
+    );
+    let pairs = proxy.stop();
+    assert_eq!(pairs.len(), 6, "one pair per call: {:?}", pairs.iter().map(|p| &p.path).collect::<Vec<_>>());
+
+    let get = pairs_by_method(&pairs, "GetItem");
+    assert_eq!(get.len(), 3);
+    for p in &get {
+        assert_eq!(p.method, "POST");
+        assert_eq!(grpc_messages(p.request_body.as_deref().expect("the request message")), 1);
+        assert!(p.canary.error.is_none(), "{:?}", p.canary);
+    }
+    let ok: Vec<&PairRecord> = get.iter().filter(|p| grpc_status(&p.baseline).as_deref() == Some("0")).collect();
+    assert_eq!(ok.len(), 2);
+    for p in ok {
+        assert_eq!(trailer(&p.baseline, "x-inventory-version").as_deref(), Some("1"));
+        assert_eq!(trailer(&p.canary, "x-inventory-version").as_deref(), Some("2"));
+        assert_eq!(grpc_status(&p.canary).as_deref(), Some("0"));
+        assert_ne!(p.baseline.body, p.canary.body, "the canary's price differs");
+        assert_eq!(grpc_messages(p.baseline.body.as_deref().expect("a body")), 1);
+    }
+    let missing = get.iter().find(|p| grpc_status(&p.baseline).as_deref() == Some("5")).expect("GetItem 404");
+    assert_eq!(grpc_status(&missing.canary).as_deref(), Some("14"), "NOT_FOUND became UNAVAILABLE");
+    let message = |s: &SideRecord| s.trailer("grpc-message").or_else(|| s.header("grpc-message")).cloned();
+    assert_eq!(message(&missing.baseline).map(|h| h.value), Some(Bytes::from_static(b"no item 404")));
+
+    let list = &pairs_by_method(&pairs, "ListItems")[0];
+    assert_eq!(grpc_messages(list.baseline.body.as_deref().expect("a body")), 5);
+    assert_eq!(grpc_messages(list.canary.body.as_deref().expect("a body")), 5);
+    // Client-streaming: the whole request stream is recorded and mirrored.
+    let upload = &pairs_by_method(&pairs, "Upload")[0];
+    assert_eq!(grpc_messages(upload.request_body.as_deref().expect("the request messages")), 3);
+    assert_eq!(trailer(&upload.baseline, "x-received").as_deref(), Some("3"));
+    assert_eq!(trailer(&upload.canary, "x-received").as_deref(), Some("3"));
+    let chat = &pairs_by_method(&pairs, "Chat")[0];
+    assert_eq!(grpc_messages(chat.request_body.as_deref().expect("the request messages")), 3);
+    assert_eq!(grpc_messages(chat.baseline.body.as_deref().expect("a body")), 3);
+    assert_eq!(grpc_messages(chat.canary.body.as_deref().expect("a body")), 3);
+    for p in &pairs {
+        assert!(p.baseline.error.is_none() && p.baseline.latency_us.is_some(), "{}: {:?}", p.path, p.baseline);
+    }
+}
+
+#[test]
+fn a_grpc_canary_that_hangs_or_dies_changes_nothing_the_client_sees() {
+    if !have_grpcio() {
+        eprintln!("skipped: grpcio is not installed in the test virtualenv (scripts/test installs it)");
+        return;
+    }
+    let baseline = Shop::start("baseline", "normal");
+    let direct = calls(&format!("127.0.0.1:{}", baseline.port));
+    for behavior in ["hang", "die"] {
+        let canary = Shop::start("canary", behavior);
+        let proxy =
+            Capture::start(&baseline.h2c(), &canary.h2c(), &["--mirror-methods", "POST", "--mirror-timeout", "1s"]);
+        let through = calls(&proxy.addr);
+        assert_eq!(through, direct, "a canary that does `{behavior}` changes nothing the client sees");
+        let pairs = proxy.stop();
+        assert_eq!(pairs.len(), 6, "{behavior}");
+        for p in &pairs {
+            assert!(p.canary.error.is_some(), "{behavior}: {}: {:?}", p.path, p.canary);
+            assert!(grpc_status(&p.baseline).is_some(), "{behavior}: {}", p.path);
+        }
+    }
+}
+
+/// nginx, when installed.
+fn nginx() -> Option<PathBuf> {
+    ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// One nginx serving `/items/N` on four ports: HTTP/1.1, h2c (prior knowledge), h2 over TLS
+/// (ALPN, with HTTP/1.1 as its fallback) and TLS with HTTP/1.1 only; every answer says which
+/// protocol nginx was spoken to in `x-proto`.
+struct Nginx {
+    _child: Reap,
+    http1: u16,
+    h2c: u16,
+    tls: u16,
+    tls_http1: u16,
+}
+
+impl Nginx {
+    fn start(bin: &Path, dir: &Path) -> Nginx {
+        let root = dir.join("root");
+        std::fs::create_dir_all(root.join("items")).expect("docroot");
+        for i in 1..=3 {
+            std::fs::write(root.join(format!("items/{i}.json")), format!("{{\"id\":{i},\"name\":\"item {i}\"}}"))
+                .expect("item file");
+        }
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("certificate");
+        std::fs::write(dir.join("cert.pem"), cert.cert.pem()).expect("cert");
+        std::fs::write(dir.join("key.pem"), cert.signing_key.serialize_pem()).expect("key");
+        let (http1, h2c, tls, tls_http1) = (free_port(), free_port(), free_port(), free_port());
+        let p = |name: &str| dir.join(name).display().to_string();
+        let conf = format!(
+            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {pid};\nerror_log {err} warn;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n  access_log off;\n  default_type application/json;\n\
+               client_body_temp_path {t}/body;\n  proxy_temp_path {t}/proxy;\n  fastcgi_temp_path {t}/fcgi;\n\
+               uwsgi_temp_path {t}/uwsgi;\n  scgi_temp_path {t}/scgi;\n\
+               server {{\n    listen 127.0.0.1:{http1};\n    listen 127.0.0.1:{h2c} http2;\n\
+                 listen 127.0.0.1:{tls} ssl http2;\n    listen 127.0.0.1:{tls_http1} ssl;\n    ssl_certificate {cert};\n    ssl_certificate_key {key};\n\
+                 root {root};\n    add_header x-proto $server_protocol always;\n\
+                 location / {{ try_files $uri.json =404; }}\n  }}\n}}\n",
+            pid = p("nginx.pid"),
+            err = p("error.log"),
+            t = dir.display(),
+            cert = p("cert.pem"),
+            key = p("key.pem"),
+            root = root.display(),
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).expect("nginx.conf");
+        let child = Command::new(bin)
+            .arg("-p")
+            .arg(dir)
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("nginx starts");
+        let nginx = Nginx { _child: Reap(child), http1, h2c, tls, tls_http1 };
+        for _ in 0..200 {
+            if [http1, h2c, tls, tls_http1].iter().all(|port| TcpStream::connect(("127.0.0.1", *port)).is_ok()) {
+                return nginx;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("nginx did not listen: {}", std::fs::read_to_string(dir.join("error.log")).unwrap_or_default());
+    }
+}
+
+/// `GET /items/N` through capture with an HTTP/1.1 or HTTP/2 (prior knowledge) client: the
+/// version the client got, the status, nginx's `x-proto`, the body.
+fn get(rt: &tokio::runtime::Runtime, addr: &str, path: &str, h2: bool) -> (Version, u16, String, Bytes) {
+    rt.block_on(async {
+        let client = Client::builder(TokioExecutor::new()).http2_only(h2).build_http::<Empty<Bytes>>();
+        let req = Request::get(format!("http://{addr}{path}")).body(Empty::new()).expect("request");
+        let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
+            .await
+            .expect("capture answers in time")
+            .expect("capture answers");
+        let (head, body) = resp.into_parts();
+        let proto = head.headers.get("x-proto").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        // Bounded: the files served are a few dozen bytes.
+        #[allow(clippy::disallowed_methods)]
+        let body = http_body_util::Limited::new(body, 64 * 1024).collect().await.expect("the whole body").to_bytes();
+        (head.version, head.status.as_u16(), proto, body)
+    })
+}
+
+#[test]
+fn http2_upstreams_h2c_and_h2_over_tls_in_every_crossing_with_http1() {
+    let Some(bin) = nginx() else {
+        eprintln!("skipped: nginx is not installed (scripts/test installs it from Debian's packages)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nginx = Nginx::start(&bin, dir.path());
+    let ca = dir.path().join("cert.pem");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    // (upstream URL, the protocol nginx must have been spoken to)
+    let cases = [
+        (format!("http://127.0.0.1:{}", nginx.http1), "HTTP/1.1"),
+        (format!("h2c://127.0.0.1:{}", nginx.h2c), "HTTP/2.0"),
+        (format!("h2://localhost:{}", nginx.tls), "HTTP/2.0"),
+        // Automatic over TLS: ALPN agrees on h2.
+        (format!("https://localhost:{}", nginx.tls), "HTTP/2.0"),
+        (format!("http1+https://localhost:{}", nginx.tls), "HTTP/1.1"),
+    ];
+    for (url, want) in &cases {
+        let proxy = Capture::start(url, url, &["--ca-file", ca.to_str().expect("utf-8")]);
+        for (i, h2) in [(1, false), (2, true)] {
+            let (version, status, proto, body) = get(&rt, &proxy.addr, &format!("/items/{i}"), h2);
+            let client = if h2 { Version::HTTP_2 } else { Version::HTTP_11 };
+            assert_eq!(version, client, "{url}: the client is answered in its own version");
+            assert_eq!((status, proto.as_str()), (200, *want), "{url}, client {client:?}");
+            assert_eq!(body, format!("{{\"id\":{i},\"name\":\"item {i}\"}}"), "{url}");
+        }
+        let pairs = proxy.stop();
+        assert_eq!(pairs.len(), 2, "{url}");
+        for p in &pairs {
+            for side in [&p.baseline, &p.canary] {
+                assert_eq!(side.status, Some(200), "{url}: {side:?}");
+                assert_eq!(side.header("x-proto").map(|h| h.value_lossy().into_owned()).as_deref(), Some(*want));
+            }
+        }
+    }
+    // Automatic over TLS with a server that offers only HTTP/1.1: HTTP/1.1.
+    let url = format!("https://localhost:{}", nginx.tls_http1);
+    let proxy = Capture::start(&url, &url, &["--ca-file", ca.to_str().expect("utf-8")]);
+    assert_eq!(get(&rt, &proxy.addr, "/items/3", true).2, "HTTP/1.1");
+    assert_eq!(proxy.stop().len(), 1);
+    // h2 only: an upstream that does not agree to h2 is a failed baseline (502), never spoken to
+    // in HTTP/1.1 instead.
+    let url = format!("h2://localhost:{}", nginx.tls_http1);
+    let proxy = Capture::start(&url, &url, &["--ca-file", ca.to_str().expect("utf-8")]);
+    let (_, status, _, _) = get(&rt, &proxy.addr, "/items/1", false);
+    assert_eq!(status, 502);
+    drop(proxy);
+}
