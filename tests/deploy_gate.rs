@@ -4,7 +4,8 @@
 //! the answer, with its success and failure conditions; the job AnalysisTemplate's container runs
 //! as `shadowdiff analyze` with its own flags; the Flagger Canary's webhook URLs are posted to
 //! serve with Flagger's payload; every metric the alert rules and the dashboard query is one
-//! serve exposes. No Kubernetes schema covers these CRDs (kubernetes-validate knows only the
+//! serve exposes; deploy/serve's Deployment and Service validate (kubernetes-validate), run as
+//! written, and are what the templates call. No Kubernetes schema covers these CRDs (kubernetes-validate knows only the
 //! built-in kinds), so their fields are checked by hand.
 
 use std::path::{Path, PathBuf};
@@ -270,4 +271,85 @@ fn alert_rules_and_dashboard_query_what_serve_exposes() {
             }
         }
     }
+}
+
+/// kubernetes-validate from the test virtualenv; missing, the check is skipped with the reason
+/// (it fails under CI=true), as tests/deploy.rs does.
+fn kubernetes_validate() -> Option<PathBuf> {
+    let p = repo_root().join(".venv/bin/kubernetes-validate");
+    if p.is_file() {
+        return Some(p);
+    }
+    let msg = "kubernetes-validate is not installed (scripts/test installs it)";
+    assert!(!std::env::var("CI").is_ok_and(|v| v == "true"), "{msg}");
+    eprintln!("skipped: {msg}");
+    None
+}
+
+#[test]
+fn serve_deployment_validates_runs_and_is_what_the_templates_call() {
+    let docs = yaml("serve/serve.yaml");
+    let [deployment, service] = docs.as_slice() else { panic!("a Deployment and a Service") };
+    assert_eq!((str_at(deployment, "/kind"), str_at(service, "/kind")), ("Deployment", "Service"));
+    if let Some(validator) = kubernetes_validate() {
+        let o = std::process::Command::new(validator)
+            .args(["--kubernetes-version", "1.30.0", "--strict", "--quiet"])
+            .arg(deploy("serve/serve.yaml"))
+            .output()
+            .expect("kubernetes-validate runs");
+        let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(o.status.success() && !out.contains("ERROR"), "deploy/serve/serve.yaml: {out}");
+    }
+
+    // The address the Argo template and the Flagger Canary call is this Service's.
+    let name = str_at(service, "/metadata/name");
+    let port = service["spec"]["ports"][0]["port"].as_u64().expect("port");
+    let host = format!("http://{name}.shadowdiff.svc.cluster.local:{port}/");
+    let web = yaml("argo-rollouts/analysistemplate-web.yaml").remove(0);
+    let args = web["spec"]["args"].as_array().expect("args");
+    assert!(substitute(str_at(&web, "/spec/metrics/0/provider/web/url"), args).starts_with(&host));
+    let canary = yaml("flagger/canary.yaml").remove(0);
+    for h in canary["spec"]["analysis"]["webhooks"].as_array().expect("webhooks") {
+        assert!(str_at(h, "/url").starts_with(&host), "{}", h["url"]);
+    }
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(service["spec"]["selector"], deployment["spec"]["selector"]["matchLabels"]);
+    let [c] = pod["containers"].as_array().expect("containers").as_slice() else { panic!("one container") };
+    let target = str_at(service, "/spec/ports/0/targetPort");
+    assert!(c["ports"].as_array().expect("ports").iter().any(|p| p["name"] == target));
+    for probe in ["readinessProbe", "livenessProbe"] {
+        assert_eq!(
+            (str_at(c, &format!("/{probe}/httpGet/path")), str_at(c, &format!("/{probe}/httpGet/port"))),
+            ("/healthz", target)
+        );
+    }
+    let volumes = pod["volumes"].as_array().expect("volumes");
+    let base = |rel: &str| yaml(&format!("kubernetes/base/{rel}")).remove(0);
+    let claim = volumes.iter().find_map(|v| v["persistentVolumeClaim"]["claimName"].as_str()).expect("a claim");
+    assert_eq!(claim, str_at(&base("pairs-pvc.yaml"), "/metadata/name"));
+    let policy_map = base("policy.yaml");
+    assert_eq!(volumes.iter().find_map(|v| v["configMap"]["name"].as_str()), policy_map["metadata"]["name"].as_str());
+
+    // The container's command, run: paths mapped onto a corpus, the policy ConfigMap's file and
+    // a scratch directory; the address onto loopback (Serve adds it).
+    let argv: Vec<&str> = c["args"].as_array().expect("args").iter().map(|a| a.as_str().expect("string")).collect();
+    assert_eq!(argv[..2], ["serve", "/data/pairs"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    recent_corpus(&dir.path().join("pairs"), &[]);
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, str_at(&policy_map, "/data/policy.toml")).expect("policy");
+    let work = dir.path().join("scratch");
+    let extra: Vec<String> = argv[2..]
+        .iter()
+        .filter(|a| !a.starts_with("--listen="))
+        .map(|a| {
+            a.replace("/etc/shadowdiff/policy.toml", policy.to_str().expect("utf-8"))
+                .replace("/tmp/serve", work.to_str().expect("utf-8"))
+        })
+        .collect();
+    let serve = Serve::start(&dir.path().join("pairs"), &extra.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(serve.get("/healthz").0, 200);
+    let (status, body) = serve.get("/v1/verdict?since=-1h");
+    assert_eq!(status, 200, "{body}");
+    assert!(serve.stop().success(), "exits 0 on SIGTERM, as the kubelet stops it");
 }
