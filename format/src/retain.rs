@@ -50,7 +50,9 @@ pub fn prune(dir: &Path, cutoff: DateTime<Utc>, stats: &RetainStats) {
                     stats.bytes.fetch_add(bytes, Ordering::Relaxed);
                     tracing::info!(file = %file.display(), pairs = rows, "Deleted a pair file past --retain.");
                 }
-                Err(error) => tracing::warn!(file = %file.display(), %error, "Cannot delete a pair file past --retain."),
+                Err(error) => {
+                    tracing::warn!(file = %file.display(), %error, "Cannot delete a pair file past --retain.")
+                }
             }
         }
         // Only empty directories go; a partition still holding a temporary stays.

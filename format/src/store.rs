@@ -21,10 +21,11 @@ use std::time::Duration;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
-use object_store::buffered::BufWriter;
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::path::Path as Key;
-use object_store::{BackoffConfig, ClientConfigKey, ObjectMeta, ObjectStore, ObjectStoreExt, RetryConfig};
+use object_store::{
+    BackoffConfig, ClientConfigKey, ObjectMeta, ObjectStore, ObjectStoreExt, RetryConfig, WriteMultipart,
+};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
@@ -156,11 +157,8 @@ impl Store {
         let root = format!("{}://{}", url.scheme, url.bucket);
         // The client's own retries are few and quick: the uploader retries with its own backoff
         // and counts each failed attempt; readers fail fast with a sentence.
-        let retry = RetryConfig {
-            backoff: BackoffConfig::default(),
-            max_retries: 2,
-            retry_timeout: Duration::from_secs(20),
-        };
+        let retry =
+            RetryConfig { backoff: BackoffConfig::default(), max_retries: 2, retry_timeout: Duration::from_secs(20) };
         let fail = |e: object_store::Error| store_error(&url.to_string(), format!("cannot be opened: {e}"));
         let inner: Arc<dyn ObjectStore> = match url.kind {
             Kind::S3 => Arc::new(
@@ -260,8 +258,7 @@ impl Store {
             let options = glob::MatchOptions { require_literal_separator: true, ..Default::default() };
             found.retain(|o| {
                 let k = o.location.as_ref();
-                p.matches_with(k, options)
-                    || k.match_indices('/').any(|(i, _)| p.matches_with(&k[..i], options))
+                p.matches_with(k, options) || k.match_indices('/').any(|(i, _)| p.matches_with(&k[..i], options))
             });
         }
         found.sort_by(|a, b| a.location.cmp(&b.location));
@@ -297,21 +294,36 @@ impl Store {
         tokio::fs::rename(&part, local).await.map_err(io)
     }
 
-    /// Upload one local file to `key`: one PUT up to [`PART`] bytes, a multipart upload above.
-    /// Either way the object is visible only once complete.
+    /// Upload one local file to `key`: one PUT up to [`PART`] bytes, a multipart upload of
+    /// [`PART`]-byte parts (four at a time) above. Either way the object is visible only once
+    /// complete; a multipart upload that fails is aborted.
     async fn upload(&self, path: &Path, key: &Key) -> std::result::Result<(), String> {
-        let mut file = tokio::fs::File::open(path).await.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let mut writer = BufWriter::with_capacity(Arc::clone(&self.inner), key.clone(), PART).with_max_concurrency(4);
-        let copied = async {
-            tokio::io::copy(&mut file, &mut writer).await?;
-            writer.shutdown().await
+        let read_error = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+        let mut file = tokio::fs::File::open(path).await.map_err(read_error)?;
+        let size = file.metadata().await.map_err(read_error)?.len();
+        if size <= PART as u64 {
+            let bytes = tokio::fs::read(path).await.map_err(read_error)?;
+            return self.inner.put(key, bytes.into()).await.map(|_| ()).map_err(|e| e.to_string());
         }
-        .await;
-        if let Err(e) = copied {
-            let _ = writer.abort().await;
-            return Err(e.to_string());
+        let upload = self.inner.put_multipart(key).await.map_err(|e| e.to_string())?;
+        let mut parts = WriteMultipart::new_with_chunk_size(upload, PART);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = match tokio::io::AsyncReadExt::read(&mut file, &mut buf).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = parts.abort().await;
+                    return Err(read_error(e));
+                }
+            };
+            if let Err(e) = parts.wait_for_capacity(4).await {
+                let _ = parts.abort().await;
+                return Err(e.to_string());
+            }
+            parts.write(&buf[..n]);
         }
-        Ok(())
+        parts.finish().await.map(|_| ()).map_err(|e| e.to_string())
     }
 }
 
@@ -405,8 +417,10 @@ pub struct UploadSettings {
 
 /// The default spool of an agent: `<system temp>/shadowdiff-spool/<agent>`.
 pub fn default_spool(agent: &str) -> PathBuf {
-    let name: String =
-        agent.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '_' }).collect();
+    let name: String = agent
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '_' })
+        .collect();
     std::env::temp_dir().join("shadowdiff-spool").join(name.trim_start_matches('.'))
 }
 
@@ -561,7 +575,8 @@ impl Uploader {
             store_error(&settings.spool.display().to_string(), format!("cannot be created as the upload spool: {e}"))
         })?;
         let leftovers = crate::reader::resolve_inputs(&[settings.spool.to_string_lossy()]).unwrap_or_default();
-        let shared = Arc::new(Shared { state: Mutex::default(), wake: tokio::sync::Notify::new(), stats, store, settings });
+        let shared =
+            Arc::new(Shared { state: Mutex::default(), wake: tokio::sync::Notify::new(), stats, store, settings });
         for path in leftovers {
             match PairFile::open(&path) {
                 Ok(f) => {
@@ -641,7 +656,12 @@ fn spooled(settings: &UploadSettings, file: &ClosedFile) -> Result<Spooled> {
         .chain(parent.iter().map(String::as_str))
         .chain([name.as_str()])
         .collect();
-    Ok(Spooled { path: file.path.clone(), key: key(&settings.url, &full.join("/"))?, rows: file.rows, bytes: file.bytes })
+    Ok(Spooled {
+        path: file.path.clone(),
+        key: key(&settings.url, &full.join("/"))?,
+        rows: file.rows,
+        bytes: file.bytes,
+    })
 }
 
 async fn upload_loop(shared: Arc<Shared>) {
@@ -662,7 +682,12 @@ async fn upload_loop(shared: Arc<Shared>) {
             shared.wake.notified().await;
             continue;
         };
-        match shared.store.upload(&entry.path, &entry.key).await {
+        // On a task of its own, so that even a panic in the client is a counted, retried failure.
+        let (store, path, key) = (shared.store.clone(), entry.path.clone(), entry.key.clone());
+        let result = tokio::spawn(async move { store.upload(&path, &key).await })
+            .await
+            .unwrap_or_else(|e| Err(format!("the upload task failed: {e}")));
+        match result {
             Ok(()) => {
                 backoff = BACKOFF_START;
                 if let Err(error) = tokio::fs::remove_file(&entry.path).await {
@@ -731,7 +756,10 @@ mod tests {
         assert!(Location::parse("s3:///x").expect_err("no bucket").to_string().contains("names no bucket"));
         assert!(Location::parse("s3://b/a/../c").is_err());
         let e = Location::local_only("--out", "s3://b/x", "the analysis").expect_err("not local");
-        assert_eq!(e.to_string(), "--out s3://b/x is an object-store URL; the analysis is written to a local directory");
+        assert_eq!(
+            e.to_string(),
+            "--out s3://b/x is an object-store URL; the analysis is written to a local directory"
+        );
     }
 
     #[test]

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use shadowdiff_format::store::{Store, UploadSettings, UploadStats, Uploader};
 use shadowdiff_format::{
     BaselineOrigin, PairReader, PairRecord, PairWriter, ReadOptions, Side, WriterConfig, WriterStats, resolve_inputs,
     schema,
 };
-use shadowdiff_format::store::{Store, UploadSettings, UploadStats, Uploader};
 use tokio::sync::mpsc;
 
 use crate::driver::{DriverConfig, Progress, SourceItem, Summary, drive};
@@ -167,6 +167,11 @@ pub async fn replay(
         Some(settings) => {
             let store = Store::open(&settings.url)?;
             store.check().await?;
+            // Files a quarter of the budget at most, so the budget holds several and drops one
+            // at a time.
+            if let Some(max) = settings.max_spool {
+                wc.rotate_bytes = wc.rotate_bytes.min(max / 4).max(1);
+            }
             let uploader = Uploader::start(store, settings.clone(), Arc::clone(&uploads))?;
             wc.on_close = Some(uploader.hook());
             Some(uploader)

@@ -9,9 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 use http::{HeaderName, HeaderValue};
 use shadowdiff_capture::config::{Flag, parse_duration, parse_nonzero_duration, parse_nonzero_size, parse_size};
-use shadowdiff_format::store::{Location, UploadSettings, default_spool};
 use shadowdiff_capture::select::PathPattern;
 use shadowdiff_format::Side;
+use shadowdiff_format::store::{Location, UploadSettings, default_spool};
 use shadowdiff_replay::driver::{DriverConfig, Progress, Summary};
 use shadowdiff_replay::filter::{Filters, StatusMatch};
 use shadowdiff_replay::pacer::Pacing;
@@ -224,10 +224,18 @@ fn plan(args: Args) -> anyhow::Result<Plan> {
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     let mut plan = plan(args)?;
+    if plan.upload.is_some() {
+        // Upload failures (WARN) and spool drops (ERROR) are logged, never silent.
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_max_level(tracing::Level::WARN)
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init();
+    }
     let out = plan.upload.as_ref().map_or_else(|| plan.out.display().to_string(), |u| u.url.to_string());
     // Object-store inputs are fetched (partitions outside --since/--until are not) and read locally.
-    let window =
-        shadowdiff_format::TimeWindow { since: plan.driver.filters.since, until: plan.driver.filters.until };
+    let window = shadowdiff_format::TimeWindow { since: plan.driver.filters.since, until: plan.driver.filters.until };
     let fetched = super::inputs::fetch(&plan.inputs, &window)?;
     plan.inputs.clone_from(&fetched.paths);
     // One async thread, like each of oha's per-core runtimes: the driver, its workers and the

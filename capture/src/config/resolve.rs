@@ -44,6 +44,17 @@ impl Config {
         let agent = flags.agent.clone().or(f.agent).unwrap_or_else(default_agent);
         let (out, upload, retain) = output(&origin, &flags, f.out, &f.recorder, &agent)?;
         let recorder = recorder(&flags, f.recorder);
+        if let Some(max) = upload.as_ref().and_then(|u| u.max_spool)
+            && max < recorder.rotate_bytes
+        {
+            return Err(bad(
+                "--max-spool".into(),
+                &format!(
+                    "must be at least --rotate-bytes ({} bytes): files are uploaded, or dropped, whole",
+                    recorder.rotate_bytes
+                ),
+            ));
+        }
         let tls = match (flags.tls_cert.or(f.tls.cert), flags.tls_key.or(f.tls.key)) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (None, None) => None,
@@ -116,8 +127,12 @@ fn output(
     };
     let spool = origin.pick(flags.spool.clone(), "--spool", file.spool.clone(), "recorder.spool");
     let max_spool = origin.pick(flags.max_spool, "--max-spool", file.max_spool, "recorder.max_spool");
-    let drain =
-        origin.pick(flags.upload_drain_timeout, "--upload-drain-timeout", file.upload_drain_timeout, "recorder.upload_drain_timeout");
+    let drain = origin.pick(
+        flags.upload_drain_timeout,
+        "--upload-drain-timeout",
+        file.upload_drain_timeout,
+        "recorder.upload_drain_timeout",
+    );
     let retain = origin.pick(flags.retain, "--retain", file.retain, "recorder.retain");
     let location = Location::parse(&out.to_string_lossy()).map_err(|e| match e {
         shadowdiff_format::Error::Store { message, .. } => bad(format!("{out_name} {}", out.display()), &message),
@@ -135,7 +150,10 @@ fn output(
             if let Some((d, name)) = &retain
                 && *d < MIN_RETAIN
             {
-                return Err(bad(name.clone(), "must be at least 2h: an hour partition holds pairs from the hour before it too"));
+                return Err(bad(
+                    name.clone(),
+                    "must be at least 2h: an hour partition holds pairs from the hour before it too",
+                ));
             }
             Ok((dir, None, retain.map(|(d, _)| d)))
         }
