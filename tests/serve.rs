@@ -2,7 +2,7 @@
 //! pair files while serve answers verdicts, which turn from pass to fail when the canary's fault
 //! is switched on mid-run; Flagger webhooks with Flagger's documented payload; /metrics parsed by
 //! the Prometheus client's own parser (Python `prometheus_client`); concurrent requests sharing
-//! one analysis; and every bad input answered with a 4xx and one sentence while the server keeps
+//! one analysis; a warning holding a webhook unless `--advance-on warn`; and every bad input answered with a 4xx and one sentence while the server keeps
 //! running.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -353,4 +353,25 @@ fn bad_input_is_a_4xx_with_one_sentence_and_the_server_keeps_running() {
     std::fs::remove_file(&broken).expect("rm");
     assert_eq!(serve.json("/v1/verdict").0, 200, "the server recovers");
     assert!(serve.stop().success());
+}
+
+#[test]
+fn a_warning_holds_a_webhook_unless_the_server_advances_on_warn() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pairs = dir.path().join("pairs");
+    crate::support::corpus_with_effects(&pairs, 2000, 13, &["any-value-changed:0.05"], |_| {});
+    // 5 % of pairs differ: between this policy's pass (0.1 %) and warn (50 %) limits.
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, format!("{POLICY}[checks.diff_rate]\npass = 0.001\nwarn = 0.5\n")).expect("policy");
+    let policy = policy.to_str().expect("utf-8");
+    for (advance_on, want) in [("pass", 412), ("warn", 200)] {
+        let serve = Serve::start(&pairs, &["--policy", policy, "--advance-on", advance_on, "--refresh", "1h"]);
+        let (status, v) = serve.json("/v1/verdict");
+        assert_eq!((status, v["verdict"].as_str()), (200, Some("warn")), "{}", v["reason"]);
+        let (status, body) = serve.post("/v1/flagger/confirm-promotion", &flagger("Promoting"));
+        assert_eq!(status, want, "--advance-on {advance_on}: {body}");
+        let b: Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!((b["verdict"].as_str(), b["advance"].as_bool()), (Some("warn"), Some(want == 200)));
+        assert!(serve.stop().success());
+    }
 }
