@@ -12,6 +12,8 @@
 #
 #   bench/serve.sh                       # 1,000,000 + 5 rounds of 10,000
 #   PAIRS=200000 NEW=10000 ROUNDS=20 bench/serve.sh
+#   NEW=0 PAIRS=100000 ROUNDS=40 bench/serve.sh   # no new pairs: each round touches one file, so
+#                                                 # the same input is analyzed again (RSS drift)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -60,8 +62,13 @@ total=$PAIRS
 for round in $(seq "$ROUNDS"); do
     # NEW pairs captured after the period so far, as another agent run.
     start=$(date -u -d "2026-11-24T08:00:00Z + $(( total / 100 + 60 )) seconds" +%Y-%m-%dT%H:%M:%SZ)
-    "$bin/shadowdiff-fixtures" corpus --pairs "$NEW" --out "$work/pairs/new-$round" --diff-rate "$DIFF_RATE" \
-        --seed $((100 + round)) --agent "round$round" --start "$start" > /dev/null
+    if [ "$NEW" -gt 0 ]; then
+        "$bin/shadowdiff-fixtures" corpus --pairs "$NEW" --out "$work/pairs/new-$round" --diff-rate "$DIFF_RATE" \
+            --seed $((100 + round)) --agent "round$round" --start "$start" > /dev/null
+    else
+        # A new modification time: the listing changes, the pairs do not.
+        touch -d "@$(( $(date +%s) + round ))" "$(find "$work/pairs/old" -name '*.parquet' | head -1)"
+    fi
     total=$(( total + NEW ))
     t=$(timed_get)
     analyzed=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["inputs"]["pairs_analyzed"])' "$work/verdict.json")

@@ -2,8 +2,8 @@
 //! pair files while serve answers verdicts, which turn from pass to fail when the canary's fault
 //! is switched on mid-run; Flagger webhooks with Flagger's documented payload; /metrics parsed by
 //! the Prometheus client's own parser (Python `prometheus_client`); concurrent requests sharing
-//! one analysis; a warning holding a webhook unless `--advance-on warn`; and every bad input answered with a 4xx and one sentence while the server keeps
-//! running.
+//! one analysis; a warning holding a webhook unless `--advance-on warn`; and every bad input
+//! answered with a 4xx and one sentence while the server keeps running.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
