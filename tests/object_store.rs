@@ -132,10 +132,16 @@ impl Drop for Moto {
 
 /// One plain HTTP/1.1 request (unsigned: moto accepts those unless `auth`); the status and body.
 fn http(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
+    http_with_body(port, method, path, b"")
+}
+
+fn http_with_body(port: u16, method: &str, path: &str, body: &[u8]) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    let n = body.len();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {n}\r\nConnection: close\r\n\r\n")
         .ok()?;
+    s.write_all(body).ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let status = text.split_whitespace().nth(1)?.parse().ok()?;
@@ -479,6 +485,20 @@ fn refused_credentials_missing_bucket_and_unknown_schemes_are_exit_2() {
         ),
         (&moto, vec!["inspect".into(), "gopher://x/y".into()], "gopher://x/y uses the `gopher` scheme"),
     ];
+    // A damaged object (no footer: what a writer killed mid-file would leave, had it been put)
+    // is named by its URL, not by where it was fetched to.
+    moto.create_bucket("pairs");
+    let (status, body) =
+        http_with_body(moto.port, "PUT", "/pairs/broken/dt=2026-11-30/hour=09/x.parquet", b"PAR1 not a whole file")
+            .expect("moto answers");
+    assert_eq!(status, 200, "{body}");
+    let o = moto.run(&["inspect", "s3://pairs/broken"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("s3://pairs/broken/dt=2026-11-30/hour=09/x.parquet is truncated: it has no Parquet footer"),
+        "{}",
+        stderr(&o)
+    );
     // The replay from a local directory needs one pair file to get as far as the store.
     crate::support::corpus(&dir.path().join("out"), 20, |_| {});
     for (store, args, expected) in cases {

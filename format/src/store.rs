@@ -392,6 +392,14 @@ pub fn fetch_inputs(inputs: &[String], window: &TimeWindow, scratch: &Path) -> R
                     }
                     let dir = scratch.join(format!("{i}"));
                     let files = store.download(&objects, &dir).await?;
+                    // Checked here, so that a damaged object is named by its URL, not by the
+                    // scratch path it was fetched to.
+                    for (file, object) in files.iter().zip(&objects) {
+                        if let Err(e) = PairFile::open(file) {
+                            let remote = format!("{}://{}/{}", url.scheme, url.bucket, object.location);
+                            return Err(renamed(e, Path::new(&remote)));
+                        }
+                    }
                     let bytes: u64 = objects.iter().map(|o| o.size).sum();
                     tracing::info!(url = %url, files = files.len(), bytes, "Fetched pair files.");
                     out.push(dir.to_string_lossy().into_owned());
@@ -400,6 +408,24 @@ pub fn fetch_inputs(inputs: &[String], window: &TimeWindow, scratch: &Path) -> R
         }
         Ok(out)
     })
+}
+
+/// `e` about a fetched file, with its path replaced by the object's URL.
+fn renamed(e: Error, remote: &Path) -> Error {
+    let path = remote.to_owned();
+    match e {
+        Error::EmptyFile { .. } => Error::EmptyFile { path },
+        Error::NotParquet { .. } => Error::NotParquet { path },
+        Error::Truncated { .. } => Error::Truncated { path },
+        Error::Corrupt { source, .. } => Error::Corrupt { path, source },
+        Error::SchemaMismatch { column, expected, found, .. } => {
+            Error::SchemaMismatch { path, column, expected, found }
+        }
+        Error::NewerSchemaVersion { found, supported, .. } => Error::NewerSchemaVersion { path, found, supported },
+        Error::BadMetadata { key, message, .. } => Error::BadMetadata { path, key, message },
+        Error::Io { source, .. } => Error::Io { path, source },
+        other => other,
+    }
 }
 
 /// How a writer's spool uploads to a bucket.
