@@ -25,7 +25,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use shadowdiff_format::{PairReader, PairRecord, SideRecord};
 
-use crate::support::{python, repo_root, shadowdiff, signal, wait_with_deadline};
+use crate::support::{python, repo_root, run, shadowdiff, signal, wait_with_deadline};
 
 /// A child process killed when dropped (a failed test leaves nothing running).
 struct Reap(Child);
@@ -214,6 +214,32 @@ fn grpc_calls_of_every_kind_reach_the_client_unchanged_and_are_recorded_with_tra
     for p in &pairs {
         assert!(p.baseline.error.is_none() && p.baseline.latency_us.is_some(), "{}: {:?}", p.path, p.baseline);
     }
+
+    // analyze: the route is the method's path; UNAVAILABLE is an error the baseline never
+    // showed, named by its code; the changed trailer is a difference at its name.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("pairs")).expect("dir");
+    let mut w = shadowdiff_format::PairWriter::new(shadowdiff_format::WriterConfig::new(dir.path().join("pairs"), "t"))
+        .expect("writer");
+    for p in pairs {
+        w.write(p).expect("write");
+    }
+    w.close().expect("close");
+    let out = dir.path().join("analysis");
+    let o = run(&["analyze", dir.path().join("pairs").to_str().expect("utf-8"), "--out", out.to_str().expect("utf-8")]);
+    assert_ne!(o.status.code(), Some(2), "analyze ran: {}", String::from_utf8_lossy(&o.stderr));
+    let verdict: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("verdict.json")).expect("verdict.json")).expect("JSON");
+    let critical = verdict["critical_errors"].as_array().expect("critical_errors");
+    assert!(
+        critical.iter().any(|c| c["route"] == "/shop.v1.Shop/GetItem" && c["kind"] == "grpc UNAVAILABLE"),
+        "{critical:?}"
+    );
+    let fields = verdict["fields"].as_array().expect("fields");
+    assert!(
+        fields.iter().any(|f| f["route"] == "/shop.v1.Shop/GetItem" && f["field"] == "trailer:x-inventory-version"),
+        "{fields:?}"
+    );
 }
 
 #[test]

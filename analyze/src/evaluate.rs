@@ -61,6 +61,79 @@ pub struct SideOutcome {
     /// error, or only that it stopped waiting (`timeout`). Its body is compared as far as it was
     /// kept, and it is not an error. A `reset` or `protocol` failure is still one.
     pub cut_stream: bool,
+    /// A gRPC answer's `grpc-status` (from the trailers, or the headers of a trailers-only
+    /// answer); `None` for a response that carries none.
+    pub grpc_status: Option<GrpcStatus>,
+}
+
+/// A gRPC status as recorded: a code, or a `grpc-status` value that is not one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrpcStatus {
+    Code(u32),
+    /// Not a decimal number: read as `UNKNOWN`, the way gRPC clients read it.
+    NotANumber(String),
+}
+
+/// gRPC status codes (grpc/doc/statuscodes.md), by number.
+const GRPC_CODES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+impl GrpcStatus {
+    /// The status a side recorded, if it is a gRPC answer.
+    fn of(side: &SideRecord) -> Option<Self> {
+        let h = side.trailer("grpc-status").or_else(|| side.header("grpc-status"))?;
+        let text = h.value_lossy();
+        Some(match text.trim().parse::<u32>() {
+            Ok(code) => GrpcStatus::Code(code),
+            Err(_) => GrpcStatus::NotANumber(text.into_owned()),
+        })
+    }
+
+    /// The code: a value that is not a number counts as `UNKNOWN` (2).
+    pub fn code(&self) -> u32 {
+        match self {
+            GrpcStatus::Code(c) => *c,
+            GrpcStatus::NotANumber(_) => 2,
+        }
+    }
+
+    /// The code's name (`UNAVAILABLE`), or its number when it has none.
+    pub fn name(&self) -> String {
+        match self {
+            GrpcStatus::Code(c) => GRPC_CODES.get(*c as usize).map_or_else(|| format!("code {c}"), |n| (*n).to_owned()),
+            GrpcStatus::NotANumber(v) => format!("UNKNOWN (grpc-status `{v}` is not a number)"),
+        }
+    }
+
+    /// A server-side failure, counted like a 5xx: `UNKNOWN`, `DEADLINE_EXCEEDED`,
+    /// `RESOURCE_EXHAUSTED`, `INTERNAL`, `UNAVAILABLE`, `DATA_LOSS`. Other codes (`NOT_FOUND`,
+    /// `INVALID_ARGUMENT` …) are outcomes that must match between the sides, like a 4xx.
+    pub fn is_error(&self) -> bool {
+        matches!(self.code(), 2 | 4 | 8 | 13 | 14 | 15)
+    }
+}
+
+impl std::fmt::Display for GrpcStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "grpc {}", self.name())
+    }
 }
 
 impl SideOutcome {
@@ -75,6 +148,7 @@ impl SideOutcome {
             undecodable: None,
             cut_at_decoded_cap: false,
             cut_stream,
+            grpc_status: GrpcStatus::of(side),
         }
     }
 
@@ -89,20 +163,28 @@ impl SideOutcome {
         self.cut_at_decoded_cap = content.truncated && !side.body_truncated;
     }
 
-    /// An error for the error-rate checks: a transport error or a 5xx. A cut stream (2xx head,
-    /// body cut by the recorder) is not one.
+    /// An error for the error-rate checks: a transport error, a 5xx, or a gRPC status that is a
+    /// server-side failure ([`GrpcStatus::is_error`]). A cut stream (2xx head, body cut by the
+    /// recorder) is not one.
     pub fn is_error(&self) -> bool {
-        self.failed() || self.status.is_some_and(|s| s >= 500)
+        self.failed()
+            || self.status.is_some_and(|s| s >= 500)
+            || self.grpc_status.as_ref().is_some_and(GrpcStatus::is_error)
     }
 
-    /// What kind of error, for the critical-errors check: the transport error kind, or the
-    /// status code.
+    /// What kind of error, for the critical-errors check: the transport error kind, the status
+    /// code, or the gRPC status by name (`grpc UNAVAILABLE`).
     pub fn error_label(&self) -> Option<String> {
         match (&self.transport_error, self.status) {
             (Some(e), _) if self.failed() => Some(e.clone()),
             (_, Some(s)) if s >= 500 => Some(format!("status {s}")),
-            _ => None,
+            _ => self.grpc_status.as_ref().filter(|g| g.is_error()).map(ToString::to_string),
         }
+    }
+
+    /// The gRPC status code, for comparing sides (`None` when not a gRPC answer).
+    fn grpc_code(&self) -> Option<u32> {
+        self.grpc_status.as_ref().map(GrpcStatus::code)
     }
 
     /// A latency fit for the paired latency statistics: the side answered without a transport
@@ -166,13 +248,17 @@ pub fn evaluate(index: u64, record: &PairRecord, route: String, rules: &Rules) -
         (_, true, true) => Outcome::BothError,
         (_, true, false) => Outcome::BaselineError,
         (_, false, true) => Outcome::CanaryError,
-        _ if baseline.status != canary.status => Outcome::StatusMismatch,
+        // A gRPC call's status is its grpc-status: a change of it (OK to UNAVAILABLE, NOT_FOUND
+        // to INTERNAL) is a status mismatch, whatever the HTTP status.
+        _ if baseline.status != canary.status || baseline.grpc_code() != canary.grpc_code() => Outcome::StatusMismatch,
         _ => Outcome::Compared,
     };
     let mut raw = Vec::new();
     let mut noise = None;
     if outcome == Outcome::Compared {
-        let with_secondary = secondary.as_ref().is_some_and(|s| !s.failed() && s.status == baseline.status);
+        let with_secondary = secondary
+            .as_ref()
+            .is_some_and(|s| !s.failed() && s.status == baseline.status && s.grpc_code() == baseline.grpc_code());
         let cap = rules.max_decoded_body;
         let base_content = Content::of(&record.baseline, cap);
         let canary_content = Content::of(&record.canary, cap);
@@ -274,11 +360,16 @@ impl<'a> Against<'a> {
             let other = parse_body_cut(other_bytes, other_type.as_deref(), other_content.truncated);
             compare_parsed(parsed, &other, self.rules, self.route, false)
         };
-        SideComparison {
-            status: compare_status(self.baseline.status, other.status),
-            headers: diff_header_records(&self.baseline.headers, &other.headers, &self.rules.headers, true),
-            body,
+        let mut headers = diff_header_records(&self.baseline.headers, &other.headers, &self.rules.headers, true);
+        // Trailers (gRPC's trailing metadata) by the same rules, named `trailer:NAME`.
+        if !self.baseline.trailers.is_empty() || !other.trailers.is_empty() {
+            let trailers = diff_header_records(&self.baseline.trailers, &other.trailers, &self.rules.headers, true);
+            headers.extend(trailers.into_iter().map(|mut t| {
+                t.name = format!("{TRAILER_PREFIX}{}", t.name);
+                t
+            }));
         }
+        SideComparison { status: compare_status(self.baseline.status, other.status), headers, body }
     }
 }
 
@@ -370,7 +461,7 @@ fn found(c: SideComparison) -> Vec<Found> {
     for h in c.headers {
         // Reported (severity `changed`), but not a regression: the content was compared decoded.
         let explained = (h.name == "content-encoding").then(|| CODING_EXPLAINED.to_owned());
-        let field = format!("header:{}", h.name);
+        let field = if h.name.starts_with(TRAILER_PREFIX) { h.name.clone() } else { format!("header:{}", h.name) };
         out.push(Found {
             location: Location::Header,
             diff: Difference {
@@ -386,6 +477,10 @@ fn found(c: SideComparison) -> Vec<Found> {
     }
     out
 }
+
+/// How a trailer difference's field is named: `trailer:x-inventory-version` (headers are
+/// `header:NAME`).
+pub const TRAILER_PREFIX: &str = "trailer:";
 
 /// Why a `content-encoding` header difference is explained: bodies are compared by their decoded
 /// content, and which coding a server picks is its transport's business.
@@ -516,5 +611,53 @@ mod tests {
         let e = run(side(Some("gzip"), gzip(ORDER.as_bytes())), side(Some("gzip"), gzip(ORDER.as_bytes())), &rules);
         assert!(e.baseline.cut_at_decoded_cap && e.canary.cut_at_decoded_cap);
         assert!(e.raw.is_empty(), "the same first 10 bytes: {:?}", e.raw);
+    }
+
+    fn grpc_side(status: &str, trailers_only: bool, version: &str) -> SideRecord {
+        let mut headers = vec![Header::new("content-type", "application/grpc")];
+        let mut trailers = vec![Header::new("x-inventory-version", version.to_owned())];
+        let status = Header::new("grpc-status", status.to_owned());
+        if trailers_only {
+            headers.push(status)
+        } else {
+            trailers.insert(0, status)
+        }
+        SideRecord {
+            status: Some(200),
+            headers,
+            body: (!trailers_only).then(|| bytes::Bytes::from_static(&[0, 0, 0, 0, 2, 8, 1])),
+            trailers: if trailers_only { Vec::new() } else { trailers },
+            latency_us: Some(1000),
+            ..SideRecord::default()
+        }
+    }
+
+    #[test]
+    fn grpc_status_drives_errors_and_status_mismatches() {
+        let rules = Rules::default();
+        // The same status: compared, and a changed trailer is a difference at trailer:NAME.
+        let e = run(grpc_side("0", false, "1"), grpc_side("0", false, "2"), &rules);
+        assert_eq!(e.outcome, Outcome::Compared);
+        let fields: Vec<&str> = e.raw.iter().map(|f| f.diff.field.as_str()).collect();
+        assert_eq!(fields, vec!["trailer:x-inventory-version"]);
+        assert!(!e.canary.is_error());
+        // NOT_FOUND (trailers-only) against UNAVAILABLE: a status mismatch, the canary an error
+        // named by its code; NOT_FOUND itself is an outcome, not an error.
+        let e = run(grpc_side("5", true, "1"), grpc_side("14", false, "1"), &rules);
+        assert_eq!(e.outcome, Outcome::StatusMismatch);
+        assert!(!e.baseline.is_error() && e.canary.is_error());
+        assert_eq!(e.canary.error_label().as_deref(), Some("grpc UNAVAILABLE"));
+        assert_eq!(e.baseline.grpc_status.as_ref().map(GrpcStatus::name).as_deref(), Some("NOT_FOUND"));
+        for (code, error) in
+            [("2", true), ("4", true), ("8", true), ("13", true), ("15", true), ("3", false), ("16", false)]
+        {
+            assert_eq!(run(grpc_side(code, false, "1"), grpc_side(code, false, "1"), &rules).canary.is_error(), error);
+        }
+        // A grpc-status that is not a number: UNKNOWN, an error that says why.
+        let e = run(grpc_side("0", false, "1"), grpc_side("zero", false, "1"), &rules);
+        assert_eq!(e.outcome, Outcome::StatusMismatch);
+        assert_eq!(e.canary.error_label().as_deref(), Some("grpc UNKNOWN (grpc-status `zero` is not a number)"));
+        // Not gRPC: no status of the kind.
+        assert_eq!(run(side(None, ORDER.into()), side(None, ORDER.into()), &rules).canary.grpc_status, None);
     }
 }
