@@ -41,6 +41,8 @@ pub const BASELINE_LATENCY_US: &str = "baseline_latency_us";
 pub const CANARY_LATENCY_US: &str = "canary_latency_us";
 pub const BASELINE_ERROR: &str = "baseline_error";
 pub const CANARY_ERROR: &str = "canary_error";
+pub const SECONDARY_LATENCY_US: &str = "secondary_latency_us";
+pub const SECONDARY_ERROR: &str = "secondary_error";
 pub const BASELINE_FAILED: &str = "baseline_failed";
 pub const CANARY_FAILED: &str = "canary_failed";
 pub const OUTCOME: &str = "outcome";
@@ -91,6 +93,8 @@ static RAW_PAIRS: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new(CANARY_FAILED, DataType::Boolean, false),
         utf8(OUTCOME, false),
         Field::new(DIFFS_TOTAL, DataType::UInt32, false),
+        Field::new(SECONDARY_LATENCY_US, DataType::UInt64, true),
+        utf8(SECONDARY_ERROR, true),
     ]))
 });
 
@@ -204,6 +208,8 @@ pub struct RawPairs {
     c_failed: Vec<bool>,
     outcome: Vec<&'static str>,
     total: Vec<u32>,
+    s_latency: Vec<Option<u64>>,
+    s_error: Vec<Option<String>>,
 }
 
 impl RawPairs {
@@ -233,6 +239,8 @@ impl RawPairs {
         self.c_failed.push(e.outcome != Outcome::CanarySkipped && e.canary.is_error());
         self.outcome.push(e.outcome.as_str());
         self.total.push(u32::try_from(e.raw.len()).unwrap_or(u32::MAX));
+        self.s_latency.push(e.secondary.as_ref().and_then(|s| s.latency_us));
+        self.s_error.push(e.secondary.as_ref().and_then(|s| s.transport_error.clone()));
     }
 
     pub fn take(&mut self) -> Result<RecordBatch> {
@@ -255,6 +263,8 @@ impl RawPairs {
             Arc::new(arrow_array::BooleanArray::from(t.c_failed)),
             Arc::new(StringArray::from(t.outcome)),
             Arc::new(arrow_array::UInt32Array::from(t.total)),
+            Arc::new(UInt64Array::from(t.s_latency)),
+            Arc::new(StringArray::from(t.s_error)),
         ];
         batch(RAW_PAIRS.clone(), columns)
     }

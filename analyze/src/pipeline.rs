@@ -26,12 +26,12 @@ use shadowdiff_format::{FileInfo, PairReader, PairRecord, ReadOptions, TimeWindo
 
 use crate::aggregate::{self, EndpointRow};
 use crate::error::{Error, Result};
-use crate::evaluate::{Evaluated, Outcome, evaluate};
+use crate::evaluate::{Evaluated, Outcome, SideOutcome, evaluate};
 use crate::examples::{self, Example};
 use crate::json::Difference;
 use crate::noise::NoiseCounter;
 use crate::outputs::{self, RawDiffs, RawPairs, RealCounts, Sink};
-use crate::policy::Policy;
+use crate::policy::{LatencyReference, Policy};
 use crate::route::{Overflow, RouteTemplater};
 use crate::route_key::{self, KeyOutcome};
 use shadowdiff_format::vocab::{DiffStatus, Severity};
@@ -161,6 +161,8 @@ pub struct PairFacts<'a> {
     pub canary_error: Option<&'a str>,
     /// Paired latencies in milliseconds, when both sides answered.
     pub latency_ms: Option<(f64, f64)>,
+    /// The secondary's and the canary's latencies in milliseconds, when both answered.
+    pub secondary_latency_ms: Option<(f64, f64)>,
 }
 
 /// What was counted for one route (or overall).
@@ -173,9 +175,13 @@ pub struct RouteStats {
     pub real_fields: BTreeMap<String, u64>,
     /// Real breaking differences per field.
     pub breaking_fields: BTreeMap<String, u64>,
-    /// Paired latencies in milliseconds (baseline, canary), where both sides answered.
+    /// Paired latencies in milliseconds (reference, canary), where both sides answered: the
+    /// baseline's, or after [`Analysis::latency_reference`] chose it, the secondary's.
     #[serde(skip)]
     pub latency: Reservoir,
+    /// The secondary's and the canary's, where both answered (the other reference).
+    #[serde(skip)]
+    latency_secondary: Reservoir,
     #[serde(skip)]
     noise: NoiseCounter,
 }
@@ -210,6 +216,14 @@ impl RouteStats {
         if let Some(l) = f.latency_ms {
             self.latency.push(l);
         }
+        if let Some(l) = f.secondary_latency_ms {
+            self.latency_secondary.push(l);
+        }
+    }
+
+    /// Judges latency against the secondary from here on: its pairs replace the baseline's.
+    fn use_secondary(&mut self) {
+        std::mem::swap(&mut self.latency, &mut self.latency_secondary);
     }
 
     fn new(cap: usize, seed: u64) -> Self {
@@ -219,6 +233,7 @@ impl RouteStats {
             real_fields: BTreeMap::new(),
             breaking_fields: BTreeMap::new(),
             latency: Reservoir::new(cap, seed),
+            latency_secondary: Reservoir::new(cap, seed),
             noise: NoiseCounter::new(),
         }
     }
@@ -229,15 +244,16 @@ impl RouteStats {
         if e.outcome == Outcome::CanarySkipped {
             return;
         }
-        let latency = match (e.baseline.usable_latency(), e.canary.usable_latency()) {
-            (Some(b), Some(c)) => Some((b as f64 / 1000.0, c as f64 / 1000.0)),
+        let paired = |reference: Option<u64>| match (reference, e.canary.usable_latency()) {
+            (Some(r), Some(c)) => Some((r as f64 / 1000.0, c as f64 / 1000.0)),
             _ => None,
         };
         self.count(&PairFacts {
             status_mismatch: (e.outcome == Outcome::StatusMismatch).then_some((e.baseline.status, e.canary.status)),
             baseline_error: e.baseline.error_label().as_deref(),
             canary_error: e.canary.error_label().as_deref(),
-            latency_ms: latency,
+            latency_ms: paired(e.baseline.usable_latency()),
+            secondary_latency_ms: paired(e.secondary.as_ref().and_then(SideOutcome::usable_latency)),
         });
         if with_noise && e.outcome == Outcome::Compared {
             let raw: Vec<Difference> = e.raw.iter().map(|f| f.diff.clone()).collect();
@@ -246,10 +262,30 @@ impl RouteStats {
     }
 }
 
+/// The side latency is judged against. `auto` takes the secondary when at least half of the
+/// pairs with a baseline latency also have a secondary one: capture answers the client from the
+/// baseline and reaches the canary and the secondary as mirrors, so under load the mirrored path
+/// is slower and only the secondary's latency was measured the way the canary's was.
+fn latency_reference(asked: LatencyReference, overall: &RouteStats) -> LatencyReference {
+    match asked {
+        LatencyReference::Auto => {
+            let (secondary, baseline) = (overall.latency_secondary.seen(), overall.latency.seen());
+            if secondary > 0 && secondary.saturating_mul(2) >= baseline {
+                LatencyReference::Secondary
+            } else {
+                LatencyReference::Baseline
+            }
+        }
+        other => other,
+    }
+}
+
 /// Everything the judge needs.
 #[derive(Debug, Clone, Serialize)]
 pub struct Analysis {
     pub inputs: InputSummary,
+    /// The side the canary's latency is judged against (`baseline` or `secondary`, resolved).
+    pub latency_reference: LatencyReference,
     pub overall: RouteStats,
     pub routes: BTreeMap<String, RouteStats>,
     pub fields: Vec<FieldRow>,
@@ -338,8 +374,14 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
     };
     let examples = counted.examples.choose(&field_status, trouble);
     examples::write(&opts.out, &examples)?;
+    let latency_reference = latency_reference(policy.latency_reference, &counted.overall);
+    if latency_reference == LatencyReference::Secondary {
+        counted.overall.use_secondary();
+        counted.routes.values_mut().for_each(RouteStats::use_secondary);
+    }
     Ok(Analysis {
         inputs: summary,
+        latency_reference,
         overall: counted.overall,
         routes: counted.routes,
         fields: noise.fields,
@@ -806,4 +848,36 @@ pub fn top(map: &BTreeMap<String, u64>, n: usize) -> Vec<(String, u64)> {
     v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     v.truncate(n);
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(baseline_pairs: u64, secondary_pairs: u64) -> RouteStats {
+        let mut s = RouteStats::empty(100, 1);
+        for i in 0..baseline_pairs.max(secondary_pairs) {
+            s.count(&PairFacts {
+                latency_ms: (i < baseline_pairs).then_some((1.0, 2.0)),
+                secondary_latency_ms: (i < secondary_pairs).then_some((3.0, 2.0)),
+                ..PairFacts::default()
+            });
+        }
+        s
+    }
+
+    #[test]
+    fn latency_is_judged_against_the_secondary_when_most_pairs_have_one() {
+        use LatencyReference::*;
+        assert_eq!(latency_reference(Auto, &stats(100, 100)), Secondary);
+        assert_eq!(latency_reference(Auto, &stats(100, 50)), Secondary, "half is enough");
+        assert_eq!(latency_reference(Auto, &stats(100, 49)), Baseline);
+        assert_eq!(latency_reference(Auto, &stats(100, 0)), Baseline, "no secondary");
+        assert_eq!(latency_reference(Baseline, &stats(100, 100)), Baseline, "asked for");
+        assert_eq!(latency_reference(Secondary, &stats(100, 0)), Secondary, "asked for, even without pairs");
+        // The swap puts the secondary's pairs where every latency statistic reads them.
+        let mut s = stats(10, 10);
+        s.use_secondary();
+        assert!(s.latency.items().iter().all(|&(r, c)| r == 3.0 && c == 2.0));
+    }
 }

@@ -25,13 +25,15 @@ const POLICY_KEYS: &[&str] = &[
     "judge_recorded_latency",
     "bootstrap_resamples",
     "sequential",
+    "latency_reference",
+    "latency_floor_ms",
     "seed",
     "noise",
     "checks",
     "endpoint",
 ];
 
-pub use shadowdiff_format::vocab::{CheckId, FailOn};
+pub use shadowdiff_format::vocab::{CheckId, FailOn, LatencyReference};
 
 /// Built-in thresholds. `pass`/`warn` mean, per check: relative p99 delta, and relative shift of
 /// the whole distribution (latency_p99); minimum one-sided KS statistic D⁺ that counts as a shift
@@ -136,6 +138,11 @@ pub struct Policy {
     /// Anytime-valid decisions: intervals become confidence sequences and p-values stay valid
     /// over any number of looks at a growing shadow period (see `stats::sequential`).
     pub sequential: bool,
+    /// The side the canary's latency is judged against (`auto`: the secondary when there is one).
+    pub latency_reference: LatencyReference,
+    /// The smallest latency change, in milliseconds at the scope's typical latency, that counts
+    /// as a regression: below it no relative change warns or fails.
+    pub latency_floor_ms: f64,
     pub seed: u64,
     pub noise: Thresholds,
 }
@@ -153,6 +160,8 @@ impl Default for Policy {
             judge_recorded_latency: false,
             bootstrap_resamples: 1000,
             sequential: false,
+            latency_reference: LatencyReference::Auto,
+            latency_floor_ms: 0.25,
             seed: 0x5eed,
             noise: Thresholds::default(),
         }
@@ -171,6 +180,8 @@ struct PolicySection {
     judge_recorded_latency: Option<bool>,
     bootstrap_resamples: Option<i64>,
     sequential: Option<bool>,
+    latency_reference: Option<LatencyReference>,
+    latency_floor_ms: Option<f64>,
     seed: Option<u64>,
     noise: Option<NoiseEntry>,
     #[serde(default)]
@@ -291,6 +302,15 @@ impl Policy {
         }
         if let Some(seq) = s.sequential {
             p.sequential = seq;
+        }
+        if let Some(r) = s.latency_reference {
+            p.latency_reference = r;
+        }
+        if let Some(f) = s.latency_floor_ms {
+            if !(f.is_finite() && f >= 0.0) {
+                return Err(invalid(path, "latency_floor_ms", format!("must be a finite number ≥ 0, not {f}")));
+            }
+            p.latency_floor_ms = f;
         }
         if let Some(seed) = s.seed {
             p.seed = seed;
@@ -446,6 +466,18 @@ warn = 1.0
         assert_eq!(p.checks_for("/graphql#GetUser").latency_p99.warn, 1.0, "the path's entry reaches its operations");
         assert_eq!(p.checks_for("/graphqlx").latency_p99.warn, 0.2);
         assert!(!Policy::default().sequential);
+    }
+
+    #[test]
+    fn the_latency_reference_and_floor_parse_and_refuse_nonsense() {
+        let p = parse("latency_reference = \"baseline\"\nlatency_floor_ms = 0\n").unwrap();
+        assert_eq!((p.latency_reference, p.latency_floor_ms), (LatencyReference::Baseline, 0.0));
+        let d = Policy::default();
+        assert_eq!((d.latency_reference, d.latency_floor_ms), (LatencyReference::Auto, 0.25));
+        let e = parse("latency_reference = \"primary\"\n").unwrap_err().to_string();
+        assert!(e.contains("primary") && e.contains("secondary"), "{e}");
+        let e = parse("latency_floor_ms = -1.0\n").unwrap_err().to_string();
+        assert!(e.contains("latency_floor_ms"), "{e}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::pair::PairRecord;
-pub use crate::vocab::{CheckId, DiffStatus, FailOn, Outcome, Severity, Status, Unit};
+pub use crate::vocab::{CheckId, DiffStatus, FailOn, LatencyReference, Outcome, Severity, Status, Unit};
 
 /// Bumped when a field of `verdict.json` changes meaning or goes away (additions do not bump).
 pub const SCHEMA_VERSION: u32 = 1;
@@ -40,6 +40,10 @@ pub struct Verdict {
     /// p-values that stay valid over any number of looks. Absent when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sequential: bool,
+    /// The side the canary's latency was judged against: `secondary` when the pairs had one
+    /// (measured the way the canary's was), else `baseline`. Absent when `baseline`.
+    #[serde(default = "LatencyReference::baseline", skip_serializing_if = "LatencyReference::is_baseline")]
+    pub latency_reference: LatencyReference,
     pub reason: String,
     pub inputs: InputSummary,
     pub overall: EndpointRow,
@@ -197,6 +201,12 @@ pub struct LatencySummary {
     /// pairs by both sides alike keeps the estimate unbiased on identical builds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tail_log_ratio: Option<HodgesLehmann>,
+    /// The reference side's median latency (ms) over every pair and over the tail's pairs: the
+    /// typical latencies at which the policy's `latency_floor_ms` becomes a relative change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_median_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_tail_median_ms: Option<f64>,
     pub ks: Option<KsResult>,
 }
 

@@ -103,6 +103,32 @@ pub enum FailOn {
 
 words!(FailOn { Fail => "fail", Warn => "warn" });
 
+/// Which side the canary's latency is measured against. `auto` (the policy's default) takes the
+/// secondary when the pairs have one: capture serves the client from the baseline and reaches the
+/// canary and the secondary alike, as mirrors, so only the secondary's latency was measured the
+/// way the canary's was. verdict.json records the side that was used (`baseline` or `secondary`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LatencyReference {
+    #[default]
+    Auto,
+    Baseline,
+    Secondary,
+}
+
+words!(LatencyReference { Auto => "auto", Baseline => "baseline", Secondary => "secondary" });
+
+impl LatencyReference {
+    /// The side verdict.json names when it does not say (files written before the choice existed).
+    pub fn baseline() -> Self {
+        Self::Baseline
+    }
+
+    pub fn is_baseline(&self) -> bool {
+        *self == Self::Baseline
+    }
+}
+
 /// The checks, by the id they carry in `verdict.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

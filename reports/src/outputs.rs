@@ -64,7 +64,7 @@ pub fn write_outputs(dir: &Path, verdict: &Verdict) -> Result<Written> {
 
 /// Writes `report.html` and its charts; returns their paths and the parts left out.
 fn write_report(dir: &Path, verdict: &Verdict) -> Result<(PathBuf, Vec<PathBuf>, Vec<String>)> {
-    let data = RowData::read(dir);
+    let data = RowData::read(dir, verdict.latency_reference);
     let left_out: Vec<String> = [
         data.latencies.as_ref().err().map(|e| format!("latency charts: {e}")),
         data.drift_error.as_ref().map(|e| format!("numeric drift values: {e}")),

@@ -10,7 +10,7 @@ use arrow_array::{Array, Float64Array, RecordBatch, StringArray, TimestampMicros
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use shadowdiff_format::examples::{EXAMPLES_FILE, Example, ExamplesFile};
-use shadowdiff_format::vocab::DiffStatus;
+use shadowdiff_format::vocab::{DiffStatus, LatencyReference};
 
 /// The most pairs whose latencies are drawn (a uniform stride over `pairs.parquet`).
 pub const MAX_LATENCY_SAMPLES: usize = 20_000;
@@ -32,9 +32,9 @@ pub struct RowData {
 }
 
 impl RowData {
-    /// Reads what `dir` holds.
-    pub fn read(dir: &Path) -> Self {
-        let latencies = read_latencies(&dir.join("pairs.parquet"), MAX_LATENCY_SAMPLES);
+    /// Reads what `dir` holds; latencies paired with the side the verdict judged against.
+    pub fn read(dir: &Path, reference: LatencyReference) -> Self {
+        let latencies = read_latencies(&dir.join("pairs.parquet"), MAX_LATENCY_SAMPLES, reference);
         let (drift, drift_error) = match read_drift(&dir.join("diffs.parquet"), MAX_DRIFT_SAMPLES) {
             Ok(d) => (d, None),
             Err(e) => (Vec::new(), Some(e)),
@@ -126,7 +126,9 @@ fn column<T: Array + Clone + 'static>(batch: &RecordBatch, name: &str) -> Option
 /// Paired latencies in milliseconds, sampled by stride.
 #[derive(Debug, Clone, Default)]
 pub struct Latencies {
-    pub baseline_ms: Vec<f64>,
+    /// The side the canary is compared with: the baseline, or the secondary.
+    pub reference: LatencyReference,
+    pub reference_ms: Vec<f64>,
     pub canary_ms: Vec<f64>,
     /// Rows in the file.
     pub total: usize,
@@ -134,21 +136,25 @@ pub struct Latencies {
     pub window_us: Option<(i64, i64)>,
 }
 
-/// Reads up to `max` pairs' latencies from `pairs.parquet` (a uniform stride over its rows).
-pub fn read_latencies(path: &Path, max: usize) -> Result<Latencies, String> {
-    let (reader, total) = open_projected(
-        path,
-        &["baseline_latency_us", "canary_latency_us", "baseline_error", "canary_error", "captured_at"],
-    )?;
+/// Reads up to `max` pairs' latencies from `pairs.parquet` (a uniform stride over its rows): the
+/// canary's paired with `reference`'s (`baseline` or `secondary`; `auto` reads the baseline).
+pub fn read_latencies(path: &Path, max: usize, reference: LatencyReference) -> Result<Latencies, String> {
+    let reference = match reference {
+        LatencyReference::Secondary => LatencyReference::Secondary,
+        _ => LatencyReference::Baseline,
+    };
+    let (latency, error) = (format!("{reference}_latency_us"), format!("{reference}_error"));
+    let (reader, total) =
+        open_projected(path, &[&latency, "canary_latency_us", &error, "canary_error", "captured_at"])?;
     let stride = total.div_ceil(max.max(1)).max(1);
-    let mut out = Latencies { total, ..Latencies::default() };
+    let mut out = Latencies { total, reference, ..Latencies::default() };
     let mut row = 0usize;
     for batch in reader {
         let batch = batch.map_err(|e| format!("{}: {e}", path.display()))?;
         let (Some(b), Some(c), Some(be), Some(ce), Some(at)) = (
-            column::<UInt64Array>(&batch, "baseline_latency_us"),
+            column::<UInt64Array>(&batch, &latency),
             column::<UInt64Array>(&batch, "canary_latency_us"),
-            column::<StringArray>(&batch, "baseline_error"),
+            column::<StringArray>(&batch, &error),
             column::<StringArray>(&batch, "canary_error"),
             column::<TimestampMicrosecondArray>(&batch, "captured_at"),
         ) else {
@@ -161,8 +167,8 @@ pub fn read_latencies(path: &Path, max: usize) -> Result<Latencies, String> {
             }
             // As the statistics count them: both sides answered without a transport error.
             let usable = b.is_valid(i) && c.is_valid(i) && be.is_null(i) && ce.is_null(i);
-            if row.is_multiple_of(stride) && usable && out.baseline_ms.len() < max {
-                out.baseline_ms.push(b.value(i) as f64 / 1000.0);
+            if row.is_multiple_of(stride) && usable && out.reference_ms.len() < max {
+                out.reference_ms.push(b.value(i) as f64 / 1000.0);
                 out.canary_ms.push(c.value(i) as f64 / 1000.0);
             }
             row += 1;

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use shadowdiff_format::verdict::{CheckResult, Status, Verdict};
+use shadowdiff_format::verdict::{CheckResult, LatencyReference, Status, Verdict};
 
 /// `summary.md`: the verdict, its reason, the checks and a collapsed endpoints table.
 pub fn markdown(v: &Verdict) -> String {
@@ -18,6 +18,9 @@ pub fn markdown(v: &Verdict) -> String {
         "{} pairs analyzed from {} file(s); {} compared, {} canary skipped.\n",
         v.inputs.pairs_analyzed, v.inputs.files, v.overall.compared, v.overall.canary_skipped
     );
+    if v.latency_reference == LatencyReference::Secondary {
+        m.push_str("Latency is judged against the secondary, which was reached the way the canary was.\n\n");
+    }
     m.push_str(
         "| check | status | value | threshold (pass / warn) | detectable | n | reason |\n|---|---|---|---|---|---|---|\n",
     );

@@ -32,7 +32,11 @@ fn latency_cdf_draws_both_sides_linear_and_log() {
     let baseline = latencies(3000, 10.0);
     let canary = latencies(3000, 12.0);
     for log_x in [false, true] {
-        let png = latency_cdf(&LatencyCdf { baseline_ms: &baseline, canary_ms: &canary, log_x }, &opts).unwrap();
+        let png = latency_cdf(
+            &LatencyCdf { reference: "baseline", reference_ms: &baseline, canary_ms: &canary, log_x },
+            &opts,
+        )
+        .unwrap();
         let image = check(&png, ChartKind::LatencyCdf, &opts);
         assert!(image.count_near(BLUE) > 500, "baseline curve in blue");
         assert!(image.count_near(ORANGE) > 500, "canary curve in orange");
@@ -53,8 +57,11 @@ fn latency_cdf_degenerate_inputs_say_so_instead_of_panicking() {
         (vec![1e300, 1e-300], vec![f64::MIN_POSITIVE], false),
     ];
     for (baseline, canary, log_x) in cases {
-        let png = latency_cdf(&LatencyCdf { baseline_ms: &baseline, canary_ms: &canary, log_x }, &opts)
-            .unwrap_or_else(|e| panic!("{baseline:?} / {canary:?}: {e}"));
+        let png = latency_cdf(
+            &LatencyCdf { reference: "baseline", reference_ms: &baseline, canary_ms: &canary, log_x },
+            &opts,
+        )
+        .unwrap_or_else(|e| panic!("{baseline:?} / {canary:?}: {e}"));
         check(&png, ChartKind::LatencyCdf, &opts);
     }
 }

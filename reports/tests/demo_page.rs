@@ -180,7 +180,10 @@ fn charts() -> Result<[Png; 5]> {
         ("GET /health", 0.0, 0.0, 0.0, "+0.1%"),
     ];
 
-    let cdf = charts::latency_cdf(&LatencyCdf { baseline_ms: &baseline, canary_ms: &canary, log_x: true }, &opts)?;
+    let cdf = charts::latency_cdf(
+        &LatencyCdf { reference: "baseline", reference_ms: &baseline, canary_ms: &canary, log_x: true },
+        &opts,
+    )?;
     let delta = charts::latency_delta_histogram(&deltas, &opts)?;
     let errors = charts::error_rates(
         &endpoints

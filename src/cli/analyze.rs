@@ -12,7 +12,7 @@ use shadowdiff_analyze::pipeline::{self, Options, Progress};
 use shadowdiff_analyze::policy::{FailOn, Policy};
 use shadowdiff_capture::config::{Flag, parse_duration, parse_nonzero_size};
 use shadowdiff_format::TimeWindow;
-use shadowdiff_format::verdict::{Verdict, WindowCheck, WindowRow};
+use shadowdiff_format::verdict::{LatencyReference, Verdict, WindowCheck, WindowRow};
 
 use crate::exit::Exit;
 
@@ -263,7 +263,7 @@ fn windows(
     width: std::time::Duration,
     pairs: &std::path::Path,
 ) -> anyhow::Result<Vec<WindowRow>> {
-    let span = shadowdiff_reports::rows::read_latencies(pairs, 1)
+    let span = shadowdiff_reports::rows::read_latencies(pairs, 1, LatencyReference::Baseline)
         .map_err(|e| anyhow::anyhow!("cannot read the analyzed pairs' times from {}: {e}", pairs.display()))?
         .window_us;
     let Some((first, last)) = span else { return Ok(Vec::new()) };

@@ -31,7 +31,7 @@ fn field_counts(map: &BTreeMap<String, u64>) -> Vec<FieldCount> {
 /// The latency regression, judged on two figures by [`tiers`], the worse deciding:
 /// - **the tail**: how much slower the slowest 2 % of requests got (Hodges–Lehmann of the paired
 ///   log ratios over the 2 % of pairs with the largest geometric mean of both sides, at least 20 — see
-///   `tail_log_ratios`), which is what the policy's p99 thresholds are about;
+///   `tail_pairs`), which is what the policy's p99 thresholds are about;
 /// - **every request**: the same estimate over all pairs, which sees a regression of everything
 ///   long before a few tail points can.
 ///
@@ -39,14 +39,34 @@ fn field_counts(map: &BTreeMap<String, u64>) -> Vec<FieldCount> {
 /// for identical builds, where a bootstrap of the 99th percentile is not: with 40 tail points its
 /// interval was too narrow often enough to warn on a fifth of identical builds (bench/calibration). The p99 delta and its bootstrap interval
 /// are still computed and shown (`latency[]`), as a description.
+///
+/// Neither figure counts below the policy's `latency_floor_ms` at the scope's typical latency
+/// (the tail's median for the tail, the median for every request): at 0.15 ms two processes of
+/// one build differ by 40 %, which no user calls a regression.
 pub(super) struct LatencyP99 {
     /// `None` when latency is judged; otherwise why not.
     pub not_comparable: Option<String>,
+    pub floor_ms: f64,
+}
+
+/// `t` with both thresholds raised to at least `floor` (a relative change).
+fn raised(t: Check, floor: f64) -> Check {
+    Check { pass: t.pass.max(floor), warn: t.warn.max(floor), ..t }
 }
 
 /// `exp(x) − 1` of an estimate and its interval: a log ratio as a relative change.
 fn relative(h: &shadowdiff_format::verdict::HodgesLehmann) -> (f64, Ci) {
     (h.estimate.exp_m1(), Ci { low: h.low.exp_m1(), high: h.high.exp_m1(), confidence: h.confidence })
+}
+
+impl LatencyP99 {
+    /// The floor as a relative change at a typical latency of `ms`: 0 without either.
+    fn relative_floor(&self, ms: Option<f64>) -> f64 {
+        match ms {
+            Some(ms) if ms > 0.0 && self.floor_ms > 0.0 => self.floor_ms / ms,
+            _ => 0.0,
+        }
+    }
 }
 
 impl Estimator for LatencyP99 {
@@ -74,16 +94,20 @@ impl Estimator for LatencyP99 {
                 .as_ref()
                 .map(|w| Statistic { name: "wilcoxon_signed_rank".into(), value: w.statistic }),
             shift: l.log_ratio.as_ref().map(relative),
+            floor: (self.relative_floor(l.reference_tail_median_ms), self.relative_floor(l.reference_median_ms)),
             ..Estimate::default()
         }
     }
 
     fn decide(&self, e: &Estimate, _p: Option<f64>, t: Check, _overall: bool) -> Status {
         let tail = match (e.value, e.ci) {
-            (Some(v), Some(ci)) if v.is_finite() && ci.low.is_finite() => Some(tiers(v, ci.low, t)),
+            (Some(v), Some(ci)) if v.is_finite() && ci.low.is_finite() => Some(tiers(v, ci.low, raised(t, e.floor.0))),
             _ => None,
         };
-        let shift = e.shift.filter(|(v, ci)| v.is_finite() && ci.low.is_finite()).map(|(v, ci)| tiers(v, ci.low, t));
+        let shift = e
+            .shift
+            .filter(|(v, ci)| v.is_finite() && ci.low.is_finite())
+            .map(|(v, ci)| tiers(v, ci.low, raised(t, e.floor.1)));
         tail.max(shift).unwrap_or(Status::Inconclusive)
     }
 
@@ -103,14 +127,24 @@ impl Estimator for LatencyP99 {
 
     fn mde(&self, e: &Estimate, t: Check) -> Option<f64> {
         let ci = e.ci?;
-        mde_of((ci.high - ci.low) / 2.0, ci.confidence, t.pass)
+        mde_of((ci.high - ci.low) / 2.0, ci.confidence, raised(t, e.floor.0).pass)
     }
 
     fn passed(&self, o: &Estimate, t: Check) -> String {
-        match o.ci {
-            Some(_) => format!("{} within {}", self.finding(OVERALL, o, None), REL.format(t.pass)),
-            None => "no latency pairs".into(),
+        if o.ci.is_none() {
+            return "no latency pairs".into();
         }
+        let floor = if o.floor.0 > t.pass || o.floor.1 > t.pass {
+            format!(
+                " (or the {} ms floor: {} of the slowest 2%, {} of every request)",
+                self.floor_ms,
+                REL.format(o.floor.0),
+                REL.format(o.floor.1)
+            )
+        } else {
+            String::new()
+        };
+        format!("{} within {}{floor}", self.finding(OVERALL, o, None), REL.format(t.pass))
     }
 
     fn not_comparable(&self) -> Option<String> {
@@ -511,5 +545,37 @@ impl Estimator for Breaking {
 
     fn passed(&self, _o: &Estimate, _t: Check) -> String {
         "no breaking difference".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Check = Check { enabled: true, pass: 0.10, warn: 0.20 };
+
+    fn estimate(change: f64, low: f64, floor: (f64, f64)) -> Estimate {
+        let ci = Ci { low, high: change + (change - low), confidence: 0.95 };
+        Estimate { value: Some(change), ci: Some(ci), shift: Some((change, ci)), floor, ..Estimate::default() }
+    }
+
+    #[test]
+    fn a_change_below_the_latency_floor_is_no_finding() {
+        let check = LatencyP99 { not_comparable: None, floor_ms: 0.25 };
+        // +40 % shown beyond doubt at 0.15 ms (60 µs): the 0.25 ms floor is +167 % there.
+        let tiny = estimate(0.40, 0.35, (check.relative_floor(Some(0.15)), check.relative_floor(Some(0.15))));
+        assert_eq!(check.decide(&tiny, None, T, true), Status::Pass);
+        assert!(check.passed(&tiny, T).contains("0.25 ms floor"), "{}", check.passed(&tiny, T));
+        // The same change at 50 ms (20 ms): the floor is 0.5 %, below the thresholds, and it fails.
+        let real = estimate(0.40, 0.35, (check.relative_floor(Some(50.0)), check.relative_floor(Some(50.0))));
+        assert_eq!(check.decide(&real, None, T, true), Status::Fail);
+        // At 1 ms the floor (+25 %) is above the fail threshold: +30 % shown beyond +25 % fails.
+        let near = estimate(0.30, 0.27, (0.25, 0.25));
+        assert_eq!(check.decide(&near, None, T, true), Status::Fail);
+        assert_eq!(check.decide(&estimate(0.30, 0.22, (0.25, 0.25)), None, T, true), Status::Pass);
+        // No floor: relative thresholds alone.
+        let off = LatencyP99 { not_comparable: None, floor_ms: 0.0 };
+        assert_eq!(off.relative_floor(Some(0.15)), 0.0);
+        assert_eq!(off.decide(&estimate(0.40, 0.35, (0.0, 0.0)), None, T, true), Status::Fail);
     }
 }

@@ -32,7 +32,7 @@ pub fn judge(a: &Analysis, p: &Policy) -> Verdict {
         "the baseline side was recorded in another run; latency is not comparable (set judge_recorded_latency = true to judge it)"
             .to_owned()
     });
-    let latency_check = LatencyP99 { not_comparable: not_comparable.clone() };
+    let latency_check = LatencyP99 { not_comparable: not_comparable.clone(), floor_ms: p.latency_floor_ms };
 
     // Latency statistics of the whole run and of every endpoint (those latency_p99 does not judge
     // are still shown in the report), at the family's confidence, in parallel: the costly part.
@@ -90,6 +90,7 @@ pub fn judge(a: &Analysis, p: &Policy) -> Verdict {
         exit_code: verdict.exit_code(p.fail_on),
         fail_on: p.fail_on,
         sequential: p.sequential,
+        latency_reference: a.latency_reference,
         reason,
         inputs: a.inputs.clone(),
         overall: a.overall_row.clone(),
@@ -137,6 +138,7 @@ fn latency_summary(route: &str, s: &RouteStats, confidence: f64, p: &Policy) -> 
     // ln(canary / baseline) of the pairs where both took some time.
     let log_ratios: Vec<f64> = items.iter().filter(|x| x.0 > 0.0 && x.1 > 0.0).map(|x| (x.1 / x.0).ln()).collect();
     let enough = items.len() >= 2;
+    let tail = tail_pairs(items);
     let seed = p.seed ^ xxhash_rust::xxh3::xxh3_64(route.as_bytes());
     let bootstrap = Bootstrap { resamples: p.bootstrap_resamples, confidence, seed, max_resample: 20_000 };
     LatencySummary {
@@ -151,13 +153,19 @@ fn latency_summary(route: &str, s: &RouteStats, confidence: f64, p: &Policy) -> 
         } else {
             None
         },
-        tail_log_ratio: tail_log_ratios(items).and_then(|t| hodges_lehmann(&t, confidence)).map(|h| anytime(h, p)),
+        tail_log_ratio: tail
+            .as_ref()
+            .and_then(|t| hodges_lehmann(&log_ratios_of(t), confidence))
+            .map(|h| anytime(h, p)),
+        reference_median_ms: median(b.clone()),
+        reference_tail_median_ms: tail.and_then(|t| median(t.iter().map(|x| x.0).collect())),
         ks: enough.then(|| {
             // Two-sided on the distributions as they are; one-sided (`slower`) against the
-            // baseline slowed by the latency check's pass threshold, so a shift the policy calls
-            // practically nothing (two instances of one build 3 % apart) is not a finding.
+            // reference slowed by the latency check's pass threshold and at least by the latency
+            // floor, so a shift the policy calls practically nothing (two instances of one build
+            // 3 % apart, or 50 µs apart at 0.1 ms) is not a finding.
             let margin = 1.0 + p.checks_for(route).latency_p99.pass.max(0.0);
-            let slowed: Vec<f64> = b.iter().map(|x| x * margin).collect();
+            let slowed: Vec<f64> = b.iter().map(|x| (x * margin).max(x + p.latency_floor_ms)).collect();
             let tolerant = ks_two_sample(&slowed, &c);
             KsResult { slower: tolerant.slower, slower_p_value: tolerant.slower_p_value, ..ks_two_sample(&b, &c) }
         }),
@@ -179,11 +187,27 @@ fn anytime(mut h: HodgesLehmann, p: &Policy) -> HodgesLehmann {
 /// Pairs in the tail: the slowest 2 % by the geometric mean of both sides, at least this many.
 pub const TAIL_MIN_PAIRS: usize = 20;
 
-/// ln(canary / baseline) of the tail's pairs: the 2 % (at least [`TAIL_MIN_PAIRS`]) with the
-/// largest √(baseline · canary). Both sides choose alike, so on identical builds the ratios stay
-/// symmetric about zero — choosing by the baseline alone would favour pairs whose baseline was
-/// slow by chance and show an improvement that is not there. `None` with too few pairs.
-fn tail_log_ratios(items: &[(f64, f64)]) -> Option<Vec<f64>> {
+/// The median of `values` (by selection), `None` when empty.
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let (mid, odd) = (values.len() / 2, values.len() % 2 == 1);
+    let (below, m, _) = values.select_nth_unstable_by(mid, f64::total_cmp);
+    let m = *m;
+    Some(if odd { m } else { (m + below.iter().copied().fold(f64::MIN, f64::max)) / 2.0 })
+}
+
+/// ln(canary / reference) of each pair.
+fn log_ratios_of(pairs: &[(f64, f64)]) -> Vec<f64> {
+    pairs.iter().map(|(b, c)| (c / b).ln()).collect()
+}
+
+/// The tail's pairs: the 2 % (at least [`TAIL_MIN_PAIRS`]) with the largest √(baseline ·
+/// canary). Both sides choose alike, so on identical builds their log ratios stay symmetric about
+/// zero — choosing by the baseline alone would favour pairs whose baseline was slow by chance and
+/// show an improvement that is not there. `None` with too few pairs.
+fn tail_pairs(items: &[(f64, f64)]) -> Option<Vec<(f64, f64)>> {
     let mut both: Vec<(f64, f64)> =
         items.iter().copied().filter(|(b, c)| *b > 0.0 && *c > 0.0 && b.is_finite() && c.is_finite()).collect();
     if both.len() < TAIL_MIN_PAIRS {
@@ -193,7 +217,8 @@ fn tail_log_ratios(items: &[(f64, f64)]) -> Option<Vec<f64>> {
     // The k largest products first (the order among them does not matter).
     let cut = both.len() - k;
     both.select_nth_unstable_by(cut, |x, y| (x.0 * x.1).total_cmp(&(y.0 * y.1)));
-    Some(both[cut..].iter().map(|(b, c)| (c / b).ln()).collect())
+    both.drain(..cut);
+    Some(both)
 }
 
 #[cfg(test)]
@@ -205,16 +230,19 @@ mod tests {
         // 500 pairs: the tail is the 20 (at least) with the largest b·c, whatever the side.
         let mut items: Vec<(f64, f64)> = (1..=500).map(|i| (i as f64, i as f64)).collect();
         items[0] = (1.0, 1e9); // the canary alone slow: its product is the largest
-        let t = tail_log_ratios(&items).unwrap();
+        let t = log_ratios_of(&tail_pairs(&items).unwrap());
         assert_eq!(t.len(), TAIL_MIN_PAIRS);
         assert!(t.iter().any(|r| *r > 10.0), "{t:?}");
         assert_eq!(t.iter().filter(|r| **r == 0.0).count(), 19);
         // 5,000 pairs: 2 %.
         let many: Vec<(f64, f64)> = (1..=5000).map(|i| (i as f64, 2.0 * i as f64)).collect();
-        let t = tail_log_ratios(&many).unwrap();
+        let t = log_ratios_of(&tail_pairs(&many).unwrap());
         assert_eq!(t.len(), 100);
         assert!(t.iter().all(|r| (r - 2f64.ln()).abs() < 1e-12));
-        assert_eq!(tail_log_ratios(&many[..19]), None);
+        assert_eq!(tail_pairs(&many[..19]), None);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(Vec::new()), None);
     }
 
     #[test]

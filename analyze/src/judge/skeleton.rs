@@ -54,6 +54,9 @@ pub(super) struct Estimate {
     /// A second figure the check decides on, with its interval: the whole latency
     /// distribution's shift (Hodges–Lehmann of the paired log ratios) beside the p99.
     pub shift: Option<(f64, Ci)>,
+    /// The latency floor as relative changes at the tail's and at every request's typical
+    /// latency (0 without a floor): thresholds below them are raised to them.
+    pub floor: (f64, f64),
 }
 
 /// What a check supplies to the skeleton.

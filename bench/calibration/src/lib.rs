@@ -40,6 +40,7 @@ pub fn analysis(pairs: &[SimPair], seed: u64) -> Analysis {
             baseline_error: p.baseline_error,
             canary_error: p.canary_error,
             latency_ms: (!transport).then_some((p.baseline_ms, p.canary_ms)),
+            secondary_latency_ms: None,
         };
         overall.count(&facts);
         let stats = routes.entry(route.clone()).or_insert_with(|| RouteStats::empty(LATENCY_CAP, seed));
@@ -65,6 +66,7 @@ pub fn analysis(pairs: &[SimPair], seed: u64) -> Analysis {
             seed,
             ..InputSummary::default()
         },
+        latency_reference: shadowdiff_format::vocab::LatencyReference::Baseline,
         overall,
         routes,
         fields: Vec::new(),

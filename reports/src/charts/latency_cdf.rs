@@ -13,8 +13,10 @@ use crate::Result;
 /// Input of [`latency_cdf`]: every pair's latency per side, in milliseconds.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LatencyCdf<'a> {
-    /// Baseline latencies (ms), any order.
-    pub baseline_ms: &'a [f64],
+    /// The name of the side the canary is compared with (`baseline`, `secondary`).
+    pub reference: &'a str,
+    /// That side's latencies (ms), any order.
+    pub reference_ms: &'a [f64],
     /// Canary latencies (ms), any order.
     pub canary_ms: &'a [f64],
     /// Plot latency on a logarithmic axis: shows the body and the tail of a long-tailed
@@ -33,9 +35,10 @@ const MAX_POINTS: usize = 1500;
 /// not squash the whole distribution into the left edge; the subtitle says how many samples
 /// lie beyond it. The log axis shows everything.
 pub fn latency_cdf(input: &LatencyCdf<'_>, opts: &ChartOptions) -> Result<Png> {
-    let (baseline, dropped_b) = prepared(input.baseline_ms, input.log_x);
+    let (baseline, dropped_b) = prepared(input.reference_ms, input.log_x);
     let (canary, dropped_c) = prepared(input.canary_ms, input.log_x);
-    let mut subtitle = format!("baseline n = {} · canary n = {}", count(baseline.len()), count(canary.len()));
+    let reference = if input.reference.is_empty() { "baseline" } else { input.reference };
+    let mut subtitle = format!("{reference} n = {} · canary n = {}", count(baseline.len()), count(canary.len()));
     if dropped_b + dropped_c > 0 {
         let what = if input.log_x { "non-positive or invalid" } else { "invalid" };
         subtitle.push_str(&format!(" · {} {what} latencies left out", count(dropped_b + dropped_c)));
@@ -89,8 +92,7 @@ pub fn latency_cdf(input: &LatencyCdf<'_>, opts: &ChartOptions) -> Result<Png> {
             let style = palette::AXIS.stroke_width(1);
             chart.draw_series(DashedLineSeries::new(vec![(x_range.start, q), (x_range.end, q)], 3, 4, style))?;
         }
-        for (values, color, name) in [(&baseline, palette::BASELINE, "baseline"), (&canary, palette::CANARY, "canary")]
-        {
+        for (values, color, name) in [(&baseline, palette::BASELINE, reference), (&canary, palette::CANARY, "canary")] {
             draw_side(&mut chart, values, color, name, &to_x, &x_range)?;
         }
         legend(&mut chart, SeriesLabelPosition::LowerRight)?;

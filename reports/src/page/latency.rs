@@ -2,7 +2,7 @@
 //! quantile table of every scope with its bootstrap intervals.
 
 use shadowdiff_format::verdict::{CheckId, LatencySummary, QuantileDelta, Verdict};
-use shadowdiff_format::vocab::Unit;
+use shadowdiff_format::vocab::{LatencyReference, Unit};
 
 use super::figures::ms_unit;
 use super::{figure, route_status};
@@ -22,20 +22,21 @@ pub(super) fn section(
     let mut blocks = Vec::new();
     match latencies {
         Ok(l) => {
+            let reference = l.reference.as_str();
             let cdf = charts::latency_cdf(
-                &LatencyCdf { baseline_ms: &l.baseline_ms, canary_ms: &l.canary_ms, log_x: true },
+                &LatencyCdf { reference, reference_ms: &l.reference_ms, canary_ms: &l.canary_ms, log_x: true },
                 opts,
             )?;
-            let deltas: Vec<f64> = l.baseline_ms.iter().zip(&l.canary_ms).map(|(b, c)| c - b).collect();
+            let deltas: Vec<f64> = l.reference_ms.iter().zip(&l.canary_ms).map(|(b, c)| c - b).collect();
             let hist = charts::latency_delta_histogram(&deltas, opts)?;
             blocks.push(figure(
                 &cdf,
-                "Latency CDF of baseline and canary",
-                &format!("{} of {} pairs drawn.", l.baseline_ms.len(), l.total),
+                &format!("Latency CDF of {reference} and canary"),
+                &format!("{} of {} pairs drawn.", l.reference_ms.len(), l.total),
             ));
             blocks.push(figure(
                 &hist,
-                "Histogram of per-pair latency deltas, canary minus baseline",
+                &format!("Histogram of per-pair latency deltas, canary minus {reference}"),
                 "Mass right of zero: the canary was slower on those requests.",
             ));
             charts.push(cdf);
@@ -44,7 +45,15 @@ pub(super) fn section(
         Err(e) => blocks.push(Block::Paragraph(format!("Latency charts are left out: {e}."))),
     }
     blocks.push(Block::Table(quantile_table(v)));
-    Ok(Section { id: "latency".into(), title: "Latency".into(), intro: String::new(), blocks })
+    let intro = if v.latency_reference == LatencyReference::Secondary {
+        "The canary's latency is judged against the secondary's, not the baseline's: capture answers \
+         clients from the baseline and reaches the canary and the secondary alike, as mirrors, so \
+         only the secondary was timed the way the canary was (policy key `latency_reference`)."
+            .to_owned()
+    } else {
+        String::new()
+    };
+    Ok(Section { id: "latency".into(), title: "Latency".into(), intro, blocks })
 }
 
 /// One row per scope; each quantile cell holds both sides, the relative delta and its interval,
@@ -67,7 +76,7 @@ fn quantile_table(v: &Verdict) -> DataTable {
         })
         .collect();
     DataTable {
-        caption: "Latency quantiles: baseline → canary (delta; confidence interval)".into(),
+        caption: format!("Latency quantiles: {} → canary (delta; confidence interval)", reference_of(v)),
         columns,
         rows,
         note: "Intervals are seeded bootstrap intervals of the paired quantile delta.".into(),
@@ -91,4 +100,12 @@ fn quantile_cell(q: &QuantileDelta) -> String {
         r.format(q.relative_low),
         r.format(q.relative_high)
     )
+}
+
+/// The side the canary's latency was judged against, for people.
+fn reference_of(v: &Verdict) -> &'static str {
+    match v.latency_reference {
+        LatencyReference::Secondary => "secondary",
+        _ => "baseline",
+    }
 }
