@@ -4,7 +4,8 @@
 //! whole object); SIGKILL leaves no partial object; analyze, replay and inspect read only
 //! `s3://`; refused credentials, a missing bucket and an unknown scheme are exit 2 with a
 //! sentence; the store going away and coming back, with a spool budget, leaves counters that add
-//! up. Credentials reach the binary through its environment only, as in production.
+//! up; --retain prunes old local partitions. Credentials reach the binary through its environment
+//! only, as in production.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -602,5 +603,66 @@ fn store_outage_and_spool_budget_counters_add_up() {
     );
     assert!(log.contains("left in the spool 0 file(s)"), "{log}");
     assert!(parquet_files(spool.path()).is_empty());
+    drop(base);
+}
+
+/// The disk budget of a local --out: --retain deletes the hour partitions older than it at
+/// start (counted in /metrics and in the next file's counters) and keeps recent ones; settings
+/// of one kind of --out given to the other are exit 2.
+#[test]
+fn retain_prunes_old_local_partitions_and_settings_stay_with_their_out() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = dir.path().join("pairs");
+    // A week-old corpus (2026-11-24, 08:00) in its hour partitions, and one file of today.
+    let old = crate::support::corpus(&out, 300, |c| c.rotate_rows = 100);
+    let old_files = parquet_files(&out);
+    assert!(old_files.len() >= 3, "{old_files:?}");
+    let rt = runtime();
+    let base = rt.block_on(async { upstream().route("/users/1", json!({"id": 1})).run().await.expect("baseline") });
+    let out_s = out.to_str().expect("utf-8");
+    let mut proxy = shadowdiff()
+        .args(["capture", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-level", "warn"])
+        .args(["--baseline", &base.url(), "--canary", &base.url(), "--out", out_s, "--retain", "2h"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("capture starts");
+    let mut lines = BufReader::new(proxy.stdout.take().expect("stdout")).lines();
+    let addr = lines.next().and_then(Result::ok).unwrap_or_default().replace("listening on ", "");
+    let admin = lines.next().and_then(Result::ok).unwrap_or_default().replace("admin on ", "");
+    let port: u16 = admin.rsplit(':').next().and_then(|p| p.parse().ok()).expect("admin port");
+    let (_, metrics) = http(port, "GET", "/metrics").expect("metrics");
+    assert!(metrics.contains(&format!("shadowdiff_retain_files_total {}\n", old_files.len())), "{metrics}");
+    assert!(metrics.contains(&format!("shadowdiff_retain_pairs_total {}\n", old.pairs)), "{metrics}");
+    assert!(old_files.iter().all(|f| !f.exists()), "the week-old files are gone");
+    assert!(!out.join("dt=2026-11-24").exists(), "and their empty partitions");
+    let served = load(&rt, &format!("{addr}/users/1"), 2, 50, &Arc::new(AtomicBool::new(false)));
+    signal(&proxy, "-TERM");
+    assert!(wait_with_deadline(&mut proxy, Duration::from_secs(30)).success());
+    let o = crate::support::run(&["inspect", "--json", out_s]);
+    let j: Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(j["rows"].as_u64(), Some(served), "today's pairs stay");
+    assert_eq!(j["counters"]["retain.pairs"].as_u64(), Some(old.pairs), "{}", j["counters"]);
+
+    let flags = |out: &str, extra: &[&str]| {
+        let mut a = vec!["capture", "--baseline", "http://127.0.0.1:9", "--canary", "http://127.0.0.1:9", "--out"];
+        a.push(out);
+        a.extend_from_slice(extra);
+        a.iter().map(|s| (*s).to_owned()).collect::<Vec<String>>()
+    };
+    let cases = [
+        (
+            flags("s3://b/p", &["--retain", "24h"]),
+            "--retain applies to a local --out; expire objects with the bucket's lifecycle rules",
+        ),
+        (flags(out_s, &["--max-spool", "1GiB"]), "--max-spool applies when --out is an object-store URL"),
+        (flags(out_s, &["--retain", "30m"]), "--retain must be at least 2h"),
+        (flags("s3://b/p", &["--max-spool", "1MiB"]), "--max-spool must be at least --rotate-bytes (268435456 bytes)"),
+    ];
+    for (args, expected) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = crate::support::run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(expected), "{args:?}: {}", stderr(&o));
+    }
     drop(base);
 }
