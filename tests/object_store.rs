@@ -150,6 +150,20 @@ fn http_with_body(port: u16, method: &str, path: &str, body: &[u8]) -> Option<(u
     Some((status, body))
 }
 
+/// Download an object with boto3 (moto's own dependency), a client other than ours.
+fn download(moto: &Moto, bucket: &str, key: &str, to: &Path) {
+    let script = "import sys, boto3\n\
+                  s3 = boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1',\n\
+                  aws_access_key_id='x', aws_secret_access_key='x')\n\
+                  s3.download_file(sys.argv[2], sys.argv[3], sys.argv[4])\n";
+    let o = Command::new(python())
+        .args(["-c", script, &format!("http://127.0.0.1:{}", moto.port), bucket, key])
+        .arg(to)
+        .output()
+        .expect("python runs");
+    assert!(o.status.success(), "boto3 download: {}", String::from_utf8_lossy(&o.stderr));
+}
+
 /// A running `shadowdiff capture` with its addresses; its stderr is collected by a thread.
 struct Capture {
     child: Child,
@@ -360,6 +374,12 @@ fn capture_to_s3_under_load_then_sigterm_uploads_every_pair_and_s3_is_readable()
     assert!(stderr(&o).contains("left in the spool: 0 file(s) (0 pairs)"), "{}", stderr(&o));
     let r = inspect(&moto, "s3://pairs/replayed");
     assert_eq!(r["rows"].as_u64(), Some(rows));
+    // The files' metadata names the input as given, not the scratch copy it was read from.
+    let key = moto.keys("pairs", "replayed/").pop().expect("a replayed object");
+    let local = out.path().join("replayed.parquet");
+    download(&moto, "pairs", &key, &local);
+    let info = shadowdiff_format::reader::PairFile::open(&local).expect("a whole pair file").info;
+    assert_eq!(info.config["inputs"], json!(["s3://pairs/shadow/run1"]), "{}", info.config);
     assert_eq!(r["counters"]["upload.files"].as_u64(), Some(0), "one file, counted before its own upload");
     drop(base);
 }

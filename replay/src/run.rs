@@ -22,6 +22,9 @@ use crate::target::{HttpTargets, Rewrites};
 pub struct Plan {
     /// Pair files, directories, globs, `.har` or `.gor` files.
     pub inputs: Vec<String>,
+    /// The inputs as the user named them, for the files' metadata, when `inputs` are local
+    /// copies (fetched from an object store); empty: `inputs` themselves.
+    pub input_names: Vec<String>,
     /// Targets by side; without a baseline the run is canary-only and keeps the recorded
     /// baseline responses.
     pub targets: Vec<(Side, String)>,
@@ -156,7 +159,7 @@ pub async fn replay(
     wc.baseline_origin = if plan.canary_only() { BaselineOrigin::Recorded } else { BaselineOrigin::Measured };
     wc.summary = serde_json::json!({
         "mode": if plan.canary_only() { "canary-only" } else { "all-targets" },
-        "inputs": plan.inputs,
+        "inputs": if plan.input_names.is_empty() { &plan.inputs } else { &plan.input_names },
         "targets": plan.targets.iter().map(|(s, u)| (s.name().to_owned(), u.clone())).collect::<std::collections::BTreeMap<_, _>>(),
         "pacing": format!("{:?}", plan.driver.pacing),
         "concurrency": plan.driver.concurrency,

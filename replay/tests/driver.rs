@@ -28,6 +28,7 @@ fn plan(input: &std::path::Path, out: &std::path::Path, targets: Vec<(Side, Stri
         targets,
         out: out.to_owned(),
         upload: None,
+        input_names: Vec::new(),
         driver: DriverConfig {
             pacing: Pacing::Unpaced,
             concurrency: 16,

@@ -197,6 +197,7 @@ fn plan(args: Args) -> anyhow::Result<Plan> {
         targets,
         out,
         upload,
+        input_names: Vec::new(),
         driver: DriverConfig {
             pacing,
             concurrency: args.concurrency,
@@ -237,7 +238,9 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     // Object-store inputs are fetched (partitions outside --since/--until are not) and read locally.
     let window = shadowdiff_format::TimeWindow { since: plan.driver.filters.since, until: plan.driver.filters.until };
     let fetched = super::inputs::fetch(&plan.inputs, &window)?;
-    plan.inputs.clone_from(&fetched.paths);
+    if fetched.paths != plan.inputs {
+        plan.input_names = std::mem::replace(&mut plan.inputs, fetched.paths.clone());
+    }
     // One async thread, like each of oha's per-core runtimes: the driver, its workers and the
     // connections then wake each other without crossing threads. The source reader and the pair
     // writer have threads of their own. On the 2-core benchmark box the multi-threaded runtime
