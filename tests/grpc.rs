@@ -37,6 +37,10 @@ impl Drop for Reap {
     }
 }
 
+/// The client-streaming call lasts twice this, longer than the `--baseline-timeout` of 1s the
+/// first test gives capture: the head timeout must start when the client's stream has ended.
+const UPLOAD_PAUSE: &str = "0.6";
+
 fn shop_py() -> PathBuf {
     repo_root().join("tests/grpc/shop.py")
 }
@@ -76,11 +80,12 @@ impl Shop {
     }
 }
 
-/// Every call of `shop.py call` against `target` (host:port), as the client saw it.
+/// Every call of `shop.py call` against `target` (host:port), as the client saw it; the
+/// client-streaming call's messages are `UPLOAD_PAUSE` seconds apart.
 fn calls(target: &str) -> Value {
     let o = Command::new(python())
         .arg(shop_py())
-        .args(["call", "--target", target])
+        .args(["call", "--target", target, "--upload-pause", UPLOAD_PAUSE])
         .output()
         .expect("python runs shop.py call");
     assert!(o.status.success(), "shop.py call {target} failed: {}", String::from_utf8_lossy(&o.stderr));
@@ -165,7 +170,8 @@ fn grpc_calls_of_every_kind_reach_the_client_unchanged_and_are_recorded_with_tra
     assert_eq!(direct["GetItem/404"]["code"], "NOT_FOUND");
     assert_eq!(from_canary["GetItem/404"]["code"], "UNAVAILABLE");
 
-    let proxy = Capture::start(&baseline.h2c(), &canary.h2c(), &["--mirror-methods", "POST"]);
+    let proxy =
+        Capture::start(&baseline.h2c(), &canary.h2c(), &["--mirror-methods", "POST", "--baseline-timeout", "1s"]);
     let through = calls(&proxy.addr);
     assert_eq!(through, direct, "the client gets exactly the baseline's calls through capture");
     assert_eq!(through["Chat"]["messages"].as_array().map(Vec::len), Some(3));

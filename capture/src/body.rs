@@ -100,17 +100,19 @@ pub struct TappedRequest {
 
 /// The client's request body on its way upstream: every frame passes through at once, unchanged
 /// (trailers too); the first `cap` bytes are kept, and when the body ends the copy goes to
-/// `done`. A body that fails or is dropped before its end sends nothing.
+/// `done`. A body that fails or is dropped before its end sends nothing. `ended` is cancelled
+/// once the client's stream is over, however it ended (the baseline's head timeout starts then).
 #[derive(Debug)]
 pub struct RequestTee {
     inner: Incoming,
     kept: Kept,
     done: Option<oneshot::Sender<TappedRequest>>,
+    ended: CancellationToken,
 }
 
 impl RequestTee {
-    pub fn new(inner: Incoming, cap: usize, done: oneshot::Sender<TappedRequest>) -> Self {
-        Self { inner, kept: Kept::new(cap), done: Some(done) }
+    pub fn new(inner: Incoming, cap: usize, done: oneshot::Sender<TappedRequest>, ended: CancellationToken) -> Self {
+        Self { inner, kept: Kept::new(cap), done: Some(done), ended }
     }
 
     fn finish(&mut self) {
@@ -118,6 +120,13 @@ impl RequestTee {
             let body = std::mem::take(&mut self.kept.buf).freeze();
             let _ = done.send(TappedRequest { body, truncated: self.kept.truncated });
         }
+        self.ended.cancel();
+    }
+}
+
+impl Drop for RequestTee {
+    fn drop(&mut self) {
+        self.ended.cancel();
     }
 }
 
@@ -137,7 +146,10 @@ impl Body for RequestTee {
                     this.finish();
                 }
             }
-            Some(Err(_)) => this.done = None,
+            Some(Err(_)) => {
+                this.done = None;
+                this.ended.cancel();
+            }
             None => this.finish(),
         }
         Poll::Ready(frame)

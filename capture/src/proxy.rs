@@ -232,7 +232,7 @@ impl Proxy {
         let (canary, secondary) = self.start_mirrors(skip, &parts.method, &path_and_query, &headers, mirror_body);
         let (done_tx, done_rx) = oneshot::channel();
         self.complete_later(pair, done_rx, Mirrors::Started(Box::new((canary, secondary))), ticket);
-        self.serve_from_baseline(&parts.method, &path_and_query, headers, upstream_body, done_tx).await
+        self.serve_from_baseline(&parts.method, &path_and_query, headers, upstream_body, done_tx, None).await
     }
 
     /// A gRPC call (any of the four kinds): the client's stream goes to the baseline as it
@@ -250,7 +250,9 @@ impl Proxy {
         let pair = self.begin_pair(&parts);
         let headers = forward_headers(&parts.headers, peer, parts.uri.authority().map(|a| a.as_str()));
         let (request_tx, request_rx) = oneshot::channel();
-        let upstream_body = ProxyBody::Tapped(RequestTee::new(body, self.max_request_body, request_tx));
+        let client_stream_ended = CancellationToken::new();
+        let upstream_body =
+            ProxyBody::Tapped(RequestTee::new(body, self.max_request_body, request_tx, client_stream_ended.clone()));
         let this = Arc::clone(self);
         let method = parts.method.clone();
         let (pq, mirror_headers) = (path_and_query.clone(), headers.clone());
@@ -280,7 +282,8 @@ impl Proxy {
         });
         let (done_tx, done_rx) = oneshot::channel();
         self.complete_later(pair, done_rx, Mirrors::AfterRequest(mirrored), ticket);
-        self.serve_from_baseline(&method, &path_and_query, headers, upstream_body, done_tx).await
+        self.serve_from_baseline(&method, &path_and_query, headers, upstream_body, done_tx, Some(client_stream_ended))
+            .await
     }
 
     /// Start the canary's (and secondary's) mirror of a request, or record why they were skipped:
@@ -317,6 +320,10 @@ impl Proxy {
 
     /// Send the request to the baseline and answer the client with its response as it streams
     /// (trailers included), keeping a capped copy for the pair; `done` gets the baseline's side.
+    /// The baseline has `--baseline-timeout` to send its response head, counted from now, or,
+    /// for a streamed request, from when `client_stream_ended` is cancelled: a gRPC server may
+    /// answer a client-streaming call only once the client's stream has ended, however long it
+    /// ran.
     async fn serve_from_baseline(
         &self,
         method: &Method,
@@ -324,6 +331,7 @@ impl Proxy {
         headers: HeaderMap,
         upstream_body: ProxyBody,
         done_tx: oneshot::Sender<BaselineDone>,
+        client_stream_ended: Option<CancellationToken>,
     ) -> Response<OutBody> {
         let req = match build_request(&self.baseline, method, path_and_query, headers, upstream_body) {
             Ok(r) => r,
@@ -336,7 +344,16 @@ impl Proxy {
             }
         };
         let sent = Instant::now();
-        let result = tokio::time::timeout(self.baseline_timeout, self.baseline.send(req)).await;
+        let head_deadline = async {
+            if let Some(ended) = &client_stream_ended {
+                ended.cancelled().await;
+            }
+            tokio::time::sleep(self.baseline_timeout).await;
+        };
+        let result = tokio::select! {
+            r = self.baseline.send(req) => Ok(r),
+            () = head_deadline => Err(()),
+        };
         match result {
             Ok(Ok(resp)) => {
                 let ttfb = sent.elapsed();

@@ -5,7 +5,7 @@ handler API under the name shop.v1.Shop.
 
     python shop.py serve --variant baseline|canary [--behavior normal|hang|die]
         Listens on a free loopback port and prints it on the first line of stdout.
-    python shop.py call --target HOST:PORT
+    python shop.py call --target HOST:PORT [--upload-pause SECONDS]
         Makes every call below and prints, as one JSON object, what the client saw of each:
         messages, initial metadata, trailing metadata, status code and message.
 
@@ -143,7 +143,13 @@ def call(args):
     c = list_items(struct(count=5), timeout=timeout, metadata=metadata)
     messages = list(c)
     out["ListItems"] = outcome(c, messages)
-    response, c = upload.with_call(iter([struct(amount=a) for a in (3, 4, 5)]), timeout=timeout, metadata=metadata)
+    def amounts():
+        for i, a in enumerate((3, 4, 5)):
+            if i:
+                time.sleep(args.upload_pause)
+            yield struct(amount=a)
+
+    response, c = upload.with_call(amounts(), timeout=timeout, metadata=metadata)
     out["Upload"] = outcome(c, [response])
     # Bidirectional, in lock step: each message is sent only after the answer to the previous
     # one arrived, so a proxy that held the client's stream back until it ended would hang here.
@@ -172,6 +178,9 @@ def main():
     sp.add_argument("--behavior", choices=("normal", "hang", "die"), default="normal")
     cp = sub.add_parser("call")
     cp.add_argument("--target", required=True)
+    # Seconds between the client-streaming call's messages: a stream longer than a proxy's
+    # response-head timeout.
+    cp.add_argument("--upload-pause", type=float, default=0.0)
     args = p.parse_args()
     serve(args) if args.command == "serve" else call(args)
 
