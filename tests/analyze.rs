@@ -243,6 +243,32 @@ fn one_percent_value_change_fails_diff_rate() {
 }
 
 #[test]
+fn a_report_only_check_is_judged_and_shown_but_does_not_decide() {
+    let d = tempfile::tempdir().unwrap();
+    let policy = d.path().join("policy.toml");
+    std::fs::write(&policy, "[checks.diff_rate]\nreport_only = true\n").unwrap();
+    let out = d.path().join("out");
+    let input = d.path().join("in");
+    corpus_with_effects(&input, 4000, 20, &["any-value-changed:0.012"], |_| {});
+    let r = analyze(&input, &out, &["--policy", policy.to_str().unwrap()]);
+    assert_eq!(r.code, Some(0), "the only failing check is report-only: {}", r.explain());
+    assert_eq!(r.verdict["verdict"], "pass", "{}", r.explain());
+    assert_eq!(r.status("diff_rate"), "fail", "still judged: {}", r.explain());
+    assert_eq!(r.check("diff_rate")["report_only"], true);
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(!junit.contains("<failure"), "a report-only failure does not fail CI: {junit}");
+    assert!(junit.contains("fail (report only)"), "{junit}");
+    let summary = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(summary.contains("fail (report only)"), "{summary}");
+    // Only under [checks]: an endpoint cannot make part of a check report-only.
+    std::fs::write(&policy, "[[endpoint]]\nroute = \"/api/**\"\n[endpoint.checks.diff_rate]\nreport_only = true\n")
+        .unwrap();
+    let r = analyze(&input, &d.path().join("out2"), &["--policy", policy.to_str().unwrap()]);
+    assert_eq!(r.code, Some(2), "{}", r.explain());
+    assert!(r.stderr.contains("report_only") && r.stderr.contains("[checks.diff_rate]"), "{}", r.stderr);
+}
+
+#[test]
 fn numeric_drift_beyond_tolerance_fails_naming_the_field() {
     let r = scenario(PAIRS, 21, &["numeric-drift:/price:0.05@/api/products/{id}"], |_| {}, &[]);
     assert_eq!(r.code, Some(1), "{}", r.explain());

@@ -49,7 +49,7 @@ pub fn defaults(id: CheckId) -> Check {
         CheckId::DiffRate => (0.005, 0.005),
         CheckId::Breaking => (0.0, 0.0),
     };
-    Check { enabled: true, pass, warn }
+    Check { enabled: true, pass, warn, report_only: false }
 }
 
 /// One check's resolved settings.
@@ -58,6 +58,9 @@ pub struct Check {
     pub enabled: bool,
     pub pass: f64,
     pub warn: f64,
+    /// Evaluated and reported, but never changes the verdict or the exit code (a check being
+    /// calibrated before it gates).
+    pub report_only: bool,
 }
 
 /// The resolved settings of every check.
@@ -225,6 +228,7 @@ impl ChecksEntry {
 #[serde(deny_unknown_fields)]
 struct CheckEntry {
     enabled: Option<bool>,
+    report_only: Option<bool>,
     pass: Option<f64>,
     warn: Option<f64>,
 }
@@ -372,6 +376,16 @@ fn apply(mut checks: Checks, entry: &ChecksEntry, prefix: &str, path: &Path) -> 
         let c = checks.get_mut(id);
         if let Some(en) = e.enabled {
             c.enabled = en;
+        }
+        if let Some(r) = e.report_only {
+            if prefix != "checks" {
+                return Err(invalid(
+                    path,
+                    &key("report_only"),
+                    format!("applies to a whole check: set it under [checks.{}]", id.as_str()),
+                ));
+            }
+            c.report_only = r;
         }
         for (field, v) in [("pass", e.pass), ("warn", e.warn)] {
             let Some(v) = v else { continue };

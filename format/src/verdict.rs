@@ -178,6 +178,10 @@ pub struct CheckResult {
     /// When the check is inconclusive: about how many more pairs would make it conclusive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub more_pairs: Option<u64>,
+    /// Evaluated and reported only (policy `report_only = true`): its status does not count
+    /// towards the verdict or the exit code. Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub report_only: bool,
     /// Every endpoint the check looked at, those that drove the status first.
     pub endpoints: Vec<EndpointCheck>,
 }

@@ -8,7 +8,8 @@ use crate::{Error, Result};
 
 /// The JUnit XML of a verdict. A failed check fails its test case with the reason; a warning
 /// passes with `warn: reason` in `system-out`; inconclusive, not comparable and disabled checks
-/// are skipped with the reason; a passing check carries its reason in `system-out`.
+/// are skipped with the reason; a passing check carries its reason in `system-out`. A report-only
+/// check never fails its case: its failure passes with `fail (report only): reason`.
 pub fn junit(v: &Verdict) -> Result<String> {
     report(&v.checks).to_string().map_err(Error::Junit)
 }
@@ -23,6 +24,9 @@ fn report(checks: &[CheckResult]) -> Report {
 
 fn test_case(c: &CheckResult) -> TestCase {
     let (status, out) = match c.status {
+        Status::Fail if c.report_only => {
+            (TestCaseStatus::success(), Some(format!("{} (report only): {}", c.status, c.reason)))
+        }
         Status::Fail => {
             let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
             s.set_message(c.reason.as_str()).set_type(c.id.as_str()).set_description(c.reason.as_str());
@@ -66,6 +70,7 @@ mod tests {
             n: 0,
             mde: None,
             more_pairs: None,
+            report_only: false,
             endpoints: Vec::new(),
         }
     }

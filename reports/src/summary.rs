@@ -30,7 +30,7 @@ pub fn markdown(v: &Verdict) -> String {
             "| {} | {} {} | {} | {} / {} | {} | {} | {} |",
             c.id,
             badge(c.status),
-            c.status.label(),
+            if c.report_only { format!("{} (report only)", c.status.label()) } else { c.status.label().to_owned() },
             value(c),
             c.threshold_unit.format(c.threshold.pass),
             c.threshold_unit.format(c.threshold.warn),

@@ -552,7 +552,7 @@ impl Estimator for Breaking {
 mod tests {
     use super::*;
 
-    const T: Check = Check { enabled: true, pass: 0.10, warn: 0.20 };
+    const T: Check = Check { enabled: true, pass: 0.10, warn: 0.20, report_only: false };
 
     fn estimate(change: f64, low: f64, floor: (f64, f64)) -> Estimate {
         let ci = Ci { low, high: change + (change - low), confidence: 0.95 };

@@ -73,11 +73,12 @@ pub fn judge(a: &Analysis, p: &Policy) -> Verdict {
     ];
     debug_assert!(checks.iter().map(|c| c.id).eq(CheckId::ALL.iter().copied()));
 
-    let verdict = overall_status(checks.iter().map(|c| c.status));
+    // Report-only checks are judged and shown but do not count.
+    let verdict = overall_status(checks.iter().filter(|c| !c.report_only).map(|c| c.status));
     let reason = match verdict {
         Status::Fail | Status::Warn | Status::Inconclusive => checks
             .iter()
-            .filter(|c| c.status == verdict)
+            .filter(|c| c.status == verdict && !c.report_only)
             .map(|c| format!("{}: {}", c.id, c.reason))
             .collect::<Vec<_>>()
             .join(" | "),

@@ -159,6 +159,7 @@ pub(super) fn disabled<E: Estimator>(t: Check) -> CheckResult {
         n: 0,
         mde: None,
         more_pairs: None,
+        report_only: t.report_only,
         endpoints: Vec::new(),
     }
 }
@@ -394,7 +395,7 @@ fn more<E: Estimator>(rest: &[&EndpointCheck], all: &[&EndpointCheck]) -> String
 mod tests {
     use super::*;
 
-    const T: Check = Check { enabled: true, pass: 0.1, warn: 0.2 };
+    const T: Check = Check { enabled: true, pass: 0.1, warn: 0.2, report_only: false };
 
     #[test]
     fn tiers_rest_on_the_estimate_with_evidence_for_an_alarm() {

@@ -38,7 +38,11 @@ fn check_row(c: &CheckResult) -> CheckRow {
     };
     CheckRow {
         status: c.status.into(),
-        name: format!("{} ({})", c.title, c.id),
+        name: if c.report_only {
+            format!("{} ({}) — report only, does not count", c.title, c.id)
+        } else {
+            format!("{} ({})", c.title, c.id)
+        },
         scope: "overall".to_owned(),
         value: value(c.value, c.unit),
         threshold: format!(

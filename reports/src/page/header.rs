@@ -34,8 +34,11 @@ pub(super) fn facts(v: &Verdict, latencies: Option<&Latencies>) -> Vec<Fact> {
 pub(super) fn banner(v: &Verdict) -> VerdictBanner {
     let status = Status::from(v.verdict);
     // Failures first, then inconclusive, then warnings; the policy's order within each.
-    let mut decisive: Vec<&CheckResult> =
-        v.checks.iter().filter(|c| matches!(c.status, Word::Fail | Word::Warn | Word::Inconclusive)).collect();
+    let mut decisive: Vec<&CheckResult> = v
+        .checks
+        .iter()
+        .filter(|c| !c.report_only && matches!(c.status, Word::Fail | Word::Warn | Word::Inconclusive))
+        .collect();
     decisive.sort_by_key(|c| std::cmp::Reverse(rank(Status::from(c.status))));
     let o = &v.overall;
     VerdictBanner {
@@ -65,7 +68,8 @@ pub(super) fn banner(v: &Verdict) -> VerdictBanner {
 fn headline(status: Status, checks: &[CheckResult]) -> String {
     let mut parts = Vec::new();
     for (verb, want) in [("failed", Word::Fail), ("inconclusive", Word::Inconclusive), ("warned", Word::Warn)] {
-        let ids: Vec<&str> = checks.iter().filter(|c| c.status == want).map(|c| c.id.as_str()).collect();
+        let ids: Vec<&str> =
+            checks.iter().filter(|c| c.status == want && !c.report_only).map(|c| c.id.as_str()).collect();
         if !ids.is_empty() {
             let noun = if ids.len() == 1 { "check" } else { "checks" };
             parts.push(format!("{} {noun} {verb}: {}", ids.len(), ids.join(", ")));
