@@ -241,6 +241,8 @@ fn grpc_calls_of_every_kind_reach_the_client_unchanged_and_are_recorded_with_tra
         critical.iter().any(|c| c["route"] == "/shop.v1.Shop/GetItem" && c["kind"] == "grpc UNAVAILABLE"),
         "{critical:?}"
     );
+    // The status change is named by its codes.
+    assert_eq!(verdict["status_mismatches"]["/shop.v1.Shop/GetItem"]["grpc NOT_FOUND→UNAVAILABLE"], 1, "{verdict}");
     let fields = verdict["fields"].as_array().expect("fields");
     assert!(
         fields.iter().any(|f| f["route"] == "/shop.v1.Shop/GetItem" && f["field"] == "trailer:x-inventory-version"),

@@ -122,6 +122,11 @@ impl GrpcStatus {
         }
     }
 
+    /// The code's name, `UNKNOWN` for a code without one or a value that is not a number.
+    pub fn static_name(&self) -> &'static str {
+        GRPC_CODES.get(self.code() as usize).copied().unwrap_or("UNKNOWN")
+    }
+
     /// A server-side failure, counted like a 5xx: `UNKNOWN`, `DEADLINE_EXCEEDED`,
     /// `RESOURCE_EXHAUSTED`, `INTERNAL`, `UNAVAILABLE`, `DATA_LOSS`. Other codes (`NOT_FOUND`,
     /// `INVALID_ARGUMENT` …) are outcomes that must match between the sides, like a 4xx.

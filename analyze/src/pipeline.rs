@@ -156,6 +156,9 @@ fn kind<'m>(kinds: &'m mut BTreeMap<String, KindCount>, k: &str) -> &'m mut Kind
 pub struct PairFacts<'a> {
     /// Both statuses, when the sides answered with different ones.
     pub status_mismatch: Option<(Option<u16>, Option<u16>)>,
+    /// Both gRPC statuses by name, when the sides' `grpc-status` differ: counted by name
+    /// (`grpc NOT_FOUND→UNAVAILABLE`) instead of by HTTP status class.
+    pub grpc_status_mismatch: Option<(&'static str, &'static str)>,
     /// Each side's error kind (a transport error kind, `status 503`), when it failed.
     pub baseline_error: Option<&'a str>,
     pub canary_error: Option<&'a str>,
@@ -196,7 +199,9 @@ impl RouteStats {
     /// latency. The pipeline counts every evaluated pair through here; tools that simulate pairs
     /// (the calibration harness in bench/calibration) do too, so both count alike.
     pub fn count(&mut self, f: &PairFacts<'_>) {
-        if let Some((b, c)) = f.status_mismatch {
+        if let Some((b, c)) = f.grpc_status_mismatch {
+            *self.status_mismatch.entry(format!("grpc {b}→{c}")).or_default() += 1;
+        } else if let Some((b, c)) = f.status_mismatch {
             let class = |s: Option<u16>| s.map_or("none".to_owned(), |s| format!("{}xx", s / 100));
             *self.status_mismatch.entry(format!("{}→{}", class(b), class(c))).or_default() += 1;
         }
@@ -250,6 +255,11 @@ impl RouteStats {
         };
         self.count(&PairFacts {
             status_mismatch: (e.outcome == Outcome::StatusMismatch).then_some((e.baseline.status, e.canary.status)),
+            grpc_status_mismatch: (e.outcome == Outcome::StatusMismatch && e.baseline.status == e.canary.status)
+                .then(|| {
+                    Some((e.baseline.grpc_status.as_ref()?.static_name(), e.canary.grpc_status.as_ref()?.static_name()))
+                })
+                .flatten(),
             baseline_error: e.baseline.error_label().as_deref(),
             canary_error: e.canary.error_label().as_deref(),
             latency_ms: paired(e.baseline.usable_latency()),

@@ -37,6 +37,7 @@ pub fn analysis(pairs: &[SimPair], seed: u64) -> Analysis {
         let transport = bs.is_none() || cs.is_none();
         let facts = PairFacts {
             status_mismatch: (!transport && bs != cs).then_some((bs, cs)),
+            grpc_status_mismatch: None,
             baseline_error: p.baseline_error,
             canary_error: p.canary_error,
             latency_ms: (!transport).then_some((p.baseline_ms, p.canary_ms)),
