@@ -716,3 +716,37 @@ fn bad_gateway(kind: &str, baseline: &Upstream) -> Response<OutBody> {
     r.headers_mut().insert("x-shadowdiff-error", HeaderValue::from_static("baseline"));
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_bytes(k.as_bytes()).expect("name"), HeaderValue::from_str(v).expect("value"));
+        }
+        h
+    }
+
+    #[test]
+    fn te_trailers_is_the_one_te_forwarded() {
+        let peer = Peer { addr: ([127, 0, 0, 1], 9).into(), tls: false };
+        let forwarded = |h: &[(&str, &str)]| {
+            forward_headers(&headers(h), peer, None).get(header::TE).map(|v| v.to_str().expect("ascii").to_owned())
+        };
+        assert_eq!(forwarded(&[("te", "trailers")]).as_deref(), Some("trailers"));
+        assert_eq!(forwarded(&[("te", "gzip;q=0.5, Trailers")]).as_deref(), Some("trailers"));
+        assert_eq!(forwarded(&[("te", "gzip")]), None);
+        assert_eq!(forwarded(&[]), None);
+    }
+
+    #[test]
+    fn grpc_is_told_by_its_content_type() {
+        assert!(is_grpc(&headers(&[("content-type", "application/grpc")])));
+        assert!(is_grpc(&headers(&[("content-type", "application/grpc+proto")])));
+        assert!(is_grpc(&headers(&[("content-type", "Application/GRPC-web")])));
+        assert!(!is_grpc(&headers(&[("content-type", "application/json")])));
+        assert!(!is_grpc(&headers(&[])));
+    }
+}
