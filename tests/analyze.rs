@@ -269,6 +269,52 @@ fn a_report_only_check_is_judged_and_shown_but_does_not_decide() {
 }
 
 #[test]
+fn absolute_goals_ceilings_and_required_routes() {
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("in");
+    corpus(&input, PAIRS, |c| c.seed = 31);
+    let policy = d.path().join("policy.toml");
+    let judge = |text: &str, out: &str| {
+        std::fs::write(&policy, text).unwrap();
+        analyze(&input, &d.path().join(out), &["--policy", policy.to_str().unwrap()])
+    };
+    // The clean corpus answers in a few ms: a 10 s ceiling and a route with data are met.
+    let r = judge(
+        "[[goal]]\nroute = \"/api/**\"\np99_ms = 10000\n\n[[goal]]\nroute = \"/api/search\"\nmin_pairs = 50\n",
+        "met",
+    );
+    assert_eq!(r.code, Some(0), "{}", r.explain());
+    assert_eq!(r.status("goals"), "pass", "{}", r.explain());
+    // A 1 ms p95 ceiling is broken beyond doubt; the route is named with its figure.
+    let r = judge("[[goal]]\nroute = \"/api/search\"\np95_ms = 1\n", "ceiling");
+    assert_eq!(r.code, Some(1), "{}", r.explain());
+    assert_eq!(r.status("goals"), "fail", "{}", r.explain());
+    let reason = r.check("goals")["reason"].as_str().unwrap_or_default().to_owned();
+    assert!(reason.contains("/api/search canary p95") && reason.contains("1 ms ceiling"), "{reason}");
+    // A required route that never showed up makes the run inconclusive (exit 3), naming it.
+    let r = judge("[[goal]]\nroute = \"/api/checkout\"\nmin_pairs = 500\n", "required");
+    assert_eq!(r.code, Some(3), "{}", r.explain());
+    assert_eq!(r.status("goals"), "inconclusive", "{}", r.explain());
+    assert_eq!(r.check("goals")["more_pairs"], 500, "{}", r.explain());
+    let reason = r.check("goals")["reason"].as_str().unwrap_or_default().to_owned();
+    assert!(reason.contains("/api/checkout: 0 compared pairs (no route matched)"), "{reason}");
+    // Without goals the check is disabled, and it says why.
+    let r = judge("", "none");
+    assert_eq!(r.status("goals"), "disabled", "{}", r.explain());
+    // Nonsense is refused with the key named.
+    for (text, key) in [
+        ("[[goal]]\nroute = \"/api/search\"\n", "goal[0]"),
+        ("[[goal]]\nroute = \"/api/search\"\np95_ms = -3\n", "goal[0].p95_ms"),
+        ("[[goal]]\nroute = \"/api/search\"\np97_ms = 3\n", "p97_ms"),
+        ("[checks.goals]\npass = 1\n", "checks.goals.pass"),
+    ] {
+        let r = judge(text, "bad");
+        assert_eq!(r.code, Some(2), "{text}: {}", r.explain());
+        assert!(r.stderr.contains(key), "{text}: {}", r.stderr);
+    }
+}
+
+#[test]
 fn numeric_drift_beyond_tolerance_fails_naming_the_field() {
     let r = scenario(PAIRS, 21, &["numeric-drift:/price:0.05@/api/products/{id}"], |_| {}, &[]);
     assert_eq!(r.code, Some(1), "{}", r.explain());

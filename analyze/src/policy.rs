@@ -31,6 +31,7 @@ const POLICY_KEYS: &[&str] = &[
     "noise",
     "checks",
     "endpoint",
+    "goal",
 ];
 
 pub use shadowdiff_format::vocab::{CheckId, FailOn, LatencyReference};
@@ -48,6 +49,7 @@ pub fn defaults(id: CheckId) -> Check {
         CheckId::CriticalErrors => (0.0, 0.0),
         CheckId::DiffRate => (0.005, 0.005),
         CheckId::Breaking => (0.0, 0.0),
+        CheckId::Goals => (0.0, 0.0),
     };
     Check { enabled: true, pass, warn, report_only: false }
 }
@@ -72,6 +74,7 @@ pub struct Checks {
     pub critical_errors: Check,
     pub diff_rate: Check,
     pub breaking: Check,
+    pub goals: Check,
 }
 
 impl Default for Checks {
@@ -83,6 +86,7 @@ impl Default for Checks {
             critical_errors: defaults(CheckId::CriticalErrors),
             diff_rate: defaults(CheckId::DiffRate),
             breaking: defaults(CheckId::Breaking),
+            goals: defaults(CheckId::Goals),
         }
     }
 }
@@ -96,6 +100,7 @@ impl Checks {
             CheckId::CriticalErrors => self.critical_errors,
             CheckId::DiffRate => self.diff_rate,
             CheckId::Breaking => self.breaking,
+            CheckId::Goals => self.goals,
         }
     }
 
@@ -107,7 +112,62 @@ impl Checks {
             CheckId::CriticalErrors => &mut self.critical_errors,
             CheckId::DiffRate => &mut self.diff_rate,
             CheckId::Breaking => &mut self.breaking,
+            CheckId::Goals => &mut self.goals,
         }
+    }
+}
+
+/// Absolute goals for the routes a `[[goal]]` entry matches: ceilings on the canary's latency
+/// quantiles, and a minimum of compared pairs (together, over every route it matches).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Goal {
+    pub route: PathPattern,
+    pub source: String,
+    /// (quantile, most milliseconds), e.g. (0.95, 300.0) for `p95_ms = 300`.
+    pub ceilings: Vec<(f64, f64)>,
+    pub min_pairs: Option<u64>,
+}
+
+impl Goal {
+    /// True when the goal is about `route` (a template it names or a pattern matching it).
+    pub fn matches(&self, route: &str) -> bool {
+        self.source == route || crate::route::route_matches(&self.route, route)
+    }
+
+    fn resolve(g: &GoalEntry, key: &str, path: &Path) -> Result<Self> {
+        let route = PathPattern::new(&g.route)
+            .map_err(|err| invalid(path, &format!("{key}.route"), format!("is not a valid route pattern: {err}")))?;
+        let mut ceilings = Vec::new();
+        for (q, name, v) in [
+            (0.5, "p50_ms", g.p50_ms),
+            (0.9, "p90_ms", g.p90_ms),
+            (0.95, "p95_ms", g.p95_ms),
+            (0.99, "p99_ms", g.p99_ms),
+        ] {
+            let Some(v) = v else { continue };
+            if !(v.is_finite() && v > 0.0) {
+                return Err(invalid(
+                    path,
+                    &format!("{key}.{name}"),
+                    format!("must be a number of milliseconds above 0, not {v}"),
+                ));
+            }
+            ceilings.push((q, v));
+        }
+        let min_pairs = match g.min_pairs {
+            Some(n) => {
+                Some(u64::try_from(n).map_err(|_| invalid(path, &format!("{key}.min_pairs"), "must not be negative"))?)
+            }
+            None => None,
+        };
+        if ceilings.is_empty() && min_pairs.is_none() {
+            return Err(invalid(
+                path,
+                key,
+                "sets no goal: give a ceiling (p50_ms, p90_ms, p95_ms, p99_ms) or min_pairs",
+            ));
+        }
+        Ok(Self { route, source: g.route.clone(), ceilings, min_pairs })
     }
 }
 
@@ -127,6 +187,8 @@ pub struct Policy {
     pub rules: Rules,
     pub checks: Checks,
     pub endpoints: Vec<EndpointOverride>,
+    /// Absolute goals (`[[goal]]`), judged by the `goals` check.
+    pub goals: Vec<Goal>,
     /// Below this many samples a figure is inconclusive, overall and per endpoint.
     pub min_samples: u64,
     pub fail_on: FailOn,
@@ -156,6 +218,7 @@ impl Default for Policy {
             rules: Rules::default(),
             checks: Checks::default(),
             endpoints: Vec::new(),
+            goals: Vec::new(),
             min_samples: 200,
             fail_on: FailOn::Fail,
             alpha: 0.01,
@@ -191,6 +254,20 @@ struct PolicySection {
     checks: ChecksEntry,
     #[serde(default)]
     endpoint: Vec<EndpointEntry>,
+    #[serde(default)]
+    goal: Vec<GoalEntry>,
+}
+
+/// `[[goal]]`: absolute goals for the routes `route` matches.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GoalEntry {
+    route: String,
+    p50_ms: Option<f64>,
+    p90_ms: Option<f64>,
+    p95_ms: Option<f64>,
+    p99_ms: Option<f64>,
+    min_pairs: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -209,6 +286,7 @@ struct ChecksEntry {
     critical_errors: Option<CheckEntry>,
     diff_rate: Option<CheckEntry>,
     breaking: Option<CheckEntry>,
+    goals: Option<CheckEntry>,
 }
 
 impl ChecksEntry {
@@ -220,6 +298,7 @@ impl ChecksEntry {
             CheckId::CriticalErrors => self.critical_errors.as_ref(),
             CheckId::DiffRate => self.diff_rate.as_ref(),
             CheckId::Breaking => self.breaking.as_ref(),
+            CheckId::Goals => self.goals.as_ref(),
         }
     }
 }
@@ -348,6 +427,9 @@ impl Policy {
             let checks = apply(p.checks.clone(), &e.checks, &format!("{key}.checks"), path)?;
             p.endpoints.push(EndpointOverride { route, source: e.route.clone(), min_samples, checks });
         }
+        for (i, g) in s.goal.iter().enumerate() {
+            p.goals.push(Goal::resolve(g, &format!("goal[{i}]"), path)?);
+        }
         Ok(p)
     }
 
@@ -376,6 +458,13 @@ fn apply(mut checks: Checks, entry: &ChecksEntry, prefix: &str, path: &Path) -> 
         let c = checks.get_mut(id);
         if let Some(en) = e.enabled {
             c.enabled = en;
+        }
+        if id == CheckId::Goals && (e.pass.is_some() || e.warn.is_some()) {
+            return Err(invalid(
+                path,
+                &key(if e.pass.is_some() { "pass" } else { "warn" }),
+                "does not apply: the goals check's limits are the [[goal]] entries",
+            ));
         }
         if let Some(r) = e.report_only {
             if prefix != "checks" {

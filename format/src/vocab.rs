@@ -139,6 +139,8 @@ pub enum CheckId {
     CriticalErrors,
     DiffRate,
     Breaking,
+    /// Absolute goals: the canary's latency ceilings and the routes that must have data.
+    Goals,
 }
 
 words!(CheckId {
@@ -148,6 +150,7 @@ words!(CheckId {
     CriticalErrors => "critical_errors",
     DiffRate => "diff_rate",
     Breaking => "breaking",
+    Goals => "goals",
 });
 
 /// How much a difference matters to a client of the API. Ordered: `Additive < Changed <

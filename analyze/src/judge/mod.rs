@@ -10,6 +10,7 @@
 //! not passed.
 
 mod checks;
+mod goals;
 mod skeleton;
 
 use rayon::prelude::*;
@@ -70,6 +71,7 @@ pub fn judge(a: &Analysis, p: &Policy) -> Verdict {
         critical_check,
         run(&DiffRate { sequential: p.sequential }, &ctx),
         run(&Breaking, &ctx),
+        goals::goals(&ctx),
     ];
     debug_assert!(checks.iter().map(|c| c.id).eq(CheckId::ALL.iter().copied()));
 

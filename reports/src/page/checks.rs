@@ -28,6 +28,16 @@ fn drove(status: Word) -> bool {
     matches!(status, Word::Fail | Word::Warn)
 }
 
+/// What the row's pill cannot say: a check shown as a pass that was not judged, or one that
+/// does not count.
+fn note(c: &CheckResult) -> String {
+    match c.status {
+        Word::Disabled | Word::NotComparable => format!(" — not judged: {}", c.reason),
+        _ if c.report_only => " — report only, does not count".to_owned(),
+        _ => String::new(),
+    }
+}
+
 fn check_row(c: &CheckResult) -> CheckRow {
     let drivers: Vec<&str> = c.endpoints.iter().filter(|e| drove(e.status)).map(|e| e.route.as_str()).collect();
     let interval = match c.ci {
@@ -38,11 +48,7 @@ fn check_row(c: &CheckResult) -> CheckRow {
     };
     CheckRow {
         status: c.status.into(),
-        name: if c.report_only {
-            format!("{} ({}) — report only, does not count", c.title, c.id)
-        } else {
-            format!("{} ({})", c.title, c.id)
-        },
+        name: format!("{} ({}){}", c.title, c.id, note(c)),
         scope: "overall".to_owned(),
         value: value(c.value, c.unit),
         threshold: format!(
