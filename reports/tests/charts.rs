@@ -71,10 +71,10 @@ fn latency_delta_histogram_handles_real_and_degenerate_input() {
     let opts = ChartOptions::default();
     let mut deltas: Vec<f64> = (0..5000).map(|i| ((i * 7919) % 200) as f64 / 10.0 - 8.0).collect();
     deltas.extend([500.0, -400.0, f64::NAN]);
-    let image = check(&latency_delta_histogram(&deltas, &opts).unwrap(), ChartKind::LatencyDelta, &opts);
+    let image = check(&latency_delta_histogram(&deltas, "baseline", &opts).unwrap(), ChartKind::LatencyDelta, &opts);
     assert!(image.count_near(VERMILLION) > 50, "median line");
     for degenerate in [vec![], vec![0.0; 50], vec![3.0], vec![f64::NAN; 3], vec![-1e15, 1e15]] {
-        check(&latency_delta_histogram(&degenerate, &opts).unwrap(), ChartKind::LatencyDelta, &opts);
+        check(&latency_delta_histogram(&degenerate, "baseline", &opts).unwrap(), ChartKind::LatencyDelta, &opts);
     }
 }
 
@@ -136,8 +136,8 @@ fn numeric_drift_shows_the_tolerance_band() {
 #[test]
 fn sizes_are_honoured_and_tiny_sizes_are_raised() {
     let wide = ChartOptions { width: 1400, height: 600 };
-    check(&latency_delta_histogram(&[1.0, 2.0, 3.0], &wide).unwrap(), ChartKind::LatencyDelta, &wide);
-    let png = latency_delta_histogram(&[1.0], &ChartOptions { width: 1, height: 0 }).unwrap();
+    check(&latency_delta_histogram(&[1.0, 2.0, 3.0], "baseline", &wide).unwrap(), ChartKind::LatencyDelta, &wide);
+    let png = latency_delta_histogram(&[1.0], "baseline", &ChartOptions { width: 1, height: 0 }).unwrap();
     let image = Image::decode(&png.bytes);
     assert_eq!((image.width, image.height), (ChartOptions::MIN_WIDTH, ChartOptions::MIN_HEIGHT));
 }
@@ -145,7 +145,7 @@ fn sizes_are_honoured_and_tiny_sizes_are_raised() {
 #[test]
 fn charts_save_to_disk_and_embed_as_data_uris() {
     let dir = tempfile::tempdir().unwrap();
-    let png = latency_delta_histogram(&[1.0, -1.0], &ChartOptions::default()).unwrap();
+    let png = latency_delta_histogram(&[1.0, -1.0], "baseline", &ChartOptions::default()).unwrap();
     let path = png.save_in(dir.path()).unwrap();
     assert_eq!(path, dir.path().join("latency_delta.png"));
     assert_eq!(std::fs::read(&path).unwrap(), png.bytes);

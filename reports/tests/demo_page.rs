@@ -184,7 +184,7 @@ fn charts() -> Result<[Png; 5]> {
         &LatencyCdf { reference: "baseline", reference_ms: &baseline, canary_ms: &canary, log_x: true },
         &opts,
     )?;
-    let delta = charts::latency_delta_histogram(&deltas, &opts)?;
+    let delta = charts::latency_delta_histogram(&deltas, "baseline", &opts)?;
     let errors = charts::error_rates(
         &endpoints
             .iter()

@@ -43,7 +43,7 @@ pub fn latency_cdf(input: &LatencyCdf<'_>, opts: &ChartOptions) -> Result<Png> {
         let what = if input.log_x { "non-positive or invalid" } else { "invalid" };
         subtitle.push_str(&format!(" · {} {what} latencies left out", count(dropped_b + dropped_c)));
     }
-    let mut heading = Heading { title: "Latency distribution (CDF): baseline vs canary".to_owned(), subtitle };
+    let mut heading = Heading { title: format!("Latency distribution (CDF): {reference} vs canary"), subtitle };
     if baseline.is_empty() && canary.is_empty() {
         return render(ChartKind::LatencyCdf, opts, &heading, |area| {
             draw_no_data(area, "no latencies were recorded for either side")

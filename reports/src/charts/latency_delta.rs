@@ -5,16 +5,17 @@ use super::histogram::{self, Binned, HistogramSpec, Marker};
 use super::{ChartKind, ChartOptions, Heading, Png, count, draw_no_data, palette, render};
 use crate::Result;
 
-/// Draws the distribution of per-pair latency differences `canary − baseline` (ms).
+/// Draws the distribution of per-pair latency differences `canary − reference` (ms), where the
+/// reference is the side latency was judged against (`baseline` or `secondary`).
 ///
 /// Because each pair saw the same request at the same moment, this is the distribution the
 /// paired tests judge: mass right of the zero line means the canary was slower on those
 /// requests. The dashed line is the median delta. With more than 200 pairs the outer 0.5% on
 /// each side are cut off the axis and counted in the subtitle.
-pub fn latency_delta_histogram(deltas_ms: &[f64], opts: &ChartOptions) -> Result<Png> {
+pub fn latency_delta_histogram(deltas_ms: &[f64], reference: &str, opts: &ChartOptions) -> Result<Png> {
     let (sorted, dropped) = finite_sorted(deltas_ms);
     let mut heading = Heading {
-        title: "Paired latency delta (canary − baseline)".to_owned(),
+        title: format!("Paired latency delta (canary − {reference})"),
         subtitle: format!("n = {} pairs", count(sorted.len())),
     };
     if dropped > 0 {
@@ -38,8 +39,9 @@ pub fn latency_delta_histogram(deltas_ms: &[f64], opts: &ChartOptions) -> Result
         heading.subtitle.push_str(&format!(" · {} beyond the axis", count(binned.below + binned.above)));
     }
     let x_format = |v: f64| format_number(v);
+    let x_desc = format!("canary − {reference} latency (ms)   ← canary faster · canary slower →");
     let spec = HistogramSpec {
-        x_desc: "canary − baseline latency (ms)   ← canary faster · canary slower →",
+        x_desc: &x_desc,
         y_desc: "pairs",
         x_format: &x_format,
         bin_color: &histogram::uniform,

@@ -28,7 +28,7 @@ pub(super) fn section(
                 opts,
             )?;
             let deltas: Vec<f64> = l.reference_ms.iter().zip(&l.canary_ms).map(|(b, c)| c - b).collect();
-            let hist = charts::latency_delta_histogram(&deltas, opts)?;
+            let hist = charts::latency_delta_histogram(&deltas, reference, opts)?;
             blocks.push(figure(
                 &cdf,
                 &format!("Latency CDF of {reference} and canary"),
