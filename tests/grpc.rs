@@ -231,6 +231,33 @@ fn grpc_calls_of_every_kind_reach_the_client_unchanged_and_are_recorded_with_tra
         w.write(p).expect("write");
     }
     w.close().expect("close");
+
+    // replay re-drives the recorded calls over h2c, `TE: trailers` kept as capture keeps it.
+    let replayed = dir.path().join("replayed");
+    let o = run(&[
+        "replay",
+        dir.path().join("pairs").to_str().expect("utf-8"),
+        "--baseline",
+        &baseline.h2c(),
+        "--canary",
+        &canary.h2c(),
+        "--allow-mutations",
+        "--out",
+        replayed.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "replay: {}", String::from_utf8_lossy(&o.stderr));
+    let again = PairReader::read_all_records(&[replayed.to_str().expect("utf-8")]).expect("replayed pairs");
+    assert_eq!(again.len(), 6);
+    for p in &again {
+        assert!(p.baseline.error.is_none() && p.canary.error.is_none(), "{}: {:?} {:?}", p.path, p.baseline, p.canary);
+    }
+    let statuses: Vec<(Option<String>, Option<String>)> =
+        pairs_by_method(&again, "GetItem").iter().map(|p| (grpc_status(&p.baseline), grpc_status(&p.canary))).collect();
+    assert!(statuses.contains(&(Some("5".into()), Some("14".into()))), "{statuses:?}");
+    let list = &pairs_by_method(&again, "ListItems")[0];
+    assert_eq!(grpc_messages(list.canary.body.as_deref().expect("a body")), 5);
+    let upload = &pairs_by_method(&again, "Upload")[0];
+    assert_eq!(trailer(&upload.canary, "x-received").as_deref(), Some("3"));
     let out = dir.path().join("analysis");
     let o = run(&["analyze", dir.path().join("pairs").to_str().expect("utf-8"), "--out", out.to_str().expect("utf-8")]);
     assert_ne!(o.status.code(), Some(2), "analyze ran: {}", String::from_utf8_lossy(&o.stderr));

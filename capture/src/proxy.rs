@@ -661,8 +661,9 @@ pub fn forward_headers(client: &HeaderMap, peer: Peer, authority: Option<&str>) 
     h
 }
 
-/// Whether the client's `TE` header lists `trailers`.
-fn accepts_trailers(h: &HeaderMap) -> bool {
+/// Whether the client's `TE` header lists `trailers` (then `TE: trailers` is forwarded: gRPC
+/// servers refuse a call without it).
+pub fn accepts_trailers(h: &HeaderMap) -> bool {
     h.get_all(header::TE)
         .iter()
         .filter_map(|v| v.to_str().ok())

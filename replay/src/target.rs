@@ -9,7 +9,7 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version, header};
 use shadowdiff_capture::body::ProxyBody;
 use shadowdiff_capture::config::Target;
-use shadowdiff_capture::proxy::strip_hop_by_hop;
+use shadowdiff_capture::proxy::{accepts_trailers, strip_hop_by_hop};
 use shadowdiff_capture::upstream::{Upstream, client_tls};
 use shadowdiff_format::schema::error_kind;
 use shadowdiff_format::{PairRecord, Side, SideRecord};
@@ -54,7 +54,12 @@ impl Rewrites {
                 h.append(n, v);
             }
         }
+        let te_trailers = accepts_trailers(&h);
         strip_hop_by_hop(&mut h);
+        // The one TE that passes, as capture forwards it: gRPC servers refuse calls without it.
+        if te_trailers {
+            h.insert(header::TE, HeaderValue::from_static("trailers"));
+        }
         for name in &self.remove {
             h.remove(name);
         }
