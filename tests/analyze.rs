@@ -92,7 +92,7 @@ fn clean_canary_passes_and_writes_every_output() {
     }
     assert!(!out.join(".pairs.raw.parquet").exists());
     let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
-    assert_eq!(junit.matches("<testcase").count(), 6, "{junit}");
+    assert_eq!(junit.matches("<testcase").count(), 7, "{junit}");
     assert!(!junit.contains("<failure"), "{junit}");
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(md.contains("| latency_p99 |"), "{md}");
