@@ -18,8 +18,11 @@ use shadowdiff_format::store::UploadStats;
 pub enum DropReason {
     /// The writer's queue was full: the client path never waits on disk.
     QueueFull,
-    /// The writer failed to write the pair (disk full, permissions).
+    /// The writer failed to write the pair, or the file holding it (permissions, I/O errors).
     WriterError,
+    /// The output filesystem was full (or a quota exhausted) when the pair or its file was
+    /// written: the file was removed and its pairs counted here.
+    DiskFull,
     /// Still in flight when the drain deadline passed at shutdown.
     Shutdown,
     /// The client went away before the baseline's response reached it.
@@ -27,8 +30,13 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 4] =
-        [DropReason::QueueFull, DropReason::WriterError, DropReason::Shutdown, DropReason::ClientClosed];
+    pub const ALL: [DropReason; 5] = [
+        DropReason::QueueFull,
+        DropReason::WriterError,
+        DropReason::Shutdown,
+        DropReason::ClientClosed,
+        DropReason::DiskFull,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -36,6 +44,7 @@ impl DropReason {
             DropReason::WriterError => "writer_error",
             DropReason::Shutdown => "shutdown",
             DropReason::ClientClosed => "client_closed",
+            DropReason::DiskFull => "disk_full",
         }
     }
 }
@@ -158,8 +167,15 @@ pub struct Counters {
     pub seen: AtomicU64,
     /// Captured pairs whose request was sent to the canary.
     pub mirrored: AtomicU64,
-    /// Pairs the writer accepted. They are on disk once their file closes.
+    /// Pairs in pair files whose footer is written and which are renamed to their final name.
+    /// A pair the writer holds in an open file is not yet recorded; if that file fails, the
+    /// pair is counted dropped instead (`disk_full` or `writer_error`).
     pub recorded: AtomicU64,
+    /// Pairs the writer holds in its open file (gauge).
+    pub writing: AtomicU64,
+    /// The rows of the file the writer is closing, while it reads the counters for that file's
+    /// metadata (zero otherwise): a file's counters include its own rows as recorded.
+    pub closing: Arc<AtomicU64>,
     /// Rows in files that are closed and renamed.
     pub committed: AtomicU64,
     /// Pair files closed.
@@ -306,7 +322,13 @@ impl Counters {
     /// The writer's view of these counters: read each time it closes a file.
     pub fn source(self: &Arc<Self>) -> CounterSource {
         let me = Arc::clone(self);
-        Arc::new(move || me.snapshot())
+        Arc::new(move || {
+            let mut m = me.snapshot();
+            if let Some(r) = m.get_mut("recorded") {
+                *r += me.closing.load(Ordering::Acquire);
+            }
+            m
+        })
     }
 }
 

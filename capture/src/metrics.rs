@@ -94,7 +94,7 @@ impl Collector for AgentCollector {
         let counters: [(&str, &str, u64); 9] = [
             ("shadowdiff_requests", "Client requests received.", load(&c.seen)),
             ("shadowdiff_pairs_mirrored", "Captured requests sent to the canary.", load(&c.mirrored)),
-            ("shadowdiff_pairs_recorded", "Pairs accepted by the writer.", load(&c.recorded)),
+            ("shadowdiff_pairs_recorded", "Pairs in pair files closed and renamed.", load(&c.recorded)),
             ("shadowdiff_pairs_committed", "Pairs in closed pair files.", load(&c.committed)),
             ("shadowdiff_files_written", "Pair files closed.", load(&c.files)),
             ("shadowdiff_upgrades", "Protocol upgrades passed to the baseline only.", load(&c.upgrades)),
@@ -155,7 +155,7 @@ impl Collector for AgentCollector {
 
         let mirrors_in_flight = i64::try_from((self.mirrors_in_flight)()).unwrap_or(i64::MAX);
         let gauge = |a: &AtomicU64| i64::try_from(load(a)).unwrap_or(i64::MAX);
-        let gauges: [(&str, &str, i64); 6] = [
+        let gauges: [(&str, &str, i64); 7] = [
             (
                 "shadowdiff_requests_in_flight",
                 "Client requests waiting for their response head.",
@@ -167,6 +167,11 @@ impl Collector for AgentCollector {
                 c.pairs_pending.load(Ordering::Relaxed),
             ),
             ("shadowdiff_writer_queue_depth", "Pairs waiting in the writer's queue.", c.queued.load(Ordering::Relaxed)),
+            (
+                "shadowdiff_pairs_writing",
+                "Pairs in the writer's open file: recorded once it closes, dropped if it fails.",
+                c.writing.load(Ordering::Relaxed).min(i64::MAX as u64) as i64,
+            ),
             ("shadowdiff_mirrors_in_flight", "Mirror requests running.", mirrors_in_flight),
             ("shadowdiff_spool_files", "Closed pair files waiting in the spool for upload.", gauge(&u.spool_files)),
             ("shadowdiff_spool_bytes", "Bytes of closed pair files waiting in the spool.", gauge(&u.spool_bytes)),
@@ -290,6 +295,7 @@ mod tests {
                 "shadowdiff_requests_in_flight gauge",
                 "shadowdiff_pairs_pending gauge",
                 "shadowdiff_writer_queue_depth gauge",
+                "shadowdiff_pairs_writing gauge",
                 "shadowdiff_mirrors_in_flight gauge",
                 "shadowdiff_spool_files gauge",
                 "shadowdiff_spool_bytes gauge",

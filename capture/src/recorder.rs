@@ -57,6 +57,8 @@ impl Recorder {
             message: format!("names {}, which cannot be created: {e}", config.dir.display()),
         })?;
         let dir = config.dir.clone();
+        let mut config = config;
+        config.closing_rows = Some(Arc::clone(&counters.closing));
         let writer = PairWriter::new(config)?;
         let (tx, rx) = mpsc::sync_channel(queue.max(1));
         let c = Arc::clone(&counters);
@@ -178,6 +180,54 @@ impl Drop for Ticket {
     }
 }
 
+/// What the writer thread knows between calls: the writer's counts already published, and
+/// whether a failure episode is under way (logged once at its start, once at its end).
+#[derive(Default)]
+struct Ledger {
+    committed: u64,
+    lost: u64,
+    /// Pairs dropped since the current failure episode began; `None` while writing succeeds.
+    episode: Option<u64>,
+}
+
+impl Ledger {
+    /// Publish what the writer did in its last call: rows committed become `recorded`, rows lost
+    /// with a failed file become `dropped` (why: `disk_full` or `writer_error`).
+    fn settle(&mut self, w: &PairWriter, c: &Counters, outcome: std::result::Result<(), &shadowdiff_format::Error>) {
+        let stats = w.stats();
+        let committed = stats.rows_committed - self.committed;
+        let lost = stats.rows_lost - self.lost;
+        (self.committed, self.lost) = (stats.rows_committed, stats.rows_lost);
+        c.recorded.fetch_add(committed, Ordering::AcqRel);
+        c.writing.store(stats.rows_pending, Ordering::Relaxed);
+        c.committed.store(stats.rows_committed, Ordering::Relaxed);
+        c.files.store(stats.files.len() as u64, Ordering::Relaxed);
+        if let Err(error) = outcome {
+            let reason = if error.is_disk_full() { DropReason::DiskFull } else { DropReason::WriterError };
+            c.dropped_n(reason, lost);
+            c.writer_errors.fetch_add(1, Ordering::Relaxed);
+            match &mut self.episode {
+                Some(n) => *n += lost,
+                None => {
+                    // Once per episode, not per pair: a full disk fails every write until it ends.
+                    tracing::error!(
+                        side = "recorder",
+                        reason = reason.as_str(),
+                        pairs = lost,
+                        error = error as &dyn std::error::Error,
+                        "Pair writer failed; its file was removed and its pairs, and every pair until writing succeeds again, are counted as dropped."
+                    );
+                    self.episode = Some(lost);
+                }
+            }
+        } else if committed > 0
+            && let Some(dropped) = self.episode.take()
+        {
+            tracing::info!(side = "recorder", dropped, "Pair writer recovered; recording resumed.");
+        }
+    }
+}
+
 // The writer is a plain thread blocked on its queue, not a task: tokio's clock does not run here.
 #[allow(clippy::disallowed_methods)]
 fn write_loop(
@@ -187,33 +237,20 @@ fn write_loop(
     queued_bytes: Arc<AtomicU64>,
 ) -> Result<WriterStats> {
     let mut last_check = std::time::Instant::now();
-    let publish = |w: &PairWriter, c: &Counters| {
-        c.committed.store(w.stats().rows_committed, Ordering::Relaxed);
-        c.files.store(w.stats().files.len() as u64, Ordering::Relaxed);
-    };
-    let write = |w: &mut PairWriter, pair: PairRecord, size: u64| {
+    let mut ledger = Ledger::default();
+    let write = |w: &mut PairWriter, ledger: &mut Ledger, pair: PairRecord, size: u64| {
         counters.queued.fetch_sub(1, Ordering::AcqRel);
         queued_bytes.fetch_sub(size, Ordering::AcqRel);
-        // Counted before the write so that the counters stored in a file include its own rows.
-        counters.recorded.fetch_add(1, Ordering::AcqRel);
-        if let Err(error) = w.write(pair) {
-            counters.recorded.fetch_sub(1, Ordering::AcqRel);
-            counters.dropped(DropReason::WriterError);
-            counters.writer_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(
-                side = "recorder",
-                error = &error as &dyn std::error::Error,
-                "Pair writer failed; the pair was dropped."
-            );
-        }
+        let outcome = w.write(pair);
+        ledger.settle(w, &counters, outcome.as_ref().map(|_| ()));
     };
     loop {
         match rx.recv_timeout(TICK) {
-            Ok(Msg::Pair(pair, size)) => write(&mut writer, *pair, size),
+            Ok(Msg::Pair(pair, size)) => write(&mut writer, &mut ledger, *pair, size),
             Ok(Msg::Close) | Err(RecvTimeoutError::Disconnected) => {
                 while let Ok(msg) = rx.try_recv() {
                     if let Msg::Pair(pair, size) = msg {
-                        write(&mut writer, *pair, size);
+                        write(&mut writer, &mut ledger, *pair, size);
                     }
                 }
                 break;
@@ -222,33 +259,14 @@ fn write_loop(
         }
         if last_check.elapsed() >= TICK {
             last_check = std::time::Instant::now();
-            if let Err(error) = writer.maybe_rotate() {
-                counters.writer_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(
-                    side = "recorder",
-                    error = &error as &dyn std::error::Error,
-                    "Closing a pair file failed."
-                );
-            }
-            publish(&writer, &counters);
+            let outcome = writer.maybe_rotate();
+            ledger.settle(&writer, &counters, outcome.as_ref().map(|_| ()));
         }
     }
-    let stats = writer.close();
-    match &stats {
-        Ok(s) => {
-            counters.committed.store(s.rows_committed, Ordering::Relaxed);
-            counters.files.store(s.files.len() as u64, Ordering::Relaxed);
-        }
-        Err(error) => {
-            counters.writer_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(
-                side = "recorder",
-                error = error as &dyn std::error::Error,
-                "Closing the last pair file failed."
-            );
-        }
-    }
-    Ok(stats?)
+    let outcome = writer.finish();
+    ledger.settle(&writer, &counters, outcome.as_ref().map(|_| ()));
+    outcome?;
+    Ok(writer.stats().clone())
 }
 
 #[cfg(test)]

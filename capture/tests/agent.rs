@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -485,7 +486,7 @@ async fn metrics_and_healthz() {
     let text = loop {
         let m = direct(&format!("{admin}/metrics")).await;
         let text = String::from_utf8_lossy(&m.body).into_owned();
-        if text.contains("shadowdiff_pairs_recorded_total 4\n") || Instant::now() > deadline {
+        if text.contains("shadowdiff_pairs_writing 4\n") || Instant::now() > deadline {
             break text;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -493,7 +494,9 @@ async fn metrics_and_healthz() {
     for line in [
         "shadowdiff_requests_total 4\n",
         "shadowdiff_pairs_mirrored_total 4\n",
-        "shadowdiff_pairs_recorded_total 4\n",
+        // In the writer's open file: recorded once the file is closed and renamed.
+        "shadowdiff_pairs_writing 4\n",
+        "shadowdiff_pairs_recorded_total 0\n",
         "shadowdiff_pairs_dropped_total{reason=\"queue_full\"} 0\n",
         "shadowdiff_upstream_errors_total{side=\"canary\",kind=\"reset\"} 4\n",
         "shadowdiff_upstream_latency_seconds_count{side=\"baseline\"} 4\n",
@@ -841,7 +844,8 @@ async fn endless_streams_are_served_whole_and_recorded_cut() {
     assert!(text.starts_with("id: 1\nevent: tick\ndata: {\"price\":1}\n\n"), "{text}");
     // The pair of /feed is on its way to the writer while the client still reads.
     let recorded_while_streaming = tokio::time::timeout(Duration::from_secs(5), async {
-        while proxy.agent.counters().snapshot()["recorded"] < 1 {
+        let c = proxy.agent.counters();
+        while c.recorded.load(Ordering::Relaxed) + c.writing.load(Ordering::Relaxed) < 1 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })

@@ -98,4 +98,26 @@ impl Error {
     pub fn is_input_error(&self) -> bool {
         !matches!(self, Error::Write { .. } | Error::Io { .. })
     }
+
+    /// True when the cause is a full filesystem or an exhausted quota (ENOSPC, EDQUOT), however
+    /// deep in the chain of sources it sits: capture counts those pairs as `dropped.disk_full`.
+    pub fn is_disk_full(&self) -> bool {
+        let full = |io: &std::io::Error| {
+            matches!(io.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
+                || matches!(io.raw_os_error(), Some(28 | 122))
+        };
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cause {
+            // `WriteError::Io` is transparent: its `source` skips the io::Error it holds.
+            let io = e.downcast_ref::<std::io::Error>().or(match e.downcast_ref::<WriteError>() {
+                Some(WriteError::Io(io)) => Some(io),
+                _ => None,
+            });
+            if io.is_some_and(full) {
+                return true;
+            }
+            cause = e.source();
+        }
+        false
+    }
 }

@@ -13,6 +13,7 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, DurationRound, Utc};
@@ -89,6 +90,10 @@ pub struct WriterConfig {
     pub counters: Option<CounterSource>,
     /// Told of each closed file, in order.
     pub on_close: Option<CloseHook>,
+    /// Set to the rows of the file being closed while [`Self::counters`] is read for it (zero
+    /// otherwise), so an owner that counts a row as recorded only once its file is renamed can
+    /// still store in a file counters that include the file's own rows.
+    pub closing_rows: Option<Arc<AtomicU64>>,
 }
 
 impl WriterConfig {
@@ -105,6 +110,7 @@ impl WriterConfig {
             baseline_origin: BaselineOrigin::Measured,
             counters: None,
             on_close: None,
+            closing_rows: None,
         }
     }
 
@@ -152,6 +158,10 @@ pub struct WriterStats {
     pub rows_committed: u64,
     /// Rows accepted but not yet in a closed file.
     pub rows_pending: u64,
+    /// Rows given to [`PairWriter::write`] that will never be in a file: their file failed (a
+    /// full disk, a lost permission) and was removed, or the write that carried them failed.
+    /// Every row given to `write` ends up committed, pending or lost.
+    pub rows_lost: u64,
     pub files: Vec<PathBuf>,
     pub bytes_committed: u64,
 }
@@ -223,16 +233,26 @@ impl PairWriter {
     }
 
     /// Accept one record. It is on disk once its file closes (rotation or [`Self::close`]).
+    ///
+    /// On an error the open file is abandoned: its temporary is removed and its rows, this
+    /// record's included, are counted in [`WriterStats::rows_lost`]. The next write opens a new
+    /// file, so writing resumes by itself once the cause (a full disk) has gone.
     pub fn write(&mut self, record: PairRecord) -> Result<()> {
         if self.closed {
             return Err(Error::WriterClosed);
         }
         let hour = hour_of(record.captured_at);
-        if self.current.as_ref().is_some_and(|f| hour > f.hour) {
-            self.close_current()?;
+        if self.current.as_ref().is_some_and(|f| hour > f.hour)
+            && let Err(e) = self.close_current()
+        {
+            self.stats.rows_lost += 1;
+            return Err(e);
         }
-        if self.current.is_none() {
-            self.open(hour)?;
+        if self.current.is_none()
+            && let Err(e) = self.open(hour)
+        {
+            self.stats.rows_lost += 1;
+            return Err(e);
         }
         self.buffer.push(record);
         self.stats.rows_pending += 1;
@@ -240,10 +260,28 @@ impl PairWriter {
         if self.buffer.len() >= self.config.row_group_rows
             || file_rows + self.buffer.len() as u64 >= self.config.rotate_rows
         {
-            self.flush_buffer()?;
+            if let Err(e) = self.flush_buffer() {
+                self.abandon();
+                return Err(e);
+            }
             self.rotate_if_due()?;
         }
         Ok(())
+    }
+
+    /// Give up on the open file after a failure: remove its temporary (a failed file is never
+    /// made visible, nor left behind) and count its rows, written and buffered, as lost.
+    fn abandon(&mut self) {
+        let lost = self.buffer.len() as u64 + self.current.as_ref().map_or(0, |f| f.rows);
+        self.buffer.clear();
+        if let Some(file) = self.current.take() {
+            let OpenFile { tmp_path, writer, .. } = file;
+            // Dropping the writer closes the file (a last flush may fail again; nothing to keep).
+            drop(writer);
+            let _ = fs::remove_file(&tmp_path);
+        }
+        self.stats.rows_pending -= lost.min(self.stats.rows_pending);
+        self.stats.rows_lost += lost;
     }
 
     /// Close the current file if it is older than the rotation age. Call it periodically when
@@ -261,7 +299,9 @@ impl PairWriter {
         Ok(std::mem::take(&mut self.stats))
     }
 
-    fn finish(&mut self) -> Result<()> {
+    /// [`Self::close`] that keeps the writer, so its [`Self::stats`] (the rows lost when the last
+    /// file failed) can still be read after an error.
+    pub fn finish(&mut self) -> Result<()> {
         if self.closed {
             return Ok(());
         }
@@ -298,7 +338,10 @@ impl PairWriter {
         kv.sort_by(|a, b| a.key.cmp(&b.key));
         let props = self.props.clone().into_builder().set_key_value_metadata(Some(kv)).build();
         let writer = ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), SCHEMA.clone(), Some(props))
-            .map_err(|e| Error::Write { path: tmp_path.clone(), source: e.into() })?;
+            .map_err(|e| {
+                let _ = fs::remove_file(&tmp_path);
+                Error::Write { path: tmp_path.clone(), source: e.into() }
+            })?;
         self.seq += 1;
         self.current = Some(OpenFile { tmp_path, final_path, writer, opened: Instant::now(), hour, rows: 0 });
         Ok(())
@@ -328,14 +371,37 @@ impl PairWriter {
         if due { self.close_current() } else { Ok(()) }
     }
 
+    /// Close and rename the open file, or, when that fails, abandon it (see [`Self::abandon`]).
     fn close_current(&mut self) -> Result<()> {
-        self.flush_buffer()?;
-        let Some(mut file) = self.current.take() else {
+        if let Err(e) = self.flush_buffer() {
+            self.abandon();
+            return Err(e);
+        }
+        let Some(file) = self.current.take() else {
             return Ok(());
         };
+        let (tmp, rows) = (file.tmp_path.clone(), file.rows);
+        match self.finish_file(file) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                self.stats.rows_pending -= rows.min(self.stats.rows_pending);
+                self.stats.rows_lost += rows;
+                Err(e)
+            }
+        }
+    }
+
+    fn finish_file(&mut self, mut file: OpenFile) -> Result<()> {
         let tmp = file.tmp_path.clone();
         let fail = |source: WriteError| Error::Write { path: tmp.clone(), source };
+        if let Some(closing) = &self.config.closing_rows {
+            closing.store(file.rows, Ordering::Release);
+        }
         let counters = self.config.counters.as_ref().map(|f| f()).unwrap_or_default();
+        if let Some(closing) = &self.config.closing_rows {
+            closing.store(0, Ordering::Release);
+        }
         file.writer.append_key_value_metadata(KeyValue::new(
             meta::COUNTERS.into(),
             serde_json::to_string(&counters).unwrap_or_else(|_| "{}".into()),
@@ -410,6 +476,44 @@ mod tests {
         assert_eq!(slug("..hidden"), "hidden");
         assert_eq!(slug("///"), "___");
         assert_eq!(slug(""), "agent");
+    }
+
+    /// A file that cannot be renamed (its partition vanished) is not counted committed: its rows
+    /// are lost, and the next write starts a new file that commits.
+    #[test]
+    fn a_failed_file_counts_its_rows_lost_and_writing_resumes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = WriterConfig::new(dir.path(), "a");
+        c.rotate_rows = 5;
+        let mut w = PairWriter::new(c).expect("writer");
+        let pair = || PairRecord::new("a", Utc::now(), "GET", "/", None);
+        for _ in 0..3 {
+            w.write(pair()).expect("buffered");
+        }
+        fs::remove_dir_all(dir.path()).expect("remove the partition under the open file");
+        w.write(pair()).expect("buffered");
+        let e = w.write(pair()).expect_err("the rotation cannot rename");
+        assert!(matches!(e, Error::Write { .. }), "{e}");
+        assert!(!e.is_disk_full(), "{e}");
+        assert_eq!((w.stats().rows_committed, w.stats().rows_pending, w.stats().rows_lost), (0, 0, 5));
+        for _ in 0..7 {
+            w.write(pair()).expect("a new file");
+        }
+        w.finish().expect("close");
+        let s = w.stats();
+        assert_eq!((s.rows_committed, s.rows_pending, s.rows_lost), (7, 0, 5));
+        assert_eq!(s.files.len(), 2);
+        assert!(s.files.iter().all(|f| f.exists()));
+    }
+
+    #[test]
+    fn disk_full_is_told_through_the_source_chain() {
+        let io = || std::io::Error::from_raw_os_error(28);
+        let direct = Error::Write { path: "x".into(), source: WriteError::Io(io()) };
+        let nested = Error::Write { path: "x".into(), source: WriteError::Parquet(io().into()) };
+        assert!(direct.is_disk_full() && nested.is_disk_full());
+        let other = Error::Write { path: "x".into(), source: WriteError::Io(std::io::Error::other("no")) };
+        assert!(!other.is_disk_full());
     }
 
     #[test]
