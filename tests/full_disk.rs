@@ -255,3 +255,79 @@ fn capture_on_a_full_disk_serves_everyone_counts_every_lost_pair_and_resumes() {
     assert!((failed as u64) < c["dropped.disk_full"], "not once per pair");
     drop((base, canary));
 }
+
+/// Replay and analyze writing to a full disk: exit 2 with one sentence naming the path; what an
+/// earlier run wrote on the same disk stays valid, and no half-written file is visible.
+#[test]
+fn replay_and_analyze_on_a_full_disk_exit_2_naming_the_path() {
+    let Some(disk) = Tmpfs::mount("6m") else { return };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (baseline, canary) =
+        rt.block_on(async { (upstream().run().await.expect("baseline"), upstream().run().await.expect("canary")) });
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let input = scratch.path().join("in");
+    crate::support::corpus(&input, 1_000, |c| c.seed = 7);
+    let input = input.to_str().expect("utf-8");
+    let replay = |out: &Path| {
+        crate::support::run(&[
+            "replay",
+            input,
+            "--baseline",
+            &baseline.url(),
+            "--canary",
+            &canary.url(),
+            "--out",
+            out.to_str().expect("utf-8"),
+            "--rate",
+            "2000",
+            "--limit",
+            "300",
+        ])
+    };
+    let analyze = |out: &Path| crate::support::run(&["analyze", input, "--out", out.to_str().expect("utf-8")]);
+
+    // With room: both succeed.
+    let (r1, a1) = (disk.path().join("replay-1"), disk.path().join("analyze-1"));
+    let o = replay(&r1);
+    assert!(o.status.success(), "{}", crate::support::stderr(&o));
+    let o = analyze(&a1);
+    assert!(o.status.code().is_some_and(|c| c < 2), "{}", crate::support::stderr(&o));
+
+    // Full: exit 2 and one sentence naming the path under the full disk.
+    fill(&disk.path().join("ballast"));
+    let (r2, a2) = (disk.path().join("replay-2"), disk.path().join("analyze-2"));
+    for (what, o, out) in [("replay", replay(&r2), &r2), ("analyze", analyze(&a2), &a2)] {
+        let err = crate::support::stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{what} on a full disk: {err}");
+        let line = err.lines().rfind(|l| l.starts_with("shadowdiff:")).unwrap_or_default();
+        assert!(line.contains(out.to_str().expect("utf-8")), "{what} names the path: {err}");
+        assert!(line.contains("No space left on device"), "{what} says why: {err}");
+        eprintln!("{what} on a full disk: {line}");
+        for f in walk(out).iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")) {
+            let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            // Hidden names are temporaries; a visible pair file (replay) must open, and analyze's
+            // outputs become visible only whole, by rename.
+            let whole = name.starts_with('.') || (what == "replay" && PairFile::open(f).is_ok());
+            assert!(whole, "{what} left a visible half-written file: {}", f.display());
+        }
+    }
+    // A pair file replay could not finish is removed, not left half-written.
+    assert!(walk(&r2).iter().all(|p| !p.to_string_lossy().ends_with(".tmp")), "{:?}", walk(&r2));
+
+    // What the runs with room wrote is still valid.
+    let rows: u64 = resolve_inputs(&[r1.to_str().expect("utf-8")])
+        .expect("files")
+        .iter()
+        .map(|f| PairFile::open(f).expect("whole").info.rows)
+        .sum();
+    assert_eq!(rows, 300);
+    let verdict: serde_json::Value =
+        serde_json::from_slice(&fs::read(a1.join("verdict.json")).expect("verdict.json")).expect("valid JSON");
+    assert!(verdict.is_object(), "{verdict}");
+    for f in ["pairs.parquet", "diffs.parquet"] {
+        // Whole: the PAR1 magic at both ends (the footer was written before the rename).
+        let bytes = fs::read(a1.join(f)).expect(f);
+        assert!(bytes.len() > 8 && bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1"), "{f} is whole");
+    }
+    drop((baseline, canary));
+}
