@@ -27,3 +27,4 @@ mod deploy_gate; // deploy/argo-rollouts, flagger, prometheus, grafana: fields t
 mod serve; // shadowdiff serve: verdicts turning from pass to fail under a live capture, Flagger webhooks, /metrics through prometheus_client, single flight, every bad input
 mod object_store; // pair files in S3 (moto_server on loopback): capture uploads under load and SIGTERM/SIGKILL, analyze/replay/inspect from s3:// only, exit 2 on refused credentials or a missing bucket, an outage with a spool budget adds up, --retain on a local out
 mod full_disk; // capture with --out on a 3 MB tmpfs that fills and empties: every client served, lost pairs counted disk_full, recording resumes, files read back add up
+mod listener; // abusive clients against capture's listener (slowloris, idle connections past --max-connections, an oversized header) while a good client is served exactly

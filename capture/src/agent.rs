@@ -108,6 +108,7 @@ impl Agent {
         });
 
         let drain = config.drain_timeout;
+        let limits = config.listener.clone();
         let c = Arc::clone(&counters);
         let task = tokio::spawn(async move {
             let handler = {
@@ -125,7 +126,8 @@ impl Agent {
                 cut_recordings.cancel();
             });
             // The deadline starts when the stop signal arrives, measured inside `serve`.
-            let started = tokio::spawn(server::serve(listener, tls, handler, stop_rx.clone(), drain));
+            let started =
+                tokio::spawn(server::serve_with_limits(listener, tls, handler, stop_rx.clone(), drain, limits));
             let mut until_stop = stop_rx;
             let _ = until_stop.wait_for(|s| *s).await;
             let deadline = Instant::now() + drain;

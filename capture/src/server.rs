@@ -30,6 +30,33 @@ use crate::error::{Error, Result};
 /// How long a TLS client may take to finish its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Bounds on what clients may hold of the listener: connections, header bytes and time, HTTP/2
+/// streams. A client past a bound is refused or cut; every other client goes on being served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerLimits {
+    /// Client connections open at once; a connection past it is closed as soon as it is
+    /// accepted (before anything is read from it).
+    pub max_connections: usize,
+    /// The most bytes of request headers (HTTP/1.1: the read buffer; HTTP/2: the header list).
+    pub max_header_size: usize,
+    /// How long a client may take to send a request's headers (slowloris) and, on a kept-alive
+    /// HTTP/1.1 connection, to start the next request.
+    pub header_read_timeout: Duration,
+    /// HTTP/2 streams open at once on one connection.
+    pub max_concurrent_streams: u32,
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_header_size: 64 * 1024,
+            header_read_timeout: Duration::from_secs(30),
+            max_concurrent_streams: 256,
+        }
+    }
+}
+
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Peer {
@@ -68,8 +95,27 @@ pub async fn serve<H, F, B>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     handler: H,
+    stop: watch::Receiver<bool>,
+    grace: Duration,
+) -> bool
+where
+    H: Fn(Request<Incoming>, Peer) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = std::result::Result<Response<B>, Infallible>> + Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    serve_with_limits(listener, tls, handler, stop, grace, ListenerLimits::default()).await
+}
+
+/// [`serve`] within `limits` (capture's client listener; the admin listener and `serve` use the
+/// defaults).
+pub async fn serve_with_limits<H, F, B>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    handler: H,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
+    limits: ListenerLimits,
 ) -> bool
 where
     H: Fn(Request<Incoming>, Peer) -> F + Clone + Send + Sync + 'static,
@@ -80,8 +126,23 @@ where
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // No `Date` of the proxy's own: the client gets the baseline's headers as they are (a gRPC
     // server sends none, and a client comparing metadata would see one appear).
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30)).auto_date_header(false);
-    builder.http2().timer(TokioTimer::new()).auto_date_header(false);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        // hyper's floor for the read buffer is 8 KiB.
+        .max_buf_size(limits.max_header_size.max(8192))
+        .auto_date_header(false);
+    // Rapid reset (CVE-2023-44487) is bounded by h2 itself: streams reset before they are
+    // answered count against a small budget (hyper's default, 20 pending), past which the
+    // connection is closed with GOAWAY.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_header_list_size(u32::try_from(limits.max_header_size).unwrap_or(u32::MAX))
+        .auto_date_header(false);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
@@ -99,6 +160,12 @@ where
                         continue;
                     }
                 };
+                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                    // At --max-connections: closed unread, so a flood cannot hold more.
+                    tracing::debug!(side = "client", %addr, "Connection refused: --max-connections reached.");
+                    drop(stream);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
                 let builder = Arc::clone(&builder);
@@ -110,6 +177,7 @@ where
                         connections.spawn(async move {
                             // Errors are the client's doing (reset, bad request); nothing to report.
                             let _ = conn.await;
+                            drop(slot);
                         });
                     }
                     Some(acceptor) => {
@@ -131,6 +199,7 @@ where
                             let service = service_fn(move |req| handler(req, peer));
                             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
                             let _ = watcher.watch(conn).await;
+                            drop(slot);
                         });
                     }
                 }

@@ -111,6 +111,14 @@ pub struct LimitsSection {
     pub max_body_duration: Option<Duration>,
     #[serde(default, deserialize_with = "nonzero_size")]
     pub max_decoded_body: Option<u64>,
+    #[serde(default, deserialize_with = "nonzero_size")]
+    pub max_connections: Option<u64>,
+    #[serde(default, deserialize_with = "nonzero_size")]
+    pub max_header_size: Option<u64>,
+    #[serde(default, deserialize_with = "nonzero_duration")]
+    pub header_read_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "nonzero_size")]
+    pub max_concurrent_streams: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -133,6 +133,20 @@ pub struct Flags {
     /// --mirror-jsonrpc path (a larger one is not mirrored) [default: 8MiB].
     #[arg(long, value_name = "SIZE", value_parser = Flag(parse_nonzero_size))]
     pub max_decoded_body: Option<u64>,
+    /// Client connections open at once; one past it is closed unread [default: 10000].
+    #[arg(long, value_name = "N", value_parser = Flag(parse_nonzero_size))]
+    pub max_connections: Option<u64>,
+    /// The most bytes of a request's headers (HTTP/1.1 and HTTP/2); larger ones are refused
+    /// [default: 64KiB].
+    #[arg(long, value_name = "SIZE", value_parser = Flag(parse_nonzero_size))]
+    pub max_header_size: Option<u64>,
+    /// How long a client may take to send a request's headers, or to start its next request
+    /// on a kept-alive connection, before the connection is closed [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = Flag(parse_nonzero_duration))]
+    pub header_read_timeout: Option<Duration>,
+    /// HTTP/2 streams open at once on one client connection [default: 256].
+    #[arg(long, value_name = "N", value_parser = Flag(parse_nonzero_size))]
+    pub max_concurrent_streams: Option<u64>,
     /// Pairs waiting for the writer before new ones are dropped and counted [default: 16384].
     #[arg(long, value_name = "N", value_parser = Flag(parse_nonzero_size))]
     pub queue: Option<u64>,

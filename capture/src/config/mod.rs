@@ -144,6 +144,7 @@ pub struct Config {
     pub recorder: RecorderSettings,
     pub redact: RedactRules,
     pub drain_timeout: Duration,
+    pub listener: crate::server::ListenerLimits,
 }
 
 impl Config {

@@ -107,6 +107,27 @@ impl Config {
             recorder,
             redact,
             drain_timeout: flags.drain_timeout.or(f.shutdown.drain_timeout).unwrap_or(Duration::from_secs(10)),
+            listener: {
+                let d = crate::server::ListenerLimits::default();
+                crate::server::ListenerLimits {
+                    max_connections: flags
+                        .max_connections
+                        .or(f.limits.max_connections)
+                        .map_or(d.max_connections, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+                    max_header_size: flags
+                        .max_header_size
+                        .or(f.limits.max_header_size)
+                        .map_or(d.max_header_size, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+                    header_read_timeout: flags
+                        .header_read_timeout
+                        .or(f.limits.header_read_timeout)
+                        .unwrap_or(d.header_read_timeout),
+                    max_concurrent_streams: flags
+                        .max_concurrent_streams
+                        .or(f.limits.max_concurrent_streams)
+                        .map_or(d.max_concurrent_streams, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+                }
+            },
         })
     }
 }

@@ -172,6 +172,10 @@ fn flags_and_keys_read_values_alike() {
         ("--queue", "[recorder]\nqueue", "10k"),
         ("--queue-bytes", "[recorder]\nqueue_bytes", "1.5KiB"),
         ("--rotate-bytes", "[recorder]\nrotate_bytes", "10_000"),
+        ("--max-connections", "[limits]\nmax_connections", "10k"),
+        ("--max-header-size", "[limits]\nmax_header_size", "16KiB"),
+        ("--header-read-timeout", "[limits]\nheader_read_timeout", "2s"),
+        ("--max-concurrent-streams", "[limits]\nmax_concurrent_streams", "100"),
     ];
     for (flag, key, text) in cases {
         let from_flag = Config::resolve_with(parse(&with_required(&[flag, text])).expect(flag), None).expect(flag);
@@ -189,6 +193,14 @@ fn flags_and_keys_read_values_alike() {
         ("--max-request-body", "[limits]\nmax_request_body", "limits.max_request_body", "1.5", "must be a whole"),
         ("--queue", "[recorder]\nqueue", "recorder.queue", "0", "must be at least 1, not 0"),
         ("--rotate-age", "[recorder]\nrotate_age", "recorder.rotate_age", "0s", "must be longer than zero"),
+        ("--max-connections", "[limits]\nmax_connections", "limits.max_connections", "0", "must be at least 1, not 0"),
+        (
+            "--header-read-timeout",
+            "[limits]\nheader_read_timeout",
+            "limits.header_read_timeout",
+            "0s",
+            "must be longer than zero",
+        ),
     ];
     for (flag, key, name, text, message) in bad {
         assert!(err(&with_required(&[flag, text]), None).starts_with(&format!("{flag} {message}")), "{flag} {text}");
