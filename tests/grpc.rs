@@ -170,8 +170,11 @@ fn grpc_calls_of_every_kind_reach_the_client_unchanged_and_are_recorded_with_tra
     assert_eq!(direct["GetItem/404"]["code"], "NOT_FOUND");
     assert_eq!(from_canary["GetItem/404"]["code"], "UNAVAILABLE");
 
-    let proxy =
-        Capture::start(&baseline.h2c(), &canary.h2c(), &["--mirror-methods", "POST", "--baseline-timeout", "1s"]);
+    let proxy = Capture::start(
+        &baseline.h2c(),
+        &canary.h2c(),
+        &["--mirror-grpc", "/shop.v1.Shop/*", "--baseline-timeout", "1s"],
+    );
     let through = calls(&proxy.addr);
     assert_eq!(through, direct, "the client gets exactly the baseline's calls through capture");
     assert_eq!(through["Chat"]["messages"].as_array().map(Vec::len), Some(3));

@@ -580,7 +580,7 @@ fn is_cut_stream(s: &SideRecord) -> bool {
 }
 
 /// A gRPC call (`application/grpc`, `application/grpc+proto` …): its streams must flow.
-fn is_grpc(h: &HeaderMap) -> bool {
+pub(crate) fn is_grpc(h: &HeaderMap) -> bool {
     h.get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.get(..16).is_some_and(|p| p.eq_ignore_ascii_case("application/grpc")))

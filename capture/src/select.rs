@@ -52,6 +52,7 @@ pub struct Selector {
     read_only: ReadOnlyPosts,
     graphql_paths: Vec<PathPattern>,
     jsonrpc_paths: Vec<PathPattern>,
+    grpc_methods: Vec<PathPattern>,
     max_decoded: u64,
     seq: AtomicU64,
     seed: u64,
@@ -69,6 +70,7 @@ impl Selector {
             read_only: config.read_only_posts.clone(),
             graphql_paths: patterns(&config.read_only_posts.graphql_paths),
             jsonrpc_paths: patterns(&config.read_only_posts.jsonrpc_paths),
+            grpc_methods: patterns(&config.read_only_posts.grpc_methods),
             max_decoded: config.redact.max_decoded_body,
             seq: AtomicU64::new(0),
             seed: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(7, |d| d.as_nanos() as u64),
@@ -113,6 +115,9 @@ impl Selector {
             return Err(MirrorSkip::Method);
         }
         let path = parts.uri.path();
+        if crate::proxy::is_grpc(&parts.headers) && self.grpc_methods.iter().any(|p| p.matches(path)) {
+            return Ok(());
+        }
         let graphql = self.graphql_paths.iter().any(|p| p.matches(path));
         let jsonrpc = !graphql && self.jsonrpc_paths.iter().any(|p| p.matches(path));
         if !graphql && !jsonrpc {
@@ -217,6 +222,24 @@ mod tests {
         let kept = (0..5000).filter(|_| s.capture(&parts("/", None)).is_ok()).count();
         assert!((350..650).contains(&kept), "{kept}");
         assert_eq!(selector(|c| c.sample_rate = 0.0).capture(&parts("/", None)), Err(SkipReason::Sample));
+    }
+
+    #[test]
+    fn grpc_calls_to_listed_read_only_methods_are_mirrored_and_nothing_else() {
+        let s = selector(|c| c.read_only_posts.grpc_methods = vec!["/shop.v1.Shop/Get*".into()]);
+        let call = |path: &str, content_type: &str| {
+            let mut p = parts(path, Some(("content-type", content_type)));
+            p.method = Method::POST;
+            s.mirrors_request(&p, b"\0\0\0\0\0")
+        };
+        assert_eq!(call("/shop.v1.Shop/GetItem", "application/grpc"), Ok(()));
+        assert_eq!(call("/shop.v1.Shop/GetItem", "application/grpc+proto"), Ok(()));
+        assert_eq!(call("/shop.v1.Shop/PlaceOrder", "application/grpc"), Err(MirrorSkip::Method), "not listed");
+        assert_eq!(call("/shop.v1.Shop/GetItem", "application/json"), Err(MirrorSkip::Method), "not gRPC");
+        // Off by default: gRPC calls are POSTs, and POSTs are not mirrored.
+        let mut p = parts("/shop.v1.Shop/GetItem", Some(("content-type", "application/grpc")));
+        p.method = Method::POST;
+        assert_eq!(selector(|_| {}).mirrors_request(&p, b""), Err(MirrorSkip::Method));
     }
 
     #[test]

@@ -85,6 +85,8 @@ pub struct MirrorSection {
     pub jsonrpc_paths: Vec<String>,
     #[serde(default, deserialize_with = "nonempty_list")]
     pub jsonrpc_methods: Vec<String>,
+    #[serde(default, deserialize_with = "path_patterns")]
+    pub grpc_methods: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

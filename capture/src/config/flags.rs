@@ -98,6 +98,11 @@ pub struct Flags {
     /// mirrored on --mirror-jsonrpc paths; repeatable.
     #[arg(long, value_name = "METHOD", value_parser = Flag(value::nonempty))]
     pub mirror_jsonrpc_method: Vec<String>,
+    /// Also mirror gRPC calls (POSTs with content-type application/grpc…) to methods whose path
+    /// matches this glob, e.g. `/shop.v1.Shop/Get*`; repeatable [default: none]. List only methods
+    /// that only read: a mirrored write runs twice.
+    #[arg(long, value_name = "GLOB", value_parser = Flag(value::path_pattern))]
+    pub mirror_grpc: Vec<String>,
     /// Header added to mirrored requests, valued `canary` or `secondary`; `none` disables
     /// [default: x-shadowdiff-mirror].
     #[arg(long, value_name = "NAME", value_parser = Flag(value::marker_header))]

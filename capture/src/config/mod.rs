@@ -95,11 +95,14 @@ pub struct ReadOnlyPosts {
     pub jsonrpc_paths: Vec<String>,
     /// JSON-RPC methods that only read.
     pub jsonrpc_methods: Vec<String>,
+    /// Path globs of gRPC methods (`/package.Service/Method`) that only read: their calls are
+    /// mirrored.
+    pub grpc_methods: Vec<String>,
 }
 
 impl ReadOnlyPosts {
     pub fn is_off(&self) -> bool {
-        self.graphql_paths.is_empty() && self.jsonrpc_paths.is_empty()
+        self.graphql_paths.is_empty() && self.jsonrpc_paths.is_empty() && self.grpc_methods.is_empty()
     }
 }
 
@@ -189,6 +192,7 @@ impl Config {
                 "graphql_persisted": self.read_only_posts.graphql_persisted,
                 "jsonrpc_paths": self.read_only_posts.jsonrpc_paths,
                 "jsonrpc_methods": self.read_only_posts.jsonrpc_methods,
+                "grpc_methods": self.read_only_posts.grpc_methods,
             },
             "limits": {
                 "max_request_body": self.max_request_body,

@@ -280,7 +280,8 @@ fn read_only_posts(origin: &Origin<'_>, flags: &Flags, file: &MirrorSection) -> 
     if !jsonrpc_methods.is_empty() && jsonrpc_paths.is_empty() {
         return Err(bad(methods_name, "needs JSON-RPC paths to apply to (--mirror-jsonrpc or `mirror.jsonrpc_paths`)"));
     }
-    Ok(ReadOnlyPosts { graphql_paths, graphql_persisted, jsonrpc_paths, jsonrpc_methods })
+    let (grpc_methods, _) = pick(&flags.mirror_grpc, "--mirror-grpc", &file.grpc_methods, "mirror.grpc_methods");
+    Ok(ReadOnlyPosts { graphql_paths, graphql_persisted, jsonrpc_paths, jsonrpc_methods, grpc_methods })
 }
 
 /// Each item once, in the order first given.

@@ -256,6 +256,19 @@ fn stream_and_decoding_limits() {
 }
 
 #[test]
+fn read_only_grpc_methods_come_from_the_flag_or_the_file() {
+    let toml = "[mirror]\ngrpc_methods = [\"/shop.v1.Shop/Get*\"]\n";
+    let f = FileConfig::parse(toml, Path::new("c.toml")).expect("parses");
+    let c = Config::resolve_with(flags(), Some(("c.toml".into(), f.clone()))).expect("valid");
+    assert_eq!(c.read_only_posts.grpc_methods, ["/shop.v1.Shop/Get*"]);
+    assert!(!c.read_only_posts.is_off());
+    assert_eq!(c.summary()["mirror"]["grpc_methods"], serde_json::json!(["/shop.v1.Shop/Get*"]));
+    let fl = parse(&with_required(&["--mirror-grpc", "/shop.v1.Shop/List*"])).expect("flags");
+    let c = Config::resolve_with(fl, Some(("c.toml".into(), f))).expect("valid");
+    assert_eq!(c.read_only_posts.grpc_methods, ["/shop.v1.Shop/List*"], "the flag replaces the key");
+}
+
+#[test]
 fn read_only_posts_are_off_by_default_and_need_their_partners() {
     let c = Config::resolve_with(flags(), None).expect("valid");
     assert!(c.read_only_posts.is_off());
