@@ -311,8 +311,16 @@ fn replay_and_analyze_on_a_full_disk_exit_2_naming_the_path() {
             assert!(whole, "{what} left a visible half-written file: {}", f.display());
         }
     }
-    // A pair file replay could not finish is removed, not left half-written.
+    // A pair file replay could not finish is removed, not left half-written; so are analyze's
+    // temporaries (its scratch files and the outputs it could not finish).
     assert!(walk(&r2).iter().all(|p| !p.to_string_lossy().ends_with(".tmp")), "{:?}", walk(&r2));
+    let left: Vec<_> = walk(&a2)
+        .into_iter()
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.') || n.ends_with(".partial"))
+        })
+        .collect();
+    assert!(left.is_empty(), "analyze left temporaries on the full disk: {left:?}");
 
     // What the runs with room wrote is still valid.
     let rows: u64 = resolve_inputs(&[r1.to_str().expect("utf-8")])

@@ -134,8 +134,10 @@ pub static DIFFS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 });
 
 /// A Parquet file written under a temporary name and renamed into place at [`Sink::finish`].
+/// A sink dropped unfinished (an error on the way, a full disk) removes its temporary.
 pub struct Sink {
-    writer: ArrowWriter<File>,
+    /// `None` once [`Sink::finish`] took it.
+    writer: Option<ArrowWriter<File>>,
     tmp: PathBuf,
     path: PathBuf,
 }
@@ -150,18 +152,33 @@ impl Sink {
             .build();
         let writer = ArrowWriter::try_new(file, schema, Some(props))
             .map_err(|e| Error::Output { path: tmp.clone(), source: e.into() })?;
-        Ok(Self { writer, tmp, path: path.to_owned() })
+        Ok(Self { writer: Some(writer), tmp, path: path.to_owned() })
     }
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.writer.write(batch).map_err(|e| Error::Output { path: self.tmp.clone(), source: e.into() })
+        let Some(writer) = self.writer.as_mut() else {
+            return Err(Error::Internal {
+                message: format!("{} was written after it was finished", self.path.display()),
+            });
+        };
+        writer.write(batch).map_err(|e| Error::Output { path: self.tmp.clone(), source: e.into() })
     }
 
-    pub fn finish(self) -> Result<PathBuf> {
-        self.writer.close().map_err(|e| Error::Output { path: self.tmp.clone(), source: e.into() })?;
+    pub fn finish(mut self) -> Result<PathBuf> {
+        if let Some(writer) = self.writer.take() {
+            writer.close().map_err(|e| Error::Output { path: self.tmp.clone(), source: e.into() })?;
+        }
         std::fs::rename(&self.tmp, &self.path)
             .map_err(|source| Error::Output { path: self.path.clone(), source: source.into() })?;
-        Ok(self.path)
+        Ok(self.path.clone())
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        // Finished: the temporary was renamed and is gone; otherwise it is half a file.
+        drop(self.writer.take());
+        let _ = std::fs::remove_file(&self.tmp);
     }
 }
 

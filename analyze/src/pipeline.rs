@@ -412,6 +412,13 @@ struct Scratch {
     diffs: PathBuf,
 }
 
+/// Removed however the run ends, an error on the way included (a full disk).
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
 impl Scratch {
     fn remove(&self) {
         let _ = std::fs::remove_file(&self.pairs);
