@@ -316,7 +316,7 @@ fn free_port() -> u16 {
 /// (ALPN, with HTTP/1.1 as its fallback) and TLS with HTTP/1.1 only; every answer says which
 /// protocol nginx was spoken to in `x-proto`.
 struct Nginx {
-    _child: Reap,
+    process: Reap,
     http1: u16,
     h2c: u16,
     tls: u16,
@@ -334,43 +334,56 @@ impl Nginx {
         let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("certificate");
         std::fs::write(dir.join("cert.pem"), cert.cert.pem()).expect("cert");
         std::fs::write(dir.join("key.pem"), cert.signing_key.serialize_pem()).expect("key");
-        let (http1, h2c, tls, tls_http1) = (free_port(), free_port(), free_port(), free_port());
-        let p = |name: &str| dir.join(name).display().to_string();
-        let conf = format!(
-            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {pid};\nerror_log {err} warn;\n\
-             events {{ worker_connections 256; }}\n\
-             http {{\n  access_log off;\n  default_type application/json;\n\
-               client_body_temp_path {t}/body;\n  proxy_temp_path {t}/proxy;\n  fastcgi_temp_path {t}/fcgi;\n\
-               uwsgi_temp_path {t}/uwsgi;\n  scgi_temp_path {t}/scgi;\n\
-               server {{\n    listen 127.0.0.1:{http1};\n    listen 127.0.0.1:{h2c} http2;\n\
-                 listen 127.0.0.1:{tls} ssl http2;\n    listen 127.0.0.1:{tls_http1} ssl;\n    ssl_certificate {cert};\n    ssl_certificate_key {key};\n\
-                 root {root};\n    add_header x-proto $server_protocol always;\n\
-                 location / {{ try_files $uri.json =404; }}\n  }}\n}}\n",
-            pid = p("nginx.pid"),
-            err = p("error.log"),
-            t = dir.display(),
-            cert = p("cert.pem"),
-            key = p("key.pem"),
-            root = root.display(),
-        );
-        std::fs::write(dir.join("nginx.conf"), conf).expect("nginx.conf");
-        let child = Command::new(bin)
-            .arg("-p")
-            .arg(dir)
-            .arg("-e")
-            .arg(dir.join("error.log"))
-            .arg("-c")
-            .arg(dir.join("nginx.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("nginx starts");
-        let nginx = Nginx { _child: Reap(child), http1, h2c, tls, tls_http1 };
-        for _ in 0..200 {
-            if [http1, h2c, tls, tls_http1].iter().all(|port| TcpStream::connect(("127.0.0.1", *port)).is_ok()) {
-                return nginx;
+        // The ports are picked free and then given to nginx, so another test can take one in
+        // between: then nginx exits ("Address already in use") while the port still answers —
+        // someone else's server. Such a start is retried with fresh ports; a port counts as
+        // nginx's only while nginx is still running.
+        for _attempt in 0..5 {
+            let (http1, h2c, tls, tls_http1) = (free_port(), free_port(), free_port(), free_port());
+            let p = |name: &str| dir.join(name).display().to_string();
+            let conf = format!(
+                "daemon off;\nmaster_process off;\nworker_processes 1;\npid {pid};\nerror_log {err} warn;\n\
+                 events {{ worker_connections 256; }}\n\
+                 http {{\n  access_log off;\n  default_type application/json;\n\
+                   client_body_temp_path {t}/body;\n  proxy_temp_path {t}/proxy;\n  fastcgi_temp_path {t}/fcgi;\n\
+                   uwsgi_temp_path {t}/uwsgi;\n  scgi_temp_path {t}/scgi;\n\
+                   server {{\n    listen 127.0.0.1:{http1};\n    listen 127.0.0.1:{h2c} http2;\n\
+                     listen 127.0.0.1:{tls} ssl http2;\n    listen 127.0.0.1:{tls_http1} ssl;\n    ssl_certificate {cert};\n    ssl_certificate_key {key};\n\
+                     root {root};\n    add_header x-proto $server_protocol always;\n\
+                     location / {{ try_files $uri.json =404; }}\n  }}\n}}\n",
+                pid = p("nginx.pid"),
+                err = p("error.log"),
+                t = dir.display(),
+                cert = p("cert.pem"),
+                key = p("key.pem"),
+                root = root.display(),
+            );
+            std::fs::write(dir.join("nginx.conf"), conf).expect("nginx.conf");
+            let child = Command::new(bin)
+                .arg("-p")
+                .arg(dir)
+                .arg("-e")
+                .arg(dir.join("error.log"))
+                .arg("-c")
+                .arg(dir.join("nginx.conf"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("nginx starts");
+            let mut nginx = Nginx { process: Reap(child), http1, h2c, tls, tls_http1 };
+            for _ in 0..200 {
+                if nginx.process.0.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                if [http1, h2c, tls, tls_http1].iter().all(|port| TcpStream::connect(("127.0.0.1", *port)).is_ok()) {
+                    std::thread::sleep(Duration::from_millis(50));
+                    if nginx.process.0.try_wait().ok().flatten().is_none() {
+                        return nginx;
+                    }
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(25));
             }
-            std::thread::sleep(Duration::from_millis(25));
         }
         panic!("nginx did not listen: {}", std::fs::read_to_string(dir.join("error.log")).unwrap_or_default());
     }

@@ -73,60 +73,70 @@ struct Nginx {
 
 impl Nginx {
     fn start(bin: &Path, dir: &Path, root: &Path, compress: bool, brotli: Option<&Path>) -> Nginx {
-        let port = free_port();
         std::fs::create_dir_all(dir).expect("nginx dir");
-        let temp = |name: &str| dir.join(name).display().to_string();
-        let (load_brotli, brotli_location) = match brotli.filter(|_| compress) {
-            Some(module) => (
-                format!("load_module {};\n", module.display()),
-                "location /brotli/ { gzip off; brotli on; brotli_types application/json; \
-                 brotli_min_length 1000; try_files $uri.json =404; }\n",
-            ),
-            None => (String::new(), ""),
-        };
-        let conf = format!(
-            "{load_brotli}daemon off;\nmaster_process off;\nworker_processes 1;\npid {pid};\n\
-             error_log {err} warn;\nevents {{ worker_connections 256; }}\n\
-             http {{\n  access_log off;\n  default_type application/json;\n\
-               client_body_temp_path {t1};\n  proxy_temp_path {t2};\n  fastcgi_temp_path {t3};\n\
-               uwsgi_temp_path {t4};\n  scgi_temp_path {t5};\n\
-               gzip {gzip};\n  gzip_types application/json;\n  gzip_min_length 1000;\n\
-               server {{\n    listen 127.0.0.1:{port};\n    root {root};\n\
-                 location / {{ try_files $uri.json =404; }}\n    {brotli_location}  }}\n}}\n",
-            pid = temp("nginx.pid"),
-            err = temp("error.log"),
-            t1 = temp("body"),
-            t2 = temp("proxy"),
-            t3 = temp("fastcgi"),
-            t4 = temp("uwsgi"),
-            t5 = temp("scgi"),
-            gzip = if compress { "on" } else { "off" },
-            root = root.display(),
-        );
-        let conf_path = dir.join("nginx.conf");
-        std::fs::write(&conf_path, conf).expect("nginx.conf");
-        let child = Command::new(bin)
-            .arg("-p")
-            .arg(dir)
-            .arg("-e")
-            .arg(dir.join("error.log"))
-            .arg("-c")
-            .arg(&conf_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("nginx starts");
-        let nginx = Nginx { child, port };
-        for _ in 0..200 {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return nginx;
+        // The port is picked free and then given to nginx, so another test can take it in
+        // between: then nginx exits ("Address already in use") while the port answers for
+        // someone else. Such a start is retried with a fresh port; the port counts as nginx's
+        // only while nginx is still running.
+        for _attempt in 0..5 {
+            let port = free_port();
+            let temp = |name: &str| dir.join(name).display().to_string();
+            let (load_brotli, brotli_location) = match brotli.filter(|_| compress) {
+                Some(module) => (
+                    format!("load_module {};\n", module.display()),
+                    "location /brotli/ { gzip off; brotli on; brotli_types application/json; \
+                     brotli_min_length 1000; try_files $uri.json =404; }\n",
+                ),
+                None => (String::new(), ""),
+            };
+            let conf = format!(
+                "{load_brotli}daemon off;\nmaster_process off;\nworker_processes 1;\npid {pid};\n\
+                 error_log {err} warn;\nevents {{ worker_connections 256; }}\n\
+                 http {{\n  access_log off;\n  default_type application/json;\n\
+                   client_body_temp_path {t1};\n  proxy_temp_path {t2};\n  fastcgi_temp_path {t3};\n\
+                   uwsgi_temp_path {t4};\n  scgi_temp_path {t5};\n\
+                   gzip {gzip};\n  gzip_types application/json;\n  gzip_min_length 1000;\n\
+                   server {{\n    listen 127.0.0.1:{port};\n    root {root};\n\
+                     location / {{ try_files $uri.json =404; }}\n    {brotli_location}  }}\n}}\n",
+                pid = temp("nginx.pid"),
+                err = temp("error.log"),
+                t1 = temp("body"),
+                t2 = temp("proxy"),
+                t3 = temp("fastcgi"),
+                t4 = temp("uwsgi"),
+                t5 = temp("scgi"),
+                gzip = if compress { "on" } else { "off" },
+                root = root.display(),
+            );
+            let conf_path = dir.join("nginx.conf");
+            std::fs::write(&conf_path, conf).expect("nginx.conf");
+            let child = Command::new(bin)
+                .arg("-p")
+                .arg(dir)
+                .arg("-e")
+                .arg(dir.join("error.log"))
+                .arg("-c")
+                .arg(&conf_path)
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("nginx starts");
+            let mut nginx = Nginx { child, port };
+            for _ in 0..200 {
+                if nginx.child.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    std::thread::sleep(Duration::from_millis(50));
+                    if nginx.child.try_wait().ok().flatten().is_none() {
+                        return nginx;
+                    }
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(25));
             }
-            std::thread::sleep(Duration::from_millis(25));
         }
-        panic!(
-            "nginx did not listen on {port}: {}",
-            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-        );
+        panic!("nginx did not listen: {}", std::fs::read_to_string(dir.join("error.log")).unwrap_or_default());
     }
 
     fn url(&self) -> String {
