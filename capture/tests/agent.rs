@@ -1071,7 +1071,15 @@ async fn every_event_of_a_stream_is_redacted() {
         for s in [&p.baseline, &p.canary] {
             let stored = String::from_utf8(s.body.as_deref().expect("body").to_vec()).expect("utf-8");
             assert!(!stored.contains(SECRET), "{}: {stored}", p.path);
-            assert_eq!(stored.matches("\"token\":\"REDACTED\"").count(), 3, "{}: {stored}", p.path);
+            let redacted = stored.matches("\"token\":\"REDACTED\"").count();
+            if p.path == "/nd" && s.body_truncated {
+                // The canary's mirror of /nd can still be streaming when the agent drains right
+                // after the client's answer, and draining cuts a stream where it is (recorded
+                // truncated): fewer events, each redacted.
+                assert!((1..=3).contains(&redacted), "{}: {stored}", p.path);
+            } else {
+                assert_eq!(redacted, 3, "{}: {stored} ({s:?})", p.path);
+            }
         }
     }
 }
