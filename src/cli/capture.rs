@@ -30,15 +30,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let level: tracing_subscriber::filter::LevelFilter = args.log_level.parse().map_err(|_| {
-        anyhow::anyhow!("--log-level must be error, warn, info, debug or trace, not {}", args.log_level)
-    })?;
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(level)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    super::init_logging(&args.log_level)?;
     let threads = args.threads;
     if threads == Some(0) {
         anyhow::bail!("--threads must be at least 1");

@@ -64,3 +64,18 @@ pub fn run() -> anyhow::Result<Exit> {
         Command::Serve(args) => serve::run(args),
     }
 }
+
+/// Logs to stderr at `level` (`error`, `warn`, `info`, `debug` or `trace`, as `--log-level`
+/// takes it), coloured on a terminal. A second call keeps the first setting.
+fn init_logging(level: &str) -> anyhow::Result<()> {
+    let filter: tracing_subscriber::filter::LevelFilter = level
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--log-level must be error, warn, info, debug or trace, not {level}"))?;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(filter)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+    Ok(())
+}

@@ -227,12 +227,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let mut plan = plan(args)?;
     if plan.upload.is_some() {
         // Upload failures (WARN) and spool drops (ERROR) are logged, never silent.
-        let _ = tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
-            .with_max_level(tracing::Level::WARN)
-            .with_target(false)
-            .with_ansi(std::io::stderr().is_terminal())
-            .try_init();
+        super::init_logging("warn")?;
     }
     let out = plan.upload.as_ref().map_or_else(|| plan.out.display().to_string(), |u| u.url.to_string());
     // Object-store inputs are fetched (partitions outside --since/--until are not) and read locally.

@@ -101,15 +101,7 @@ struct Server {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
-    let level: tracing_subscriber::filter::LevelFilter = args.log_level.parse().map_err(|_| {
-        anyhow::anyhow!("--log-level must be error, warn, info, debug or trace, not {}", args.log_level)
-    })?;
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(level)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    super::init_logging(&args.log_level)?;
     let mut policy = match &args.policy {
         Some(path) => Policy::from_file(path)?,
         None => Policy::default(),

@@ -10,11 +10,11 @@
 //! interval reaches below, and passes otherwise. A route with few latency pairs is judged all the
 //! same — its interval is wide, so it fails only on evidence; with none it is inconclusive.
 
-use shadowdiff_format::verdict::{Ci, EndpointCheck, OVERALL, Threshold};
+use shadowdiff_format::verdict::{Ci, EndpointCheck, OVERALL};
 use shadowdiff_format::vocab::{CheckId, Status, Unit};
 use statrs::distribution::{Binomial, DiscreteCDF};
 
-use super::skeleton::Ctx;
+use super::skeleton::{Ctx, unjudged};
 use crate::policy::Goal;
 use crate::stats::quantile_sorted;
 
@@ -24,24 +24,7 @@ const TITLE: &str = "absolute goals (latency ceilings, required routes)";
 pub(super) fn goals(ctx: &Ctx<'_>) -> shadowdiff_format::verdict::CheckResult {
     let p = ctx.policy;
     let t = p.checks.goals;
-    let mut r = shadowdiff_format::verdict::CheckResult {
-        id: CheckId::Goals,
-        title: TITLE.to_owned(),
-        status: Status::Disabled,
-        reason: "disabled in the policy".into(),
-        value: None,
-        unit: Unit::Count,
-        threshold: Threshold { pass: 0.0, warn: 0.0 },
-        threshold_unit: Unit::Count,
-        statistic: None,
-        p_value: None,
-        ci: None,
-        n: 0,
-        mde: None,
-        more_pairs: None,
-        report_only: t.report_only,
-        endpoints: Vec::new(),
-    };
+    let mut r = unjudged(CheckId::Goals, TITLE, Unit::Count, Unit::Count, t);
     if !t.enabled {
         return r;
     }
@@ -107,9 +90,12 @@ fn judge_goal(ctx: &Ctx<'_>, goal: &Goal) -> Vec<EndpointCheck> {
             mde: None,
         });
     }
-    for s in &scopes {
+    for s in scopes.iter().filter(|_| !goal.ceilings.is_empty()) {
+        // The canary's latencies, sorted once for every ceiling of the route.
+        let mut canary: Vec<f64> = s.stats.latency.items().iter().map(|x| x.1).filter(|x| x.is_finite()).collect();
+        canary.sort_by(f64::total_cmp);
         for &(q, max_ms) in &goal.ceilings {
-            out.push(ceiling(ctx, s.route, s.stats.latency.items(), q, max_ms));
+            out.push(ceiling(ctx, s.route, &canary, q, max_ms));
         }
     }
     if scopes.is_empty() && !goal.ceilings.is_empty() && goal.min_pairs.is_none() {
@@ -130,10 +116,8 @@ fn judge_goal(ctx: &Ctx<'_>, goal: &Goal) -> Vec<EndpointCheck> {
     out
 }
 
-/// The canary's quantile `q` of `route` against `max_ms`.
-fn ceiling(ctx: &Ctx<'_>, route: &str, items: &[(f64, f64)], q: f64, max_ms: f64) -> EndpointCheck {
-    let mut canary: Vec<f64> = items.iter().map(|x| x.1).filter(|x| x.is_finite()).collect();
-    canary.sort_by(f64::total_cmp);
+/// The canary's quantile `q` of `route` (its latencies `canary`, sorted) against `max_ms`.
+fn ceiling(ctx: &Ctx<'_>, route: &str, canary: &[f64], q: f64, max_ms: f64) -> EndpointCheck {
     let n = canary.len();
     let name = format!("p{}", q * 100.0);
     let mut row = EndpointCheck {
@@ -151,8 +135,8 @@ fn ceiling(ctx: &Ctx<'_>, route: &str, items: &[(f64, f64)], q: f64, max_ms: f64
     if n == 0 {
         return row;
     }
-    let estimate = quantile_sorted(&canary, q);
-    let (low, high) = order_interval(&canary, q, ctx.policy.confidence);
+    let estimate = quantile_sorted(canary, q);
+    let (low, high) = order_interval(canary, q, ctx.policy.confidence);
     row.value = Some(estimate);
     row.ci = Some(Ci { low, high, confidence: ctx.policy.confidence });
     row.status = if low > max_ms {

@@ -144,15 +144,21 @@ impl Ctx<'_> {
 
 /// A check with nothing judged yet.
 pub(super) fn disabled<E: Estimator>(t: Check) -> CheckResult {
+    let threshold_unit = if E::ID == CheckId::ErrorRate { Unit::Ratio } else { E::UNIT };
+    unjudged(E::ID, E::TITLE, E::UNIT, threshold_unit, t)
+}
+
+/// Check `id` as it stands before anything is judged: disabled, with the policy's settings.
+pub(super) fn unjudged(id: CheckId, title: &str, unit: Unit, threshold_unit: Unit, t: Check) -> CheckResult {
     CheckResult {
-        id: E::ID,
-        title: E::TITLE.to_owned(),
+        id,
+        title: title.to_owned(),
         status: Status::Disabled,
         reason: "disabled in the policy".into(),
         value: None,
-        unit: E::UNIT,
+        unit,
         threshold: Threshold { pass: t.pass, warn: t.warn },
-        threshold_unit: if E::ID == CheckId::ErrorRate { Unit::Ratio } else { E::UNIT },
+        threshold_unit,
         statistic: None,
         p_value: None,
         ci: None,
