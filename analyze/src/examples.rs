@@ -17,7 +17,7 @@ pub use shadowdiff_format::examples::{
 use shadowdiff_format::vocab::{DiffStatus, Outcome as PairOutcome, Severity};
 
 use crate::error::{Error, Result};
-use crate::evaluate::{Evaluated, Outcome};
+use crate::evaluate::{Evaluated, GrpcStatus, Outcome};
 
 /// Candidates kept per (route, field) and per (route, outcome).
 pub const PER_KEY: usize = 2;
@@ -31,17 +31,22 @@ pub const BUDGET: usize = 64 * 1024 * 1024;
 pub const MAX_DIFFS: usize = 200;
 
 /// A kept candidate and the keys it stands for.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Candidate {
     example: Example,
     /// Explained differences, which are never real whatever their field's verdict.
     explained: Vec<bool>,
     /// Why a side's body could not be decoded (`canary body undecodable: …`), said in `why`.
     undecodable: Option<String>,
+    /// Every key the pair stands for (its differing fields, or its kind of failure), wanted or
+    /// not when it was kept: merging shards offers it again for each.
+    keys: Vec<String>,
+    /// Body bytes it takes from the budget.
+    size: usize,
 }
 
 /// Keeps candidate examples while pass 1 streams the input.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Collector {
     used: usize,
     kept: BTreeMap<u64, Candidate>,
@@ -62,9 +67,14 @@ impl Collector {
         // Most pairs are not wanted: decide that without allocating.
         let failure_key = match e.outcome {
             Outcome::Compared if !e.raw.is_empty() => None,
-            Outcome::StatusMismatch => {
-                Some(format!("#status {:?}→{:?}", e.baseline.status.map(|s| s / 100), e.canary.status.map(|s| s / 100)))
-            }
+            Outcome::StatusMismatch => match (&e.baseline.grpc_status, &e.canary.grpc_status) {
+                (Some(b), Some(c)) if b.code() != c.code() => Some(format!("#grpc {}→{}", b.code(), c.code())),
+                _ => Some(format!(
+                    "#status {:?}→{:?}",
+                    e.baseline.status.map(|s| s / 100),
+                    e.canary.status.map(|s| s / 100)
+                )),
+            },
             Outcome::CanaryError => {
                 Some(format!("#canary_error {}", e.canary.transport_error.as_deref().unwrap_or_default()))
             }
@@ -72,32 +82,36 @@ impl Collector {
         };
         let seen = self.per_key.get(&e.route);
         let wants = |key: &str| seen.and_then(|m| m.get(key)).copied().unwrap_or(0) < PER_KEY;
-        let wanted: Vec<String> = match failure_key {
+        let keys: Vec<String> = match failure_key {
             Some(k) => {
-                if wants(&k) {
-                    vec![k]
-                } else {
-                    Vec::new()
+                if !wants(&k) {
+                    return;
                 }
+                vec![k]
             }
             None => {
-                let mut fields: Vec<&str> = e.raw.iter().map(|f| f.diff.field.as_str()).filter(|f| wants(f)).collect();
+                if !e.raw.iter().any(|f| wants(&f.diff.field)) {
+                    return;
+                }
+                let mut fields: Vec<&str> = e.raw.iter().map(|f| f.diff.field.as_str()).collect();
                 fields.sort_unstable();
                 fields.dedup();
                 fields.into_iter().map(str::to_owned).collect()
             }
         };
-        if wanted.is_empty() {
-            return;
-        }
-        let counts = self.per_key.entry(e.route.clone()).or_default();
-        for k in wanted {
-            *counts.entry(k).or_default() += 1;
-        }
+        self.take(&e.route, &keys);
         let (mut baseline, b_len) = ExampleSide::of(&record.baseline);
         let (mut canary, c_len) = ExampleSide::of(&record.canary);
         baseline.events = stream_events(&record.baseline);
         canary.events = stream_events(&record.canary);
+        baseline.grpc_status = e.baseline.grpc_status.as_ref().map(GrpcStatus::name);
+        canary.grpc_status = e.canary.grpc_status.as_ref().map(GrpcStatus::name);
+        if let Some(m) = &e.messages {
+            baseline.messages = Some(m.baseline.clone());
+            canary.messages = Some(m.canary.clone());
+            baseline.decoded_as = Some(m.decoded_as.clone());
+            canary.decoded_as = Some(m.decoded_as.clone());
+        }
         self.used += b_len + c_len;
         let differences: Vec<ExampleDifference> = e
             .raw
@@ -130,6 +144,8 @@ impl Collector {
             Candidate {
                 explained,
                 undecodable,
+                keys,
+                size: b_len + c_len,
                 example: Example {
                     route: e.route.clone(),
                     pair_id: e.pair_id.clone(),
@@ -145,6 +161,45 @@ impl Collector {
                 },
             },
         );
+    }
+
+    /// Counts a kept candidate of `route` against each of its `keys` that still wants one.
+    fn take(&mut self, route: &str, keys: &[String]) {
+        let counts = self.per_key.entry(route.to_owned()).or_default();
+        for k in keys {
+            let n = counts.entry(k.clone()).or_default();
+            if *n < PER_KEY {
+                *n += 1;
+            }
+        }
+    }
+
+    /// The candidates of shards' collectors, in shard order, as one collector streaming the
+    /// whole input would have kept them: each shard's positions shifted by its `offset`, routes
+    /// renamed by `rename`, and every candidate offered again in input order. A shard keeps the
+    /// first candidates of each key among its pairs, so the first ones overall are among them.
+    pub fn merge(parts: Vec<(Collector, u64)>, rename: &dyn Fn(&str) -> Option<String>) -> Collector {
+        let mut all = Collector::new();
+        for (part, offset) in parts {
+            for (index, mut c) in part.kept {
+                if all.used >= BUDGET {
+                    return all;
+                }
+                if let Some(route) = rename(&c.example.route) {
+                    c.example.route = route;
+                }
+                let seen = all.per_key.get(&c.example.route);
+                let wanted = c.keys.iter().any(|k| seen.and_then(|m| m.get(k)).copied().unwrap_or(0) < PER_KEY);
+                if !wanted {
+                    continue;
+                }
+                all.take(&c.example.route.clone(), &c.keys);
+                all.used += c.size;
+                c.example.pair_index = index + offset;
+                all.kept.insert(index + offset, c);
+            }
+        }
+        all
     }
 
     /// Chooses up to [`PER_ROUTE`] examples for each of the [`MAX_ROUTES`] most troubled routes,
@@ -179,9 +234,11 @@ impl Collector {
 fn choose_for_route(candidates: Vec<Candidate>) -> Vec<Example> {
     // Where the canary did worse (a transport error, or a 5xx where the baseline did not fail)
     // comes first, then real differences, then the other status mismatches if room is left.
+    let grpc_error = |s: &Option<String>| s.as_deref().is_some_and(GrpcStatus::is_error_name);
     let canary_worse = |e: &Example| {
         e.outcome == PairOutcome::CanaryError
             || (e.canary.status.is_some_and(|s| s >= 500) && e.baseline.status.is_some_and(|s| s < 500))
+            || (grpc_error(&e.canary.grpc_status) && !grpc_error(&e.baseline.grpc_status))
     };
     let (mut worse, mut other, mut differing) = (Vec::new(), Vec::new(), Vec::new());
     for c in candidates {
@@ -203,7 +260,14 @@ fn choose_for_route(candidates: Vec<Candidate>) -> Vec<Example> {
                 break;
             }
             // One of each kind: the same status change or error twice shows nothing new.
-            if seen_kinds.insert((c.example.baseline.status, c.example.canary.status, c.example.canary.error.clone())) {
+            let kind = (
+                c.example.baseline.status,
+                c.example.canary.status,
+                c.example.canary.error.clone(),
+                c.example.baseline.grpc_status.clone(),
+                c.example.canary.grpc_status.clone(),
+            );
+            if seen_kinds.insert(kind) {
                 c.example.why = failure_why(&c.example);
                 chosen.push(c.example);
             }
@@ -259,6 +323,11 @@ fn stream_events(side: &shadowdiff_format::SideRecord) -> Option<serde_json::Val
 }
 
 fn failure_why(e: &Example) -> String {
+    if let (None, Some(b), Some(c)) = (&e.canary.error, &e.baseline.grpc_status, &e.canary.grpc_status)
+        && b != c
+    {
+        return format!("grpc {b} → {c}");
+    }
     match (&e.canary.error, e.baseline.status, e.canary.status) {
         (Some(kind), Some(b), _) => format!("the canary failed ({kind}) where the baseline answered {b}"),
         (Some(kind), None, _) => format!("the canary failed ({kind})"),

@@ -23,7 +23,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::json::{Difference, diff_json};
@@ -52,12 +52,12 @@ pub const SUSPECT_SHARE: f64 = 0.9;
 pub use shadowdiff_format::verdict::{FieldCounts, FieldReport, FieldVerdict as Verdict};
 
 /// Counts raw and noise differences per field over the pairs of one route.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NoiseCounter {
     pairs: u64,
     with_secondary: u64,
     fields: BTreeMap<String, FieldCounts>,
-    unique_reasons: BTreeMap<String, BTreeSet<&'static str>>,
+    unique_reasons: BTreeMap<String, BTreeSet<String>>,
     explained_reasons: BTreeMap<String, String>,
 }
 
@@ -85,7 +85,10 @@ impl NoiseCounter {
             }
             if let Some(why) = unique_per_request(d) {
                 c.unique_looking += 1;
-                self.unique_reasons.entry(d.field.clone()).or_default().insert(why);
+                let reasons = self.unique_reasons.entry(d.field.clone()).or_default();
+                if !reasons.contains(why) {
+                    reasons.insert(why.to_owned());
+                }
             }
         }
         let mut seen = BTreeSet::new();
@@ -93,6 +96,27 @@ impl NoiseCounter {
             if seen.insert(d.field.as_str()) {
                 self.fields.entry(d.field.clone()).or_default().noise += 1;
             }
+        }
+    }
+
+    /// Adds the counts of pairs counted by another counter, met after this one's: counts add,
+    /// reasons join, the first explanation met stays.
+    pub fn absorb(&mut self, other: NoiseCounter) {
+        self.pairs += other.pairs;
+        self.with_secondary += other.with_secondary;
+        for (field, c) in other.fields {
+            let mine = self.fields.entry(field).or_default();
+            mine.raw += c.raw;
+            mine.raw_with_secondary += c.raw_with_secondary;
+            mine.noise += c.noise;
+            mine.unique_looking += c.unique_looking;
+            mine.explained += c.explained;
+        }
+        for (field, reasons) in other.unique_reasons {
+            self.unique_reasons.entry(field).or_default().extend(reasons);
+        }
+        for (field, reason) in other.explained_reasons {
+            self.explained_reasons.entry(field).or_insert(reason);
         }
     }
 
@@ -175,7 +199,7 @@ impl NoiseCounter {
             }
         }
         if c.raw > 0 && c.unique_looking as f64 >= SUSPECT_SHARE * c.raw as f64 {
-            let reasons: Vec<&str> = self.unique_reasons.get(field).into_iter().flatten().copied().collect();
+            let reasons: Vec<&str> = self.unique_reasons.get(field).into_iter().flatten().map(String::as_str).collect();
             return Verdict::SuspectedNoise {
                 reason: format!("values look unique per request ({})", reasons.join(", ")),
             };

@@ -441,6 +441,32 @@ pub fn finish_pairs(raw: &RecordBatch, counts: &[RealCounts]) -> Result<RecordBa
 }
 
 /// A typed column of a batch this module wrote.
+/// A shard's raw rows as rows of the whole input: `pair_index` shifted by `offset` (the pairs
+/// kept by earlier shards) and each route renamed by `rename` (the route cap settled over every
+/// shard). The batch is returned unchanged when neither changes anything.
+pub fn rebase(batch: RecordBatch, offset: u64, rename: &dyn Fn(&str) -> Option<String>) -> Result<RecordBatch> {
+    let route = column::<StringArray>(&batch, ROUTE)?;
+    let renamed: Vec<Option<String>> = route.iter().map(|r| r.and_then(rename)).collect();
+    let any_renamed = renamed.iter().any(Option::is_some);
+    if offset == 0 && !any_renamed {
+        return Ok(batch);
+    }
+    let schema = batch.schema();
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    if offset != 0 {
+        let i = schema.index_of(PAIR_INDEX).map_err(|e| Error::Internal { message: e.to_string() })?;
+        let index = column::<UInt64Array>(&batch, PAIR_INDEX)?;
+        columns[i] = Arc::new(index.iter().map(|v| v.map(|v| v + offset)).collect::<UInt64Array>());
+    }
+    if any_renamed {
+        let i = schema.index_of(ROUTE).map_err(|e| Error::Internal { message: e.to_string() })?;
+        let routes: StringArray =
+            route.iter().zip(&renamed).map(|(r, n)| n.as_deref().or(r).map(str::to_owned)).collect();
+        columns[i] = Arc::new(routes);
+    }
+    RecordBatch::try_new(schema, columns).map_err(|e| Error::Internal { message: e.to_string() })
+}
+
 pub fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T> {
     batch
         .column_by_name(name)

@@ -26,13 +26,13 @@ use shadowdiff_format::{FileInfo, PairReader, PairRecord, ReadOptions, TimeWindo
 
 use crate::aggregate::{self, EndpointRow};
 use crate::error::{Error, Result};
-use crate::evaluate::{Evaluated, Outcome, SideOutcome, evaluate};
+use crate::evaluate::{Evaluated, Outcome, evaluate};
 use crate::examples::{self, Example};
 use crate::json::Difference;
 use crate::noise::NoiseCounter;
 use crate::outputs::{self, RawDiffs, RawPairs, RealCounts, Sink};
 use crate::policy::{LatencyReference, Policy};
-use crate::route::{Overflow, RouteTemplater};
+use crate::route::{Overflow, RouteRecorder, SeenRoute, settle};
 use crate::route_key::{self, KeyOutcome};
 use shadowdiff_format::vocab::{DiffStatus, Severity};
 
@@ -120,14 +120,14 @@ impl Reservoir {
 }
 
 /// Baseline and canary counts of one error kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct KindCount {
     pub baseline: u64,
     pub canary: u64,
 }
 
 /// Paired error outcomes of the pairs where the canary was asked.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ErrorCounts {
     pub n: u64,
     pub baseline: u64,
@@ -218,12 +218,42 @@ impl RouteStats {
         if let Some(k) = f.canary_error {
             kind(&mut er.kinds, k).canary += 1;
         }
-        if let Some(l) = f.latency_ms {
+        self.push_latency(f.latency_ms, f.secondary_latency_ms);
+    }
+
+    /// Offers one pair's latencies to the samples: (reference, canary) with the baseline as the
+    /// reference, and with the secondary.
+    pub fn push_latency(&mut self, baseline: Option<(f64, f64)>, secondary: Option<(f64, f64)>) {
+        if let Some(l) = baseline {
             self.latency.push(l);
         }
-        if let Some(l) = f.secondary_latency_ms {
+        if let Some(l) = secondary {
             self.latency_secondary.push(l);
         }
+    }
+
+    /// The counts a shard hands to the merge (its latency samples are drawn at the merge).
+    fn into_counts(self) -> RouteCounts {
+        RouteCounts { status_mismatch: self.status_mismatch, errors: self.errors, noise: self.noise }
+    }
+
+    /// Adds a shard's counts.
+    fn absorb(&mut self, c: RouteCounts) {
+        for (k, n) in c.status_mismatch {
+            *self.status_mismatch.entry(k).or_default() += n;
+        }
+        let (mine, theirs) = (&mut self.errors, c.errors);
+        mine.n += theirs.n;
+        mine.baseline += theirs.baseline;
+        mine.canary += theirs.canary;
+        mine.canary_only += theirs.canary_only;
+        mine.baseline_only += theirs.baseline_only;
+        for (k, n) in theirs.kinds {
+            let e = kind(&mut mine.kinds, &k);
+            e.baseline += n.baseline;
+            e.canary += n.canary;
+        }
+        self.noise.absorb(c.noise);
     }
 
     /// Judges latency against the secondary from here on: its pairs replace the baseline's.
@@ -249,10 +279,7 @@ impl RouteStats {
         if e.outcome == Outcome::CanarySkipped {
             return;
         }
-        let paired = |reference: Option<u64>| match (reference, e.canary.usable_latency()) {
-            (Some(r), Some(c)) => Some((r as f64 / 1000.0, c as f64 / 1000.0)),
-            _ => None,
-        };
+        // Latencies are sampled by the merge, from the rows in input order.
         self.count(&PairFacts {
             status_mismatch: (e.outcome == Outcome::StatusMismatch).then_some((e.baseline.status, e.canary.status)),
             grpc_status_mismatch: (e.outcome == Outcome::StatusMismatch && e.baseline.status == e.canary.status)
@@ -262,8 +289,8 @@ impl RouteStats {
                 .flatten(),
             baseline_error: e.baseline.error_label().as_deref(),
             canary_error: e.canary.error_label().as_deref(),
-            latency_ms: paired(e.baseline.usable_latency()),
-            secondary_latency_ms: paired(e.secondary.as_ref().and_then(SideOutcome::usable_latency)),
+            latency_ms: None,
+            secondary_latency_ms: None,
         });
         if with_noise && e.outcome == Outcome::Compared {
             let raw: Vec<Difference> = e.raw.iter().map(|f| f.diff.clone()).collect();
@@ -311,18 +338,16 @@ pub struct Analysis {
     pub examples_file: PathBuf,
 }
 
-/// Runs every pass over `inputs`: [`summarize_inputs`], [`evaluate_pass`] (pass 1: evaluate and
-/// count every pair, write raw rows), [`classify`] (the noise verdicts), [`diffs_pass`] and
-/// [`pairs_pass`] (pass 2: the final Parquet files), the example pairs, and the endpoint table
-/// (polars over pairs.parquet).
+/// Runs every pass over `inputs` in one process: [`map`] (pass 1 over one shard holding every
+/// input: evaluate and count every pair, write raw rows) and [`merge`] of that one shard (the
+/// noise verdicts, pass 2 writing the final Parquet files, the latency samples, the example
+/// pairs and the endpoint table). A sharded analysis runs the same two halves in many
+/// processes (docs/scale.md).
 pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progress: &dyn Progress) -> Result<Analysis> {
     let files = resolve_inputs(inputs)?;
     let (files, files_pruned) = opts.window.prune(files);
-    let mut summary = summarize_inputs(&files, opts)?;
+    let shard_inputs = summarize_inputs(&files)?;
     let window = opts.window;
-    if !window.is_unbounded() {
-        summary.window = Some(InputWindow { since: window.since, until: window.until, files_pruned, pairs_outside: 0 });
-    }
     let input_name = || {
         let names = inputs.iter().map(|s| s.as_ref()).collect::<Vec<_>>().join(" ");
         let bound = |flag: &str, t: Option<shadowdiff_format::reader::Instant>| {
@@ -333,45 +358,258 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
             (s, u) => format!("the window{}{} of {names}", s.unwrap_or_default(), u.unwrap_or_default()),
         }
     };
-    if summary.pairs_in_files == 0 {
+    if shard_inputs.pairs_in_files == 0 {
         return Err(Error::Empty { input: input_name() });
     }
-    let mut keep = Keep { window, ..Keep::default() };
-    if let Some(warmup) = opts.warmup.filter(|w| !w.is_zero()) {
-        let starts = run_starts(&files)?;
-        let us = i64::try_from(warmup.as_micros()).unwrap_or(i64::MAX);
-        keep.warm_end = starts.iter().map(|(run, start)| (run.clone(), start.saturating_add(us))).collect();
-        summary.warmup = Some(InputWarmup { seconds: warmup.as_secs_f64(), runs: starts.len(), pairs_left_out: 0 });
-    }
+    let mut selection = Selection { window, warm_end: BTreeMap::new() };
+    let warmup_runs = match opts.warmup.filter(|w| !w.is_zero()) {
+        Some(warmup) => {
+            selection.warm_end = warm_ends(&files, warmup)?;
+            selection.warm_end.len()
+        }
+        None => 0,
+    };
     // A sample is drawn from the pairs kept, so they are counted first (one column).
     let population = match opts.sample {
-        Some(_) if !keep.keeps_all() => count_kept(&files, &keep)?,
-        _ => summary.pairs_in_files,
+        Some(_) if !selection.keeps_all() => count_kept(&files, &selection)?,
+        _ => shard_inputs.pairs_in_files,
     };
-    keep.sample = sample_indices(population, opts);
+    let sample = sample_indices(population, opts);
     std::fs::create_dir_all(&opts.out)
         .map_err(|source| Error::Output { path: opts.out.clone(), source: source.into() })?;
-    progress.start(keep.sample.as_ref().map_or(summary.pairs_in_files, |s| s.len() as u64));
+    progress.start(sample.as_ref().map_or(shard_inputs.pairs_in_files, |s| s.len() as u64));
     let scratch = Scratch { pairs: opts.out.join(".pairs.raw.parquet"), diffs: opts.out.join(".diffs.raw.parquet") };
-    let counted = evaluate_pass(files, &keep, policy, opts, &mut summary, progress, &scratch);
-    let mut counted = match counted {
-        Ok(c) if summary.pairs_analyzed > 0 => c,
+    let keep = Keep { selection, sample };
+    let state = match evaluate_pass(files, shard_inputs, &keep, policy, opts, progress, &scratch) {
+        Ok(state) if state.pairs_analyzed > 0 => state,
         other => {
             scratch.remove();
             other?;
             return Err(Error::Empty { input: input_name() });
         }
     };
+    let part = Partial { state, pairs: scratch.pairs.clone(), diffs: scratch.diffs.clone() };
+    let context = MergeContext { files_pruned, warmup_runs };
+    merge(vec![part], policy, opts, &context, progress)
+}
+
+/// Pass 1 over one shard's `files` for [`merge`]: evaluates every pair `selection` keeps, writes
+/// the raw rows into `dir` (`pairs.raw.parquet`, `diffs.raw.parquet`) and returns what it
+/// counted. `files` may be empty (a shard with nothing to do).
+pub fn map(files: Vec<PathBuf>, selection: Selection, policy: &Policy, opts: &Options, dir: &Path) -> Result<Partial> {
+    let shard_inputs = summarize_inputs(&files)?;
+    std::fs::create_dir_all(dir).map_err(|source| Error::Output { path: dir.to_owned(), source: source.into() })?;
+    let raw = Scratch { pairs: dir.join(RAW_PAIRS_FILE), diffs: dir.join(RAW_DIFFS_FILE) };
+    let keep = Keep { selection, sample: None };
+    let state = evaluate_pass(files, shard_inputs, &keep, policy, opts, &Quiet, &raw)?;
+    let (pairs, diffs) = raw.keep();
+    Ok(Partial { state, pairs, diffs })
+}
+
+/// A shard's raw rows, in a partial.
+pub const RAW_PAIRS_FILE: &str = "pairs.raw.parquet";
+/// A shard's raw differences, in a partial.
+pub const RAW_DIFFS_FILE: &str = "diffs.raw.parquet";
+
+/// Which pairs of the files read are judged: those in the window and past their run's warm-up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Selection {
+    #[serde(with = "window_serde")]
+    pub window: TimeWindow,
+    /// Per run ([`run_key`]): the end of its warm-up, in microseconds since the epoch.
+    pub warm_end: BTreeMap<String, i64>,
+}
+
+mod window_serde {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use shadowdiff_format::TimeWindow;
+    use shadowdiff_format::reader::Instant;
+
+    #[derive(Serialize, Deserialize)]
+    struct Bounds {
+        since: Option<Instant>,
+        until: Option<Instant>,
+    }
+
+    pub fn serialize<S: Serializer>(w: &TimeWindow, s: S) -> Result<S::Ok, S::Error> {
+        Bounds { since: w.since, until: w.until }.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TimeWindow, D::Error> {
+        let b = Bounds::deserialize(d)?;
+        Ok(TimeWindow { since: b.since, until: b.until })
+    }
+}
+
+impl Selection {
+    fn keeps_all(&self) -> bool {
+        self.window.is_unbounded() && self.warm_end.is_empty()
+    }
+
+    /// The end of the warm-up of the run that wrote `file`, when `--warmup` was given.
+    fn warm_end(&self, file: &FileInfo) -> Option<i64> {
+        self.warm_end.get(&run_key(file)).copied()
+    }
+}
+
+/// Each run's warm-up end over `files`: its earliest pair plus `warmup`.
+pub fn warm_ends(files: &[PathBuf], warmup: std::time::Duration) -> Result<BTreeMap<String, i64>> {
+    let us = i64::try_from(warmup.as_micros()).unwrap_or(i64::MAX);
+    Ok(run_starts(files)?.into_iter().map(|(run, start)| (run, start.saturating_add(us))).collect())
+}
+
+/// One shard's pass 1: its raw rows (files) and what it counted.
+#[derive(Debug)]
+pub struct Partial {
+    pub state: MapState,
+    pub pairs: PathBuf,
+    pub diffs: PathBuf,
+}
+
+/// What the merge needs to know besides the shards: what the plan (or the one process) decided
+/// over all inputs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MergeContext {
+    /// Files the window pruned by their partitions, unopened.
+    pub files_pruned: usize,
+    /// Runs found for `--warmup`.
+    pub warmup_runs: usize,
+}
+
+/// The counts of one route (or overall) that a shard hands to the merge.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct RouteCounts {
+    status_mismatch: BTreeMap<String, u64>,
+    errors: ErrorCounts,
+    noise: NoiseCounter,
+}
+
+/// The files a shard read, summed as one process sums them.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct ShardInputs {
+    pub files: usize,
+    pub pairs_in_files: u64,
+    pub baseline_origin: BTreeMap<String, u64>,
+    /// Capture counters per run: the largest value of each among the shard's files of that run
+    /// (they are cumulative per run).
+    pub runs: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+/// Everything pass 1 counted over one shard (a `partial.json`'s `state`).
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
+pub struct MapState {
+    pub inputs: ShardInputs,
+    /// Pairs in the window and past the warm-up: positions `0..kept` (before any sample).
+    pub kept: u64,
+    pub pairs_analyzed: u64,
+    pub pairs_outside: u64,
+    pub pairs_left_out: u64,
+    pub truncated: Truncated,
+    pub undecodable: Undecodable,
+    pub route_keys: shadowdiff_format::verdict::RouteKeys,
+    overall: RouteCounts,
+    routes: BTreeMap<String, RouteCounts>,
+    routes_seen: Vec<SeenRoute>,
+    examples: examples::Collector,
+}
+
+/// The second half of an analysis, over the shards' partials in input order: the route cap
+/// settled over all of them, counts added, the noise verdicts, pass 2 over the shards' raw rows
+/// (pairs.parquet and diffs.parquet, positions shifted and routes renamed, the latency samples
+/// drawn in input order), the example pairs and the endpoint table. The result is what one
+/// process over the same inputs computes (docs/scale.md, "The merge algebra").
+pub fn merge(
+    parts: Vec<Partial>,
+    policy: &Policy,
+    opts: &Options,
+    context: &MergeContext,
+    progress: &dyn Progress,
+) -> Result<Analysis> {
+    progress.phase("merging");
+    std::fs::create_dir_all(&opts.out)
+        .map_err(|source| Error::Output { path: opts.out.clone(), source: source.into() })?;
+    let mut offsets = Vec::with_capacity(parts.len());
+    let mut seen = Vec::new();
+    let mut next = 0u64;
+    for p in &parts {
+        offsets.push(next);
+        seen.extend(p.state.routes_seen.iter().cloned().map(|mut r| {
+            r.first += next;
+            r
+        }));
+        next += p.state.kept;
+    }
+    let (renamed, overflow) = settle(seen, policy.rules.routes.max_routes);
+    let rename = |route: &str| renamed.get(route).cloned();
+    let mut summary = InputSummary { seed: opts.seed, sample: opts.sample, ..InputSummary::default() };
+    let mut runs: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let (mut pairs_outside, mut pairs_left_out) = (0u64, 0u64);
+    let mut overall = RouteStats::new(opts.latency_cap, opts.seed);
+    let mut routes: BTreeMap<String, RouteStats> = BTreeMap::new();
+    let mut collectors = Vec::with_capacity(parts.len());
+    let mut raw = Vec::with_capacity(parts.len());
+    for (p, offset) in parts.into_iter().zip(offsets) {
+        let st = p.state;
+        summary.files += st.inputs.files;
+        summary.pairs_in_files += st.inputs.pairs_in_files;
+        summary.pairs_analyzed += st.pairs_analyzed;
+        for (k, v) in st.inputs.baseline_origin {
+            *summary.baseline_origin.entry(k).or_default() += v;
+        }
+        for (run, counters) in st.inputs.runs {
+            let entry = runs.entry(run).or_default();
+            for (k, v) in counters {
+                let e = entry.entry(k).or_default();
+                *e = (*e).max(v);
+            }
+        }
+        pairs_outside += st.pairs_outside;
+        pairs_left_out += st.pairs_left_out;
+        add_truncated(&mut summary.truncated, &st.truncated);
+        summary.undecodable.baseline += st.undecodable.baseline;
+        summary.undecodable.canary += st.undecodable.canary;
+        summary.undecodable.secondary += st.undecodable.secondary;
+        summary.route_keys.keyed += st.route_keys.keyed;
+        for u in st.route_keys.unkeyed {
+            let route = rename(&u.route).unwrap_or(u.route);
+            match summary.route_keys.unkeyed.iter_mut().find(|x| x.route == route && x.reason == u.reason) {
+                Some(x) => x.requests += u.requests,
+                None => summary.route_keys.unkeyed.push(shadowdiff_format::verdict::Unkeyed { route, ..u }),
+            }
+        }
+        overall.absorb(st.overall);
+        for (route, counts) in st.routes {
+            let route = rename(&route).unwrap_or(route);
+            routes.entry(route.clone()).or_insert_with(|| route_stats(&route, opts)).absorb(counts);
+        }
+        collectors.push((st.examples, offset));
+        raw.push((p.pairs, p.diffs, offset));
+    }
+    for counters in runs.values() {
+        for (k, v) in counters {
+            *summary.counters.entry(k.clone()).or_default() += v;
+        }
+    }
+    if !opts.window.is_unbounded() {
+        let w = opts.window;
+        summary.window =
+            Some(InputWindow { since: w.since, until: w.until, files_pruned: context.files_pruned, pairs_outside });
+    }
+    if let Some(warmup) = opts.warmup.filter(|w| !w.is_zero()) {
+        summary.warmup = Some(InputWarmup { seconds: warmup.as_secs_f64(), runs: context.warmup_runs, pairs_left_out });
+    }
+    let mut counted = Counted { overall, routes, examples: examples::Collector::merge(collectors, &rename), overflow };
 
     progress.phase("classifying differences");
     let mut noise = classify(&counted.routes, policy);
     progress.phase("writing diffs.parquet");
     let diffs_file = opts.out.join(outputs::DIFFS_FILE);
-    let diffs = diffs_pass(&scratch.diffs, &diffs_file, &mut noise, &mut counted)?;
+    let diff_inputs: Vec<(&Path, u64)> = raw.iter().map(|(_, d, o)| (d.as_path(), *o)).collect();
+    let diffs = diffs_pass(&diff_inputs, &rename, &diffs_file, &mut noise, &mut counted)?;
     progress.phase("writing pairs.parquet");
     let pairs_file = opts.out.join(outputs::PAIRS_FILE);
-    pairs_pass(&scratch.pairs, &pairs_file, &diffs.per_pair)?;
-    scratch.remove();
+    let pair_inputs: Vec<(&Path, u64)> = raw.iter().map(|(p, _, o)| (p.as_path(), *o)).collect();
+    pairs_pass(&pair_inputs, &rename, &pairs_file, &diffs.per_pair, &mut counted, opts)?;
 
     progress.phase("aggregating endpoints");
     let (overall_row, endpoint_rows) = aggregate::endpoints(&pairs_file)?;
@@ -420,7 +658,15 @@ impl Drop for Scratch {
 }
 
 impl Scratch {
+    /// The files, kept: no longer removed when this is dropped.
+    fn keep(mut self) -> (PathBuf, PathBuf) {
+        (std::mem::take(&mut self.pairs), std::mem::take(&mut self.diffs))
+    }
+
     fn remove(&self) {
+        if self.pairs.as_os_str().is_empty() {
+            return;
+        }
         let _ = std::fs::remove_file(&self.pairs);
         let _ = std::fs::remove_file(&self.diffs);
     }
@@ -450,35 +696,40 @@ struct Diffs {
 
 /// Checks every file and sums what their metadata says: rows, baseline origins, and the capture
 /// counters of each run (cumulative per run: the newest file of a run has the largest).
-fn summarize_inputs(files: &[PathBuf], opts: &Options) -> Result<InputSummary> {
+fn summarize_inputs(files: &[PathBuf]) -> Result<ShardInputs> {
     let infos = PairReader::check_all(files)?;
-    let mut summary =
-        InputSummary { files: files.len(), seed: opts.seed, sample: opts.sample, ..InputSummary::default() };
-    let mut runs: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut summary = ShardInputs { files: files.len(), ..ShardInputs::default() };
     for info in &infos {
         summary.pairs_in_files += info.rows;
         *summary.baseline_origin.entry(info.baseline_origin.clone()).or_default() += 1;
         if let Some(run) = &info.run_id {
-            let entry = runs.entry(run.clone()).or_default();
+            let entry = summary.runs.entry(run.clone()).or_default();
             for (k, v) in &info.counters {
                 let e = entry.entry(k.clone()).or_default();
                 *e = (*e).max(*v);
             }
         }
     }
-    for counters in runs.values() {
-        for (k, v) in counters {
-            *summary.counters.entry(k.clone()).or_default() += v;
-        }
-    }
     Ok(summary)
+}
+
+fn add_truncated(sum: &mut Truncated, t: &Truncated) {
+    sum.request += t.request;
+    sum.baseline += t.baseline;
+    sum.canary += t.canary;
+    sum.secondary += t.secondary;
+}
+
+/// The latency sample of one route is seeded by the route's name.
+fn route_stats(route: &str, opts: &Options) -> RouteStats {
+    RouteStats::new(opts.latency_cap, opts.seed ^ xxhash_rust::xxh3::xxh3_64(route.as_bytes()))
 }
 
 /// The sorted indices of a seeded uniform sample, when `--sample` asks for fewer pairs than
 /// there are.
 /// Counts the bodies analyze could not decode, and those it cut at the decoded-size cap (a body
 /// the capture already cut is counted once, by [`Truncated::add`]).
-fn count_decoding(summary: &mut InputSummary, e: &Evaluated) {
+fn count_decoding(summary: &mut MapState, e: &Evaluated) {
     let sides = [
         (Some(&e.baseline), &mut summary.truncated.baseline, &mut summary.undecodable.baseline),
         (Some(&e.canary), &mut summary.truncated.canary, &mut summary.undecodable.canary),
@@ -492,26 +743,12 @@ fn count_decoding(summary: &mut InputSummary, e: &Evaluated) {
     }
 }
 
-/// Which pairs of the files read are judged: those in the window, past their run's warm-up, and
-/// of those the sample.
+/// Which pairs of the files read are judged: the selection's, and of those the sample.
 #[derive(Debug, Clone, Default)]
 struct Keep {
-    window: TimeWindow,
-    /// Per run ([`run_key`]): the end of its warm-up, in microseconds since the epoch.
-    warm_end: BTreeMap<String, i64>,
+    selection: Selection,
     /// `--sample`: the sorted indices, among the pairs kept, of those analyzed.
     sample: Option<Vec<u64>>,
-}
-
-impl Keep {
-    fn keeps_all(&self) -> bool {
-        self.window.is_unbounded() && self.warm_end.is_empty()
-    }
-
-    /// The end of the warm-up of the run that wrote `file`, when `--warmup` was given.
-    fn warm_end(&self, file: &FileInfo) -> Option<i64> {
-        self.warm_end.get(&run_key(file)).copied()
-    }
 }
 
 /// The agent run that wrote a file: its run id, else its agent, else the file itself (a file
@@ -552,7 +789,7 @@ fn run_starts(files: &[PathBuf]) -> Result<BTreeMap<String, i64>> {
 }
 
 /// The pairs of `files` that `keep` keeps.
-fn count_kept(files: &[PathBuf], keep: &Keep) -> Result<u64> {
+fn count_kept(files: &[PathBuf], keep: &Selection) -> Result<u64> {
     let mut n = 0u64;
     scan_captured_at(files, |file, at| {
         let warm_end = keep.warm_end(file);
@@ -579,30 +816,36 @@ fn sample_indices(population: u64, opts: &Options) -> Option<Vec<u64>> {
 /// few batches.
 fn evaluate_pass(
     files: Vec<PathBuf>,
+    inputs: ShardInputs,
     keep: &Keep,
     policy: &Policy,
     opts: &Options,
-    summary: &mut InputSummary,
     progress: &dyn Progress,
     scratch: &Scratch,
-) -> Result<Counted> {
+) -> Result<MapState> {
     let mut pair_sink = Sink::create(&scratch.pairs, RawPairs::schema())?;
     let mut diff_sink = Sink::create(&scratch.diffs, RawDiffs::schema())?;
-    let mut templater = RouteTemplater::new(policy.rules.routes.clone());
+    let mut templater = RouteRecorder::new(policy.rules.routes.clone());
     let mut counted = Counted {
         overall: RouteStats::new(opts.latency_cap, opts.seed),
         routes: BTreeMap::new(),
         examples: examples::Collector::new(),
         overflow: Overflow::default(),
     };
+    let mut summary = MapState { inputs, ..MapState::default() };
+    let summary = &mut summary;
+    let window = keep.selection.window;
     let reader = PairReader::from_files(files, ReadOptions { batch_size: opts.batch_size, columns: None });
     let (rec_tx, rec_rx) = std::sync::mpsc::sync_channel::<Result<(Option<i64>, Vec<PairRecord>)>>(2);
     let (out_tx, out_rx) = std::sync::mpsc::sync_channel::<(bool, RecordBatch)>(4);
     let stage_failed = || Error::Internal { message: "an analyze pipeline thread panicked".into() };
+    // Pairs kept so far (in the window, past the warm-up): the next pair's position.
+    let mut global = 0u64;
     std::thread::scope(|scope| -> Result<()> {
         scope.spawn(move || {
             for batch in reader {
-                let records = batch.and_then(|b| Ok((keep.warm_end(&b.file), b.records()?))).map_err(Error::from);
+                let records =
+                    batch.and_then(|b| Ok((keep.selection.warm_end(&b.file), b.records()?))).map_err(Error::from);
                 let stop = records.is_err();
                 if rec_tx.send(records).is_err() || stop {
                     break;
@@ -618,26 +861,26 @@ fn evaluate_pass(
             Ok(())
         });
         let (mut pair_rows, mut diff_rows) = (RawPairs::default(), RawDiffs::default());
-        let mut global = 0u64;
+        let global = &mut global;
         let mut cursor = 0usize;
         let key_rules = &policy.rules.routes.keys;
         let result = (|| -> Result<()> {
             for records in rec_rx {
                 let (warm_end, mut records) = records?;
-                if let Some(w) = summary.window.as_mut() {
+                if !window.is_unbounded() {
                     let before = records.len();
-                    records.retain(|r| keep.window.contains(r.captured_at));
-                    w.pairs_outside += (before - records.len()) as u64;
+                    records.retain(|r| window.contains(r.captured_at));
+                    summary.pairs_outside += (before - records.len()) as u64;
                 }
-                if let (Some(end), Some(w)) = (warm_end, summary.warmup.as_mut()) {
+                if let Some(end) = warm_end {
                     let before = records.len();
                     records.retain(|r| r.captured_at.timestamp_micros() >= end);
-                    w.pairs_left_out += (before - records.len()) as u64;
+                    summary.pairs_left_out += (before - records.len()) as u64;
                 }
                 let n = records.len() as u64;
                 let mut picked = Vec::with_capacity(records.len());
                 for (i, r) in records.into_iter().enumerate() {
-                    let index = global + i as u64;
+                    let index = *global + i as u64;
                     if let Some(sel) = keep.sample.as_deref() {
                         while cursor < sel.len() && sel[cursor] < index {
                             cursor += 1;
@@ -648,7 +891,7 @@ fn evaluate_pass(
                     }
                     picked.push((index, r));
                 }
-                global += n;
+                *global += n;
                 // Keys are read in parallel (a body to decode and parse), routes assigned in order.
                 let keys: Vec<KeyOutcome> = if key_rules.is_empty() {
                     Vec::new()
@@ -659,7 +902,7 @@ fn evaluate_pass(
                 let mut items = Vec::with_capacity(picked.len());
                 for (k, (index, r)) in picked.into_iter().enumerate() {
                     let key = keys.get(k);
-                    let route = templater.route_keyed(&r.path, key);
+                    let route = templater.route_keyed(&r.path, key, index);
                     match key {
                         Some(KeyOutcome::Key(_)) => summary.route_keys.keyed += 1,
                         Some(KeyOutcome::Missing(why)) => summary.route_keys.add_unkeyed(&route, why),
@@ -701,8 +944,12 @@ fn evaluate_pass(
         result?;
         written
     })?;
-    counted.overflow = templater.overflow();
-    Ok(counted)
+    summary.kept = global;
+    summary.overall = counted.overall.into_counts();
+    summary.routes = counted.routes.into_iter().map(|(r, s)| (r, s.into_counts())).collect();
+    summary.routes_seen = templater.into_seen();
+    summary.examples = counted.examples;
+    Ok(std::mem::take(summary))
 }
 
 impl Counted {
@@ -710,8 +957,7 @@ impl Counted {
     fn count(&mut self, e: &Evaluated, record: &PairRecord, opts: &Options) {
         self.examples.offer(e, record);
         self.overall.add(e, false);
-        let seed = opts.seed ^ xxhash_rust::xxh3::xxh3_64(e.route.as_bytes());
-        self.routes.entry(e.route.clone()).or_insert_with(|| RouteStats::new(opts.latency_cap, seed)).add(e, true);
+        self.routes.entry(e.route.clone()).or_insert_with(|| route_stats(&e.route, opts)).add(e, true);
     }
 }
 
@@ -731,11 +977,19 @@ fn classify(routes: &BTreeMap<String, RouteStats>, policy: &Policy) -> Noise {
 /// Pass 2 over the differences: gives each its status, counts each pair's real differences
 /// (by severity) on its route and overall, collects the numeric drift of real numeric
 /// differences, and writes diffs.parquet. Sets each field row's severity to the strongest seen.
-fn diffs_pass(raw: &Path, out: &Path, noise: &mut Noise, counted: &mut Counted) -> Result<Diffs> {
+fn diffs_pass(
+    raw: &[(&Path, u64)],
+    rename: &dyn Fn(&str) -> Option<String>,
+    out: &Path,
+    noise: &mut Noise,
+    counted: &mut Counted,
+) -> Result<Diffs> {
     let mut sink = Sink::create(out, outputs::DIFFS_SCHEMA.clone())?;
     let mut state = DiffsState::default();
-    for batch in outputs::read(raw)? {
-        let batch = batch?;
+    let batches = raw.iter().map(|(path, offset)| Ok((outputs::read(path)?, *offset))).collect::<Result<Vec<_>>>()?;
+    for batch in batches.into_iter().flat_map(|(b, offset)| b.map(move |b| b.map(|b| (b, offset)))) {
+        let (batch, offset) = batch?;
+        let batch = outputs::rebase(batch, offset, rename)?;
         let index = outputs::column::<UInt64Array>(&batch, outputs::PAIR_INDEX)?;
         let pair_id = outputs::column::<StringArray>(&batch, outputs::PAIR_ID)?;
         let route = outputs::column::<StringArray>(&batch, outputs::ROUTE)?;
@@ -833,29 +1087,85 @@ impl DiffsState {
     }
 }
 
-/// Pass 2 over the pairs: appends each pair's real-difference counts and its final outcome, and
-/// writes pairs.parquet.
-fn pairs_pass(raw: &Path, out: &Path, per_pair: &[(u64, RealCounts)]) -> Result<()> {
+/// Pass 2 over the pairs: appends each pair's real-difference counts and its final outcome,
+/// writes pairs.parquet, and offers each pair's latencies to its route's and the overall
+/// samples, in input order (so the samples are those of one process however the input was
+/// split).
+fn pairs_pass(
+    raw: &[(&Path, u64)],
+    rename: &dyn Fn(&str) -> Option<String>,
+    out: &Path,
+    per_pair: &[(u64, RealCounts)],
+    counted: &mut Counted,
+    opts: &Options,
+) -> Result<()> {
     let mut sink = Sink::create(out, outputs::PAIRS_SCHEMA.clone())?;
     let mut next = per_pair.iter().peekable();
-    for batch in outputs::read(raw)? {
-        let batch = batch?;
-        let index = outputs::column::<UInt64Array>(&batch, outputs::PAIR_INDEX)?;
-        let mut counts = vec![RealCounts::default(); batch.num_rows()];
-        for (i, c) in counts.iter_mut().enumerate() {
-            let idx = index.value(i);
-            while next.peek().is_some_and(|(j, _)| *j < idx) {
-                next.next();
+    for (path, offset) in raw {
+        for batch in outputs::read(path)? {
+            let batch = outputs::rebase(batch?, *offset, rename)?;
+            let index = outputs::column::<UInt64Array>(&batch, outputs::PAIR_INDEX)?;
+            let mut counts = vec![RealCounts::default(); batch.num_rows()];
+            for (i, c) in counts.iter_mut().enumerate() {
+                let idx = index.value(i);
+                while next.peek().is_some_and(|(j, _)| *j < idx) {
+                    next.next();
+                }
+                if let Some((j, rc)) = next.peek()
+                    && *j == idx
+                {
+                    *c = *rc;
+                }
             }
-            if let Some((j, rc)) = next.peek()
-                && *j == idx
-            {
-                *c = *rc;
-            }
+            sample_latencies(&batch, counted, opts)?;
+            sink.write(&outputs::finish_pairs(&batch, &counts)?)?;
         }
-        sink.write(&outputs::finish_pairs(&batch, &counts)?)?;
     }
     sink.finish()?;
+    Ok(())
+}
+
+/// Offers the latencies of a batch of raw rows to the samples, as pass 1 once did: every pair
+/// but those the canary skipped, (reference, canary) in milliseconds where both sides answered.
+fn sample_latencies(batch: &RecordBatch, counted: &mut Counted, opts: &Options) -> Result<()> {
+    use arrow_array::UInt16Array;
+    let route = outputs::column::<StringArray>(batch, outputs::ROUTE)?;
+    let outcome = outputs::column::<StringArray>(batch, outputs::OUTCOME)?;
+    let side = |status: &str, latency: &str, error: &str| -> Result<_> {
+        Ok((
+            outputs::column::<UInt16Array>(batch, status)?,
+            outputs::column::<UInt64Array>(batch, latency)?,
+            outputs::column::<StringArray>(batch, error)?,
+        ))
+    };
+    use outputs as col;
+    let b = side(col::BASELINE_STATUS, col::BASELINE_LATENCY_US, col::BASELINE_ERROR)?;
+    let c = side(col::CANARY_STATUS, col::CANARY_LATENCY_US, col::CANARY_ERROR)?;
+    let s = side(col::SECONDARY_STATUS, col::SECONDARY_LATENCY_US, col::SECONDARY_ERROR)?;
+    // A side's latency counts when it answered: no transport error, a status, a latency.
+    let usable = |(st, lat, err): &(&UInt16Array, &UInt64Array, &StringArray), i: usize| {
+        (err.is_null(i) && st.is_valid(i) && lat.is_valid(i)).then(|| lat.value(i) as f64 / 1000.0)
+    };
+    let skipped = Outcome::CanarySkipped.as_str();
+    for i in 0..batch.num_rows() {
+        if outcome.value(i) == skipped {
+            continue;
+        }
+        let Some(canary) = usable(&c, i) else { continue };
+        let baseline = usable(&b, i).map(|r| (r, canary));
+        let secondary = usable(&s, i).map(|r| (r, canary));
+        if baseline.is_none() && secondary.is_none() {
+            continue;
+        }
+        counted.overall.push_latency(baseline, secondary);
+        let r = route.value(i);
+        if !counted.routes.contains_key(r) {
+            counted.routes.insert(r.to_owned(), route_stats(r, opts));
+        }
+        if let Some(stats) = counted.routes.get_mut(r) {
+            stats.push_latency(baseline, secondary);
+        }
+    }
     Ok(())
 }
 

@@ -271,6 +271,103 @@ impl RouteTemplater {
     }
 }
 
+/// A route met while mapping a shard: its template, where it was first met (the pair's position
+/// among the kept pairs), whether an explicit template named it, and how many requests it had.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SeenRoute {
+    pub route: String,
+    pub first: u64,
+    pub explicit: bool,
+    pub requests: u64,
+}
+
+/// Maps request paths to uncapped route templates for one shard, remembering where each was
+/// first met, so that the cap on distinct routes can be settled over all shards ([`settle`])
+/// exactly as the streaming cap of [`RouteTemplater::route_keyed`] settles it over one input.
+/// Past `safety_cap` distinct routes a shard groups new heuristic routes as [`OTHER_ROUTE`]
+/// itself, so that a hostile input cannot grow its memory without bound.
+#[derive(Debug, Clone)]
+pub struct RouteRecorder {
+    rules: RouteRules,
+    safety_cap: usize,
+    seen: BTreeMap<String, SeenRoute>,
+}
+
+impl RouteRecorder {
+    /// A shard keeps at most this many times `max_routes` distinct routes (at least 10,000).
+    pub const SAFETY_FACTOR: usize = 100;
+
+    pub fn new(rules: RouteRules) -> Self {
+        let safety_cap = rules.max_routes.saturating_mul(Self::SAFETY_FACTOR).max(10_000);
+        Self { rules, safety_cap, seen: BTreeMap::new() }
+    }
+
+    /// The uncapped route of the pair at position `index` whose key rules gave `key`.
+    pub fn route_keyed(&mut self, path: &str, key: Option<&KeyOutcome>, index: u64) -> String {
+        let path = path.split(['?', '#']).next().unwrap_or("");
+        let (mut template, mut explicit) = match self.rules.templates.iter().find(|t| t.matches(path)) {
+            Some(t) => (t.source.clone(), true),
+            None => (template_path(path), false),
+        };
+        if let Some(KeyOutcome::Key(key)) = key {
+            template = format!("{template}{SEPARATOR}{key}");
+            explicit = false;
+        }
+        if let Some(seen) = self.seen.get_mut(&template) {
+            seen.requests += 1;
+            return template;
+        }
+        if !explicit && self.seen.len() >= self.safety_cap {
+            template = OTHER_ROUTE.to_owned();
+            if let Some(seen) = self.seen.get_mut(&template) {
+                seen.requests += 1;
+                return template;
+            }
+        }
+        self.seen.insert(template.clone(), SeenRoute { route: template.clone(), first: index, explicit, requests: 1 });
+        template
+    }
+
+    /// Every route met, in no particular order.
+    pub fn into_seen(self) -> Vec<SeenRoute> {
+        self.seen.into_values().collect()
+    }
+}
+
+/// The cap on distinct routes settled over every shard's routes (positions already made global):
+/// in order of first position, explicit templates always keep their names and the first
+/// `max_routes` routes do; the rest become [`OTHER_ROUTE`]. Returns the renamed routes and the
+/// overflow, as the streaming cap would have counted them over the same input in one pass.
+pub fn settle(mut seen: Vec<SeenRoute>, max_routes: usize) -> (BTreeMap<String, String>, Overflow) {
+    // One route met in several shards: its first position is the smallest, its requests add up.
+    seen.sort_by(|a, b| a.route.cmp(&b.route).then(a.first.cmp(&b.first)));
+    let mut merged: Vec<SeenRoute> = Vec::with_capacity(seen.len());
+    for s in seen {
+        match merged.last_mut() {
+            Some(last) if last.route == s.route => last.requests += s.requests,
+            _ => merged.push(s),
+        }
+    }
+    merged.sort_by_key(|s| s.first);
+    let (mut kept, mut renamed) = (0usize, BTreeMap::new());
+    let (mut requests, mut examples) = (0u64, BTreeSet::new());
+    for s in merged {
+        if s.route == OTHER_ROUTE {
+            // A shard past its safety cap grouped these already.
+            requests += s.requests;
+        } else if s.explicit || kept < max_routes {
+            kept += 1;
+        } else {
+            requests += s.requests;
+            if examples.len() < OVERFLOW_EXAMPLES {
+                examples.insert(s.route.clone());
+            }
+            renamed.insert(s.route, OTHER_ROUTE.to_owned());
+        }
+    }
+    (renamed, Overflow { requests, examples: examples.into_iter().collect() })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,5 +460,36 @@ mod tests {
         assert!(!route_matches(&p("/graphql#GetCart"), "/graphql#GetUser"));
         assert!(route_matches(&p("/v1/*/graphql"), "/v1/{id}/graphql#GetUser"));
         assert!(!route_matches(&p("/rest"), "/graphql#GetUser"));
+    }
+
+    /// Settling recorded routes over any split gives the streaming cap's names and overflow.
+    #[test]
+    fn settled_cap_is_the_streaming_cap_however_split() {
+        let rules =
+            RouteRules { templates: vec![RouteTemplate::new("/pinned/{x}").unwrap()], max_routes: 3, keys: Vec::new() };
+        let paths: Vec<String> = (0..400u64)
+            .map(|i| match (i * 7919) % 13 {
+                0 => format!("/pinned/{i}"),
+                k => format!("/r{}/{}", (k * i) % 9, i),
+            })
+            .collect();
+        let mut streaming = RouteTemplater::new(rules.clone());
+        let want: Vec<String> = paths.iter().map(|p| streaming.route(p)).collect();
+        for shards in [1usize, 2, 3, 7, 400, 401] {
+            let size = paths.len().div_ceil(shards).max(1);
+            let mut seen = Vec::new();
+            let mut got = Vec::new();
+            for (n, chunk) in paths.chunks(size).enumerate() {
+                let mut r = RouteRecorder::new(rules.clone());
+                for (i, p) in chunk.iter().enumerate() {
+                    got.push(r.route_keyed(p, None, (n * size + i) as u64));
+                }
+                seen.extend(r.into_seen());
+            }
+            let (renamed, overflow) = settle(seen, rules.max_routes);
+            let got: Vec<String> = got.into_iter().map(|r| renamed.get(&r).cloned().unwrap_or(r)).collect();
+            assert_eq!(got, want, "{shards} shards");
+            assert_eq!(overflow, streaming.overflow(), "{shards} shards");
+        }
     }
 }
