@@ -36,6 +36,9 @@ use crate::route::{Overflow, RouteRecorder, SeenRoute, settle};
 use crate::route_key::{self, KeyOutcome};
 use shadowdiff_format::vocab::{DiffStatus, Severity};
 
+#[path = "shard.rs"]
+pub mod shard;
+
 /// How the pipeline runs.
 #[derive(Debug, Clone)]
 pub struct Options {

@@ -813,3 +813,229 @@ mod tests {
         assert_eq!(s.key.as_ref(), "team/pairs/dt=2026-11-30/hour=09/cap-20261130T090000.000Z-000003-01JRUN.parquet");
     }
 }
+
+/// Whole files at a location that is a local path or an object-store URL: what a sharded
+/// analysis moves around (the plan, each shard's partial, the shards' pair files). Each call runs
+/// its own small runtime: call them outside any async context.
+pub mod files {
+    use super::*;
+
+    fn runtime(location: &str) -> Result<tokio::runtime::Runtime> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| Error::Io { path: PathBuf::from(location), source })
+    }
+
+    fn open(url: &StoreUrl, path: &str) -> Result<(Store, Key)> {
+        let store = Store::open(url)?;
+        let k = key(url, path)?;
+        Ok((store, k))
+    }
+
+    /// `location` joined with a relative `name` (`/` between).
+    pub fn join(location: &str, name: &str) -> String {
+        format!("{}/{}", location.trim_end_matches('/'), name.trim_start_matches('/'))
+    }
+
+    /// The bytes of the file at `location`; `Ok(None)` when there is none.
+    pub fn read(location: &str) -> Result<Option<Vec<u8>>> {
+        match Location::parse(location)? {
+            Location::Local(path) => match std::fs::read(&path) {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(source) => Err(Error::Io { path, source }),
+            },
+            Location::Store(url) => {
+                let (store, k) = open(&url, &url.prefix)?;
+                runtime(location)?.block_on(async {
+                    match store.inner.get(&k).await {
+                        Ok(got) => {
+                            got.bytes().await.map(|b| Some(b.to_vec())).map_err(|e| store.error("cannot be read", &e))
+                        }
+                        Err(object_store::Error::NotFound { .. }) => Ok(None),
+                        Err(e) => Err(store.error("cannot be read", &e)),
+                    }
+                })
+            }
+        }
+    }
+
+    /// Writes `bytes` as the file at `location`, whole or not at all (a local file is renamed
+    /// into place; an object exists once its PUT succeeded).
+    pub fn write(location: &str, bytes: &[u8]) -> Result<()> {
+        match Location::parse(location)? {
+            Location::Local(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_owned(), source })?;
+                }
+                crate::atomic::write_atomic(&path, bytes).map_err(|source| Error::Io { path, source })
+            }
+            Location::Store(url) => {
+                let (store, k) = open(&url, &url.prefix)?;
+                let payload = bytes.to_vec();
+                runtime(location)?.block_on(async {
+                    store
+                        .inner
+                        .put(&k, payload.into())
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| store.error("cannot be written", &e))
+                })
+            }
+        }
+    }
+
+    /// Copies the local file `from` to `location` (an upload for an object store).
+    pub fn put(from: &Path, location: &str) -> Result<()> {
+        match Location::parse(location)? {
+            Location::Local(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_owned(), source })?;
+                }
+                let part = path.with_extension("part");
+                std::fs::copy(from, &part).map_err(|source| Error::Io { path: part.clone(), source })?;
+                std::fs::rename(&part, &path).map_err(|source| Error::Io { path, source })
+            }
+            Location::Store(url) => {
+                let (store, k) = open(&url, &url.prefix)?;
+                runtime(location)?.block_on(async {
+                    store
+                        .upload(from, &k)
+                        .await
+                        .map_err(|message| store_error(location, format!("cannot be written: {message}")))
+                })
+            }
+        }
+    }
+
+    /// Copies the file at `location` to the local path `to` (a download for an object store),
+    /// whole: it appears under its name only once complete.
+    pub fn get(location: &str, to: &Path) -> Result<()> {
+        match Location::parse(location)? {
+            Location::Local(path) => {
+                let part = to.with_extension("part");
+                if let Some(dir) = to.parent() {
+                    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_owned(), source })?;
+                }
+                std::fs::copy(&path, &part).map_err(|source| Error::Io { path: path.clone(), source })?;
+                std::fs::rename(&part, to).map_err(|source| Error::Io { path: to.to_owned(), source })
+            }
+            Location::Store(url) => {
+                let (store, k) = open(&url, &url.prefix)?;
+                runtime(location)?.block_on(store.download_one(&k, to))
+            }
+        }
+    }
+
+    /// Downloads many files (eight at a time for an object store) to their local paths.
+    pub fn get_all(pairs: &[(String, PathBuf)]) -> Result<()> {
+        let Some((first, _)) = pairs.first() else { return Ok(()) };
+        let remote: Vec<(StoreUrl, &PathBuf)> = pairs
+            .iter()
+            .filter_map(|(l, p)| match Location::parse(l) {
+                Ok(Location::Store(u)) => Some((u, p)),
+                _ => None,
+            })
+            .collect();
+        for (l, p) in pairs {
+            if !matches!(Location::parse(l)?, Location::Store(_)) {
+                get(l, p)?;
+            }
+        }
+        if remote.is_empty() {
+            return Ok(());
+        }
+        runtime(first)?.block_on(async {
+            let jobs = remote.iter().map(|(url, to)| async move {
+                let (store, k) = open(url, &url.prefix)?;
+                store.download_one(&k, to).await
+            });
+            futures_util::stream::iter(jobs).buffered(8).try_collect::<Vec<()>>().await.map(|_| ())
+        })
+    }
+
+    /// Every file under the directory or prefix `location`, as (path relative to it, size), in
+    /// name order. A missing directory or an empty prefix is an empty list.
+    pub fn list(location: &str) -> Result<Vec<(String, u64)>> {
+        match Location::parse(location)? {
+            Location::Local(dir) => {
+                let mut out = Vec::new();
+                let mut stack = vec![dir.clone()];
+                while let Some(d) = stack.pop() {
+                    let entries = match std::fs::read_dir(&d) {
+                        Ok(e) => e,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(source) => return Err(Error::Io { path: d, source }),
+                    };
+                    for entry in entries {
+                        let entry = entry.map_err(|source| Error::Io { path: d.clone(), source })?;
+                        let path = entry.path();
+                        let meta = entry.metadata().map_err(|source| Error::Io { path: path.clone(), source })?;
+                        if meta.is_dir() {
+                            stack.push(path);
+                        } else if let Ok(rel) = path.strip_prefix(&dir) {
+                            out.push((rel.to_string_lossy().replace('\\', "/"), meta.len()));
+                        }
+                    }
+                }
+                out.sort();
+                Ok(out)
+            }
+            Location::Store(url) => {
+                let store = Store::open(&url)?;
+                let prefix = (!url.prefix.is_empty()).then(|| key(&url, &url.prefix)).transpose()?;
+                runtime(location)?.block_on(async {
+                    let listed: Vec<ObjectMeta> = store
+                        .inner
+                        .list(prefix.as_ref())
+                        .try_collect()
+                        .await
+                        .map_err(|e| store.error("cannot be listed", &e))?;
+                    let base = url.prefix.trim_end_matches('/');
+                    let mut out: Vec<(String, u64)> = listed
+                        .into_iter()
+                        .filter_map(|o| {
+                            let k = o.location.as_ref();
+                            let rel = if base.is_empty() { Some(k) } else { k.strip_prefix(base)?.strip_prefix('/') };
+                            rel.map(|r| (r.to_owned(), o.size))
+                        })
+                        .collect();
+                    out.sort();
+                    Ok(out)
+                })
+            }
+        }
+    }
+
+    /// The pair files an input names, as locations with their sizes, in order: a local input's
+    /// files (directories searched, globs expanded), an object-store input's objects (partitions
+    /// outside `window` never listed). An input with none is an error naming it.
+    pub fn pair_files(inputs: &[String], window: &TimeWindow) -> Result<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        for input in inputs {
+            match Location::parse(input)? {
+                Location::Local(_) => {
+                    for path in crate::reader::resolve_inputs(std::slice::from_ref(input))? {
+                        let size =
+                            std::fs::metadata(&path).map_err(|source| Error::Io { path: path.clone(), source })?.len();
+                        out.push((path.to_string_lossy().into_owned(), size));
+                    }
+                }
+                Location::Store(url) => {
+                    let store = Store::open(&url)?;
+                    let objects = runtime(input)?.block_on(store.list_pairs(window))?;
+                    if objects.is_empty() {
+                        return Err(Error::NoPairFiles { input: input.clone() });
+                    }
+                    out.extend(
+                        objects
+                            .into_iter()
+                            .map(|o| (format!("{}://{}/{}", url.scheme, url.bucket, o.location), o.size)),
+                    );
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -25,15 +25,32 @@ use crate::exit::Exit;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Pair files, directories (searched recursively) or globs.
-    #[arg(required = true, value_name = "INPUT")]
+    #[arg(required_unless_present = "plan", value_name = "INPUT")]
     inputs: Vec<String>,
     /// The policy: comparison rules and checks (TOML; see docs/policy.md). Built-in defaults
     /// without it.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
     /// The output directory (created if missing).
-    #[arg(long, value_name = "DIR")]
-    out: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "plan")]
+    out: Option<PathBuf>,
+    /// Analyze one shard of a plan made by `shadowdiff plan` (with --shard and --partial-out)
+    /// instead of INPUT: its pass over the pair files the plan gives the shard, written as a
+    /// partial for `shadowdiff merge`. A local path or an object-store URL. See docs/scale.md.
+    #[arg(
+        long,
+        value_name = "PLAN",
+        requires_all = ["shard", "partial_out"],
+        conflicts_with_all = ["inputs", "out", "sample", "seed", "fail_on", "max_decoded_body", "sequential", "since", "until", "warmup", "window"]
+    )]
+    plan: Option<String>,
+    /// The shard to analyze, from 0 (a Kubernetes Indexed Job passes $JOB_COMPLETION_INDEX).
+    #[arg(long, value_name = "I", requires = "plan")]
+    shard: Option<usize>,
+    /// Where the shard's partial goes: under this directory or object-store prefix, in
+    /// `shard-0000I/` (a re-run replaces it).
+    #[arg(long, value_name = "URL", requires = "plan")]
+    partial_out: Option<String>,
     /// Analyze a uniform random sample of N pairs (reproducible with --seed).
     #[arg(long, value_name = "N")]
     sample: Option<u64>,
@@ -95,6 +112,7 @@ pub(super) struct Resolved {
 }
 
 fn resolve(args: Args) -> anyhow::Result<Resolved> {
+    let Some(out) = args.out else { bail!("--out is required") };
     let mut policy = match &args.policy {
         Some(path) => Policy::from_file(path)?,
         None => Policy::default(),
@@ -114,11 +132,11 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
     if args.sample == Some(0) {
         bail!("--sample must be at least 1");
     }
-    shadowdiff_format::store::Location::local_only("--out", &args.out.to_string_lossy(), "the analysis")?;
-    if args.out.exists() && !args.out.is_dir() {
-        bail!("--out {} exists and is not a directory", args.out.display());
+    shadowdiff_format::store::Location::local_only("--out", &out.to_string_lossy(), "the analysis")?;
+    if out.exists() && !out.is_dir() {
+        bail!("--out {} exists and is not a directory", out.display());
     }
-    let mut options = Options::new(&args.out);
+    let mut options = Options::new(&out);
     options.sample = args.sample;
     options.seed = args.seed;
     options.warmup = args.warmup;
@@ -162,7 +180,22 @@ pub(super) fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
-struct Bar(Option<ProgressBar>);
+/// A progress bar on a terminal, nothing otherwise.
+pub(super) struct Bar(Option<ProgressBar>);
+
+impl Bar {
+    pub(super) fn new(quiet: bool) -> Self {
+        Bar((!quiet && std::io::stderr().is_terminal()).then(|| {
+            let b = ProgressBar::new(0);
+            if let Ok(style) =
+                ProgressStyle::with_template("{spinner} {pos}/{len} pairs {bar:30} {per_sec} eta {eta} {msg}")
+            {
+                b.set_style(style);
+            }
+            b
+        }))
+    }
+}
 
 impl Progress for Bar {
     fn start(&self, total: u64) {
@@ -183,6 +216,9 @@ impl Progress for Bar {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
+    if let (Some(plan), Some(shard), Some(partial_out)) = (&args.plan, args.shard, &args.partial_out) {
+        return super::shard::analyze_shard(plan, shard, partial_out, args.policy.as_deref(), args.quiet);
+    }
     let mut r = resolve(args)?;
     // Object-store inputs are fetched (their partitions pruned by the window) and read locally.
     let fetched = super::inputs::fetch(&r.inputs, &r.options.window)?;
@@ -192,29 +228,32 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
 
 /// Analyzes, judges, writes every output and the report, and prints the summary.
 pub(super) fn execute(r: Resolved) -> anyhow::Result<Exit> {
-    let bar = (!r.quiet && std::io::stderr().is_terminal()).then(|| {
-        let b = ProgressBar::new(0);
-        if let Ok(style) =
-            ProgressStyle::with_template("{spinner} {pos}/{len} pairs {bar:30} {per_sec} eta {eta} {msg}")
-        {
-            b.set_style(style);
-        }
-        b
-    });
     // analyze runs on plain threads (rayon, its pipeline), without a tokio clock.
     #[allow(clippy::disallowed_methods)]
     let started = Instant::now();
-    let progress = Bar(bar);
-    let mut verdict = judge_inputs(&r.inputs, &r.policy, &r.options, r.window, &progress)?;
-    shadowdiff_analyze::verdict::write(&mut verdict, &r.options.out)
-        .with_context(|| format!("cannot write the verdict into {}", r.options.out.display()))?;
+    let progress = Bar::new(r.quiet);
+    let verdict = judge_inputs(&r.inputs, &r.policy, &r.options, r.window, &progress)?;
+    conclude(verdict, &r.options.out, r.quiet, started, progress)
+}
+
+/// Writes the verdict, the report and the other outputs into `out`, prints the summary, and
+/// gives the verdict's exit code. `analyze` and `merge` both end here.
+pub(super) fn conclude(
+    mut verdict: Verdict,
+    out: &std::path::Path,
+    quiet: bool,
+    started: Instant,
+    progress: Bar,
+) -> anyhow::Result<Exit> {
+    shadowdiff_analyze::verdict::write(&mut verdict, out)
+        .with_context(|| format!("cannot write the verdict into {}", out.display()))?;
     progress.phase("writing the report");
-    let written = shadowdiff_reports::write_outputs(&r.options.out, &verdict)
-        .with_context(|| format!("cannot write the report into {}", r.options.out.display()))?;
+    let written = shadowdiff_reports::write_outputs(out, &verdict)
+        .with_context(|| format!("cannot write the report into {}", out.display()))?;
     if let Some(b) = &progress.0 {
         b.finish_and_clear();
     }
-    if !r.quiet {
+    if !quiet {
         let mut out = std::io::stdout().lock();
         out.write_all(shadowdiff_reports::summary::text(&verdict).as_bytes())?;
         writeln!(out, "report   {}", written.report.display())?;

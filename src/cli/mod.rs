@@ -15,6 +15,7 @@ mod inspect;
 mod replay;
 mod report;
 mod serve;
+mod shard;
 
 /// Compare a canary with its baseline on real traffic, and decide from evidence whether to ship.
 ///
@@ -36,6 +37,8 @@ enum Command {
     Diff(diff::Args),
     Import(import::Args),
     Inspect(inspect::Args),
+    Merge(shard::MergeArgs),
+    Plan(shard::PlanArgs),
     Replay(Box<replay::Args>),
     Report(report::Args),
     Serve(serve::Args),
@@ -59,6 +62,8 @@ pub fn run() -> anyhow::Result<Exit> {
         Command::Diff(args) => diff::run(args),
         Command::Import(args) => import::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Merge(args) => shard::merge(args),
+        Command::Plan(args) => shard::plan(args),
         Command::Replay(args) => replay::run(*args),
         Command::Report(args) => report::run(args),
         Command::Serve(args) => serve::run(args),
