@@ -25,6 +25,7 @@ mod envoy_tap; // shadowdiff import envoy-tap: both sidecars' traces in every en
 mod deploy; // deploy/: hadolint on the Dockerfile, the image's libraries, kustomize renders validated, Istio and CRDs by hand, every shadowdiff command in the manifests run
 mod deploy_gate; // deploy/argo-rollouts, flagger, prometheus, grafana: fields the controllers read, the jsonPath and webhooks against a real serve, every queried metric exposed
 mod serve; // shadowdiff serve: verdicts turning from pass to fail under a live capture, Flagger webhooks, /metrics through prometheus_client, single flight, every bad input
+mod shards; // shadowdiff plan, analyze --plan --shard and merge: 1-9 shards merge into exactly one analyze's outputs; merge refuses missing, moved, foreign partials and another policy
 mod object_store; // pair files in S3 (moto_server on loopback): capture uploads under load and SIGTERM/SIGKILL, analyze/replay/inspect from s3:// only, exit 2 on refused credentials or a missing bucket, an outage with a spool budget adds up, --retain on a local out
 mod full_disk; // capture with --out on a 3 MB tmpfs that fills and empties: every client served, lost pairs counted disk_full, recording resumes, files read back add up
 mod listener; // abusive clients against capture's listener (slowloris, idle connections past --max-connections, an oversized header) while a good client is served exactly
