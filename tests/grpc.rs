@@ -303,6 +303,270 @@ fn a_grpc_canary_that_hangs_or_dies_changes_nothing_the_client_sees() {
     }
 }
 
+fn typed_shop_py() -> PathBuf {
+    repo_root().join("tests/grpc/typed_shop.py")
+}
+
+/// Whether the test virtualenv has grpcio-tools (protoc); outside CI a missing one skips.
+fn have_grpc_tools() -> bool {
+    if !have_grpcio() {
+        return false;
+    }
+    let ok = Command::new(python()).args(["-c", "import grpc_tools.protoc"]).status().is_ok_and(|s| s.success());
+    if !ok && std::env::var_os("CI").is_some() {
+        panic!("grpcio-tools is missing from the test virtualenv (scripts/test installs tests/requirements.txt)");
+    }
+    ok
+}
+
+/// tests/grpc/shop.proto compiled by grpcio-tools' protoc: Python classes and `shop.pb`, the
+/// descriptor set.
+fn compile_typed_shop() -> tempfile::TempDir {
+    let code = tempfile::tempdir().expect("tempdir");
+    let o = Command::new(python()).arg(typed_shop_py()).arg("compile").arg(code.path()).output().expect("python runs");
+    assert!(o.status.success(), "protoc: {}", String::from_utf8_lossy(&o.stderr));
+    code
+}
+
+impl Shop {
+    /// The typed service (real protobuf messages) of `variant`: baseline, canary or malformed.
+    fn typed(code: &Path, variant: &str) -> Shop {
+        let mut child = Command::new(python())
+            .arg(typed_shop_py())
+            .arg("serve")
+            .arg("--gen")
+            .arg(code)
+            .args(["--variant", variant])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python runs typed_shop.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("the port line");
+        let port = line.trim().parse().unwrap_or_else(|_| panic!("typed_shop.py printed a port, not {line:?}"));
+        Shop { _child: Reap(child), port }
+    }
+}
+
+/// Every call of `typed_shop.py call` against `target`, as the client saw it.
+fn typed_calls(code: &Path, target: &str) -> Value {
+    let o = Command::new(python())
+        .arg(typed_shop_py())
+        .arg("call")
+        .arg("--gen")
+        .arg(code)
+        .args(["--target", target])
+        .output()
+        .expect("python runs typed_shop.py call");
+    assert!(o.status.success(), "typed_shop.py call {target} failed: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).expect("typed_shop.py call prints JSON")
+}
+
+/// Pairs written to a fresh directory's `pairs/`, for analyze.
+fn write_pairs(pairs: Vec<PairRecord>) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("pairs")).expect("dir");
+    let mut w = shadowdiff_format::PairWriter::new(shadowdiff_format::WriterConfig::new(dir.path().join("pairs"), "t"))
+        .expect("writer");
+    for p in pairs {
+        w.write(p).expect("write");
+    }
+    w.close().expect("close");
+    dir
+}
+
+/// `shadowdiff analyze DIR/pairs ARGS… --out DIR/NAME`: its exit code, verdict.json and
+/// examples.json.
+fn analyze(dir: &Path, name: &str, args: &[&str]) -> (Option<i32>, Value, Value) {
+    let out = dir.join(name);
+    let pairs = dir.join("pairs");
+    let mut all = vec!["analyze", pairs.to_str().expect("utf-8"), "--out", out.to_str().expect("utf-8")];
+    all.extend_from_slice(args);
+    let o = run(&all);
+    assert_ne!(o.status.code(), Some(2), "analyze {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    let read = |f: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join(f)).expect("an output file")).expect("JSON")
+    };
+    (o.status.code(), read("verdict.json"), read("examples.json"))
+}
+
+/// The differing fields verdict.json lists for `route`.
+fn fields_of(verdict: &Value, route: &str) -> Vec<String> {
+    let mut f: Vec<String> = verdict["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .filter(|f| f["route"] == route)
+        .map(|f| f["field"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    f.sort();
+    f
+}
+
+#[test]
+fn protobuf_messages_are_diffed_by_field_with_a_descriptor_set_and_by_field_number_without() {
+    if !have_grpc_tools() {
+        eprintln!("skipped: grpcio-tools is not installed in the test virtualenv (scripts/test installs it)");
+        return;
+    }
+    let code = compile_typed_shop();
+    let descriptors = code.path().join("shop.pb");
+    let set = descriptors.to_str().expect("utf-8");
+    let baseline = Shop::typed(code.path(), "baseline");
+    let canary = Shop::typed(code.path(), "canary");
+    let direct = typed_calls(code.path(), &format!("127.0.0.1:{}", baseline.port));
+    assert_ne!(direct, typed_calls(code.path(), &format!("127.0.0.1:{}", canary.port)), "the canary differs");
+
+    let proxy = Capture::start(&baseline.h2c(), &canary.h2c(), &["--mirror-grpc", "/shop.v1.Shop/*"]);
+    assert_eq!(typed_calls(code.path(), &proxy.addr), direct, "the client gets exactly the baseline's answers");
+    let pairs = proxy.stop();
+    assert_eq!(pairs.len(), 4, "GetItem ×3 and ListItems");
+    let dir = write_pairs(pairs);
+    let (get, list) = ("/shop.v1.Shop/GetItem", "/shop.v1.Shop/ListItems");
+
+    // By the descriptor set: one field of the unary answer, one field of one streamed message.
+    let (_, v, examples) = analyze(dir.path(), "typed", &["--descriptor-set", set]);
+    assert_eq!(fields_of(&v, get), vec!["/price/units"], "{}", v["fields"]);
+    assert_eq!(fields_of(&v, list), vec!["/*/name"], "{}", v["fields"]);
+    assert!(v["inputs"].get("undecodable").is_none(), "{}", v["inputs"]);
+    let example = examples["examples"]
+        .as_array()
+        .expect("examples")
+        .iter()
+        .find(|e| e["route"] == get && e["outcome"] == "different")
+        .expect("a GetItem example")
+        .clone();
+    assert_eq!(example["baseline"]["decoded_as"], "shop.v1.Item");
+    assert_eq!(example["baseline"]["grpc_status"], "OK");
+    let units = |side: &str| example[side]["messages"]["price"]["units"].as_i64().expect("units");
+    assert_eq!(units("canary"), units("baseline") + 1, "{example}");
+    assert_eq!(example["baseline"]["messages"]["stock"], "IN_STOCK", "enums by name");
+    let d = &example["differences"][0];
+    assert_eq!((d["path"].as_str(), d["kind"].as_str()), (Some("/price/units"), Some("value_changed")), "{example}");
+    let list_example =
+        examples["examples"].as_array().expect("examples").iter().find(|e| e["route"] == list).expect("ListItems");
+    assert_eq!(list_example["differences"][0]["path"], "/2/name");
+    assert_eq!(list_example["canary"]["messages"][2]["name"], "item 2 (renamed)");
+
+    // The same set named in the policy (relative to it), and the policy's rules apply to the
+    // decoded fields: an ignored /price/units is no difference.
+    std::fs::write(
+        code.path().join("policy.toml"),
+        "[grpc]\ndescriptor_set = \"shop.pb\"\n\n[[ignore]]\npath = \"/price/units\"\nroute = \"/shop.v1.Shop/GetItem\"\n",
+    )
+    .expect("policy");
+    let policy = code.path().join("policy.toml");
+    let (_, v, _) = analyze(dir.path(), "policy", &["--policy", policy.to_str().expect("utf-8")]);
+    assert_eq!(fields_of(&v, get), Vec::<String>::new(), "{}", v["fields"]);
+    assert_eq!(fields_of(&v, list), vec!["/*/name"]);
+
+    // Without a descriptor set: the wire format, fields by number (price is 3, units 2; name 2).
+    let (_, v, examples) = analyze(dir.path(), "wire", &[]);
+    assert_eq!(fields_of(&v, get), vec!["/3/2"], "{}", v["fields"]);
+    assert_eq!(fields_of(&v, list), vec!["/*/2"], "{}", v["fields"]);
+    let example = examples["examples"].as_array().expect("examples").iter().find(|e| e["route"] == get).expect("one");
+    assert_eq!(example["canary"]["decoded_as"], "wire format");
+
+    // A/A: the baseline against itself through capture: nothing differs, nothing undecodable.
+    let twin = Shop::typed(code.path(), "baseline");
+    let proxy = Capture::start(&baseline.h2c(), &twin.h2c(), &["--mirror-grpc", "/shop.v1.Shop/*"]);
+    assert_eq!(typed_calls(code.path(), &proxy.addr), direct);
+    let aa = write_pairs(proxy.stop());
+    let (_, v, _) = analyze(aa.path(), "aa", &["--descriptor-set", set]);
+    assert_eq!(v["fields"].as_array().map(Vec::len), Some(0), "{}", v["fields"]);
+    assert!(v["status_mismatches"].as_object().is_none_or(|m| m.is_empty()), "{}", v["status_mismatches"]);
+    assert!(v["inputs"].get("undecodable").is_none(), "{}", v["inputs"]);
+
+    // Bad input: a file that is not a descriptor set, and one that is missing — exit 2, one
+    // sentence naming the file.
+    let bogus = code.path().join("shop_pb2.py");
+    for (file, said) in
+        [(bogus.as_path(), "not a protobuf FileDescriptorSet"), (&code.path().join("nope.pb"), "cannot read")]
+    {
+        let out = dir.path().join("bad");
+        let pairs = dir.path().join("pairs");
+        let o = run(&[
+            "analyze",
+            pairs.to_str().expect("utf-8"),
+            "--out",
+            out.to_str().expect("utf-8"),
+            "--descriptor-set",
+            file.to_str().expect("utf-8"),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(said) && err.contains(file.to_str().expect("utf-8")), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}
+
+/// A gRPC canary that answers every call with a malformed message — its length prefix claims
+/// 16 bytes and 2 follow — and `grpc-status: 0`, served by hyper over h2c on a loopback port.
+fn broken_frame_canary(rt: &tokio::runtime::Runtime) -> u16 {
+    use http_body_util::Full;
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    rt.spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_request: Request<hyper::body::Incoming>| async {
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                    let body = Full::new(Bytes::from_static(&[0, 0, 0, 0, 16, 8, 1]))
+                        .with_trailers(async move { Some(Ok(trailers)) });
+                    http::Response::builder()
+                        .header("content-type", "application/grpc")
+                        .body(body)
+                        .map_err(|e| std::io::Error::other(e.to_string()))
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ =
+                    hyper::server::conn::http2::Builder::new(TokioExecutor::new()).serve_connection(io, service).await;
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_canary_sending_malformed_grpc_messages_changes_nothing_the_client_sees_and_is_counted() {
+    if !have_grpc_tools() {
+        eprintln!("skipped: grpcio-tools is not installed in the test virtualenv (scripts/test installs it)");
+        return;
+    }
+    let code = compile_typed_shop();
+    let set = code.path().join("shop.pb");
+    let baseline = Shop::typed(code.path(), "baseline");
+    let direct = typed_calls(code.path(), &format!("127.0.0.1:{}", baseline.port));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    // grpcio sending bytes that are not protobuf; hyper sending a length prefix past the body.
+    let not_protobuf = Shop::typed(code.path(), "malformed");
+    let cut_frame = format!("h2c://127.0.0.1:{}", broken_frame_canary(&rt));
+    for (canary, why) in [
+        (not_protobuf.h2c(), "undecodable: gRPC message 1: does not decode as shop.v1.Item"),
+        (cut_frame, "undecodable: gRPC message 1 is cut: its prefix says 16 bytes and 2 follow"),
+    ] {
+        let proxy = Capture::start(&baseline.h2c(), &canary, &["--mirror-grpc", "/shop.v1.Shop/*"]);
+        assert_eq!(typed_calls(code.path(), &proxy.addr), direct, "{canary}: the client sees the baseline only");
+        let pairs = proxy.stop();
+        assert_eq!(pairs.len(), 4, "{canary}: every call recorded");
+        let dir = write_pairs(pairs);
+        let (_, v, examples) = analyze(dir.path(), "out", &["--descriptor-set", set.to_str().expect("utf-8")]);
+        // GetItem 1 and 2 are compared (both answered OK) and the canary's message does not
+        // decode: counted, one breaking (body) difference each, the reason shown.
+        assert!(v["inputs"]["undecodable"]["canary"].as_u64().unwrap_or(0) >= 2, "{canary}: {}", v["inputs"]);
+        assert_eq!(v["inputs"]["undecodable"]["baseline"].as_u64().unwrap_or(0), 0);
+        assert!(fields_of(&v, "/shop.v1.Shop/GetItem").contains(&"(body)".to_owned()), "{}", v["fields"]);
+        let shown = examples["examples"]
+            .as_array()
+            .expect("examples")
+            .iter()
+            .filter(|e| e["route"] == "/shop.v1.Shop/GetItem")
+            .any(|e| e["why"].as_str().is_some_and(|w| w.contains(why)));
+        assert!(shown, "{canary}: {examples}");
+    }
+}
+
 /// nginx, when installed.
 fn nginx() -> Option<PathBuf> {
     ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().map(PathBuf::from).find(|p| p.exists())

@@ -15,6 +15,15 @@ pub enum Error {
     /// The rules file is not valid TOML or has an unknown or mistyped key; `message` names it.
     #[error("invalid rules file {path}: {message}")]
     ParseRules { path: PathBuf, message: String },
+    #[error("cannot read descriptor set {}", path.display())]
+    ReadDescriptorSet {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A descriptor set (`[grpc] descriptor_set`, `--descriptor-set`) that is not one; `message` says why.
+    #[error("invalid descriptor set {}: {message}", path.display())]
+    DescriptorSet { path: PathBuf, message: String },
     #[error("invalid path pattern `{pattern}`: {reason}")]
     Pattern { pattern: String, reason: String },
     #[error("invalid route template `{template}`: {reason}")]

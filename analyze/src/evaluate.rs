@@ -11,6 +11,7 @@ use shadowdiff_format::{PairRecord, SideRecord, schema::error_kind};
 use crate::body::{
     BodyComparison, ComparedAs, Parsed, Undecodable, claim, compare_bodies, compare_parsed, parse_body_cut,
 };
+use crate::grpc::{self, DecodedBy, Direction, Messages, Problem};
 use crate::headers::diff_header_records;
 use crate::json::{DiffKind, Difference, Severity};
 use crate::pair::{SideComparison, compare_status};
@@ -127,6 +128,13 @@ impl GrpcStatus {
         GRPC_CODES.get(self.code() as usize).copied().unwrap_or("UNKNOWN")
     }
 
+    /// Whether a code's name ([`GrpcStatus::name`]) is one of a server-side failure.
+    pub fn is_error_name(name: &str) -> bool {
+        ["UNKNOWN", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"]
+            .iter()
+            .any(|n| name == *n || name.starts_with(&format!("{n} (")))
+    }
+
     /// A server-side failure, counted like a 5xx: `UNKNOWN`, `DEADLINE_EXCEEDED`,
     /// `RESOURCE_EXHAUSTED`, `INTERNAL`, `UNAVAILABLE`, `DATA_LOSS`. Other codes (`NOT_FOUND`,
     /// `INVALID_ARGUMENT` …) are outcomes that must match between the sides, like a 4xx.
@@ -239,6 +247,17 @@ pub struct Evaluated {
     pub raw: Vec<Found>,
     /// Baseline against secondary, when a secondary answered with the baseline's status.
     pub noise: Option<Vec<Difference>>,
+    /// A gRPC pair whose messages differ: both sides' messages as compared, for the examples.
+    pub messages: Option<DecodedMessages>,
+}
+
+/// Both sides' gRPC messages as JSON, as they were compared.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedMessages {
+    pub baseline: Value,
+    pub canary: Value,
+    /// The response type (`shop.v1.Item`), or `wire format` (fields by number).
+    pub decoded_as: String,
 }
 
 /// Judges one pair. `route` is its route template, assigned by the caller (templating keeps
@@ -260,6 +279,7 @@ pub fn evaluate(index: u64, record: &PairRecord, route: String, rules: &Rules) -
     };
     let mut raw = Vec::new();
     let mut noise = None;
+    let mut messages = None;
     if outcome == Outcome::Compared {
         let with_secondary = secondary
             .as_ref()
@@ -269,14 +289,20 @@ pub fn evaluate(index: u64, record: &PairRecord, route: String, rules: &Rules) -
         let canary_content = Content::of(&record.canary, cap);
         baseline.decoded(&record.baseline, &base_content);
         canary.decoded(&record.canary, &canary_content);
-        let mut against = Against::new(&record.baseline, &base_content, rules, Some(route.as_str()));
+        let mut against = Against::new(&record.baseline, &base_content, rules, Some(route.as_str()), &record.path);
         raw = found(against.compare(&record.canary, &canary_content));
+        messages = against.decoded.take();
+        grpc_problem(&mut baseline, against.baseline_problem());
+        grpc_problem(&mut canary, against.other_problem.take().as_ref());
         if with_secondary {
             let content = Content::of(&record.secondary, cap);
             if let Some(s) = secondary.as_mut() {
                 s.decoded(&record.secondary, &content);
             }
             noise = Some(found(against.compare(&record.secondary, &content)).into_iter().map(|f| f.diff).collect());
+            if let Some(s) = secondary.as_mut() {
+                grpc_problem(s, against.other_problem.take().as_ref());
+            }
         }
     }
     Evaluated {
@@ -292,6 +318,14 @@ pub fn evaluate(index: u64, record: &PairRecord, route: String, rules: &Rules) -
         outcome,
         raw,
         noise,
+        messages,
+    }
+}
+
+/// Notes that a side's gRPC messages could not be decoded (counted with the undecodable bodies).
+fn grpc_problem(side: &mut SideOutcome, problem: Option<&Problem>) {
+    if let Some(p) = problem {
+        side.undecodable.get_or_insert_with(|| format!("undecodable: {p}"));
     }
 }
 
@@ -303,7 +337,7 @@ pub(crate) fn compare_records(
     route: Option<&str>,
 ) -> SideComparison {
     let (a, b) = (Content::of(baseline, rules.max_decoded_body), Content::of(canary, rules.max_decoded_body));
-    Against::new(baseline, &a, rules, route).compare(canary, &b)
+    Against::new(baseline, &a, rules, route, route.unwrap_or_default()).compare(canary, &b)
 }
 
 /// A side's body as content: decoded by its own Content-Encoding, borrowed when it has none.
@@ -337,11 +371,116 @@ struct Against<'a> {
     parsed: Option<Parsed<'a>>,
     rules: &'a Rules,
     route: Option<&'a str>,
+    /// The request path: a gRPC call's method, `/package.Service/Method`.
+    call_path: &'a str,
+    /// The baseline's gRPC messages, decoded once.
+    grpc: Option<Result<Messages, Problem>>,
+    /// Why the side last compared had gRPC messages that could not be decoded.
+    other_problem: Option<Problem>,
+    /// The messages of the last gRPC comparison that found differences.
+    decoded: Option<DecodedMessages>,
 }
 
 impl<'a> Against<'a> {
-    fn new(baseline: &'a SideRecord, content: &'a Content<'a>, rules: &'a Rules, route: Option<&'a str>) -> Self {
-        Self { baseline, content, content_type: content_type(baseline), parsed: None, rules, route }
+    fn new(
+        baseline: &'a SideRecord,
+        content: &'a Content<'a>,
+        rules: &'a Rules,
+        route: Option<&'a str>,
+        call_path: &'a str,
+    ) -> Self {
+        Self {
+            baseline,
+            content,
+            content_type: content_type(baseline),
+            parsed: None,
+            rules,
+            route,
+            call_path,
+            grpc: None,
+            other_problem: None,
+            decoded: None,
+        }
+    }
+
+    fn baseline_problem(&self) -> Option<&Problem> {
+        self.grpc.as_ref().and_then(|r| r.as_ref().err())
+    }
+
+    /// Two gRPC bodies, compared message by message as JSON ([`grpc`]). Byte-identical bodies
+    /// are equal without being decoded.
+    fn compare_grpc(&mut self, other: &SideRecord, other_content: &Content<'_>) -> BodyComparison {
+        self.other_problem = None;
+        let a: &'a [u8] = &self.content.bytes;
+        let b: &[u8] = &other_content.bytes;
+        let mut out = BodyComparison {
+            compared_as: if a.is_empty() && b.is_empty() { ComparedAs::Empty } else { ComparedAs::Json },
+            equal: true,
+            differences: Vec::new(),
+            text: None,
+            binary: None,
+            baseline_unparseable: None,
+            canary_unparseable: None,
+            patch: None,
+            undecodable: None,
+            stream: None,
+        };
+        if a == b && self.content.truncated == other_content.truncated {
+            return out;
+        }
+        let method = self.rules.grpc_schema.as_ref().and_then(|s| s.method(self.call_path));
+        let cap = self.rules.max_decoded_body;
+        let (encoding, cut) = (grpc_encoding(self.baseline), self.content.truncated);
+        let ours = &*self.grpc.get_or_insert_with(|| {
+            grpc::decode_body(a, encoding.as_deref(), cut, method.as_ref(), Direction::Response, cap)
+        });
+        let theirs = grpc::decode_body(
+            b,
+            grpc_encoding(other).as_deref(),
+            other_content.truncated,
+            method.as_ref(),
+            Direction::Response,
+            cap,
+        );
+        match (ours, &theirs) {
+            (Ok(x), Ok(y)) => {
+                let bounded =
+                    if x.stream && y.stream { grpc::bound_cut(&x.value, x.cut, &y.value, y.cut) } else { None };
+                let (xv, yv) = match &bounded {
+                    Some((p, q)) => (p, q),
+                    None => (&x.value, &y.value),
+                };
+                out.differences = crate::json::diff_json(xv, yv, self.rules, self.route);
+                out.equal = out.differences.is_empty();
+                if !out.equal {
+                    let decoded_as = match &x.by {
+                        DecodedBy::Descriptor(name) => name.clone(),
+                        DecodedBy::WireFormat => "wire format".to_owned(),
+                    };
+                    self.decoded =
+                        Some(DecodedMessages { baseline: x.value.clone(), canary: y.value.clone(), decoded_as });
+                }
+            }
+            (x, y) => {
+                let describe = |r: &Result<Messages, Problem>| match r {
+                    Ok(m) if m.count == 1 => "1 message".to_owned(),
+                    Ok(m) => format!("{} messages", m.count),
+                    Err(p) => format!("undecodable: {p}"),
+                };
+                out.compared_as = ComparedAs::Binary;
+                out.equal = a == b;
+                if !out.equal {
+                    out.undecodable = Some(Undecodable {
+                        baseline: describe(x),
+                        canary: describe(y),
+                        // The baseline's clients could read its messages; the canary's could not.
+                        severity: if x.is_ok() { Severity::Breaking } else { Severity::Changed },
+                    });
+                }
+                self.other_problem = theirs.err();
+            }
+        }
+        out
     }
 
     fn compare(&mut self, other: &SideRecord, other_content: &Content<'_>) -> SideComparison {
@@ -349,8 +488,11 @@ impl<'a> Against<'a> {
         let other_type = content_type(other);
         let other_bytes: &[u8] = &other_content.bytes;
         let undecodable = self.content.undecodable.is_some() || other_content.undecodable.is_some();
+        let grpc = grpc::is_grpc(self.content_type.as_deref()) && grpc::is_grpc(other_type.as_deref());
         let body = if undecodable {
             undecodable_bodies(self.content, other_content)
+        } else if grpc {
+            self.compare_grpc(other, other_content)
         } else if bytes == other_bytes && claim(self.content_type.as_deref()) == claim(other_type.as_deref()) {
             // Byte-identical: the engine's fast path classifies without diffing.
             compare_bodies(
@@ -410,6 +552,11 @@ fn describe_content(c: &Content<'_>) -> String {
         Some(e) => format!("undecodable: {e}"),
         None => format!("{} bytes", c.bytes.len()),
     }
+}
+
+/// A side's `grpc-encoding`: how its compressed messages are compressed.
+fn grpc_encoding(side: &SideRecord) -> Option<String> {
+    side.header("grpc-encoding").map(|h| h.value_lossy().into_owned())
 }
 
 fn content_type(side: &SideRecord) -> Option<String> {
@@ -635,6 +782,43 @@ mod tests {
             latency_us: Some(1000),
             ..SideRecord::default()
         }
+    }
+
+    fn grpc_body(side: &mut SideRecord, messages: &[&[u8]]) {
+        let mut body = Vec::new();
+        for m in messages {
+            body.push(0);
+            body.extend_from_slice(&(m.len() as u32).to_be_bytes());
+            body.extend_from_slice(m);
+        }
+        side.body = Some(body.into());
+    }
+
+    #[test]
+    fn grpc_messages_are_diffed_by_field_and_a_malformed_one_is_undecodable() {
+        let rules = Rules::default();
+        let (mut a, mut b) = (grpc_side("0", false, "1"), grpc_side("0", false, "1"));
+        // Field 1 = 7, field 2 = {1: 10}; the canary changes the nested field.
+        grpc_body(&mut a, &[&[0x08, 7, 0x12, 2, 0x08, 10]]);
+        grpc_body(&mut b, &[&[0x08, 7, 0x12, 2, 0x08, 11]]);
+        let e = run(a.clone(), b, &rules);
+        let fields: Vec<(&str, Severity)> = e.raw.iter().map(|f| (f.diff.path.as_str(), f.diff.severity)).collect();
+        assert_eq!(fields, vec![("/2/1", Severity::Changed)]);
+        let m = e.messages.expect("the messages are kept for the examples");
+        assert_eq!((m.baseline["2"]["1"].as_u64(), m.canary["2"]["1"].as_u64()), (Some(10), Some(11)));
+        assert_eq!(m.decoded_as, "wire format");
+        // A canary message whose prefix claims more than follows: one (body) difference that
+        // says why, breaking, and the canary is counted undecodable.
+        let mut broken = grpc_side("0", false, "1");
+        broken.body = Some(bytes::Bytes::from_static(&[0, 0, 0, 0, 9, 8, 7]));
+        let e = run(a, broken, &rules);
+        assert_eq!(e.raw.len(), 1, "{:?}", e.raw);
+        assert_eq!((e.raw[0].diff.field.as_str(), e.raw[0].diff.severity), (BODY_FIELD, Severity::Breaking));
+        assert_eq!(
+            e.canary.undecodable.as_deref(),
+            Some("undecodable: gRPC message 1 is cut: its prefix says 9 bytes and 2 follow")
+        );
+        assert_eq!(e.baseline.undecodable, None);
     }
 
     #[test]

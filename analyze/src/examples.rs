@@ -17,7 +17,7 @@ pub use shadowdiff_format::examples::{
 use shadowdiff_format::vocab::{DiffStatus, Outcome as PairOutcome, Severity};
 
 use crate::error::{Error, Result};
-use crate::evaluate::{Evaluated, Outcome};
+use crate::evaluate::{Evaluated, GrpcStatus, Outcome};
 
 /// Candidates kept per (route, field) and per (route, outcome).
 pub const PER_KEY: usize = 2;
@@ -31,7 +31,7 @@ pub const BUDGET: usize = 64 * 1024 * 1024;
 pub const MAX_DIFFS: usize = 200;
 
 /// A kept candidate and the keys it stands for.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Candidate {
     example: Example,
     /// Explained differences, which are never real whatever their field's verdict.
@@ -46,7 +46,7 @@ struct Candidate {
 }
 
 /// Keeps candidate examples while pass 1 streams the input.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Collector {
     used: usize,
     kept: BTreeMap<u64, Candidate>,
@@ -67,9 +67,14 @@ impl Collector {
         // Most pairs are not wanted: decide that without allocating.
         let failure_key = match e.outcome {
             Outcome::Compared if !e.raw.is_empty() => None,
-            Outcome::StatusMismatch => {
-                Some(format!("#status {:?}→{:?}", e.baseline.status.map(|s| s / 100), e.canary.status.map(|s| s / 100)))
-            }
+            Outcome::StatusMismatch => match (&e.baseline.grpc_status, &e.canary.grpc_status) {
+                (Some(b), Some(c)) if b.code() != c.code() => Some(format!("#grpc {}→{}", b.code(), c.code())),
+                _ => Some(format!(
+                    "#status {:?}→{:?}",
+                    e.baseline.status.map(|s| s / 100),
+                    e.canary.status.map(|s| s / 100)
+                )),
+            },
             Outcome::CanaryError => {
                 Some(format!("#canary_error {}", e.canary.transport_error.as_deref().unwrap_or_default()))
             }
@@ -99,6 +104,14 @@ impl Collector {
         let (mut canary, c_len) = ExampleSide::of(&record.canary);
         baseline.events = stream_events(&record.baseline);
         canary.events = stream_events(&record.canary);
+        baseline.grpc_status = e.baseline.grpc_status.as_ref().map(GrpcStatus::name);
+        canary.grpc_status = e.canary.grpc_status.as_ref().map(GrpcStatus::name);
+        if let Some(m) = &e.messages {
+            baseline.messages = Some(m.baseline.clone());
+            canary.messages = Some(m.canary.clone());
+            baseline.decoded_as = Some(m.decoded_as.clone());
+            canary.decoded_as = Some(m.decoded_as.clone());
+        }
         self.used += b_len + c_len;
         let differences: Vec<ExampleDifference> = e
             .raw
@@ -221,9 +234,11 @@ impl Collector {
 fn choose_for_route(candidates: Vec<Candidate>) -> Vec<Example> {
     // Where the canary did worse (a transport error, or a 5xx where the baseline did not fail)
     // comes first, then real differences, then the other status mismatches if room is left.
+    let grpc_error = |s: &Option<String>| s.as_deref().is_some_and(GrpcStatus::is_error_name);
     let canary_worse = |e: &Example| {
         e.outcome == PairOutcome::CanaryError
             || (e.canary.status.is_some_and(|s| s >= 500) && e.baseline.status.is_some_and(|s| s < 500))
+            || (grpc_error(&e.canary.grpc_status) && !grpc_error(&e.baseline.grpc_status))
     };
     let (mut worse, mut other, mut differing) = (Vec::new(), Vec::new(), Vec::new());
     for c in candidates {
@@ -245,7 +260,14 @@ fn choose_for_route(candidates: Vec<Candidate>) -> Vec<Example> {
                 break;
             }
             // One of each kind: the same status change or error twice shows nothing new.
-            if seen_kinds.insert((c.example.baseline.status, c.example.canary.status, c.example.canary.error.clone())) {
+            let kind = (
+                c.example.baseline.status,
+                c.example.canary.status,
+                c.example.canary.error.clone(),
+                c.example.baseline.grpc_status.clone(),
+                c.example.canary.grpc_status.clone(),
+            );
+            if seen_kinds.insert(kind) {
                 c.example.why = failure_why(&c.example);
                 chosen.push(c.example);
             }
@@ -301,6 +323,11 @@ fn stream_events(side: &shadowdiff_format::SideRecord) -> Option<serde_json::Val
 }
 
 fn failure_why(e: &Example) -> String {
+    if let (None, Some(b), Some(c)) = (&e.canary.error, &e.baseline.grpc_status, &e.canary.grpc_status)
+        && b != c
+    {
+        return format!("grpc {b} → {c}");
+    }
     match (&e.canary.error, e.baseline.status, e.canary.status) {
         (Some(kind), Some(b), _) => format!("the canary failed ({kind}) where the baseline answered {b}"),
         (Some(kind), None, _) => format!("the canary failed ({kind})"),

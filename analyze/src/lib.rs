@@ -16,23 +16,30 @@
 //! types of its outputs (verdict.json, examples.json, the vocabulary) live in that crate too, so
 //! the report reads them typed.
 //!
+//! [`aggregate`], [`pipeline`] and [`judge`] need the default feature `aggregate` (polars); without
+//! it the crate is the diff engine and the parsers alone, which is what the fuzz targets build.
+//!
 //! Nothing here panics or recurses on input: documents are walked with an explicit stack, arrays
 //! are aligned only up to a size cap, and pathological bodies are reported, not crashed on.
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::type_complexity))]
 
+#[cfg(feature = "aggregate")]
 pub mod aggregate;
 pub mod body;
 pub mod error;
 pub mod evaluate;
 pub mod examples;
+pub mod grpc;
 pub mod headers;
 pub mod json;
+#[cfg(feature = "aggregate")]
 pub mod judge;
 pub mod noise;
 pub mod outputs;
 pub mod pair;
 pub mod path;
+#[cfg(feature = "aggregate")]
 pub mod pipeline;
 pub mod policy;
 pub mod route;

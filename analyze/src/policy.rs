@@ -350,7 +350,7 @@ impl Policy {
             .map_err(|e| Error::ParseRules { path: path.to_owned(), message: one_line(&e.to_string()) })?;
         let rules_file: RulesFile = RulesFile::deserialize(toml::Value::Table(table))
             .map_err(|e| Error::ParseRules { path: path.to_owned(), message: one_line(&e.to_string()) })?;
-        let rules = Rules::compile(&rules_file)?;
+        let rules = Rules::compile_in(&rules_file, path.parent())?;
         Self::resolve(section, rules, path)
     }
 

@@ -60,6 +60,18 @@ pub struct ExampleSide {
     /// data parsed as JSON when it parses. Difference paths (`/3/data/price`) point into it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<serde_json::Value>,
+    /// A gRPC answer's `grpc-status` by name (`OK`, `NOT_FOUND`, `UNAVAILABLE` …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_status: Option<String>,
+    /// A gRPC body's messages as analyze compared them: one message of a unary call, or the array
+    /// of a stream's messages, each in its proto3 JSON mapping (or by field number without a
+    /// descriptor set). Difference paths (`/price/units`, `/2/name`) point into it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<serde_json::Value>,
+    /// How `messages` were decoded: by the descriptor set, as a message type (`shop.v1.Item`), or
+    /// `wire format` (fields by number).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoded_as: Option<String>,
 }
 
 impl ExampleSide {
@@ -90,6 +102,9 @@ impl ExampleSide {
             body_base64: side.body.as_ref().and(body_base64),
             truncated: side.body_truncated || cut_at_cap || kept.len() < raw.len(),
             events: None,
+            grpc_status: None,
+            messages: None,
+            decoded_as: None,
         };
         (side_out, kept.len())
     }

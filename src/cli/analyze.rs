@@ -64,6 +64,12 @@ pub struct Args {
     /// `defaults.max_decoded_body`); longer content is cut there and counted as truncated.
     #[arg(long, value_name = "SIZE", value_parser = Flag(parse_nonzero_size))]
     max_decoded_body: Option<u64>,
+    /// Decode gRPC messages by this descriptor set (`protoc --include_imports
+    /// --descriptor_set_out`, `buf build -o`) into their proto3 JSON, diffed field by field.
+    /// Overrides the policy's `[grpc] descriptor_set`; without either, messages are decoded by
+    /// the wire format, fields by number.
+    #[arg(long, value_name = "FILE")]
+    descriptor_set: Option<PathBuf>,
     /// Anytime-valid decisions, for a shadow period judged again and again (a CI job re-run
     /// every hour, windows, the live gate): intervals become confidence sequences and p-values
     /// stay valid over any number of looks, so repeated looks do not multiply false alarms. Wider
@@ -125,6 +131,9 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
     }
     if let Some(cap) = args.max_decoded_body {
         policy.rules.max_decoded_body = cap;
+    }
+    if let Some(set) = &args.descriptor_set {
+        policy.rules.grpc_schema = Some(shadowdiff_analyze::grpc::Schema::load(set)?);
     }
     if args.sequential {
         policy.sequential = true;

@@ -26,6 +26,18 @@ pub struct RulesFile {
     pub headers: HeadersSection,
     #[serde(default)]
     pub routes: RoutesSection,
+    #[serde(default)]
+    pub grpc: GrpcSection,
+}
+
+/// `[grpc]`: how gRPC messages are decoded for comparison.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcSection {
+    /// A descriptor set (`protoc --include_imports --descriptor_set_out`, `buf build -o`) naming the
+    /// messages of the services; relative to the file it is written in. Without one, messages are
+    /// decoded by the wire format, fields by number.
+    pub descriptor_set: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -8,8 +8,8 @@ pub mod file;
 use std::path::Path;
 
 pub use file::{
-    ArrayEntry, DefaultsSection, ExplainedEntry, HeadersSection, PathEntry, RouteKeyEntry, RoutesSection, RulesFile,
-    SizeValue, ToleranceEntry, ToleranceValues,
+    ArrayEntry, DefaultsSection, ExplainedEntry, GrpcSection, HeadersSection, PathEntry, RouteKeyEntry, RoutesSection,
+    RulesFile, SizeValue, ToleranceEntry, ToleranceValues,
 };
 
 use crate::error::{Error, Result};
@@ -138,6 +138,8 @@ pub struct Rules {
     pub max_decoded_body: u64,
     pub headers: HeaderRules,
     pub routes: RouteRules,
+    /// gRPC messages are decoded by this descriptor set; without one, by the wire format.
+    pub grpc_schema: Option<crate::grpc::Schema>,
 }
 
 impl Default for Rules {
@@ -151,6 +153,7 @@ impl Default for Rules {
             max_decoded_body: DEFAULT_MAX_DECODED,
             headers: HeaderRules::default(),
             routes: RouteRules::default(),
+            grpc_schema: None,
         }
     }
 }
@@ -160,10 +163,9 @@ impl Rules {
     pub fn from_file(path: &Path) -> Result<Self> {
         let text =
             std::fs::read_to_string(path).map_err(|source| Error::ReadRules { path: path.to_owned(), source })?;
-        Self::from_toml(&text).map_err(|e| match e {
-            Error::ParseRules { message, .. } => Error::ParseRules { path: path.to_owned(), message },
-            other => other,
-        })
+        let file: RulesFile = toml::from_str(&text)
+            .map_err(|e| Error::ParseRules { path: path.to_owned(), message: toml_message(&text, &e) })?;
+        Self::compile_in(&file, path.parent())
     }
 
     /// Parses and compiles rules from TOML text. A parse error's `path` is `<rules>`.
@@ -173,9 +175,23 @@ impl Rules {
         Self::compile(&file)
     }
 
-    /// Compiles a parsed rules file.
+    /// Compiles a parsed rules file; a relative `[grpc] descriptor_set` is read from the
+    /// current directory.
     pub fn compile(file: &RulesFile) -> Result<Self> {
+        Self::compile_in(file, None)
+    }
+
+    /// Compiles a parsed rules file written in directory `dir`: a relative `[grpc]
+    /// descriptor_set` is read from there.
+    pub fn compile_in(file: &RulesFile, dir: Option<&Path>) -> Result<Self> {
         let mut rules = Rules::default();
+        if let Some(set) = &file.grpc.descriptor_set {
+            let path = match dir {
+                Some(dir) if set.is_relative() => dir.join(set),
+                _ => set.clone(),
+            };
+            rules.grpc_schema = Some(crate::grpc::Schema::load(&path)?);
+        }
         let d = &file.defaults;
         if let Some(mode) = &d.array_mode {
             rules.array_mode =

@@ -37,7 +37,7 @@ pub(super) fn section(v: &Verdict) -> Section {
         blocks.push(callout(
             Status::Warn,
             format!(
-                "{} response bodies could not be decoded by their Content-Encoding (baseline {} · canary {} · secondary {}): an unknown coding or a broken stream. Each is one (body) difference that says why; their content was not compared.",
+                "{} response bodies could not be decoded by their Content-Encoding or as gRPC messages (baseline {} · canary {} · secondary {}): an unknown coding or a broken stream, or a gRPC message that is malformed or not of its method's type. Each is one (body) difference that says why; their content was not compared.",
                 u.total(),
                 u.baseline,
                 u.canary,

@@ -55,7 +55,30 @@ fn side(side: &examples::ExampleSide) -> ExampleSide {
         (None, Some(e)) => format!("no response ({e})"),
         (None, None) => "no response".to_owned(),
     };
+    // A gRPC answer's outcome is its grpc-status, by name, beside the HTTP status.
+    let status = match &side.grpc_status {
+        Some(g) => format!("{status} · grpc {g}"),
+        None => status,
+    };
     let content_type = side.content_type.clone().unwrap_or_default();
+    if let Some(messages) = &side.messages {
+        // gRPC messages as analyze decoded and compared them; the difference paths
+        // (`/price/units`, `/2/name`) point into this JSON.
+        let what = match messages.as_array() {
+            Some(list) => format!("its {} messages", list.len()),
+            None => "its message".to_owned(),
+        };
+        let how = match side.decoded_as.as_deref() {
+            Some("wire format") | None => "decoded by the wire format, fields by number".to_owned(),
+            Some(t) => format!("decoded as {t}"),
+        };
+        return ExampleSide {
+            status,
+            content_type: format!("{content_type} — shown as {what}, {how}"),
+            body: serde_json::to_vec(messages).unwrap_or_default(),
+            truncated: false,
+        };
+    }
     match &side.events {
         // A stream is shown as the list of events analyze compared, which the difference paths
         // (`/3/data/price`) point into; a cut stream's list holds its complete events only.
@@ -90,8 +113,9 @@ fn pair(e: &Example) -> ExamplePair {
         .filter(|d| d.location == "body" && d.field != BODY_FIELD)
         .map(|d| MarkedPath::new(d.path.clone(), mark(d.status, d.severity)))
         .collect();
-    let json =
-        |side: &examples::ExampleSide| side.events.is_some() || claim(side.content_type.as_deref()) == Claim::Json;
+    let json = |side: &examples::ExampleSide| {
+        side.events.is_some() || side.messages.is_some() || claim(side.content_type.as_deref()) == Claim::Json
+    };
     let highlight = if e.outcome == Outcome::Different && !json_paths.is_empty() {
         Highlight::JsonPaths(json_paths)
     } else if e.outcome != Outcome::Different && json(&e.baseline) && json(&e.canary) {
