@@ -8,7 +8,7 @@
 //! is stored; the body is marked truncated anyway.
 
 use serde_json::Value;
-use shadowdiff_format::media::media_type;
+use shadowdiff_format::media::{Stream, stream};
 
 /// The record framing of a body, by its content type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,16 +21,13 @@ pub enum Framing {
 }
 
 impl Framing {
+    /// The framing of every content type analyze reads as a stream ([`stream`]): a body analyze
+    /// takes apart into documents must be redacted document by document (a list of its own here
+    /// missed `text/x-ndjson`, `application/json-lines`, `+json-seq` …, whose secrets were stored).
     pub fn of(content_type: Option<&str>) -> Option<Self> {
-        match media_type(content_type?).as_str() {
-            "text/event-stream" => Some(Framing::Sse),
-            "application/x-ndjson"
-            | "application/ndjson"
-            | "application/jsonl"
-            | "application/x-jsonlines"
-            | "application/jsonlines"
-            | "application/json-seq" => Some(Framing::Lines),
-            _ => None,
+        match stream(content_type)? {
+            Stream::EventStream => Some(Framing::Sse),
+            Stream::JsonLines | Stream::JsonSeq => Some(Framing::Lines),
         }
     }
 }
@@ -223,5 +220,27 @@ mod tests {
         assert_eq!(Framing::of(Some("application/x-ndjson")), Some(Framing::Lines));
         assert_eq!(Framing::of(Some("application/json")), None);
         assert_eq!(Framing::of(None), None);
+    }
+
+    /// Found by fuzzing (fuzz/regressions/redact/): a `text/x-ndjson` body was stored with its
+    /// secrets, as were `application/json-lines`, `application/x-jsonl` and `+json-seq` ones —
+    /// capture had its own list of stream types, shorter than the one analyze reads streams by.
+    #[test]
+    fn every_stream_analyze_reads_is_framed() {
+        for ct in [
+            "text/x-ndjson",
+            "text/ndjson",
+            "application/json-lines",
+            "application/x-jsonl",
+            "text/jsonl",
+            "application/geo+json-seq",
+            "application/ndjson",
+            "application/json-seq",
+        ] {
+            assert_eq!(Framing::of(Some(ct)), Some(Framing::Lines), "{ct}");
+            assert!(stream(Some(ct)).is_some(), "{ct}");
+        }
+        assert_eq!(Framing::of(Some("text/event-stream")), Some(Framing::Sse));
+        assert_eq!(Framing::of(Some("text/plain")), None);
     }
 }

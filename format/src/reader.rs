@@ -236,6 +236,10 @@ impl PairFile {
         check_schema(path, &file_schema)?;
 
         let md = builder.metadata();
+        check_chunks(md).map_err(|message| Error::Corrupt {
+            path: path.to_owned(),
+            source: parquet::errors::ParquetError::General(message),
+        })?;
         let kv: BTreeMap<String, String> = md
             .file_metadata()
             .key_value_metadata()
@@ -323,6 +327,24 @@ impl PairFile {
         ));
         Ok(FileBatches { info: self.info, reader, target })
     }
+}
+
+/// The parquet reader asserts (panics) when a column chunk's offset or size in the footer is
+/// negative; such a footer is damaged, and is refused here before any chunk is read.
+fn check_chunks(md: &parquet::file::metadata::ParquetMetaData) -> std::result::Result<(), String> {
+    for (g, group) in md.row_groups().iter().enumerate() {
+        for (c, chunk) in group.columns().iter().enumerate() {
+            let start = chunk.dictionary_page_offset().unwrap_or_else(|| chunk.data_page_offset());
+            if start < 0 || chunk.compressed_size() < 0 {
+                return Err(format!(
+                    "row group {g} column {c} ({}) starts at byte {start} and is {} bytes long",
+                    chunk.column_path(),
+                    chunk.compressed_size()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {

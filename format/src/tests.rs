@@ -265,6 +265,20 @@ fn bad_inputs_are_named_errors() {
     assert!(matches!(open_err(&bad), Error::Corrupt { .. }));
 }
 
+/// Found by fuzzing (fuzz/regressions/pair_file/): a footer whose column chunk starts at a
+/// negative offset made the parquet reader panic (an assertion in `ColumnChunkMetaData::byte_range`)
+/// on the first batch. It is a damaged file, refused when opened.
+#[test]
+fn a_negative_column_chunk_offset_is_a_damaged_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("negative.parquet");
+    fs::write(&path, include_bytes!("../../fuzz/regressions/pair_file/negative-column-chunk-offset")).expect("write");
+    let e = open_err(&path);
+    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    let chain = format!("{e}: {}", std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default());
+    assert!(chain.contains("negative.parquet") && chain.contains("row group"), "{chain}");
+}
+
 fn write_foreign(
     path: &Path,
     schema: arrow_schema::SchemaRef,

@@ -212,6 +212,22 @@ pub struct TapFile {
 /// file is from the canary's sidecar, whose `:authority` carries Envoy's `-shadow` suffix.
 pub fn read_file(path: &Path, encoding: Encoding, shadow: bool) -> Result<TapFile> {
     let data = std::fs::read(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
+    // A file without its own trace times takes the file's: Envoy writes a buffered trace when the
+    // stream ends, and a streamed one as it goes.
+    let modified =
+        std::fs::metadata(path).and_then(|m| m.modified()).map(DateTime::<Utc>::from).unwrap_or_else(|_| Utc::now());
+    read_bytes(path, &data, encoding, shadow, modified)
+}
+
+/// [`read_file`] over a file's content already in memory: `path` only names it in errors and
+/// `modified` stands in for the file's time.
+pub fn read_bytes(
+    path: &Path,
+    data: &[u8],
+    encoding: Encoding,
+    shadow: bool,
+    modified: DateTime<Utc>,
+) -> Result<TapFile> {
     if data.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::EnvoyTapFile {
             path: path.to_owned(),
@@ -220,15 +236,11 @@ pub fn read_file(path: &Path, encoding: Encoding, shadow: bool) -> Result<TapFil
         });
     }
     let records = match encoding {
-        Encoding::Json => json_records(&data),
-        Encoding::ProtoBinary => binary_records(&data, false),
-        Encoding::ProtoLengthDelimited => binary_records(&data, true),
+        Encoding::Json => json_records(data),
+        Encoding::ProtoBinary => binary_records(data, false),
+        Encoding::ProtoLengthDelimited => binary_records(data, true),
     }
     .map_err(|(index, offset, message)| Error::EnvoyTap { path: path.to_owned(), index, offset, message })?;
-    // A file without its own trace times takes the file's: Envoy writes a buffered trace when the
-    // stream ends, and a streamed one as it goes.
-    let modified =
-        std::fs::metadata(path).and_then(|m| m.modified()).map(DateTime::<Utc>::from).unwrap_or_else(|_| Utc::now());
     let mut out = TapFile::default();
     for (index, offset, trace) in assemble(records) {
         let err = |message: String| Error::EnvoyTap { path: path.to_owned(), index, offset, message };
@@ -473,7 +485,7 @@ fn binary_records(data: &[u8], delimited: bool) -> std::result::Result<Vec<Read>
                 prost::decode_length_delimiter(&mut cursor).map_err(|_| cut(10.min(rest.len() + 1), rest.len()))?;
             let head = rest.len() - cursor.len();
             if cursor.len() < len {
-                return Err(cut(head + len, rest.len()));
+                return Err(cut(head.saturating_add(len), rest.len()));
             }
             let m = &cursor[..len];
             rest = &cursor[len..];
@@ -1118,6 +1130,16 @@ mod tests {
         assert!(e.2.contains("needs 202 bytes and the file ends 4 bytes"), "{}", e.2);
         let e = binary_records(b"{\"http", false).expect_err("json in a .pb");
         assert!(e.2.contains("not a TraceWrapper"), "{}", e.2);
+    }
+
+    /// Found by fuzzing (fuzz/regressions/envoy_tap/): a length prefix near 2^64 overflowed
+    /// `head + len` (a panic with overflow checks, a wrong length without).
+    #[test]
+    fn a_huge_length_prefix_is_cut_short_not_an_overflow() {
+        let data = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0, 0, 0, 0, 0, 0x2b];
+        let e = binary_records(&data, true).expect_err("cut");
+        assert_eq!((e.0, e.1), (0, 0));
+        assert!(e.2.contains(&format!("needs {} bytes and the file ends 17 bytes", usize::MAX)), "{}", e.2);
     }
 
     #[test]

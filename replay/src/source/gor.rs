@@ -163,10 +163,15 @@ pub fn read(path: &Path, agent: &str) -> Result<Vec<PairRecord>> {
 /// file of valid requests is never refused for it.
 pub fn read_file(path: &Path, agent: &str) -> Result<GorFile> {
     let data = std::fs::read(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
+    read_bytes(path, &data, agent)
+}
+
+/// [`read_file`] over a file's content already in memory; `path` only names it in errors.
+pub fn read_bytes(path: &Path, data: &[u8], agent: &str) -> Result<GorFile> {
     let mut records: Vec<PairRecord> = Vec::new();
     let mut skipped = Vec::new();
     let mut by_id: HashMap<String, usize> = HashMap::new();
-    for (index, (offset, payload)) in payloads(&data).into_iter().enumerate() {
+    for (index, (offset, payload)) in payloads(data).into_iter().enumerate() {
         let err = |message: String| Error::Gor { path: path.to_owned(), index, offset, message };
         let nl = payload.iter().position(|&b| b == b'\n').ok_or_else(|| err("the payload has no meta line".into()))?;
         let meta = parse_meta(&payload[..nl]).map_err(err)?;

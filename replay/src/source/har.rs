@@ -143,7 +143,12 @@ fn parse(text: &[u8]) -> std::result::Result<Har, String> {
 /// Read every entry of a HAR file into pairs (baseline = the recorded response).
 pub fn read(path: &Path, agent: &str) -> Result<Vec<PairRecord>> {
     let text = std::fs::read(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
-    let har = parse(&text).map_err(|message| Error::Har { path: path.to_owned(), message })?;
+    read_bytes(path, &text, agent)
+}
+
+/// [`read`] over a file's content already in memory; `path` only names it in errors.
+pub fn read_bytes(path: &Path, text: &[u8], agent: &str) -> Result<Vec<PairRecord>> {
+    let har = parse(text).map_err(|message| Error::Har { path: path.to_owned(), message })?;
     har.log
         .entries
         .into_iter()
