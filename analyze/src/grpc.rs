@@ -15,8 +15,10 @@
 //! - **by the wire format** when there is no descriptor set or it does not hold the method:
 //!   fields by number (`/3/1`), a repeated field as an array, varints as unsigned integers,
 //!   fixed-width values as floating point when their bits read as an ordinary float and as
-//!   unsigned integers otherwise, and a length-delimited value as text when it is printable
-//!   UTF-8, else as a nested message when it parses as one, else as base64.
+//!   unsigned integers otherwise, a length-delimited value as text when it is printable UTF-8,
+//!   else as a nested message when it parses as one, else as base64; and a repeated field of
+//!   map entries (a scalar key in field 1, a value in field 2, distinct keys) as an object by key,
+//!   since maps come in no fixed order.
 //!
 //! A unary message (by the descriptor) is compared as itself; a stream's messages (or, without
 //! a descriptor, any count but one) as the JSON array of them, message by message (`/2/name`).
@@ -318,10 +320,33 @@ fn wire_fields(buf: &mut &[u8], depth: usize, group: Option<u32>) -> Result<Map<
     Ok(fields
         .into_iter()
         .map(|(number, mut values)| {
-            let v = if values.len() == 1 { values.pop().unwrap_or(Value::Null) } else { Value::Array(values) };
+            let v = match values.len() {
+                1 => values.pop().unwrap_or(Value::Null),
+                _ => map_entries(&values).unwrap_or(Value::Array(values)),
+            };
             (number.to_string(), v)
         })
         .collect())
+}
+
+/// A repeated field whose elements all look like map entries — messages of a scalar key in field
+/// 1 and a value in field 2, every key different — as the map it almost surely is (a `map<K, V>`
+/// is exactly that on the wire): an object by key. Maps are written in no fixed order (two
+/// processes of one server may differ), so compared as a list they would differ for nothing.
+fn map_entries(values: &[Value]) -> Option<Value> {
+    let mut map = Map::with_capacity(values.len());
+    for v in values {
+        let entry = v.as_object().filter(|o| o.keys().all(|k| k == "1" || k == "2"))?;
+        let key = match entry.get("1")? {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => return None,
+        };
+        if map.insert(key, entry.get("2").cloned().unwrap_or(Value::Null)).is_some() {
+            return None;
+        }
+    }
+    Some(Value::Object(map))
 }
 
 fn take<'a>(buf: &mut &'a [u8], len: usize, number: u32) -> Result<&'a [u8], String> {
@@ -534,6 +559,17 @@ mod tests {
         m.push(0x1d);
         m.extend_from_slice(&0.1f32.to_le_bytes());
         assert_eq!(wire_message(&m).unwrap(), json!({"1": 11.5, "2": 12345, "3": 0.1}).as_object().unwrap().clone());
+        // Repeated entries of a scalar key (1) and a value (2) with distinct keys: a map, by key,
+        // so the order they came in does not matter.
+        let entry = |k: &str, v: u8| {
+            [vec![0x0a, 4 + k.len() as u8, 0x0a, k.len() as u8], k.as_bytes().to_vec(), vec![0x10, v]].concat()
+        };
+        let ab = [entry("a", 1), entry("b", 2)].concat();
+        let ba = [entry("b", 2), entry("a", 1)].concat();
+        assert_eq!(wire_message(&ab).unwrap(), wire_message(&ba).unwrap());
+        assert_eq!(wire_message(&ab).unwrap(), json!({"1": {"a": 1, "b": 2}}).as_object().unwrap().clone());
+        let twice = [entry("a", 1), entry("a", 2)].concat();
+        assert_eq!(wire_message(&twice).unwrap()["1"], json!([{"1": "a", "2": 1}, {"1": "a", "2": 2}]), "not a map");
         // Bytes that are neither text nor a message are base64; a group is an object.
         let bin = [0x0a, 2, 0xff, 0xfe, 0x13, 0x08, 0x05, 0x14];
         assert_eq!(wire_message(&bin).unwrap(), json!({"1": "//4=", "2": {"1": 5}}).as_object().unwrap().clone());
