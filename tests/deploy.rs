@@ -20,6 +20,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::object_store::{Moto, http_with_body, moto_binary};
+
+// The sharded analysis (overlays/sharded, argo-workflows): its exact commands run against moto.
+mod shards;
 use crate::support::{corpus, python, repo_root, shadowdiff, signal, wait_with_deadline};
 
 /// The Kubernetes version the manifests are validated against (native sidecars and the preStop
@@ -201,6 +205,82 @@ fn as_u64(v: &Value, default: u64) -> u64 {
     v.as_u64().unwrap_or(default)
 }
 
+/// A size as deploy/ writes it, in bytes: a flag's `64MiB` or `1GiB`, or a Kubernetes quantity
+/// such as `1536Mi` or `20Gi`.
+fn bytes_of(value: &str) -> u64 {
+    let (number, unit) = value.split_at(value.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(value.len()));
+    let n: u64 = number.parse().unwrap_or_else(|_| panic!("not a size: {value}"));
+    match unit.trim_end_matches('B') {
+        "" => n,
+        "Ki" => n << 10,
+        "Mi" => n << 20,
+        "Gi" => n << 30,
+        _ => panic!("not a size: {value}"),
+    }
+}
+
+/// The environment Kubernetes gives a container, as far as its render says: the ConfigMaps it
+/// reads through `envFrom` (from the same render: a ConfigMap it does not deploy fails), then its
+/// `env` entries — a downward-API entry takes its value from `fields`, by variable name. Secrets
+/// are the cluster's: an `envFrom` Secret must be optional, so the Pod starts without it.
+fn container_env(render: &Render, container: &Value, fields: &[(&str, String)]) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    for from in container["envFrom"].as_array().into_iter().flatten() {
+        if let Some(name) = from["configMapRef"]["name"].as_str() {
+            let map = render
+                .find("ConfigMap", name)
+                .unwrap_or_else(|| panic!("{}: envFrom reads ConfigMap {name}, which it does not deploy", render.name));
+            for (key, value) in map["data"].as_object().expect("data") {
+                env.push((key.clone(), value.as_str().expect("a string").to_owned()));
+            }
+        } else {
+            assert_eq!(from["secretRef"]["optional"], true, "{}: envFrom of a Secret, optional", render.name);
+        }
+    }
+    for entry in container["env"].as_array().into_iter().flatten() {
+        let name = entry["name"].as_str().expect("name");
+        let value = match entry["value"].as_str() {
+            Some(v) => v.to_owned(),
+            None => {
+                fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone()).unwrap_or_else(|| format!("<{name}>"))
+            }
+        };
+        env.push((name.to_owned(), value));
+    }
+    env
+}
+
+/// An object-store URL (what a bucket overlay reads and writes), as against a path or an HTTP URL.
+fn is_store_url(s: &str) -> bool {
+    ["s3://", "s3a://", "gs://", "az://", "azure://", "abfs://", "abfss://"].iter().any(|p| s.starts_with(p))
+}
+
+/// `$(NAME)` replaced by NAME's value, as Kubernetes expands a container's args.
+fn expand(arg: &str, env: &[(String, String)]) -> String {
+    env.iter().fold(arg.to_owned(), |a, (name, value)| a.replace(&format!("$({name})"), value))
+}
+
+/// Puts every file under `dir` into the store at `url` (s3://BUCKET/PREFIX), keeping its path
+/// below `dir` as the rest of its key (so Hive partitions stay partitions).
+fn upload_dir(moto: &Moto, url: &str, dir: &Path) {
+    let (bucket, prefix) = url.strip_prefix("s3://").and_then(|r| r.split_once('/')).expect("s3://BUCKET/PREFIX");
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read the corpus") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let key = path.strip_prefix(dir).expect("under dir").to_string_lossy().into_owned();
+            let body = std::fs::read(&path).expect("read a pair file");
+            let (status, answer) =
+                http_with_body(moto.port, "PUT", &format!("/{bucket}/{prefix}/{key}"), &body).expect("moto answers");
+            assert_eq!(status, 200, "put {key}: {answer}");
+        }
+    }
+}
+
 #[test]
 fn dockerfile_passes_hadolint_and_the_linter_catches_a_bad_one() {
     let Some(hadolint) = tool("hadolint") else { return };
@@ -294,7 +374,7 @@ fn runtime_image_holds_every_library_the_binary_loads() {
 fn every_overlay_renders_and_validates_against_the_kubernetes_schemas() {
     let (Some(renders), Some(validator)) = (renders(), tool("kubernetes-validate")) else { return };
     let names: Vec<&str> = renders.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, ["base", "analyze-once", "capture-deployment", "sidecar"]);
+    assert_eq!(names, ["base", "analyze-once", "bucket", "capture-deployment", "sharded", "sidecar"]);
     let dir = tempfile::tempdir().expect("tempdir");
     for render in renders {
         let (builtin, other): (Vec<&Value>, Vec<&Value>) = render.objects.iter().partition(|o| is_builtin(o));
@@ -317,6 +397,25 @@ fn every_overlay_renders_and_validates_against_the_kubernetes_schemas() {
                 "ServiceAccount",
                 "ServiceMonitor",
             ],
+            // capture-deployment with the pairs in a bucket: the bucket's ConfigMap beside the
+            // policy, and the analysis volume instead of the pairs volume.
+            "bucket" => &[
+                "ConfigMap",
+                "ConfigMap",
+                "CronJob",
+                "Deployment",
+                "Namespace",
+                "PersistentVolumeClaim",
+                "PodDisruptionBudget",
+                "Service",
+                "ServiceAccount",
+                "ServiceMonitor",
+            ],
+            // plan, the Indexed Job of shards, merge; the bucket's, the run's and the policy's
+            // ConfigMaps; the analysis volume.
+            "sharded" => {
+                &["ConfigMap", "ConfigMap", "ConfigMap", "Job", "Job", "Job", "PersistentVolumeClaim", "ServiceAccount"]
+            }
             "sidecar" => &[
                 "ConfigMap",
                 "CronJob",
@@ -332,10 +431,25 @@ fn every_overlay_renders_and_validates_against_the_kubernetes_schemas() {
         for object in other {
             check_monitor(render, object);
         }
+        // Every shadowdiff container runs the image the kustomization names (an image
+        // transformer applies only to its own kustomization's manifests and those below).
+        for object in &render.objects {
+            for c in pod_spec(object).map(|s| containers(s).filter(|c| is_shadowdiff(c)).collect()).unwrap_or(vec![]) {
+                assert_eq!(c["image"], "registry.example.com/shadowdiff:0.1.0", "{}: {}", render.name, c["name"]);
+            }
+        }
+        // The pairs are in a bucket: no overlay that uses one keeps the pairs volume.
+        if render.find("ConfigMap", "shadowdiff-bucket").is_some() {
+            assert!(render.find("PersistentVolumeClaim", "shadowdiff-pairs").is_none(), "{}", render.name);
+        }
     }
 
     // The validator is live: a misspelt field in a real Deployment is refused.
-    let capture = renders[2].find("Deployment", "shadowdiff-capture").expect("capture Deployment");
+    let capture = renders
+        .iter()
+        .find(|r| r.name == "capture-deployment")
+        .and_then(|r| r.find("Deployment", "shadowdiff-capture"))
+        .expect("capture Deployment");
     let mut broken = capture.clone();
     broken["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = Value::from("Always");
     let err = validate(&validator, &[&broken], dir.path()).expect_err("a misspelt field fails");
@@ -395,30 +509,70 @@ fn capture_pods_drain_within_their_grace_period_and_probe_the_admin_port() {
             let what = format!("{} {} {}", render.name, str_of(&object["kind"]), str_of(&object["metadata"]["name"]));
             let pod_non_root = spec["securityContext"]["runAsNonRoot"] == true;
             for c in containers(spec).filter(|c| is_shadowdiff(c)) {
-                let args = strings(&c["args"]);
-                let mounts: Vec<&str> = c["volumeMounts"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|m| m["mountPath"].as_str().expect("mountPath"))
-                    .collect();
-                // Outputs go to a mounted volume: the root filesystem is read-only.
-                assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true, "{what}");
-                assert!(pod_non_root || c["securityContext"]["runAsNonRoot"] == true, "{what}: runAsNonRoot");
-                let out = flag(&args, "out").expect("--out");
-                assert!(mounts.iter().any(|m| out.starts_with(m)), "{what}: --out={out} is on none of {mounts:?}");
-                // $(VAR) in args is expanded by Kubernetes from the container's env.
-                for arg in &args {
+                // $(VAR) in args is expanded by Kubernetes from the container's env and envFrom.
+                let env = container_env(render, c, &[]);
+                for arg in strings(&c["args"]) {
                     if let Some((_, rest)) = arg.split_once("$(") {
                         let var = rest.split(')').next().expect("closing parenthesis");
-                        let env = c["env"].as_array().expect("env");
-                        assert!(env.iter().any(|e| e["name"] == var), "{what}: $({var}) has no env entry");
+                        assert!(env.iter().any(|(name, _)| name == var), "{what}: $({var}) has no env entry");
                     }
+                }
+                let args: Vec<String> = strings(&c["args"]).iter().map(|a| expand(a, &env)).collect();
+                let mount_of = |path: &str| {
+                    c["volumeMounts"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|m| path.starts_with(m["mountPath"].as_str().expect("mountPath")))
+                        .map(|m| m["name"].as_str().expect("name").to_owned())
+                };
+                // Outputs go to a mounted volume: the root filesystem is read-only. An
+                // object-store --out goes through a spool, which must be on one.
+                assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true, "{what}");
+                assert!(pod_non_root || c["securityContext"]["runAsNonRoot"] == true, "{what}: runAsNonRoot");
+                let out = flag(&args, "out");
+                let to_store = out.is_some_and(is_store_url);
+                let local_out = match (to_store, args[0].as_str()) {
+                    (true, "capture") => Some(flag(&args, "spool").expect("--spool with a bucket --out")),
+                    (true, _) => None,
+                    (false, _) => out,
+                };
+                if let Some(local) = local_out {
+                    assert!(mount_of(local).is_some(), "{what}: {local} is on no mounted volume");
+                }
+                // Whatever reads a bucket downloads into the system's temporary directory.
+                if args[0] != "capture" && args.iter().any(|a| is_store_url(a.split('=').next_back().unwrap_or(a))) {
+                    assert!(mount_of("/tmp/x").is_some(), "{what}: reads a bucket, and /tmp is not mounted");
                 }
                 if args.first().map(String::as_str) != Some("capture") {
                     continue;
                 }
                 seen += 1;
+                // Shutdown with a bucket --out: the drain, then uploads for --upload-drain-timeout.
+                let upload_drain =
+                    if to_store { seconds(flag(&args, "upload-drain-timeout").unwrap_or("30s")) } else { 0.0 };
+                if to_store {
+                    // The spool's emptyDir holds --max-spool, the file being written and the one
+                    // uploading; past its sizeLimit the kubelet evicts the Pod.
+                    let max_spool = bytes_of(flag(&args, "max-spool").expect("a bucket --out has a --max-spool"));
+                    let rotate = bytes_of(flag(&args, "rotate-bytes").unwrap_or("256MiB"));
+                    let volume = mount_of(flag(&args, "spool").expect("--spool")).expect("the spool's volume");
+                    let volume = spec["volumes"]
+                        .as_array()
+                        .expect("volumes")
+                        .iter()
+                        .find(|v| v["name"] == volume.as_str())
+                        .expect("the spool's volume is declared");
+                    let limit =
+                        bytes_of(volume["emptyDir"]["sizeLimit"].as_str().expect("an emptyDir with a sizeLimit"));
+                    assert!(
+                        limit >= max_spool + 2 * rotate,
+                        "{what}: spool sizeLimit {limit} < {max_spool} + 2 x {rotate}"
+                    );
+                    let requested =
+                        c["resources"]["requests"]["ephemeral-storage"].as_str().expect("ephemeral-storage");
+                    assert!(bytes_of(requested) >= limit, "{what}: ephemeral-storage request below the spool's size");
+                }
                 if c["restartPolicy"] == "Always" {
                     assert!(
                         spec["initContainers"].as_array().is_some_and(|i| i.contains(c)),
@@ -427,7 +581,7 @@ fn capture_pods_drain_within_their_grace_period_and_probe_the_admin_port() {
                 }
                 // Grace period > every preStop sleep in the Pod + capture's drain: the kubelet's
                 // SIGKILL never lands while capture is closing its file.
-                let drain = seconds(flag(&args, "drain-timeout").unwrap_or("10s"));
+                let drain = seconds(flag(&args, "drain-timeout").unwrap_or("10s")) + upload_drain;
                 let pre_stop: f64 =
                     containers(spec).filter_map(|c| c["lifecycle"]["preStop"]["sleep"]["seconds"].as_f64()).sum();
                 let grace = as_u64(&spec["terminationGracePeriodSeconds"], 30) as f64;
@@ -454,7 +608,7 @@ fn capture_pods_drain_within_their_grace_period_and_probe_the_admin_port() {
             }
         }
     }
-    assert_eq!(seen, 2, "capture runs in the Deployment and in the sidecar");
+    assert_eq!(seen, 3, "capture runs in the Deployment (to a volume and to a bucket) and in the sidecar");
 }
 
 /// A `shadowdiff` command found in deploy/: where it is, and its arguments (subcommand first).
@@ -463,6 +617,8 @@ struct Invocation {
     args: Vec<String>,
     /// The policy the command's --policy file holds, from the same render's ConfigMap.
     policy: Option<String>,
+    /// The container's environment, from its render (container_env).
+    env: Vec<(String, String)>,
 }
 
 fn invocations(renders: &[Render], compose: &Value) -> Vec<Invocation> {
@@ -483,7 +639,9 @@ fn invocations(renders: &[Render], compose: &Value) -> Vec<Invocation> {
                         str_of(&object["kind"]),
                         str_of(&object["metadata"]["name"])
                     );
-                    found.push(Invocation { source, args, policy: policy.clone() });
+                    let fields = [("JOB_NAME", "shadowdiff-analyze-29410000".to_owned())];
+                    let env = container_env(render, c, &fields);
+                    found.push(Invocation { source, args, policy: policy.clone(), env });
                 }
             }
         }
@@ -491,7 +649,7 @@ fn invocations(renders: &[Render], compose: &Value) -> Vec<Invocation> {
     for (name, service) in compose["services"].as_object().expect("services") {
         if service["image"].as_str().is_some_and(|i| i.starts_with("shadowdiff:")) {
             let source = format!("deploy/trial/compose.yaml service {name}");
-            found.push(Invocation { source, args: strings(&service["command"]), policy: None });
+            found.push(Invocation { source, args: strings(&service["command"]), policy: None, env: Vec::new() });
         }
     }
     found
@@ -519,12 +677,35 @@ fn every_shadowdiff_command_in_deploy_runs_with_its_flags() {
     let found = invocations(renders, &compose);
     let mut subcommands: Vec<&str> = found.iter().map(|i| i.args[0].as_str()).collect();
     subcommands.sort_unstable();
-    // analyze: the CronJob, the Job and the trial; capture: the Deployment, the sidecar, the trial.
-    assert_eq!(subcommands, ["analyze", "analyze", "analyze", "capture", "capture", "capture"], "what deploy/ runs");
+    // analyze: the CronJob, the Job, the bucket's CronJob, a shard of the Indexed Job and the
+    // trial; capture: the Deployment, the bucket's Deployment, the sidecar, the trial; the
+    // sharded overlay's plan and merge.
+    let want = ["analyze", "analyze", "analyze", "analyze", "analyze", "capture", "capture", "capture", "capture"];
+    assert_eq!(subcommands, [&want[..], &["merge", "plan"]].concat(), "what deploy/ runs");
 
     let dir = tempfile::tempdir().expect("tempdir");
     let pairs = dir.path().join("pairs");
-    corpus(&pairs, 400, |c| c.seed = 20);
+    // Captured an hour ago, so that windows relative to now (--since=-6h) hold it.
+    corpus(&pairs, 400, |c| {
+        c.seed = 20;
+        c.start = chrono::Utc::now() - chrono::Duration::hours(1);
+    });
+    // The commands that reach a bucket run against moto_server, with the bucket the manifests
+    // name; the pairs they read are the corpus, put there first.
+    let uses_store = |inv: &Invocation| {
+        inv.args.iter().map(|a| expand(a, &inv.env)).any(|a| is_store_url(a.split('=').next_back().unwrap_or(&a)))
+    };
+    let moto = match found.iter().any(uses_store) {
+        true => moto_binary().map(|bin| Moto::start(&bin, false)),
+        false => None,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let upstream = rt
+        .block_on(shadowdiff_fixtures::service::upstream().route("/users/1", serde_json::json!({"id": 1})).run())
+        .expect("the fixture upstream starts");
+    let mut buckets = BTreeSet::new();
+    // Pairs captured into a bucket prefix by an earlier command (capture runs before analyze).
+    let mut captured: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     for (n, inv) in found.iter().enumerate() {
         let sub = inv.args[0].as_str();
         // Every flag exists: the drift check. (Valued flags are written `--flag=value`.)
@@ -539,18 +720,45 @@ fn every_shadowdiff_command_in_deploy_runs_with_its_flags() {
                 );
             }
         }
+        // The sharded Jobs run in order, against a bucket: tests/deploy/shards.rs.
+        if sub == "plan" || sub == "merge" || flag(&inv.args, "plan").is_some() {
+            continue;
+        }
+        let store = if uses_store(inv) {
+            let Some(moto) = &moto else { continue };
+            for arg in inv.args.iter().map(|a| expand(a, &inv.env)) {
+                let (is_input, url) = match arg.strip_prefix("--") {
+                    Some(f) => (false, f.split_once('=').map_or("", |(_, v)| v)),
+                    None => (true, arg.as_str()),
+                };
+                let Some(bucket) = url.strip_prefix("s3://").and_then(|r| r.split('/').next()) else { continue };
+                if buckets.insert(bucket.to_owned()) {
+                    moto.create_bucket(bucket);
+                }
+                if sub == "analyze" && is_input {
+                    upload_dir(moto, url, &pairs);
+                }
+            }
+            Some(moto)
+        } else {
+            None
+        };
         // And the binary takes them, values and all: each command runs, with the cluster's
-        // addresses and paths swapped for loopback and temporary ones.
+        // addresses and paths swapped for loopback and temporary ones, and the store's
+        // endpoint and credentials added to the container's environment.
         let work = dir.path().join(format!("run-{n}"));
         std::fs::create_dir_all(&work).expect("work dir");
         let args: Vec<String> = inv
             .args
             .iter()
             .map(|a| {
-                let (name, _) = a.split_once('=').unwrap_or((a, ""));
+                let a = expand(a, &inv.env);
+                let (name, value) = a.split_once('=').unwrap_or((&a, ""));
                 match name {
                     "--listen" | "--admin-listen" => format!("{name}=127.0.0.1:0"),
-                    "--out" => format!("--out={}", work.join("out").display()),
+                    "--baseline" | "--canary" | "--secondary" => format!("{name}={}", upstream.url()),
+                    "--out" if !is_store_url(value) => format!("--out={}", work.join("out").display()),
+                    "--spool" => format!("--spool={}", work.join("spool").display()),
                     "--policy" => {
                         let file = work.join("policy.toml");
                         std::fs::write(&file, inv.policy.as_deref().expect("a policy ConfigMap beside --policy"))
@@ -562,10 +770,24 @@ fn every_shadowdiff_command_in_deploy_runs_with_its_flags() {
                 }
             })
             .collect();
+        let mut env = inv.env.clone();
+        env.extend(store.iter().flat_map(|m| m.env()).map(|(k, v)| (k.to_owned(), v)));
         match sub {
-            "capture" => run_capture(&inv.source, &args),
+            "capture" => {
+                run_capture(&inv.source, &args, &env);
+                if let (Some(moto), Some(out)) = (store, flag(&args, "out")) {
+                    // The request sent through it is in a whole object in the bucket.
+                    let (bucket, prefix) = out.strip_prefix("s3://").and_then(|r| r.split_once('/')).expect("s3 URL");
+                    let keys = moto.keys(bucket, prefix);
+                    assert_eq!(keys.len(), 1, "{}: one file uploaded at shutdown: {keys:?}", inv.source);
+                    let o = moto.run(&["inspect", "--json", out]);
+                    let j: Value = serde_json::from_slice(&o.stdout).expect("inspect prints JSON");
+                    assert_eq!(j["rows"], 1, "{}: {}", inv.source, text(&o.stderr));
+                    *captured.entry(out.to_owned()).or_default() += 1;
+                }
+            }
             "analyze" => {
-                let o = shadowdiff().args(&args).output().expect("shadowdiff runs");
+                let o = shadowdiff().args(&args).envs(env).output().expect("shadowdiff runs");
                 let code = o.status.code();
                 assert!(
                     matches!(code, Some(0 | 1 | 3)),
@@ -573,32 +795,52 @@ fn every_shadowdiff_command_in_deploy_runs_with_its_flags() {
                     inv.source,
                     text(&o.stderr)
                 );
-                assert!(work.join("out/verdict.json").is_file(), "{}: a verdict", inv.source);
+                let verdict: Value =
+                    serde_json::from_str(&std::fs::read_to_string(work.join("out/verdict.json")).expect("a verdict"))
+                        .expect("verdict.json");
+                // The corpus, and the pairs captured into the same bucket prefix before.
+                let input = &args[1];
+                let want = 400 + captured.get(input).copied().unwrap_or(0);
+                assert_eq!(verdict["inputs"]["pairs_analyzed"], want, "{}: every pair read", inv.source);
             }
             other => panic!("{}: no check for `shadowdiff {other}`", inv.source),
         }
     }
+    drop(upstream);
 }
 
-/// Starts `shadowdiff capture ARGS`, waits until it listens, then SIGTERM: it must exit 0.
-fn run_capture(source: &str, args: &[String]) {
+/// Starts `shadowdiff capture ARGS` with `env`, waits until it listens, sends it one request
+/// (the upstream answers 200), then SIGTERM: it must exit 0.
+fn run_capture(source: &str, args: &[String], env: &[(String, String)]) {
     let mut child = shadowdiff()
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("shadowdiff capture starts");
+    let mut err = child.stderr.take().expect("stderr");
+    let log = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut s);
+        s
+    });
+    // Kept open until capture has exited: it prints its admin address after the listen address.
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
     let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read stdout");
-    if !line.starts_with("listening on http://") {
+    stdout.read_line(&mut line).expect("read stdout");
+    let Some(addr) = line.trim().strip_prefix("listening on http://") else {
         let status = wait_with_deadline(&mut child, Duration::from_secs(10));
-        let mut err = String::new();
-        std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err).expect("stderr");
-        panic!("{source}: capture did not start ({status}): {err}");
-    }
+        panic!("{source}: capture did not start ({status}): {}", log.join().unwrap_or_default());
+    };
+    let port = port_of(addr) as u16;
+    let answer = crate::object_store::http(port, "GET", "/users/1").map(|(status, _)| status);
     signal(&child, "-TERM");
-    let status = wait_with_deadline(&mut child, Duration::from_secs(30));
-    assert!(status.success(), "{source}: capture exits 0 on SIGTERM");
+    let status = wait_with_deadline(&mut child, Duration::from_secs(90));
+    let log = log.join().unwrap_or_default();
+    assert_eq!(answer, Some(200), "{source}: capture serves the baseline: {log}");
+    assert!(status.success(), "{source}: capture exits 0 on SIGTERM: {log}");
+    drop(stdout);
 }
 
 #[test]

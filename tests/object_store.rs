@@ -27,7 +27,7 @@ use crate::support::{python, repo_root, shadowdiff, signal, stderr, wait_with_de
 
 /// `moto_server` from the test virtualenv (or beside $SHADOWDIFF_PYTHON, or on PATH). Missing:
 /// the test is skipped with the reason, or fails under CI=true.
-fn moto_binary() -> Option<PathBuf> {
+pub(crate) fn moto_binary() -> Option<PathBuf> {
     let candidates = [
         repo_root().join(".venv/bin/moto_server"),
         python().parent().map(|d| d.join("moto_server")).unwrap_or_default(),
@@ -45,9 +45,9 @@ fn moto_binary() -> Option<PathBuf> {
 }
 
 /// A running moto_server on 127.0.0.1; killed when dropped.
-struct Moto {
+pub(crate) struct Moto {
     bin: PathBuf,
-    port: u16,
+    pub(crate) port: u16,
     auth: bool,
     child: Child,
 }
@@ -55,7 +55,7 @@ struct Moto {
 impl Moto {
     /// Start on a free port (found by binding port 0). With `auth`, every request must be signed
     /// by a key moto knows (none exist), so any credential is refused.
-    fn start(bin: &Path, auth: bool) -> Moto {
+    pub(crate) fn start(bin: &Path, auth: bool) -> Moto {
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
         let child = Self::spawn(bin, port, auth);
         let moto = Moto { bin: bin.to_owned(), port, auth, child };
@@ -94,13 +94,13 @@ impl Moto {
         self.wait_ready();
     }
 
-    fn create_bucket(&self, bucket: &str) {
+    pub(crate) fn create_bucket(&self, bucket: &str) {
         let (status, body) = http(self.port, "PUT", &format!("/{bucket}")).expect("moto answers");
         assert_eq!(status, 200, "create bucket {bucket}: {body}");
     }
 
     /// Every key under `prefix`, from the store's own listing (not ours).
-    fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+    pub(crate) fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
         let (status, body) =
             http(self.port, "GET", &format!("/{bucket}?list-type=2&prefix={prefix}")).expect("moto answers");
         assert_eq!(status, 200, "{body}");
@@ -109,7 +109,7 @@ impl Moto {
     }
 
     /// The environment a shadowdiff process gets: credentials and endpoint, as in production.
-    fn env(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ACCESS_KEY_ID", "shadowdiff-test".into()),
             ("AWS_SECRET_ACCESS_KEY", "shadowdiff-test-secret".into()),
@@ -120,7 +120,7 @@ impl Moto {
     }
 
     /// Run `shadowdiff ARGS...` with this store's environment.
-    fn run(&self, args: &[&str]) -> std::process::Output {
+    pub(crate) fn run(&self, args: &[&str]) -> std::process::Output {
         shadowdiff().args(args).envs(self.env()).output().expect("the shadowdiff binary runs")
     }
 }
@@ -132,11 +132,11 @@ impl Drop for Moto {
 }
 
 /// One plain HTTP/1.1 request (unsigned: moto accepts those unless `auth`); the status and body.
-fn http(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
+pub(crate) fn http(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
     http_with_body(port, method, path, b"")
 }
 
-fn http_with_body(port: u16, method: &str, path: &str, body: &[u8]) -> Option<(u16, String)> {
+pub(crate) fn http_with_body(port: u16, method: &str, path: &str, body: &[u8]) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let n = body.len();
@@ -151,7 +151,7 @@ fn http_with_body(port: u16, method: &str, path: &str, body: &[u8]) -> Option<(u
 }
 
 /// Download an object with boto3 (moto's own dependency), a client other than ours.
-fn download(moto: &Moto, bucket: &str, key: &str, to: &Path) {
+pub(crate) fn download(moto: &Moto, bucket: &str, key: &str, to: &Path) {
     let script = "import sys, boto3\n\
                   s3 = boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1',\n\
                   aws_access_key_id='x', aws_secret_access_key='x')\n\
