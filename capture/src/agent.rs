@@ -126,8 +126,15 @@ impl Agent {
                 cut_recordings.cancel();
             });
             // The deadline starts when the stop signal arrives, measured inside `serve`.
-            let started =
-                tokio::spawn(server::serve_with_limits(listener, tls, handler, stop_rx.clone(), drain, limits));
+            let started = tokio::spawn(server::serve_with_limits(
+                listener,
+                tls,
+                handler,
+                stop_rx.clone(),
+                drain,
+                limits,
+                Arc::clone(&c.listener),
+            ));
             let mut until_stop = stop_rx;
             let _ = until_stop.wait_for(|s| *s).await;
             let deadline = Instant::now() + drain;

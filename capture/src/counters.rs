@@ -113,6 +113,80 @@ impl MirrorSkip {
     }
 }
 
+/// How a client connection of the listener ended. Each is counted under
+/// `shadowdiff_client_connections_closed_total{reason}`, so that once none is open the reasons add
+/// up to the connections accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnClose {
+    /// Closed by the client, or after a response with `Connection: close`: nothing wrong.
+    Client,
+    /// Closed as soon as it was accepted, unread: `--max-connections` were open.
+    Refused,
+    /// No request in flight for `--idle-timeout` (including a client that never sent a byte).
+    Idle,
+    /// A request's headers took longer than `--header-read-timeout` (slowloris).
+    HeaderTimeout,
+    /// A request's headers were larger than `--max-header-size`.
+    HeaderTooLarge,
+    /// An HTTP/2 client past one of the abuse bounds (rapid reset, too many streams reset for
+    /// its errors, a CONTINUATION flood): GOAWAY with ENHANCE_YOUR_CALM.
+    Http2Abuse,
+    /// The TLS handshake failed or took longer than its timeout.
+    TlsHandshake,
+    /// Any other error of the client's making (malformed requests or frames, a reset socket).
+    Error,
+}
+
+impl ConnClose {
+    pub const ALL: [ConnClose; 8] = [
+        ConnClose::Client,
+        ConnClose::Refused,
+        ConnClose::Idle,
+        ConnClose::HeaderTimeout,
+        ConnClose::HeaderTooLarge,
+        ConnClose::Http2Abuse,
+        ConnClose::TlsHandshake,
+        ConnClose::Error,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ConnClose::Client => "client",
+            ConnClose::Refused => "refused",
+            ConnClose::Idle => "idle",
+            ConnClose::HeaderTimeout => "header_timeout",
+            ConnClose::HeaderTooLarge => "header_too_large",
+            ConnClose::Http2Abuse => "http2_abuse",
+            ConnClose::TlsHandshake => "tls_handshake",
+            ConnClose::Error => "error",
+        }
+    }
+}
+
+/// What the client listener counts: connections accepted, open, and closed by reason. Kept
+/// apart from the pair counters (they describe sockets, not requests, and stay out of file
+/// metadata).
+#[derive(Debug, Default)]
+pub struct ListenerStats {
+    /// Connections accepted (refused ones included).
+    pub accepted: AtomicU64,
+    /// Connections open now (gauge).
+    pub open: AtomicI64,
+    closed: [AtomicU64; ConnClose::ALL.len()],
+}
+
+impl ListenerStats {
+    pub fn closed(&self, reason: ConnClose) {
+        let i = ConnClose::ALL.iter().position(|r| *r == reason).unwrap_or(0);
+        self.closed[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn closed_count(&self, reason: ConnClose) -> u64 {
+        let i = ConnClose::ALL.iter().position(|r| *r == reason).unwrap_or(0);
+        self.closed[i].load(Ordering::Relaxed)
+    }
+}
+
 /// Upper bounds of the latency histogram buckets, in seconds (Prometheus `le`).
 pub const LATENCY_BUCKETS: [f64; 14] =
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -206,6 +280,8 @@ pub struct Counters {
     pub retain: Arc<RetainStats>,
     /// Whether --out is an object store: its counters then go into file metadata too.
     pub uploading: AtomicBool,
+    /// The client listener's connections.
+    pub listener: Arc<ListenerStats>,
 }
 
 fn side_index(side: Side) -> usize {

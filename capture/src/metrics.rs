@@ -19,7 +19,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::body::ProxyBody;
-use crate::counters::{Counters, DropReason, LATENCY_BUCKETS, MirrorSkip, SkipReason};
+use crate::counters::{ConnClose, Counters, DropReason, LATENCY_BUCKETS, MirrorSkip, SkipReason};
 use shadowdiff_format::schema::Side;
 
 /// How the admin handler learns how many mirrors are running now.
@@ -134,6 +134,21 @@ impl Collector for AgentCollector {
                 .encode_descriptor(name, help, None, MetricType::Counter)?
                 .encode_counter::<NoLabelSet, _, u64>(&value, None)?;
         }
+        let l = &*c.listener;
+        encoder
+            .encode_descriptor(
+                "shadowdiff_client_connections",
+                "Client connections accepted.",
+                None,
+                MetricType::Counter,
+            )?
+            .encode_counter::<NoLabelSet, _, u64>(&load(&l.accepted), None)?;
+        counter(
+            &mut encoder,
+            "shadowdiff_client_connections_closed",
+            "Client connections closed, by reason (refused at --max-connections, idle, header_timeout, http2_abuse …).",
+            ConnClose::ALL.map(|r| ([("reason", r.as_str())], l.closed_count(r))),
+        )?;
         counter(
             &mut encoder,
             "shadowdiff_pairs_dropped",
@@ -155,7 +170,8 @@ impl Collector for AgentCollector {
 
         let mirrors_in_flight = i64::try_from((self.mirrors_in_flight)()).unwrap_or(i64::MAX);
         let gauge = |a: &AtomicU64| i64::try_from(load(a)).unwrap_or(i64::MAX);
-        let gauges: [(&str, &str, i64); 7] = [
+        let gauges: [(&str, &str, i64); 8] = [
+            ("shadowdiff_client_connections_open", "Client connections open.", l.open.load(Ordering::Relaxed)),
             (
                 "shadowdiff_requests_in_flight",
                 "Client requests waiting for their response head.",
@@ -289,9 +305,12 @@ mod tests {
                 "shadowdiff_retain_files_total counter",
                 "shadowdiff_retain_pairs_total counter",
                 "shadowdiff_retain_bytes_total counter",
+                "shadowdiff_client_connections_total counter",
+                "shadowdiff_client_connections_closed_total counter",
                 "shadowdiff_pairs_dropped_total counter",
                 "shadowdiff_requests_skipped_total counter",
                 "shadowdiff_mirrors_skipped_total counter",
+                "shadowdiff_client_connections_open gauge",
                 "shadowdiff_requests_in_flight gauge",
                 "shadowdiff_pairs_pending gauge",
                 "shadowdiff_writer_queue_depth gauge",

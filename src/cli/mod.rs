@@ -76,11 +76,19 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
     let filter: tracing_subscriber::filter::LevelFilter = level
         .parse()
         .map_err(|_| anyhow::anyhow!("--log-level must be error, warn, info, debug or trace, not {level}"))?;
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(filter)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    // h2 warns once per abusive HTTP/2 connection (rapid reset, too many resets): capture counts
+    // those and logs them at most once a minute, so a flood of such clients cannot flood the log.
+    let targets = tracing_subscriber::filter::Targets::new()
+        .with_default(filter)
+        .with_target("h2", tracing_subscriber::filter::LevelFilter::ERROR);
+    let _ = tracing_subscriber::util::SubscriberInitExt::try_init(tracing_subscriber::layer::SubscriberExt::with(
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_max_level(filter)
+            .with_target(false)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .finish(),
+        targets,
+    ));
     Ok(())
 }

@@ -119,6 +119,8 @@ pub struct LimitsSection {
     pub max_header_size: Option<u64>,
     #[serde(default, deserialize_with = "nonzero_duration")]
     pub header_read_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "nonzero_duration")]
+    pub idle_timeout: Option<Duration>,
     #[serde(default, deserialize_with = "nonzero_size")]
     pub max_concurrent_streams: Option<u64>,
 }

@@ -149,6 +149,11 @@ pub struct Flags {
     /// on a kept-alive connection, before the connection is closed [default: 30s].
     #[arg(long, value_name = "DURATION", value_parser = Flag(parse_nonzero_duration))]
     pub header_read_timeout: Option<Duration>,
+    /// How long a client connection may stay open with no request in flight (one that never
+    /// sends a byte, a kept-alive connection between requests, an HTTP/2 connection with no
+    /// open stream) before it is closed [default: 60s].
+    #[arg(long, value_name = "DURATION", value_parser = Flag(parse_nonzero_duration))]
+    pub idle_timeout: Option<Duration>,
     /// HTTP/2 streams open at once on one client connection [default: 256].
     #[arg(long, value_name = "N", value_parser = Flag(parse_nonzero_size))]
     pub max_concurrent_streams: Option<u64>,

@@ -122,6 +122,7 @@ impl Config {
                         .header_read_timeout
                         .or(f.limits.header_read_timeout)
                         .unwrap_or(d.header_read_timeout),
+                    idle_timeout: flags.idle_timeout.or(f.limits.idle_timeout).unwrap_or(d.idle_timeout),
                     max_concurrent_streams: flags
                         .max_concurrent_streams
                         .or(f.limits.max_concurrent_streams)

@@ -175,6 +175,7 @@ fn flags_and_keys_read_values_alike() {
         ("--max-connections", "[limits]\nmax_connections", "10k"),
         ("--max-header-size", "[limits]\nmax_header_size", "16KiB"),
         ("--header-read-timeout", "[limits]\nheader_read_timeout", "2s"),
+        ("--idle-timeout", "[limits]\nidle_timeout", "90s"),
         ("--max-concurrent-streams", "[limits]\nmax_concurrent_streams", "100"),
     ];
     for (flag, key, text) in cases {
@@ -201,6 +202,7 @@ fn flags_and_keys_read_values_alike() {
             "0s",
             "must be longer than zero",
         ),
+        ("--idle-timeout", "[limits]\nidle_timeout", "limits.idle_timeout", "0ms", "must be longer than zero"),
     ];
     for (flag, key, name, text, message) in bad {
         assert!(err(&with_required(&[flag, text]), None).starts_with(&format!("{flag} {message}")), "{flag} {text}");
