@@ -156,3 +156,20 @@ header = "X-Op"
     let e = Rules::from_toml("[[routes.key]]\npath = \"/g\"\nfrom = \"graphql\"\nheadr = \"x\"\n").unwrap_err();
     assert!(e.to_string().contains("headr"), "{e}");
 }
+
+#[test]
+fn a_descriptor_set_is_read_relative_to_the_rules_file_and_bad_ones_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.toml");
+    std::fs::write(&path, "[grpc]\ndescriptor_set = \"sets/shop.pb\"\n").unwrap();
+    let err = Rules::from_file(&path).unwrap_err().to_string();
+    let wanted = dir.path().join("sets/shop.pb");
+    assert_eq!(err, format!("cannot read descriptor set {}", wanted.display()));
+    std::fs::create_dir(dir.path().join("sets")).unwrap();
+    std::fs::write(&wanted, b"\xff\xff not protobuf").unwrap();
+    let err = Rules::from_file(&path).unwrap_err().to_string();
+    assert!(err.starts_with(&format!("invalid descriptor set {}: not a protobuf FileDescriptorSet", wanted.display())));
+    let err = Rules::from_toml("[grpc]\ndescriptor = \"x.pb\"\n").unwrap_err().to_string();
+    assert!(err.contains("descriptor"), "{err}");
+    assert!(Rules::from_toml("").unwrap().grpc_schema.is_none());
+}
