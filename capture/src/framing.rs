@@ -66,6 +66,25 @@ fn pieces(text: &str) -> impl Iterator<Item = &str> {
     text.split_inclusive('\n')
 }
 
+/// Splits an event stream into lines with their ends, as the event-stream standard (and analyze,
+/// `stream.rs`) reads it: a line ends in CRLF, LF or a lone CR. The last piece may have no end.
+fn sse_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = match rest.find(['\r', '\n']) {
+            Some(i) if rest[i..].starts_with("\r\n") => i + 2,
+            Some(i) => i + 1,
+            None => rest.len(),
+        };
+        let (line, tail) = rest.split_at(end);
+        rest = tail;
+        Some(line)
+    })
+}
+
 fn lines(text: &str, cut: bool, mut f: impl FnMut(&mut Value) -> bool) -> Option<String> {
     let mut out = String::with_capacity(text.len());
     for piece in pieces(text) {
@@ -98,8 +117,16 @@ fn sse(text: &str, cut: bool, mut f: impl FnMut(&mut Value) -> bool) -> Option<S
         out.push_str(&rewrite_event(event, &mut f));
         event.clear();
     };
-    for piece in pieces(text) {
-        if !piece.ends_with('\n') {
+    // A leading byte order mark is not part of the first line (analyze skips it too).
+    let text = match text.strip_prefix('\u{feff}') {
+        Some(rest) => {
+            out.push('\u{feff}');
+            rest
+        }
+        None => text,
+    };
+    for piece in sse_lines(text) {
+        if !piece.ends_with(['\n', '\r']) {
             // The last line, without its terminator.
             if !cut {
                 event.push(piece);
@@ -220,6 +247,20 @@ mod tests {
         assert_eq!(Framing::of(Some("application/x-ndjson")), Some(Framing::Lines));
         assert_eq!(Framing::of(Some("application/json")), None);
         assert_eq!(Framing::of(None), None);
+    }
+
+    /// Found by the `redact` fuzz target's property (fuzz/regressions/redact/): an event stream
+    /// led by a byte order mark, or with lines ended by a lone CR, kept its secrets — capture
+    /// split lines at LF only and read the BOM as part of the first field's name, while analyze
+    /// (and every browser) skips the BOM and ends lines at CR, LF or CRLF, and found the data.
+    #[test]
+    fn sse_lines_end_as_the_standard_says_and_a_bom_is_skipped() {
+        let bom = "\u{feff}data: {\"secret\":1}\n\n";
+        assert_eq!(changed(run(Framing::Sse, bom, false)), "\u{feff}data: {\"secret\":\"X\"}\n\n");
+        let cr = "data: {\"secret\":1}\r\rdata: x\r\r";
+        assert_eq!(changed(run(Framing::Sse, cr, false)), "data: {\"secret\":\"X\"}\r\rdata: x\r\r");
+        let mixed = "id: 1\rdata: {\"secret\":1}\r\n\ndata: {\"secret\":2}\r";
+        assert_eq!(changed(run(Framing::Sse, mixed, true)), "id: 1\rdata: {\"secret\":\"X\"}\r\n\n");
     }
 
     /// Found by fuzzing (fuzz/regressions/redact/): a `text/x-ndjson` body was stored with its
