@@ -283,6 +283,10 @@ fn grpc_calls_of_every_kind_reach_the_client_unchanged_and_are_recorded_with_tra
     // difference at /1/price/2 (field 1 `fields`, key `price`, field 2 `number_value`), and the
     // streams of equal messages differ only in their trailer.
     assert_eq!(fields_of(&verdict, "/shop.v1.Shop/GetItem"), vec!["/1/price/2", "trailer:x-inventory-version"]);
+    // The report says what a gRPC error is, and names the status change.
+    let html = std::fs::read_to_string(out.join("report.html")).expect("report.html");
+    assert!(html.contains("gRPC calls that ended UNKNOWN, DEADLINE_EXCEEDED"), "the errors caption");
+    assert!(html.contains("grpc NOT_FOUND → UNAVAILABLE"), "the status mismatch example");
     for method in ["ListItems", "Upload", "Chat"] {
         let route = format!("/shop.v1.Shop/{method}");
         assert_eq!(fields_of(&verdict, &route), vec!["trailer:x-inventory-version"], "{route}");

@@ -21,12 +21,13 @@ pub(super) fn section(v: &Verdict, opts: &ChartOptions, charts: &mut Vec<Png>) -
         })
         .collect();
     let png = charts::error_rates(&rates, opts)?;
+    let caption = if grpc(v) {
+        "Errors are 5xx responses, gRPC calls that ended UNKNOWN, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, INTERNAL, UNAVAILABLE or DATA_LOSS, and transport failures."
+    } else {
+        "Errors are 5xx responses and transport failures."
+    };
     let mut blocks = vec![
-        figure(
-            &png,
-            "Error rates per endpoint, baseline and canary",
-            "Errors are 5xx responses and transport failures.",
-        ),
+        figure(&png, "Error rates per endpoint, baseline and canary", caption),
         Block::Table(by_endpoint(&v.endpoints)),
     ];
     charts.push(png);
@@ -34,6 +35,19 @@ pub(super) fn section(v: &Verdict, opts: &ChartOptions, charts: &mut Vec<Png>) -
         blocks.push(Block::Table(critical(&v.critical_errors)));
     }
     Ok(Section { id: "errors".into(), title: "Errors".into(), intro: String::new(), blocks })
+}
+
+/// Whether the run holds gRPC calls: a gRPC status was named (a status mismatch or an error
+/// kind), or an endpoint is a gRPC method's path (`/package.Service/Method`).
+fn grpc(v: &Verdict) -> bool {
+    let method = |route: &str| {
+        route.strip_prefix('/').and_then(|r| r.split_once('/')).is_some_and(|(service, method)| {
+            service.contains('.') && !method.is_empty() && !method.contains('/') && !service.contains('{')
+        })
+    };
+    v.critical_errors.iter().any(|c| c.kind.starts_with("grpc "))
+        || v.status_mismatches.values().any(|m| m.keys().any(|k| k.starts_with("grpc ")))
+        || v.endpoints.iter().any(|e| method(&e.route))
 }
 
 /// Errors by side and endpoint, most canary errors first.
