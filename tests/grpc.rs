@@ -460,6 +460,9 @@ fn protobuf_messages_are_diffed_by_field_with_a_descriptor_set_and_by_field_numb
         examples["examples"].as_array().expect("examples").iter().find(|e| e["route"] == list).expect("ListItems");
     assert_eq!(list_example["differences"][0]["path"], "/2/name");
     assert_eq!(list_example["canary"]["messages"][2]["name"], "item 2 (renamed)");
+    let html = std::fs::read_to_string(dir.path().join("typed/report.html")).expect("report.html");
+    assert!(html.contains("shown as its message, decoded as shop.v1.Item"), "the report shows the decoded message");
+    assert!(html.contains("grpc OK"), "and the grpc-status by name");
 
     // The same set named in the policy (relative to it), and the policy's rules apply to the
     // decoded fields: an ignored /price/units is no difference.
