@@ -564,3 +564,55 @@ fn http2_abuse_is_cut_while_good_clients_are_served() {
     proxy.stop_and_check_counts(&pairs);
     drop((base, canary));
 }
+
+/// The suite's short soak (bench/soak.sh is the long one): 40 s of steady load with a file
+/// rotated every 2 s, capture's RSS and descriptors sampled every 2 s. Neither grows from the
+/// first half of the run to the second, every file is whole, and the counts add up.
+#[test]
+// A synchronous test around a child process (OS clock for the sampling loop).
+#[allow(clippy::disallowed_methods)]
+fn a_short_soak_keeps_memory_and_descriptors_flat() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let doc = json!({"id": 1, "name": "Ada"});
+    let (base, canary) = rt.block_on(async {
+        let base = upstream().route("/users/1", doc.clone()).noise(false).run().await.expect("baseline");
+        let canary = upstream().route("/users/1", doc.clone()).noise(false).run().await.expect("canary");
+        (base, canary)
+    });
+    let out = tempfile::tempdir().expect("tempdir");
+    let pairs = out.path().join("pairs");
+    let proxy =
+        Capture::start(&base.url(), &canary.url(), &pairs, out.path().join("capture.log"), &["--rotate-age", "2s"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4).map(|_| good_client(&rt, &base.url(), &proxy.addr, false, &stop)).collect();
+    let fds = || std::fs::read_dir(format!("/proc/{}/fd", proxy.child.id())).expect("/proc fd").count();
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    while started.elapsed() < Duration::from_secs(40) {
+        std::thread::sleep(Duration::from_secs(2));
+        samples.push((proxy.rss_kib(), fds()));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (mut served, mut wrong) = (0, 0);
+    for c in clients {
+        let (s, w) = rt.block_on(c).expect("client");
+        (served, wrong) = (served + s, wrong + w);
+    }
+    let seen = proxy.metric("shadowdiff_requests_total");
+    let c = proxy.stop_and_check_counts(&pairs);
+    let files = resolve_inputs(&[pairs.to_str().expect("utf-8")]).expect("files").len();
+    let (first, last) = samples.split_at(samples.len() / 2);
+    let max = |s: &[(u64, usize)]| (s.iter().map(|x| x.0).max().unwrap_or(0), s.iter().map(|x| x.1).max().unwrap_or(0));
+    let ((rss1, fd1), (rss2, fd2)) = (max(first), max(last));
+    eprintln!(
+        "short soak: {served} requests in 40 s, {wrong} failures; seen {seen}, recorded {}, {files} files; RSS KiB first half max {rss1}, last half max {rss2}; descriptors {fd1} then {fd2}; samples {samples:?}",
+        c["recorded"]
+    );
+    assert_eq!(wrong, 0, "every request was answered with the baseline's answer");
+    assert_eq!(seen, u64::from(served), "capture saw every request, and only those");
+    assert_eq!(c["seen"], seen);
+    assert!(files >= 10, "rotated every 2 s: {files} files");
+    assert!(rss2 <= rss1 + rss1 / 4 + 8 * 1024, "RSS does not grow: {rss1} KiB, then {rss2} KiB");
+    assert!(fd2 <= fd1 + 2, "descriptors do not grow: {fd1}, then {fd2}");
+    drop((base, canary));
+}
