@@ -7,8 +7,8 @@
 #   - a cached answer (/v1/verdict with no new file: the directory listing is the whole cost),
 #   - the answer after NEW new pairs appear (ROUNDS rounds),
 #   - one full `shadowdiff analyze --sequential` over the same files, for comparison.
-# serve's re-analysis after new files is a full analysis of every file (docs/serve.md, "What it
-# costs"), so the answer after new files costs about what a full analyze does; the figures say so.
+# serve keeps each file's pass 1 and merges (docs/serve.md, "What it costs"), so the answer after
+# new files costs the new files' pass 1 plus one merge of everything, not a full analysis.
 #
 #   bench/serve.sh                       # 1,000,000 + 5 rounds of 10,000
 #   PAIRS=200000 NEW=10000 ROUNDS=20 bench/serve.sh
@@ -32,7 +32,8 @@ trap cleanup EXIT
 
 cargo build --quiet --release -p shadowdiff -p shadowdiff-fixtures --bins
 bin=$work/bin
-mkdir -p "$bin" && cp target/release/shadowdiff target/release/shadowdiff-fixtures "$bin/"
+target=${CARGO_TARGET_DIR:-target}
+mkdir -p "$bin" && cp "$target/release/shadowdiff" "$target/release/shadowdiff-fixtures" "$bin/"
 
 # The existing period: PAIRS pairs from 2026-11-24T08:00Z at 100 pairs/s.
 "$bin/shadowdiff-fixtures" corpus --pairs "$PAIRS" --out "$work/pairs/old" --diff-rate "$DIFF_RATE" \

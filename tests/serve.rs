@@ -375,3 +375,57 @@ fn a_warning_holds_a_webhook_unless_the_server_advances_on_warn() {
         assert!(serve.stop().success());
     }
 }
+
+/// The gate keeps each file's pass 1 and merges: its verdict must be the one a fresh `analyze
+/// --sequential` of the same files gives — after files are added, for a window whose edges cut
+/// through files, and for a window that holds every file.
+#[test]
+fn incremental_verdicts_equal_a_fresh_analysis() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pairs = dir.path().join("pairs");
+    let edit = |seed: u64, start: &'static str| {
+        move |c: &mut shadowdiff_fixtures::corpus::CorpusConfig| {
+            c.seed = seed;
+            c.rotate_rows = 300;
+            c.start = start.parse().expect("a time");
+            c.canary.effects.push(shadowdiff_fixtures::Scoped::parse("any-value-changed:0.03").expect("effect"));
+        }
+    };
+    corpus(&pairs.join("a"), 1_500, edit(8, "2026-11-24T08:00:00Z"));
+    let serve = Serve::start(&pairs, &["--refresh", "1h"]);
+    let strip = |mut v: Value| {
+        for k in ["outputs", "generated_at", "analysis_seconds"] {
+            v.as_object_mut().expect("an object").remove(k);
+        }
+        v
+    };
+    let fresh = |extra: &[&str]| {
+        let out = tempfile::tempdir().expect("tempdir");
+        let o = shadowdiff()
+            .arg("analyze")
+            .arg(&pairs)
+            .args(["--sequential", "-q", "--out"])
+            .arg(out.path())
+            .args(extra)
+            .output()
+            .expect("analyze runs");
+        assert!(matches!(o.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&o.stderr));
+        strip(serde_json::from_slice(&std::fs::read(out.path().join("verdict.json")).expect("verdict")).expect("JSON"))
+    };
+    let served = |q: &str| {
+        let (status, v) = serve.json(&format!("/v1/verdict{q}"));
+        assert_eq!(status, 200, "{v}");
+        strip(v)
+    };
+    assert_eq!(served(""), fresh(&[]), "the first files");
+    // 100 pairs a second: the second corpus starts 30 s after the first ends.
+    corpus(&pairs.join("b"), 1_500, edit(9, "2026-11-24T08:00:45Z"));
+    assert_eq!(served(""), fresh(&[]), "after new files");
+    let (since, until) = ("2026-11-24T08:00:07Z", "2026-11-24T08:00:52Z");
+    let cut = served(&format!("?since={since}&until={until}"));
+    assert_eq!(cut, fresh(&["--since", since, "--until", until]), "a window cutting through files");
+    assert!(cut["inputs"]["window"]["pairs_outside"].as_u64().expect("pairs_outside") > 0);
+    let (since, until) = ("2026-11-24T07:00:00Z", "2026-11-24T09:00:00Z");
+    assert_eq!(served(&format!("?since={since}&until={until}")), fresh(&["--since", since, "--until", until]));
+    assert!(serve.stop().success());
+}

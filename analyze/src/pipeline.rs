@@ -499,7 +499,7 @@ pub struct ShardInputs {
 }
 
 /// Everything pass 1 counted over one shard (a `partial.json`'s `state`).
-#[derive(Debug, Default, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct MapState {
     pub inputs: ShardInputs,
     /// Pairs in the window and past the warm-up: positions `0..kept` (before any sample).
@@ -777,6 +777,18 @@ fn scan_captured_at(files: &[PathBuf], mut f: impl FnMut(&FileInfo, &[i64])) -> 
         f(&batch.file, at.values());
     }
     Ok(())
+}
+
+/// The earliest and latest `captured_at` of `file`, in microseconds since the epoch; `None`
+/// when it has no rows.
+pub fn file_span(file: &Path) -> Result<Option<(i64, i64)>> {
+    let mut span: Option<(i64, i64)> = None;
+    scan_captured_at(&[file.to_owned()], |_, at| {
+        if let (Some(&lo), Some(&hi)) = (at.iter().min(), at.iter().max()) {
+            span = Some(span.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+        }
+    })?;
+    Ok(span)
 }
 
 /// Each run's earliest `captured_at` in `files`, in microseconds since the epoch.

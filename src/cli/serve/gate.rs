@@ -3,6 +3,14 @@
 //! grows, shrinks or goes away (or, for a window relative to now, until it is older than the
 //! refresh interval). Analyses run one at a time on the blocking pool, each in its own scratch
 //! directory removed afterwards; at most [`CACHED`] answers are kept.
+//!
+//! Analyses are **incremental**: pass 1 over a pair file (the expensive half: decoding and
+//! diffing every body) is kept per file ([`Partials`]) and reused while the file is unchanged,
+//! so a new analysis maps only new or changed files and merges (docs/scale.md: one analysis is
+//! a map and a merge, and the merge of per-file partials equals one pass over the files). A
+//! window cuts through few files: a file wholly inside it is mapped once for every window that
+//! holds it, a file wholly outside once for every window that misses it; only the files a
+//! window's edge cuts are mapped for that window.
 
 use std::collections::HashMap;
 use std::hash::{Hash as _, Hasher as _};
@@ -13,7 +21,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{SubsecRound as _, Utc};
-use shadowdiff_analyze::pipeline::{self, Options};
+use shadowdiff_analyze::pipeline::{self, MapState, MergeContext, Options, Partial, Selection};
 use shadowdiff_analyze::policy::Policy;
 use shadowdiff_format::TimeWindow;
 use shadowdiff_format::verdict::{Outputs, Verdict};
@@ -91,6 +99,7 @@ pub struct Gate {
     pub latest: Mutex<Option<Arc<Judged>>>,
     pub analyses_ok: AtomicU64,
     pub analyses_failed: AtomicU64,
+    partials: Mutex<Partials>,
 }
 
 impl Gate {
@@ -106,6 +115,7 @@ impl Gate {
             latest: Mutex::new(None),
             analyses_ok: AtomicU64::new(0),
             analyses_failed: AtomicU64::new(0),
+            partials: Mutex::new(Partials::default()),
         }
     }
 
@@ -200,7 +210,11 @@ impl Gate {
         let dir = self.scratch.join(format!("analysis-{n}"));
         let mut options = Options::new(&dir);
         options.window = window;
-        let result = judge_inputs(&self.inputs, policy, &options, key.window, &pipeline::Quiet);
+        let result = match key.window {
+            // Each window of a trend is its own analysis, from the files.
+            Some(_) => judge_inputs(&self.inputs, policy, &options, key.window, &pipeline::Quiet),
+            None => self.judge_incrementally(policy, &options),
+        };
         let _ = std::fs::remove_dir_all(&dir);
         let mut verdict = result.map_err(classify)?;
         // The files the pipeline wrote are gone with its scratch directory.
@@ -212,17 +226,168 @@ impl Gate {
     }
 }
 
+impl Gate {
+    /// One analysis of the inputs: every file's pass 1 taken from [`Partials`] or run and kept,
+    /// then one merge of them all in file order.
+    fn judge_incrementally(&self, policy: &Policy, options: &Options) -> anyhow::Result<Verdict> {
+        let files = shadowdiff_format::resolve_inputs(&self.inputs)?;
+        let window = options.window;
+        let (files, files_pruned) = window.prune(files);
+        let empty = || shadowdiff_analyze::Error::Empty { input: self.inputs.join(" ") };
+        let mut partials = self.partials.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        partials.generation += 1;
+        let policy_id = {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            format!("{policy:?}").hash(&mut h);
+            h.finish()
+        };
+        let mut parts = Vec::with_capacity(files.len());
+        for file in files {
+            let part = partials.get_or_map(&self.scratch, &file, window, policy_id, policy, options)?;
+            parts.push(Partial { state: part.state.clone(), pairs: part.pairs.clone(), diffs: part.diffs.clone() });
+        }
+        partials.evict();
+        drop(partials);
+        if parts.iter().all(|p| p.state.inputs.pairs_in_files == 0) {
+            anyhow::bail!(empty());
+        }
+        if parts.iter().all(|p| p.state.pairs_analyzed == 0) {
+            anyhow::bail!(empty());
+        }
+        let context = MergeContext { files_pruned, warmup_runs: 0 };
+        let analysis = pipeline::merge(parts, policy, options, &context, &pipeline::Quiet)?;
+        Ok(shadowdiff_analyze::judge::judge(&analysis, policy))
+    }
+}
+
+/// What part of a file a window selects, as far as its pass 1 is concerned.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Scope {
+    /// Every row (the window holds the whole file, or there is no window).
+    Whole,
+    /// No row: every window that misses the file gives the same pass 1.
+    Outside,
+    /// The rows inside this window (microseconds since the epoch).
+    Cut(Option<i64>, Option<i64>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PartKey {
+    path: PathBuf,
+    size: u64,
+    modified: Option<std::time::SystemTime>,
+    policy: u64,
+    scope: Scope,
+}
+
+/// A file's pass 1, kept: its counts and its raw rows on disk (removed with the entry).
+struct KeptPart {
+    state: MapState,
+    pairs: PathBuf,
+    diffs: PathBuf,
+    dir: PathBuf,
+    used: u64,
+}
+
+impl Drop for KeptPart {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A file as it is now: its path, size and modification time.
+type FileId = (PathBuf, u64, Option<std::time::SystemTime>);
+
+/// Every file's pass 1 kept by the gate, and each file's span of `captured_at`.
+#[derive(Default)]
+struct Partials {
+    parts: HashMap<PartKey, KeptPart>,
+    spans: HashMap<FileId, Option<(i64, i64)>>,
+    generation: u64,
+    next: u64,
+}
+
+/// Kept parts unused for this many analyses are removed.
+const KEEP_GENERATIONS: u64 = 8;
+
+impl Partials {
+    fn get_or_map(
+        &mut self,
+        scratch: &Path,
+        file: &Path,
+        window: TimeWindow,
+        policy_id: u64,
+        policy: &Policy,
+        options: &Options,
+    ) -> anyhow::Result<&KeptPart> {
+        let meta =
+            std::fs::metadata(file).map_err(|source| shadowdiff_format::Error::Io { path: file.to_owned(), source })?;
+        let (size, modified) = (meta.len(), meta.modified().ok());
+        let micros = |t: Option<shadowdiff_format::reader::Instant>| t.map(|t| t.timestamp_micros());
+        let scope = if window.is_unbounded() {
+            Scope::Whole
+        } else {
+            let span_key = (file.to_owned(), size, modified);
+            let span = match self.spans.get(&span_key) {
+                Some(s) => *s,
+                None => {
+                    let s = pipeline::file_span(file)?;
+                    self.spans.insert(span_key, s);
+                    s
+                }
+            };
+            match span {
+                None => Scope::Whole,
+                Some((lo, hi)) if window.contains_micros(lo) && window.contains_micros(hi) => Scope::Whole,
+                Some((lo, hi))
+                    if window.until.is_some_and(|u| lo >= u.timestamp_micros())
+                        || window.since.is_some_and(|s| hi < s.timestamp_micros()) =>
+                {
+                    Scope::Outside
+                }
+                Some(_) => Scope::Cut(micros(window.since), micros(window.until)),
+            }
+        };
+        let key = PartKey { path: file.to_owned(), size, modified, policy: policy_id, scope: scope.clone() };
+        if !self.parts.contains_key(&key) {
+            let selection = Selection {
+                window: if scope == Scope::Whole { TimeWindow::default() } else { window },
+                warm_end: Default::default(),
+            };
+            self.next += 1;
+            let dir = scratch.join(format!("part-{}", self.next));
+            let part = pipeline::map(vec![file.to_owned()], selection, policy, options, &dir)?;
+            let kept = KeptPart { state: part.state, pairs: part.pairs, diffs: part.diffs, dir, used: 0 };
+            self.parts.insert(key.clone(), kept);
+        }
+        let generation = self.generation;
+        let kept = self.parts.get_mut(&key).ok_or_else(|| anyhow::anyhow!("a kept partial went missing"))?;
+        kept.used = generation;
+        Ok(kept)
+    }
+
+    /// Removes the parts of files that changed or went away and those not used lately.
+    fn evict(&mut self) {
+        let generation = self.generation;
+        self.parts.retain(|_, p| p.used + KEEP_GENERATIONS > generation);
+        let live: std::collections::HashSet<_> =
+            self.parts.keys().map(|k| (k.path.clone(), k.size, k.modified)).collect();
+        self.spans.retain(|k, _| live.contains(k));
+    }
+}
+
 /// The HTTP status of an analysis error: no pairs yet (no files, or none in the window) is 503
 /// (try again later), anything else
 /// the server's (500), each with the sentence analyze would print.
 fn classify(e: anyhow::Error) -> Failure {
     use shadowdiff_analyze::Error as A;
-    let status = match e.downcast_ref::<A>() {
-        Some(A::Empty { .. } | A::Input(shadowdiff_format::Error::NoPairFiles { .. })) => {
-            http::StatusCode::SERVICE_UNAVAILABLE
-        }
-        _ => http::StatusCode::INTERNAL_SERVER_ERROR,
-    };
+    let no_pairs =
+        matches!(e.downcast_ref::<A>(), Some(A::Empty { .. } | A::Input(shadowdiff_format::Error::NoPairFiles { .. })))
+            || matches!(
+                e.downcast_ref::<shadowdiff_format::Error>(),
+                Some(shadowdiff_format::Error::NoPairFiles { .. })
+            );
+    let status = if no_pairs { http::StatusCode::SERVICE_UNAVAILABLE } else { http::StatusCode::INTERNAL_SERVER_ERROR };
     Failure::new(status, format!("{e:#}"))
 }
 
