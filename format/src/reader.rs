@@ -325,7 +325,7 @@ impl PairFile {
         let target = Arc::new(Schema::new(
             names.iter().map(|n| SCHEMA.field_with_name(n).expect("checked above").clone()).collect::<Vec<_>>(),
         ));
-        Ok(FileBatches { info: self.info, reader, target })
+        Ok(FileBatches { info: self.info, reader, target, broken: false })
     }
 }
 
@@ -404,6 +404,8 @@ pub struct FileBatches {
     pub info: Arc<FileInfo>,
     reader: ParquetRecordBatchReader,
     target: SchemaRef,
+    /// The parquet reader panicked on a damaged page: nothing more is read from it.
+    broken: bool,
 }
 
 impl FileBatches {
@@ -496,7 +498,28 @@ impl Iterator for FileBatches {
     type Item = Result<RecordBatch>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let batch = self.reader.next()?;
+        if self.broken {
+            return None;
+        }
+        // The parquet crate asserts on some damaged pages instead of returning an error
+        // (definition levels longer than their buffer panic in arrow-buffer): a damaged file is
+        // bad input, told as such, never a crash. The reader is not used again after a panic.
+        let reader = &mut self.reader;
+        let batch = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.next())) {
+            Ok(batch) => batch?,
+            Err(panic) => {
+                self.broken = true;
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a page does not decode".to_owned());
+                return Some(Err(Error::Corrupt {
+                    path: self.info.path.clone(),
+                    source: parquet::errors::ParquetError::General(format!("the parquet reader failed: {why}")),
+                }));
+            }
+        };
         Some(
             batch
                 .map_err(|e| Error::Corrupt { path: self.info.path.clone(), source: e.into() })

@@ -279,6 +279,23 @@ fn a_negative_column_chunk_offset_is_a_damaged_file() {
     assert!(chain.contains("negative.parquet") && chain.contains("row group"), "{chain}");
 }
 
+/// Found by fuzzing (fuzz/regressions/pair_file/): a damaged page whose definition levels overrun
+/// their buffer made the parquet crate panic (arrow-buffer: "offset + len out of bounds") in the
+/// middle of a read. The reader reports a damaged file and stops.
+#[test]
+fn a_page_the_parquet_crate_panics_on_is_a_damaged_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("levels.parquet");
+    fs::write(&path, include_bytes!("../../fuzz/regressions/pair_file/definition-levels-out-of-bounds"))
+        .expect("write");
+    let results: Vec<_> = PairReader::from_files(vec![path], ReadOptions::default()).collect();
+    let e = results.iter().find_map(|r| r.as_ref().err()).expect("a damaged file is an error");
+    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    let source = std::error::Error::source(e).map(ToString::to_string).unwrap_or_default();
+    assert!(source.contains("the parquet reader failed"), "{source}");
+    assert!(results.last().is_some_and(Result::is_err), "nothing is read after the panic");
+}
+
 fn write_foreign(
     path: &Path,
     schema: arrow_schema::SchemaRef,
