@@ -72,17 +72,19 @@ SHOP=$ROOT/tests/grpc/typed_shop.py
 # One GetItemRequest{id: 1}, length-prefixed: uncompressed, 2 bytes, field 1 = 1.
 printf '\x00\x00\x00\x00\x02\x08\x01' >"$WORK/request.bin"
 
-start_shop() { # variant → prints the port
+start_shop() { # variant → its port in $WORK/VARIANT.port (run in this shell: its pid is kept for cleanup)
     "$PYTHON" "$SHOP" serve --gen "$WORK/gen" --variant "$1" >"$WORK/$1.port" 2>"$WORK/$1.err" &
     PIDS+=($!)
     for _ in $(seq 1 100); do
-        [[ -s $WORK/$1.port ]] && { head -1 "$WORK/$1.port"; return 0; }
+        [[ -s $WORK/$1.port ]] && return 0
         sleep 0.1
     done
     echo "the $1 server did not start:" >&2; cat "$WORK/$1.err" >&2; exit 1
 }
-P_BASE=$(start_shop baseline)
-P_CANARY=$(start_shop canary)
+start_shop baseline
+start_shop canary
+P_BASE=$(head -1 "$WORK/baseline.port")
+P_CANARY=$(head -1 "$WORK/canary.port")
 
 start_capture() { # name, extra flags… → sets PID_<name> and P_<name>
     local name=$1; shift
