@@ -11,9 +11,19 @@
 # because client, recorder and nginx share the same cores, the CPU time per request of each tool
 # and of nginx during its run (user + system, from bash's `time` and /proc).
 #
+# Measured (issue 16; CONNS=32, release build, the shared 2-core machine at load average 9–14;
+# the old and the new binary alternated, three runs each): CPU per request shadowdiff 22.5 / 23.8
+# / 24.0 µs before, 22.5 / 23.4 / 23.4 µs after the writer's builders were pre-sized; oha 10.4 /
+# 11.3 / 11.9 µs in the same runs, a ratio of 1.97 / 2.07 / 2.16 (target <= 1.4). req/s ratios
+# ranged 0.54–1.15 with oha starved by other builds: trust the CPU figures. perf (dwarf, 4 s):
+# syscalls 29 % (loopback writev/read), hyper's client dispatch ~30 %, recording 21 % (Parquet
+# column writing 10 %, zstd level 1 6 %, building Arrow batches 5 %), decoding the input 8 %,
+# dropping records 5 %, mimalloc ~10 %. Removing all recording would not reach 1.4x oha; a faster
+# codec than zstd-1 would save at most the 6 %.
+#
 # oha is installed with `cargo install oha` into bench/.tools (git-ignored) the first time.
 # Environment: N (requests, default 200000), CONNS (default 64), RATE (default 2000),
-# RATE_SECS (default 10).
+# RATE_SECS (default 10), SHADOWDIFF (a prebuilt binary; default: build target/release/shadowdiff).
 set -euo pipefail
 
 N=${N:-200000}
@@ -34,10 +44,12 @@ if [[ ! -x $OHA ]]; then
     echo "installing oha with cargo (once)…" >&2
     cargo install --quiet --locked oha --root "$ROOT/bench/.tools"
 fi
-(cd "$ROOT" && cargo build --release --quiet --bin shadowdiff --bin shadowdiff-fixtures -p shadowdiff -p shadowdiff-fixtures)
+if [[ -z "${SHADOWDIFF:-}" ]]; then (cd "$ROOT" && cargo build --release --quiet --bin shadowdiff --bin shadowdiff-fixtures -p shadowdiff -p shadowdiff-fixtures); fi
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-SD=$TARGET/release/shadowdiff
-FX=$TARGET/release/shadowdiff-fixtures
+# SHADOWDIFF: a prebuilt binary (its directory must hold shadowdiff-fixtures too), so that a
+# concurrent build relinking target/release cannot pull it away mid-run.
+SD=${SHADOWDIFF:-$TARGET/release/shadowdiff}
+FX=$(dirname "$SD")/shadowdiff-fixtures
 
 # pyarrow reads the corpus's paths: the test virtualenv has it.
 PY=$ROOT/.venv/bin/python
