@@ -4,8 +4,9 @@
 //! test is a finding as much as a failed `assert!` here. docs/fuzzing.md lists the targets, the
 //! input layout of each and its properties.
 //!
-//! The same functions run on stable as plain tests (`cargo test` in this directory), over the
-//! committed seeds (`seeds/<target>/`) and the inputs of every crash found (`regressions/<target>/`).
+//! The same functions run on stable in the suite (tests/fuzz_inputs.rs includes this file), over
+//! the committed seeds (`seeds/<target>/`) and the inputs of every crash found
+//! (`regressions/<target>/`).
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -150,6 +151,12 @@ pub fn envoy_tap(data: &[u8]) {
 /// A pair file (mutated Parquet bytes, written to a temporary file): opened, checked and read to
 /// the last record, never panicking.
 pub fn pair_file(data: &[u8]) {
+    // The reader turns a panic of the parquet crate on a damaged page into an error
+    // (catch_unwind in format/src/reader.rs), but libFuzzer's panic hook aborts before any unwind:
+    // the default hook instead. A panic that escapes the reader still aborts (libfuzzer-sys
+    // catches it around the target), so it is still a crash.
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| drop(std::panic::take_hook()));
     static DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| {
         let d = std::env::temp_dir().join(format!("shadowdiff-fuzz-{}", std::process::id()));
