@@ -216,7 +216,11 @@ print(f"\ncapture RSS MiB over {len(rss)} samples: min {min(rss):.1f}, median {s
       f" (after {warmup} warm-up samples: min {min(steady):.1f}, median {statistics.median(steady):.1f}, max {max(steady):.1f})")
 half = len(steady) // 2
 first, last = (steady[:half], steady[half:]) if half else (steady, steady)
-print(f"capture RSS median, first half {statistics.median(first):.1f} MiB, last half {statistics.median(last):.1f} MiB")
+xs = list(range(len(steady)))
+mx, my = statistics.mean(xs), statistics.mean(steady)
+slope = sum((x - mx) * (y - my) for x, y in zip(xs, steady)) / max(sum((x - mx) ** 2 for x in xs), 1)
+print(f"capture RSS median, first half {statistics.median(first):.1f} MiB, last half {statistics.median(last):.1f} MiB;"
+      f" least-squares slope {slope:+.3f} MiB per sample")
 print(f"capture descriptors: min {min(fds)}, median {statistics.median(fds)}, max {max(fds)}")
 print(f"open client connections between rounds: {sorted(set(conns))}")
 print(f"p99 added by capture per interval (ms): min {min(added):.3f}, median {statistics.median(added):.3f}, max {max(added):.3f}")
