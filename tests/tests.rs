@@ -8,6 +8,7 @@ mod inspect; // shadowdiff inspect: text and JSON output, every bad input
 mod interop; // pair files read as they are by pyarrow, DuckDB and polars
 mod import; // shadowdiff import: HAR and GoReplay samples into pair files, malformed files
 mod corpus_real; // the shared real-world corpus (../shared/corpus/real): HAR and .gor files import, JSON pairs diff and patch
+mod fuzz_inputs; // the fuzz targets' committed seeds and crash inputs (fuzz/seeds, fuzz/regressions) through the targets' bodies, properties checked
 mod capture; // shadowdiff capture: load then SIGTERM, SIGKILL, admin endpoints, bad settings
 mod diff; // shadowdiff diff: formats, rules, exit codes
 mod replay; // shadowdiff replay: against fixture services, bad flags
