@@ -85,28 +85,37 @@ pub trait Progress: Sync {
 pub struct Quiet;
 impl Progress for Quiet {}
 
-/// A seeded uniform reservoir (Vitter's algorithm R).
+/// A seeded uniform reservoir (Vitter's algorithm R) of latency pairs, each with the time its
+/// request was captured (microseconds since the epoch; `None` when unknown).
 #[derive(Debug, Clone)]
 pub struct Reservoir {
     cap: usize,
     seen: u64,
     items: Vec<(f64, f64)>,
+    times: Vec<Option<i64>>,
     rng: SmallRng,
 }
 
 impl Reservoir {
     pub fn new(cap: usize, seed: u64) -> Self {
-        Self { cap: cap.max(1), seen: 0, items: Vec::new(), rng: SmallRng::seed_from_u64(seed) }
+        Self { cap: cap.max(1), seen: 0, items: Vec::new(), times: Vec::new(), rng: SmallRng::seed_from_u64(seed) }
     }
 
     pub fn push(&mut self, item: (f64, f64)) {
+        self.push_at(item, None);
+    }
+
+    /// Offers a pair captured at `at`.
+    pub fn push_at(&mut self, item: (f64, f64), at: Option<i64>) {
         self.seen += 1;
         if self.items.len() < self.cap {
             self.items.push(item);
+            self.times.push(at);
         } else {
             let j = self.rng.random_range(0..self.seen);
             if (j as usize) < self.cap {
                 self.items[j as usize] = item;
+                self.times[j as usize] = at;
             }
         }
     }
@@ -119,6 +128,11 @@ impl Reservoir {
     /// The kept pairs (all of them when fewer than the cap were offered).
     pub fn items(&self) -> &[(f64, f64)] {
         &self.items
+    }
+
+    /// When each kept pair was captured, in the order of [`Reservoir::items`].
+    pub fn times(&self) -> &[Option<i64>] {
+        &self.times
     }
 }
 
@@ -169,6 +183,9 @@ pub struct PairFacts<'a> {
     pub latency_ms: Option<(f64, f64)>,
     /// The secondary's and the canary's latencies in milliseconds, when both answered.
     pub secondary_latency_ms: Option<(f64, f64)>,
+    /// When the request was captured, in microseconds since the epoch (tail pairs close in time
+    /// are judged as one event).
+    pub captured_at_us: Option<i64>,
 }
 
 /// What was counted for one route (or overall).
@@ -221,17 +238,17 @@ impl RouteStats {
         if let Some(k) = f.canary_error {
             kind(&mut er.kinds, k).canary += 1;
         }
-        self.push_latency(f.latency_ms, f.secondary_latency_ms);
+        self.push_latency(f.latency_ms, f.secondary_latency_ms, f.captured_at_us);
     }
 
     /// Offers one pair's latencies to the samples: (reference, canary) with the baseline as the
     /// reference, and with the secondary.
-    pub fn push_latency(&mut self, baseline: Option<(f64, f64)>, secondary: Option<(f64, f64)>) {
+    pub fn push_latency(&mut self, baseline: Option<(f64, f64)>, secondary: Option<(f64, f64)>, at: Option<i64>) {
         if let Some(l) = baseline {
-            self.latency.push(l);
+            self.latency.push_at(l, at);
         }
         if let Some(l) = secondary {
-            self.latency_secondary.push(l);
+            self.latency_secondary.push_at(l, at);
         }
     }
 
@@ -294,6 +311,7 @@ impl RouteStats {
             canary_error: e.canary.error_label().as_deref(),
             latency_ms: None,
             secondary_latency_ms: None,
+            captured_at_us: None,
         });
         if with_noise && e.outcome == Outcome::Compared {
             let raw: Vec<Difference> = e.raw.iter().map(|f| f.diff.clone()).collect();
@@ -1146,6 +1164,7 @@ fn sample_latencies(batch: &RecordBatch, counted: &mut Counted, opts: &Options) 
     use arrow_array::UInt16Array;
     let route = outputs::column::<StringArray>(batch, outputs::ROUTE)?;
     let outcome = outputs::column::<StringArray>(batch, outputs::OUTCOME)?;
+    let captured = outputs::column::<arrow_array::TimestampMicrosecondArray>(batch, outputs::CAPTURED_AT)?;
     let side = |status: &str, latency: &str, error: &str| -> Result<_> {
         Ok((
             outputs::column::<UInt16Array>(batch, status)?,
@@ -1172,13 +1191,14 @@ fn sample_latencies(batch: &RecordBatch, counted: &mut Counted, opts: &Options) 
         if baseline.is_none() && secondary.is_none() {
             continue;
         }
-        counted.overall.push_latency(baseline, secondary);
+        let at = captured.is_valid(i).then(|| captured.value(i));
+        counted.overall.push_latency(baseline, secondary, at);
         let r = route.value(i);
         if !counted.routes.contains_key(r) {
             counted.routes.insert(r.to_owned(), route_stats(r, opts));
         }
         if let Some(stats) = counted.routes.get_mut(r) {
-            stats.push_latency(baseline, secondary);
+            stats.push_latency(baseline, secondary, at);
         }
     }
     Ok(())

@@ -141,7 +141,7 @@ fn latency_summary(route: &str, s: &RouteStats, confidence: f64, p: &Policy) -> 
     // ln(canary / baseline) of the pairs where both took some time.
     let log_ratios: Vec<f64> = items.iter().filter(|x| x.0 > 0.0 && x.1 > 0.0).map(|x| (x.1 / x.0).ln()).collect();
     let enough = items.len() >= 2;
-    let tail = tail_pairs(items);
+    let tail = tail_pairs(items, s.latency.times());
     let seed = p.seed ^ xxhash_rust::xxh3::xxh3_64(route.as_bytes());
     let bootstrap = Bootstrap { resamples: p.bootstrap_resamples, confidence, seed, max_resample: 20_000 };
     LatencySummary {
@@ -158,10 +158,10 @@ fn latency_summary(route: &str, s: &RouteStats, confidence: f64, p: &Policy) -> 
         },
         tail_log_ratio: tail
             .as_ref()
-            .and_then(|t| hodges_lehmann(&log_ratios_of(t), confidence))
+            .and_then(|t| hodges_lehmann(&events_log_ratios(t), confidence))
             .map(|h| anytime(h, p)),
         reference_median_ms: median(b.clone()),
-        reference_tail_median_ms: tail.and_then(|t| median(t.iter().map(|x| x.0).collect())),
+        reference_tail_median_ms: tail.and_then(|t| median(t.iter().map(|x| x.0.0).collect())),
         ks: enough.then(|| {
             // Two-sided on the distributions as they are; one-sided (`slower`) against the
             // reference slowed by the latency check's pass threshold and at least by the latency
@@ -201,27 +201,60 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
     Some(if odd { m } else { (m + below.iter().copied().fold(f64::MIN, f64::max)) / 2.0 })
 }
 
-/// ln(canary / reference) of each pair.
-fn log_ratios_of(pairs: &[(f64, f64)]) -> Vec<f64> {
-    pairs.iter().map(|(b, c)| (c / b).ln()).collect()
-}
+/// A latency pair (reference, canary) in milliseconds and when it was captured (µs).
+type TailPair = ((f64, f64), Option<i64>);
 
 /// The tail's pairs: the 2 % (at least [`TAIL_MIN_PAIRS`]) with the largest √(baseline ·
-/// canary). Both sides choose alike, so on identical builds their log ratios stay symmetric about
-/// zero — choosing by the baseline alone would favour pairs whose baseline was slow by chance and
-/// show an improvement that is not there. `None` with too few pairs.
-fn tail_pairs(items: &[(f64, f64)]) -> Option<Vec<(f64, f64)>> {
-    let mut both: Vec<(f64, f64)> =
-        items.iter().copied().filter(|(b, c)| *b > 0.0 && *c > 0.0 && b.is_finite() && c.is_finite()).collect();
+/// canary), each with the time it was captured. Both sides choose alike, so on identical builds
+/// their log ratios stay symmetric about zero — choosing by the baseline alone would favour pairs
+/// whose baseline was slow by chance and show an improvement that is not there. `None` with too
+/// few pairs.
+fn tail_pairs(items: &[(f64, f64)], times: &[Option<i64>]) -> Option<Vec<TailPair>> {
+    let mut both: Vec<TailPair> = items
+        .iter()
+        .copied()
+        .zip(times.iter().copied().chain(std::iter::repeat(None)))
+        .filter(|((b, c), _)| *b > 0.0 && *c > 0.0 && b.is_finite() && c.is_finite())
+        .collect();
     if both.len() < TAIL_MIN_PAIRS {
         return None;
     }
     let k = (both.len().div_ceil(50)).max(TAIL_MIN_PAIRS);
     // The k largest products first (the order among them does not matter).
     let cut = both.len() - k;
-    both.select_nth_unstable_by(cut, |x, y| (x.0 * x.1).total_cmp(&(y.0 * y.1)));
+    both.select_nth_unstable_by(cut, |x, y| (x.0.0 * x.0.1).total_cmp(&(y.0.0 * y.0.1)));
     both.drain(..cut);
     Some(both)
+}
+
+/// The tail's log ratios by **event**: tail pairs that were in flight while an event's first
+/// pair was (captured before it answered on its slower side) are one event — a pause of a
+/// process, a garbage collection, a burst — and count as one value, the mean of their log ratios.
+/// Ten consecutive requests caught in one stall of the canary's process are one piece of
+/// evidence, not ten. Pairs without a capture time are events of their own.
+fn events_log_ratios(tail: &[TailPair]) -> Vec<f64> {
+    let mut timed: Vec<(i64, f64, f64)> = Vec::with_capacity(tail.len());
+    let mut out = Vec::with_capacity(tail.len());
+    for &((b, c), at) in tail {
+        let r = (c / b).ln();
+        match at {
+            Some(t) => timed.push((t, b.max(c) * 1000.0, r)),
+            None => out.push(r),
+        }
+    }
+    timed.sort_by(|x, y| x.0.cmp(&y.0).then(x.2.total_cmp(&y.2)));
+    let mut i = 0;
+    while i < timed.len() {
+        let (start, slower_us, _) = timed[i];
+        let end = start.saturating_add(slower_us.ceil() as i64);
+        let mut j = i + 1;
+        while j < timed.len() && timed[j].0 <= end {
+            j += 1;
+        }
+        out.push(timed[i..j].iter().map(|x| x.2).sum::<f64>() / (j - i) as f64);
+        i = j;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -233,19 +266,45 @@ mod tests {
         // 500 pairs: the tail is the 20 (at least) with the largest b·c, whatever the side.
         let mut items: Vec<(f64, f64)> = (1..=500).map(|i| (i as f64, i as f64)).collect();
         items[0] = (1.0, 1e9); // the canary alone slow: its product is the largest
-        let t = log_ratios_of(&tail_pairs(&items).unwrap());
+        let no_times = |items: &[(f64, f64)]| tail_pairs(items, &[]);
+        let t = events_log_ratios(&no_times(&items).unwrap());
         assert_eq!(t.len(), TAIL_MIN_PAIRS);
         assert!(t.iter().any(|r| *r > 10.0), "{t:?}");
         assert_eq!(t.iter().filter(|r| **r == 0.0).count(), 19);
         // 5,000 pairs: 2 %.
         let many: Vec<(f64, f64)> = (1..=5000).map(|i| (i as f64, 2.0 * i as f64)).collect();
-        let t = log_ratios_of(&tail_pairs(&many).unwrap());
+        let t = events_log_ratios(&no_times(&many).unwrap());
         assert_eq!(t.len(), 100);
         assert!(t.iter().all(|r| (r - 2f64.ln()).abs() < 1e-12));
-        assert_eq!(tail_pairs(&many[..19]), None);
+        assert_eq!(no_times(&many[..19]), None);
         assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), Some(2.5));
         assert_eq!(median(Vec::new()), None);
+    }
+
+    /// Tail pairs in flight together are one event: two stalls of ten consecutive requests each
+    /// are two values, not twenty; pairs far apart in time stay one each.
+    #[test]
+    fn tail_pairs_in_flight_together_are_one_event() {
+        let ms = 1_000i64;
+        // Two bursts of ten requests 1 ms apart, each 10 ms or more: one event each.
+        let mut tail: Vec<TailPair> = Vec::new();
+        for (burst, start, ratio) in [(0, 0, 1.3f64), (1, 5_000 * ms, 1.1)] {
+            for k in 0..10 {
+                let _ = burst;
+                tail.push(((10.0, 10.0 * ratio), Some(start + k * ms)));
+            }
+        }
+        let events = events_log_ratios(&tail);
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!((events[0] - 1.3f64.ln()).abs() < 1e-12 && (events[1] - 1.1f64.ln()).abs() < 1e-12);
+        // The same twenty a second apart: twenty events.
+        let apart: Vec<_> = tail.iter().enumerate().map(|(i, (l, _))| (*l, Some(i as i64 * 1_000 * ms))).collect();
+        assert_eq!(events_log_ratios(&apart).len(), 20);
+        // A chain of overlapping requests is cut at the first one's answer: an event spans at
+        // most its first request's time, so a busy service's tail is many events, not one.
+        let chain: Vec<_> = (0..100).map(|i| ((10.0, 10.0), Some(i as i64 * 4 * ms))).collect();
+        assert_eq!(events_log_ratios(&chain).len(), 34, "10 ms each, 4 ms apart: 3 per event");
     }
 
     #[test]

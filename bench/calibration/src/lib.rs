@@ -42,6 +42,9 @@ pub fn analysis(pairs: &[SimPair], seed: u64) -> Analysis {
             canary_error: p.canary_error,
             latency_ms: (!transport).then_some((p.baseline_ms, p.canary_ms)),
             secondary_latency_ms: None,
+            // Spread over the run as a service at 100 requests/s would: tail pairs in flight
+            // together are judged as one event.
+            captured_at_us: Some((p.at * pairs.len() as f64 * 10_000.0) as i64),
         };
         overall.count(&facts);
         let stats = routes.entry(route.clone()).or_insert_with(|| RouteStats::empty(LATENCY_CAP, seed));

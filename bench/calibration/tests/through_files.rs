@@ -48,9 +48,10 @@ fn simulated_sets_judge_alike_through_pair_files() {
 
         let dir = tempfile::tempdir().unwrap();
         let mut w = PairWriter::new(WriterConfig::new(dir.path().join("in"), "calibration")).unwrap();
-        let start = chrono::Utc::now();
+        let start = chrono::DateTime::from_timestamp_micros(chrono::Utc::now().timestamp_micros()).unwrap();
         for (i, p) in pairs.iter().enumerate() {
-            let at = start + chrono::Duration::milliseconds(i as i64);
+            // When the harness says it was captured (tail pairs in flight together are one event).
+            let at = start + chrono::Duration::microseconds((p.at * pairs.len() as f64 * 10_000.0) as i64);
             let mut r = PairRecord::new("calibration", at, "GET", format!("/r{:02}/{}", p.route, 1000 + i), None);
             r.baseline = side(p.baseline_error, p.baseline_ms, 10);
             r.canary = side(p.canary_error, p.canary_ms, if p.field_changed { 11 } else { 10 });
