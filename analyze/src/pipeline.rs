@@ -86,17 +86,20 @@ pub struct Quiet;
 impl Progress for Quiet {}
 
 /// A seeded uniform reservoir (Vitter's algorithm R) of latency pairs, each with the time its
-/// request was captured (microseconds since the epoch; `None` when unknown).
+/// request was captured (microseconds since the epoch; [`Reservoir::NO_TIME`] when unknown).
 #[derive(Debug, Clone)]
 pub struct Reservoir {
     cap: usize,
     seen: u64,
     items: Vec<(f64, f64)>,
-    times: Vec<Option<i64>>,
+    times: Vec<i64>,
     rng: SmallRng,
 }
 
 impl Reservoir {
+    /// The time of a pair captured at an unknown time.
+    pub const NO_TIME: i64 = i64::MIN;
+
     pub fn new(cap: usize, seed: u64) -> Self {
         Self { cap: cap.max(1), seen: 0, items: Vec::new(), times: Vec::new(), rng: SmallRng::seed_from_u64(seed) }
     }
@@ -107,6 +110,7 @@ impl Reservoir {
 
     /// Offers a pair captured at `at`.
     pub fn push_at(&mut self, item: (f64, f64), at: Option<i64>) {
+        let at = at.unwrap_or(Self::NO_TIME);
         self.seen += 1;
         if self.items.len() < self.cap {
             self.items.push(item);
@@ -130,8 +134,9 @@ impl Reservoir {
         &self.items
     }
 
-    /// When each kept pair was captured, in the order of [`Reservoir::items`].
-    pub fn times(&self) -> &[Option<i64>] {
+    /// When each kept pair was captured, in the order of [`Reservoir::items`]
+    /// ([`Reservoir::NO_TIME`] when unknown).
+    pub fn times(&self) -> &[i64] {
         &self.times
     }
 }

@@ -209,11 +209,12 @@ type TailPair = ((f64, f64), Option<i64>);
 /// their log ratios stay symmetric about zero — choosing by the baseline alone would favour pairs
 /// whose baseline was slow by chance and show an improvement that is not there. `None` with too
 /// few pairs.
-fn tail_pairs(items: &[(f64, f64)], times: &[Option<i64>]) -> Option<Vec<TailPair>> {
+fn tail_pairs(items: &[(f64, f64)], times: &[i64]) -> Option<Vec<TailPair>> {
+    let known = |t: i64| (t != crate::pipeline::Reservoir::NO_TIME).then_some(t);
     let mut both: Vec<TailPair> = items
         .iter()
         .copied()
-        .zip(times.iter().copied().chain(std::iter::repeat(None)))
+        .zip(times.iter().copied().map(known).chain(std::iter::repeat(None)))
         .filter(|((b, c), _)| *b > 0.0 && *c > 0.0 && b.is_finite() && c.is_finite())
         .collect();
     if both.len() < TAIL_MIN_PAIRS {
