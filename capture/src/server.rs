@@ -530,14 +530,36 @@ mod tests {
             limits,
             Arc::clone(&stats),
         ));
+        // Each silent connection waits for the server to close it; how long it stayed open is
+        // measured from its own connect, so a slow machine (connecting 500 takes a while under
+        // load) cannot make the test see a close before the timeout that was not one.
         let mut silent = Vec::new();
         for _ in 0..500 {
-            silent.push(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+            let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let connected = tokio::time::Instant::now();
+            silent.push(tokio::spawn(async move {
+                let mut buf = [0u8; 16];
+                let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await;
+                connected.elapsed()
+            }));
         }
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-        let closed: Vec<_> = ConnClose::ALL.iter().map(|r| (r.as_str(), stats.closed_count(*r))).collect();
-        assert_eq!(stats.open.load(Ordering::Relaxed), 500, "none closed before the idle timeout: {closed:?}");
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let mut open_for = Vec::new();
+        for s in silent {
+            let waited = tokio::time::timeout(Duration::from_secs(30), s).await.expect("closed within 30 s");
+            open_for.push(waited.expect("reader task"));
+        }
+        let shortest = open_for.iter().min().copied().unwrap_or_default();
+        assert!(
+            shortest >= Duration::from_millis(1490),
+            "a connection closed after {shortest:?}, before the idle timeout"
+        );
+        // The server counts a close just after the client sees it.
+        for _ in 0..100 {
+            if stats.closed_count(ConnClose::Idle) == 500 && stats.open.load(Ordering::Relaxed) == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let closed: Vec<_> = ConnClose::ALL.iter().map(|r| (r.as_str(), stats.closed_count(*r))).collect();
         assert_eq!(stats.closed_count(ConnClose::Idle), 500, "{closed:?}");
         assert_eq!(stats.open.load(Ordering::Relaxed), 0);
