@@ -57,5 +57,5 @@ pub use noise::{NoiseCounter, Thresholds, Verdict};
 pub use pair::{SideComparison, compare_sides, compare_status};
 pub use path::PathPattern;
 pub use policy::{FailOn, Policy};
-pub use route::{RouteTemplater, template_path};
+pub use route::{RouteRecorder, template_path};
 pub use rules::{ArrayMode, Rules, Tolerance};

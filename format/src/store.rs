@@ -833,6 +833,14 @@ pub mod files {
         Ok((store, k))
     }
 
+    /// Creates the directory `path` goes in.
+    fn make_parent(path: &Path) -> Result<()> {
+        match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(dir) => std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_owned(), source }),
+            None => Ok(()),
+        }
+    }
+
     /// `location` joined with a relative `name` (`/` between).
     pub fn join(location: &str, name: &str) -> String {
         format!("{}/{}", location.trim_end_matches('/'), name.trim_start_matches('/'))
@@ -866,9 +874,7 @@ pub mod files {
     pub fn write(location: &str, bytes: &[u8]) -> Result<()> {
         match Location::parse(location)? {
             Location::Local(path) => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_owned(), source })?;
-                }
+                make_parent(&path)?;
                 crate::atomic::write_atomic(&path, bytes).map_err(|source| Error::Io { path, source })
             }
             Location::Store(url) => {
@@ -890,9 +896,7 @@ pub mod files {
     pub fn put(from: &Path, location: &str) -> Result<()> {
         match Location::parse(location)? {
             Location::Local(path) => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_owned(), source })?;
-                }
+                make_parent(&path)?;
                 let part = path.with_extension("part");
                 std::fs::copy(from, &part).map_err(|source| Error::Io { path: part.clone(), source })?;
                 std::fs::rename(&part, &path).map_err(|source| Error::Io { path, source })
@@ -915,9 +919,7 @@ pub mod files {
         match Location::parse(location)? {
             Location::Local(path) => {
                 let part = to.with_extension("part");
-                if let Some(dir) = to.parent() {
-                    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_owned(), source })?;
-                }
+                make_parent(to)?;
                 std::fs::copy(&path, &part).map_err(|source| Error::Io { path: path.clone(), source })?;
                 std::fs::rename(&part, to).map_err(|source| Error::Io { path: to.to_owned(), source })
             }

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use shadowdiff_analyze::json::json_eq;
-use shadowdiff_analyze::route::RouteTemplater;
+use shadowdiff_analyze::route::{OTHER_ROUTE, RouteRecorder, settle};
 use shadowdiff_analyze::route_key::{self, KeyOutcome};
 use shadowdiff_analyze::{Policy, Rules, body, diff_json, diff_json_with_patch, stream};
 use shadowdiff_capture::redact::{MASK, RedactRules, Redactor};
@@ -317,26 +317,33 @@ pub fn redact(data: &[u8]) {
 }
 
 /// `RULES \0 PATH \0 PATH …`: route templates and keys from a rules file (default rules when it
-/// does not parse), then paths templated through one templater. Never panics; a path an
-/// explicit template matches gets that template; the heuristic routes stay within `max_routes`.
+/// does not parse), then paths templated as analyze does: recorded uncapped, the cap settled over
+/// them all. Never panics; a path an explicit template matches gets that template, never
+/// renamed; the heuristic routes that keep their names stay within `max_routes`.
 pub fn route(data: &[u8]) {
     let mut parts = data.split(|b| *b == 0);
     let rules = parts.next().and_then(|t| std::str::from_utf8(t).ok()).and_then(|t| Rules::from_toml(t).ok());
     let rules = rules.unwrap_or_default().routes;
     let max = rules.max_routes;
     let templates = rules.templates.clone();
-    let mut templater = RouteTemplater::new(rules);
-    for path in parts {
+    let mut recorder = RouteRecorder::new(rules);
+    for (i, path) in parts.enumerate() {
         let path = text(path);
         let plain = path.split(['?', '#']).next().unwrap_or("");
-        let route = templater.route(&path);
+        let route = recorder.route_keyed(&path, None, i as u64);
         if let Some(t) = templates.iter().find(|t| t.matches(plain)) {
             assert_eq!(route, t.as_str(), "{path} matches {} but went to {route}", t.as_str());
         }
         let _ = shadowdiff_analyze::template_path(&path);
     }
-    let explicit = templater.routes().keys().filter(|r| templates.iter().any(|t| t.as_str() == r.as_str())).count();
-    assert!(templater.routes().len() - explicit <= max, "more heuristic routes than max_routes = {max}");
+    let seen = recorder.into_seen();
+    let (renamed, _) = settle(seen.clone(), max);
+    let kept = seen.iter().filter(|s| !s.explicit && s.route != OTHER_ROUTE && !renamed.contains_key(&s.route)).count();
+    assert!(kept <= max, "more heuristic routes than max_routes = {max}");
+    assert!(
+        seen.iter().filter(|s| s.explicit).all(|s| !renamed.contains_key(&s.route)),
+        "an explicit template renamed"
+    );
 }
 
 /// `C BODY`: byte C picks a `Content-Encoding` (or, past the list, the rest up to the first NUL is

@@ -149,22 +149,28 @@ fn resolve(args: Args) -> anyhow::Result<Resolved> {
     options.sample = args.sample;
     options.seed = args.seed;
     options.warmup = args.warmup;
-    // Both bounds relative to one reading of the clock, so `--since -1h --until -0s` is an hour.
-    // Whole seconds: the times it prints read as typed, and a window is never that precise.
-    let now = Utc::now().trunc_subsecs(0);
-    options.window = TimeWindow {
-        since: args.since.as_deref().map(|t| parse_time("--since", t, now)).transpose()?,
-        until: args.until.as_deref().map(|t| parse_time("--until", t, now)).transpose()?,
-    };
-    if let (Some(since), Some(until)) = (options.window.since, options.window.until)
-        && since >= until
-    {
-        bail!("--since {} is not before --until {}: the window holds no time", rfc3339(since), rfc3339(until));
-    }
+    options.window = parse_window(args.since.as_deref(), args.until.as_deref())?;
     if args.window.is_some_and(|w| w.as_secs() < 1) {
         bail!("--window must be at least 1s");
     }
     Ok(Resolved { inputs: args.inputs, policy, options, quiet: args.quiet, window: args.window })
+}
+
+/// The window `--since` / `--until` give, checked to hold some time.
+pub(super) fn parse_window(since: Option<&str>, until: Option<&str>) -> anyhow::Result<TimeWindow> {
+    // Both bounds relative to one reading of the clock, so `--since -1h --until -0s` is an hour.
+    // Whole seconds: the times it prints read as typed, and a window is never that precise.
+    let now = Utc::now().trunc_subsecs(0);
+    let window = TimeWindow {
+        since: since.map(|t| parse_time("--since", t, now)).transpose()?,
+        until: until.map(|t| parse_time("--until", t, now)).transpose()?,
+    };
+    if let (Some(since), Some(until)) = (window.since, window.until)
+        && since >= until
+    {
+        bail!("--since {} is not before --until {}: the window holds no time", rfc3339(since), rfc3339(until));
+    }
+    Ok(window)
 }
 
 /// A time as `--since` / `--until` take it: RFC 3339, `now`, or `-DURATION` before `now`.

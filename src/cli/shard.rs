@@ -17,10 +17,10 @@ use shadowdiff_analyze::pipeline::{
 };
 use shadowdiff_analyze::policy::{FailOn, Policy};
 use shadowdiff_capture::config::{Flag, parse_duration, parse_nonzero_size};
-use shadowdiff_format::TimeWindow;
 use shadowdiff_format::store::files;
 
-use super::analyze::{Bar, conclude, parse_time, rfc3339};
+use super::analyze::{Bar, conclude, parse_window};
+use super::inputs::fetch_files;
 use crate::exit::Exit;
 
 /// Split an analysis into shards that many processes (a Kubernetes Indexed Job) can run at once.
@@ -122,16 +122,7 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<Exit> {
         }
         None => Vec::new(),
     };
-    let now = Utc::now().trunc_subsecs(0);
-    let window = TimeWindow {
-        since: args.since.as_deref().map(|t| parse_time("--since", t, now)).transpose()?,
-        until: args.until.as_deref().map(|t| parse_time("--until", t, now)).transpose()?,
-    };
-    if let (Some(since), Some(until)) = (window.since, window.until)
-        && since >= until
-    {
-        bail!("--since {} is not before --until {}: the window holds no time", rfc3339(since), rfc3339(until));
-    }
+    let window = parse_window(args.since.as_deref(), args.until.as_deref())?;
     let listed = files::pair_files(&args.inputs, &window)?;
     let before = listed.len();
     let inputs: Vec<PlanInput> = listed
@@ -146,15 +137,15 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<Exit> {
     let mut selection = Selection { window, warm_end: Default::default() };
     let warmup = args.warmup.filter(|w| !w.is_zero());
     if let Some(warmup) = warmup {
-        let fetched = fetch(&inputs.iter().map(|i| i.location.clone()).collect::<Vec<_>>())?;
-        selection.warm_end = pipeline::warm_ends(&fetched.paths, warmup)?;
+        let fetched = fetch_files(&inputs.iter().map(|i| i.location.clone()).collect::<Vec<_>>())?;
+        selection.warm_end = pipeline::warm_ends(&fetched.local_paths(), warmup)?;
     }
     let sizes: Vec<u64> = inputs.iter().map(|i| i.size).collect();
     let plan = Plan {
         format: shadowdiff_analyze::pipeline::shard::PLAN_FORMAT.to_owned(),
         version: VERSION,
         id: String::new(),
-        created_at: now,
+        created_at: Utc::now().trunc_subsecs(0),
         input_names: args.inputs.clone(),
         policy: PlanPolicy {
             file: args.policy.as_ref().map(|p| p.display().to_string()),
@@ -217,7 +208,7 @@ pub fn analyze_shard(
     }
     let policy = plan_policy(&plan, plan_location, policy)?;
     let locations = plan.shard_inputs(index);
-    let fetched = fetch(&locations)?;
+    let fetched = fetch_files(&locations)?;
     let scratch = tempfile::Builder::new()
         .prefix("shadowdiff-shard-")
         .tempdir()
@@ -225,7 +216,7 @@ pub fn analyze_shard(
     let mut opts = Options::new(scratch.path());
     opts.seed = plan.seed;
     opts.window = plan.selection.window;
-    let part = pipeline::map(fetched.paths.clone(), plan.selection.clone(), &policy, &opts, scratch.path())?;
+    let part = pipeline::map(fetched.local_paths(), plan.selection.clone(), &policy, &opts, scratch.path())?;
     let (analyzed, kept) = (part.state.pairs_analyzed, part.state.kept);
     let file = PartialFile {
         format: PARTIAL_FORMAT.to_owned(),
@@ -392,39 +383,4 @@ fn read_partials(plan: &Plan, plan_location: &str, location: &str) -> anyhow::Re
         );
     }
     Ok(found.into_iter().flatten().collect())
-}
-
-/// Local copies of `locations`: local paths as they are, object-store files downloaded into a
-/// scratch directory that lives as long as the result.
-struct Fetched {
-    paths: Vec<PathBuf>,
-    _scratch: Option<tempfile::TempDir>,
-}
-
-fn fetch(locations: &[String]) -> anyhow::Result<Fetched> {
-    let remote = locations.iter().any(|l| l.contains("://"));
-    if !remote {
-        return Ok(Fetched { paths: locations.iter().map(PathBuf::from).collect(), _scratch: None });
-    }
-    let scratch = tempfile::Builder::new()
-        .prefix("shadowdiff-fetch-")
-        .tempdir()
-        .context("cannot create a scratch directory for the fetched pair files")?;
-    let mut downloads = Vec::new();
-    let paths = locations
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            if l.contains("://") {
-                let name = l.rsplit('/').next().unwrap_or("pairs.parquet");
-                let to = scratch.path().join(format!("{i:06}-{name}"));
-                downloads.push((l.clone(), to.clone()));
-                to
-            } else {
-                PathBuf::from(l)
-            }
-        })
-        .collect();
-    files::get_all(&downloads)?;
-    Ok(Fetched { paths, _scratch: Some(scratch) })
 }
