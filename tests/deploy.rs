@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::object_store::{Moto, http_with_body, moto_binary};
+use crate::object_store::{Moto, moto_binary, upload_dir};
 
 // The sharded analysis (overlays/sharded, argo-workflows): its exact commands run against moto.
 mod shards;
@@ -258,27 +258,6 @@ fn is_store_url(s: &str) -> bool {
 /// `$(NAME)` replaced by NAME's value, as Kubernetes expands a container's args.
 fn expand(arg: &str, env: &[(String, String)]) -> String {
     env.iter().fold(arg.to_owned(), |a, (name, value)| a.replace(&format!("$({name})"), value))
-}
-
-/// Puts every file under `dir` into the store at `url` (s3://BUCKET/PREFIX), keeping its path
-/// below `dir` as the rest of its key (so Hive partitions stay partitions).
-fn upload_dir(moto: &Moto, url: &str, dir: &Path) {
-    let (bucket, prefix) = url.strip_prefix("s3://").and_then(|r| r.split_once('/')).expect("s3://BUCKET/PREFIX");
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).expect("read the corpus") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let key = path.strip_prefix(dir).expect("under dir").to_string_lossy().into_owned();
-            let body = std::fs::read(&path).expect("read a pair file");
-            let (status, answer) =
-                http_with_body(moto.port, "PUT", &format!("/{bucket}/{prefix}/{key}"), &body).expect("moto answers");
-            assert_eq!(status, 200, "put {key}: {answer}");
-        }
-    }
 }
 
 #[test]

@@ -150,6 +150,27 @@ pub(crate) fn http_with_body(port: u16, method: &str, path: &str, body: &[u8]) -
     Some((status, body))
 }
 
+/// Puts every file under `dir` into the store at `url` (s3://BUCKET/PREFIX), keeping its path
+/// below `dir` as the rest of its key (so Hive partitions stay partitions).
+pub(crate) fn upload_dir(moto: &Moto, url: &str, dir: &Path) {
+    let (bucket, prefix) = url.strip_prefix("s3://").and_then(|r| r.split_once('/')).expect("s3://BUCKET/PREFIX");
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read the corpus") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let key = path.strip_prefix(dir).expect("under dir").to_string_lossy().into_owned();
+            let body = std::fs::read(&path).expect("read a pair file");
+            let (status, answer) =
+                http_with_body(moto.port, "PUT", &format!("/{bucket}/{prefix}/{key}"), &body).expect("moto answers");
+            assert_eq!(status, 200, "put {key}: {answer}");
+        }
+    }
+}
+
 /// Download an object with boto3 (moto's own dependency), a client other than ours.
 pub(crate) fn download(moto: &Moto, bucket: &str, key: &str, to: &Path) {
     let script = "import sys, boto3\n\

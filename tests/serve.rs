@@ -28,11 +28,17 @@ pub struct Serve {
 
 impl Serve {
     pub fn start(pairs: &Path, extra: &[&str]) -> Serve {
+        Self::start_with(pairs.as_os_str(), &[], extra)
+    }
+
+    /// Serve `pairs` (a path or a URL) with `env` added to the environment.
+    pub fn start_with(pairs: &std::ffi::OsStr, env: &[(&str, String)], extra: &[&str]) -> Serve {
         let mut child = shadowdiff()
             .arg("serve")
             .arg(pairs)
             .args(["--listen", "127.0.0.1:0", "--log-level", "warn"])
             .args(extra)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -427,5 +433,93 @@ fn incremental_verdicts_equal_a_fresh_analysis() {
     assert!(cut["inputs"]["window"]["pairs_outside"].as_u64().expect("pairs_outside") > 0);
     let (since, until) = ("2026-11-24T07:00:00Z", "2026-11-24T09:00:00Z");
     assert_eq!(served(&format!("?since={since}&until={until}")), fresh(&["--since", since, "--until", until]));
+    assert!(serve.stop().success());
+}
+
+/// The gate over a bucket (a real S3 server, moto): the verdict equals `analyze` of the same
+/// bucket, new objects move it, a window is judged from its partitions, a trend downloads what it
+/// needs, and copies of objects are removed once their pass is kept.
+#[test]
+fn serve_reads_a_bucket_incrementally() {
+    let Some(bin) = crate::object_store::moto_binary() else { return };
+    let moto = crate::object_store::Moto::start(&bin, false);
+    moto.create_bucket("gate");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).expect("work dir");
+    let edit = |seed: u64, start: &'static str| {
+        move |c: &mut shadowdiff_fixtures::corpus::CorpusConfig| {
+            c.seed = seed;
+            c.rotate_rows = 300;
+            c.start = start.parse().expect("a time");
+            c.canary.effects.push(shadowdiff_fixtures::Scoped::parse("any-value-changed:0.03").expect("effect"));
+        }
+    };
+    let url = "s3://gate/pairs";
+    corpus(&dir.path().join("a"), 1_200, edit(11, "2026-11-24T08:00:00Z"));
+    crate::object_store::upload_dir(&moto, "s3://gate/pairs/a", &dir.path().join("a"));
+    let env = moto.env();
+    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.clone())).collect();
+    let serve =
+        Serve::start_with(url.as_ref(), &env, &["--refresh", "1h", "--work-dir", work.to_str().expect("utf-8")]);
+    let strip = |mut v: Value| {
+        for k in ["outputs", "generated_at", "analysis_seconds"] {
+            v.as_object_mut().expect("an object").remove(k);
+        }
+        v
+    };
+    let fresh = |extra: &[&str]| {
+        let out = tempfile::tempdir().expect("tempdir");
+        let out_dir = out.path().to_str().expect("utf-8");
+        let mut args = vec!["analyze", url, "--sequential", "-q", "--out", out_dir];
+        args.extend_from_slice(extra);
+        let o = moto.run(&args);
+        assert!(matches!(o.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&o.stderr));
+        strip(serde_json::from_slice(&std::fs::read(out.path().join("verdict.json")).expect("verdict")).expect("JSON"))
+    };
+    let served = |q: &str| {
+        let (status, v) = serve.json(&format!("/v1/verdict{q}"));
+        assert_eq!(status, 200, "{v}");
+        strip(v)
+    };
+    let copies = || {
+        let mut n = 0;
+        let mut stack = vec![work.join("objects")];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.path().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    n += 1;
+                }
+            }
+        }
+        n
+    };
+    let first = served("");
+    assert_eq!(first["inputs"]["pairs_analyzed"].as_u64(), Some(1_200), "{first}");
+    assert_eq!(first, fresh(&[]), "the first objects");
+    assert_eq!(copies(), 0, "copies of objects are removed once mapped");
+    corpus(&dir.path().join("b"), 1_200, edit(12, "2026-11-24T08:00:40Z"));
+    crate::object_store::upload_dir(&moto, "s3://gate/pairs/b", &dir.path().join("b"));
+    let second = served("");
+    assert_eq!(second["inputs"]["pairs_analyzed"].as_u64(), Some(2_400), "{second}");
+    assert_eq!(second, fresh(&[]), "after new objects");
+    let (since, until) = ("2026-11-24T08:00:05Z", "2026-11-24T08:00:47Z");
+    let cut = served(&format!("?since={since}&until={until}"));
+    assert_eq!(cut, fresh(&["--since", since, "--until", until]), "a window cutting through objects");
+    assert!(cut["inputs"]["window"]["pairs_outside"].as_u64().expect("pairs_outside") > 0, "{cut}");
+    let (status, trend) = serve.json("/v1/verdict?window=30s");
+    assert_eq!(status, 200, "{trend}");
+    assert!(trend["windows"].as_array().is_some_and(|w| w.len() >= 2), "{trend}");
+    // An object that is not a pair file: the sentence names its URL, and the server stays up.
+    let (status, _) =
+        crate::object_store::http_with_body(moto.port, "PUT", "/gate/pairs/c/bad.parquet", b"not parquet")
+            .expect("moto");
+    assert_eq!(status, 200);
+    let (status, body) = serve.get("/v1/verdict");
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("s3://gate/pairs/c/bad.parquet"), "{body}");
+    assert_eq!(serve.get("/healthz").0, 200);
     assert!(serve.stop().success());
 }

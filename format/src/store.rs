@@ -957,6 +957,18 @@ pub mod files {
         })
     }
 
+    /// [`get_all`] for pair files: each download is then opened as one, and a damaged file is
+    /// an error naming its location (not the local copy).
+    pub fn get_pair_files(pairs: &[(String, PathBuf)]) -> Result<()> {
+        get_all(pairs)?;
+        for (location, local) in pairs {
+            if let Err(e) = PairFile::open(local) {
+                return Err(renamed(e, Path::new(location)));
+            }
+        }
+        Ok(())
+    }
+
     /// Every file under the directory or prefix `location`, as (path relative to it, size), in
     /// name order. A missing directory or an empty prefix is an empty list.
     pub fn list(location: &str) -> Result<Vec<(String, u64)>> {

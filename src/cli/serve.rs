@@ -45,8 +45,10 @@ const GRACE: Duration = Duration::from_secs(10);
 /// docs/serve.md.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The pairs location: a directory (searched recursively, as capture writes it), a file or
-    /// a glob.
+    /// The pairs location: a directory (searched recursively, as capture writes it), a file, a
+    /// glob, or an object-store prefix (`s3://BUCKET/PREFIX`, `gs://…`, `az://…`; credentials
+    /// from the environment as for capture). A bucket is listed on every request and only new
+    /// objects are downloaded.
     #[arg(value_name = "PAIRS")]
     pairs: String,
     /// Listen here (`127.0.0.1:8080`, `0.0.0.0:8080`; port 0 picks one, printed on stdout).

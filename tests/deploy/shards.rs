@@ -16,9 +16,9 @@ use serde_json::Value;
 
 use super::{
     Render, container_env, containers, deploy_dir, expand, flag, help_flags, pod_spec, renders, strings, tool,
-    upload_dir, validate, yaml_file,
+    validate, yaml_file,
 };
-use crate::object_store::{Moto, download, moto_binary};
+use crate::object_store::{Moto, download, moto_binary, upload_dir};
 use crate::support::{corpus_with_effects, shadowdiff, stderr};
 
 /// Stands for the shard index in a command until it is run.

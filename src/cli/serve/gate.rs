@@ -11,6 +11,13 @@
 //! window cuts through few files: a file wholly inside it is mapped once for every window that
 //! holds it, a file wholly outside once for every window that misses it; only the files a
 //! window's edge cuts are mapped for that window.
+//!
+//! An object-store location (`s3://BUCKET/PREFIX`) is listed on every request; an object is
+//! known by its URL and size (shadowdiff's objects are written once, whole, under names that
+//! never repeat). An object whose pass 1 is not kept yet is downloaded into the scratch
+//! directory (eight at a time), mapped, and its copy removed, so the disk holds the kept
+//! partials, not a mirror of the bucket; only copies that windows cut are kept a while, since
+//! the next window is likely to cut them again.
 
 use std::collections::HashMap;
 use std::hash::{Hash as _, Hasher as _};
@@ -24,6 +31,7 @@ use chrono::{SubsecRound as _, Utc};
 use shadowdiff_analyze::pipeline::{self, MapState, MergeContext, Options, Partial, Selection};
 use shadowdiff_analyze::policy::Policy;
 use shadowdiff_format::TimeWindow;
+use shadowdiff_format::store::{Location, files};
 use shadowdiff_format::verdict::{Outputs, Verdict};
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::time::Instant;
@@ -124,9 +132,9 @@ impl Gate {
     /// analysis.
     pub async fn verdict(self: &Arc<Self>, key: Key, policy: Option<Arc<Policy>>) -> Outcome {
         let listing = {
-            let inputs = self.inputs.clone();
+            let gate = Arc::clone(self);
             let policy_file = key.policy.clone();
-            tokio::task::spawn_blocking(move || fingerprint(&inputs, policy_file.as_deref())).await.map_err(|e| {
+            tokio::task::spawn_blocking(move || gate.fingerprint(policy_file.as_deref())).await.map_err(|e| {
                 Failure::new(http::StatusCode::INTERNAL_SERVER_ERROR, format!("listing the pairs failed: {e}"))
             })?
         };
@@ -211,8 +219,10 @@ impl Gate {
         let mut options = Options::new(&dir);
         options.window = window;
         let result = match key.window {
-            // Each window of a trend is its own analysis, from the files.
-            Some(_) => judge_inputs(&self.inputs, policy, &options, key.window, &pipeline::Quiet),
+            // Each window of a trend is its own analysis, from the files (an object store's
+            // fetched into the analysis's scratch directory, only the partitions it may hold).
+            Some(_) => super::super::inputs::fetch(&self.inputs, &window)
+                .and_then(|fetched| judge_inputs(&fetched.paths, policy, &options, key.window, &pipeline::Quiet)),
             None => self.judge_incrementally(policy, &options),
         };
         let _ = std::fs::remove_dir_all(&dir);
@@ -230,9 +240,11 @@ impl Gate {
     /// One analysis of the inputs: every file's pass 1 taken from [`Partials`] or run and kept,
     /// then one merge of them all in file order.
     fn judge_incrementally(&self, policy: &Policy, options: &Options) -> anyhow::Result<Verdict> {
-        let files = shadowdiff_format::resolve_inputs(&self.inputs)?;
         let window = options.window;
-        let (files, files_pruned) = window.prune(files);
+        let listed = self.sources()?;
+        let before = listed.len();
+        let files: Vec<Source> = listed.into_iter().filter(|s| window.may_hold(&s.path)).collect();
+        let files_pruned = before - files.len();
         let empty = || shadowdiff_analyze::Error::Empty { input: self.inputs.join(" ") };
         let mut partials = self.partials.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         partials.generation += 1;
@@ -241,12 +253,23 @@ impl Gate {
             format!("{policy:?}").hash(&mut h);
             h.finish()
         };
+        // The objects this analysis must read, downloaded together rather than one by one.
+        let downloads: Vec<(String, PathBuf)> = files
+            .iter()
+            .filter(|s| !s.path.exists() && partials.needs_file(s, window, policy_id))
+            .filter_map(|s| s.remote.clone().map(|r| (r, s.path.clone())))
+            .collect();
+        if !downloads.is_empty() {
+            files::get_pair_files(&downloads)?;
+            let bytes: u64 = files.iter().filter(|s| downloads.iter().any(|(_, p)| p == &s.path)).map(|s| s.size).sum();
+            tracing::info!(files = downloads.len(), bytes, "Fetched new pair files.");
+        }
         let mut parts = Vec::with_capacity(files.len());
-        for file in files {
-            let part = partials.get_or_map(&self.scratch, &file, window, policy_id, policy, options)?;
+        for file in &files {
+            let part = partials.get_or_map(&self.scratch, file, window, policy_id, policy, options)?;
             parts.push(Partial { state: part.state.clone(), pairs: part.pairs.clone(), diffs: part.diffs.clone() });
         }
-        partials.evict();
+        partials.evict(&files);
         drop(partials);
         if parts.iter().all(|p| p.state.inputs.pairs_in_files == 0) {
             anyhow::bail!(empty());
@@ -257,6 +280,87 @@ impl Gate {
         let context = MergeContext { files_pruned, warmup_runs: 0 };
         let analysis = pipeline::merge(parts, policy, options, &context, &pipeline::Quiet)?;
         Ok(shadowdiff_analyze::judge::judge(&analysis, policy))
+    }
+}
+
+impl Gate {
+    /// Every pair file of the inputs as it is now: local files with their size and modification
+    /// time, objects with their size and the path of their local copy.
+    fn sources(&self) -> anyhow::Result<Vec<Source>> {
+        let mut out = Vec::new();
+        for input in &self.inputs {
+            match Location::parse(input)? {
+                Location::Local(_) => {
+                    for path in shadowdiff_format::resolve_inputs(std::slice::from_ref(input))? {
+                        let meta = std::fs::metadata(&path)
+                            .map_err(|source| shadowdiff_format::Error::Io { path: path.clone(), source })?;
+                        out.push(Source { size: meta.len(), modified: meta.modified().ok(), path, remote: None });
+                    }
+                }
+                Location::Store(_) => {
+                    for (url, size) in files::pair_files(std::slice::from_ref(input), &TimeWindow::default())? {
+                        let path = self.scratch.join("objects").join(copy_path(&url));
+                        out.push(Source { path, size, modified: None, remote: Some(url) });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A hash of every pair file's identity (and the policy file's), so any new, grown, shrunk,
+    /// replaced or removed file or object changes it. A listing that fails hashes as empty: the
+    /// analysis then reports why.
+    fn fingerprint(&self, policy: Option<&Path>) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for s in self.sources().unwrap_or_default() {
+            (s.remote.as_ref().map_or(s.path.as_path(), Path::new), s.size, s.modified).hash(&mut h);
+        }
+        if let Some(p) = policy {
+            p.hash(&mut h);
+            if let Ok(m) = std::fs::metadata(p) {
+                (m.len(), m.modified().ok()).hash(&mut h);
+            }
+        }
+        h.finish()
+    }
+}
+
+/// Where the local copy of the object at `url` goes, relative to the copies' directory: its
+/// scheme, bucket and key as directories (so Hive partitions stay in the path), with any
+/// segment a path must not hold (empty, `.`, `..`) replaced by `_`.
+fn copy_path(url: &str) -> PathBuf {
+    url.replacen("://", "/", 1)
+        .split('/')
+        .map(|seg| if seg.is_empty() || seg == "." || seg == ".." { "_" } else { seg })
+        .collect()
+}
+
+/// A pair file as the gate sees it: where it is read, and what identifies its content.
+#[derive(Debug, Clone)]
+struct Source {
+    /// The file, or for an object the path of its local copy (which may not exist yet).
+    path: PathBuf,
+    size: u64,
+    /// `None` for an object: its URL and size identify it.
+    modified: Option<std::time::SystemTime>,
+    /// The object's URL.
+    remote: Option<String>,
+}
+
+impl Source {
+    fn id(&self) -> FileId {
+        (self.path.clone(), self.size, self.modified)
+    }
+
+    /// Makes sure the file is on local disk (an object not yet copied is downloaded).
+    fn ensure_local(&self) -> anyhow::Result<()> {
+        if let Some(url) = &self.remote
+            && !self.path.exists()
+        {
+            files::get_pair_files(&[(url.clone(), self.path.clone())])?;
+        }
+        Ok(())
     }
 }
 
@@ -303,76 +407,105 @@ type FileId = (PathBuf, u64, Option<std::time::SystemTime>);
 struct Partials {
     parts: HashMap<PartKey, KeptPart>,
     spans: HashMap<FileId, Option<(i64, i64)>>,
+    /// Local copies of objects kept for the windows that cut them: the generation last used.
+    copies: HashMap<PathBuf, u64>,
     generation: u64,
     next: u64,
+}
+
+fn part_key(file: &Source, policy: u64, scope: Scope) -> PartKey {
+    PartKey { path: file.path.clone(), size: file.size, modified: file.modified, policy, scope }
+}
+
+/// The scope `window` gives a file whose pairs span `span` (`None`: a file without pairs).
+fn scope(span: Option<(i64, i64)>, window: TimeWindow) -> Scope {
+    let micros = |t: Option<shadowdiff_format::reader::Instant>| t.map(|t| t.timestamp_micros());
+    match span {
+        None => Scope::Whole,
+        Some((lo, hi)) if window.contains_micros(lo) && window.contains_micros(hi) => Scope::Whole,
+        Some((lo, hi))
+            if window.until.is_some_and(|u| lo >= u.timestamp_micros())
+                || window.since.is_some_and(|s| hi < s.timestamp_micros()) =>
+        {
+            Scope::Outside
+        }
+        Some(_) => Scope::Cut(micros(window.since), micros(window.until)),
+    }
 }
 
 /// Kept parts unused for this many analyses are removed.
 const KEEP_GENERATIONS: u64 = 8;
 
 impl Partials {
+    /// The scope `window` gives the file, if it is known without reading the file.
+    fn known_scope(&self, file: &Source, window: TimeWindow) -> Option<Scope> {
+        if window.is_unbounded() {
+            return Some(Scope::Whole);
+        }
+        self.spans.get(&file.id()).map(|span| scope(*span, window))
+    }
+
+    /// Whether analyzing `file` under `window` needs the file itself (its span or its pass 1
+    /// is not kept).
+    fn needs_file(&self, file: &Source, window: TimeWindow, policy: u64) -> bool {
+        match self.known_scope(file, window) {
+            None => true,
+            Some(scope) => !self.parts.contains_key(&part_key(file, policy, scope)),
+        }
+    }
+
     fn get_or_map(
         &mut self,
         scratch: &Path,
-        file: &Path,
+        file: &Source,
         window: TimeWindow,
         policy_id: u64,
         policy: &Policy,
         options: &Options,
     ) -> anyhow::Result<&KeptPart> {
-        let meta =
-            std::fs::metadata(file).map_err(|source| shadowdiff_format::Error::Io { path: file.to_owned(), source })?;
-        let (size, modified) = (meta.len(), meta.modified().ok());
-        let micros = |t: Option<shadowdiff_format::reader::Instant>| t.map(|t| t.timestamp_micros());
-        let scope = if window.is_unbounded() {
-            Scope::Whole
-        } else {
-            let span_key = (file.to_owned(), size, modified);
-            let span = match self.spans.get(&span_key) {
-                Some(s) => *s,
-                None => {
-                    let s = pipeline::file_span(file)?;
-                    self.spans.insert(span_key, s);
-                    s
-                }
-            };
-            match span {
-                None => Scope::Whole,
-                Some((lo, hi)) if window.contains_micros(lo) && window.contains_micros(hi) => Scope::Whole,
-                Some((lo, hi))
-                    if window.until.is_some_and(|u| lo >= u.timestamp_micros())
-                        || window.since.is_some_and(|s| hi < s.timestamp_micros()) =>
-                {
-                    Scope::Outside
-                }
-                Some(_) => Scope::Cut(micros(window.since), micros(window.until)),
+        let scope = match self.known_scope(file, window) {
+            Some(s) => s,
+            None => {
+                file.ensure_local()?;
+                let span = pipeline::file_span(&file.path)?;
+                self.spans.insert(file.id(), span);
+                scope(span, window)
             }
         };
-        let key = PartKey { path: file.to_owned(), size, modified, policy: policy_id, scope: scope.clone() };
+        let key = part_key(file, policy_id, scope.clone());
         if !self.parts.contains_key(&key) {
+            file.ensure_local()?;
             let selection = Selection {
                 window: if scope == Scope::Whole { TimeWindow::default() } else { window },
                 warm_end: Default::default(),
             };
             self.next += 1;
             let dir = scratch.join(format!("part-{}", self.next));
-            let part = pipeline::map(vec![file.to_owned()], selection, policy, options, &dir)?;
+            let part = pipeline::map(vec![file.path.clone()], selection, policy, options, &dir)?;
             let kept = KeptPart { state: part.state, pairs: part.pairs, diffs: part.diffs, dir, used: 0 };
             self.parts.insert(key.clone(), kept);
         }
         let generation = self.generation;
+        if file.remote.is_some() && matches!(scope, Scope::Cut(..)) {
+            self.copies.insert(file.path.clone(), generation);
+        }
         let kept = self.parts.get_mut(&key).ok_or_else(|| anyhow::anyhow!("a kept partial went missing"))?;
         kept.used = generation;
         Ok(kept)
     }
 
     /// Removes the parts of files that changed or went away and those not used lately.
-    fn evict(&mut self) {
+    /// Local copies of objects go too, except those a window cut lately.
+    fn evict(&mut self, listed: &[Source]) {
         let generation = self.generation;
         self.parts.retain(|_, p| p.used + KEEP_GENERATIONS > generation);
         let live: std::collections::HashSet<_> =
             self.parts.keys().map(|k| (k.path.clone(), k.size, k.modified)).collect();
         self.spans.retain(|k, _| live.contains(k));
+        self.copies.retain(|path, used| *used + KEEP_GENERATIONS > generation && live.iter().any(|k| &k.0 == path));
+        for copy in listed.iter().filter(|s| s.remote.is_some() && !self.copies.contains_key(&s.path)) {
+            let _ = std::fs::remove_file(&copy.path);
+        }
     }
 }
 
@@ -389,19 +522,4 @@ fn classify(e: anyhow::Error) -> Failure {
             );
     let status = if no_pairs { http::StatusCode::SERVICE_UNAVAILABLE } else { http::StatusCode::INTERNAL_SERVER_ERROR };
     Failure::new(status, format!("{e:#}"))
-}
-
-/// A hash of every pair file's path, size and modification time (and the policy file's), so
-/// any new, grown, shrunk, replaced or removed file changes it.
-fn fingerprint(inputs: &[String], policy: Option<&Path>) -> u64 {
-    let files = shadowdiff_format::resolve_inputs(inputs).unwrap_or_default();
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for f in files.iter().map(PathBuf::as_path).chain(policy) {
-        f.hash(&mut h);
-        if let Ok(m) = std::fs::metadata(f) {
-            m.len().hash(&mut h);
-            m.modified().ok().hash(&mut h);
-        }
-    }
-    h.finish()
 }
