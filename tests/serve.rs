@@ -433,6 +433,10 @@ fn incremental_verdicts_equal_a_fresh_analysis() {
     assert!(cut["inputs"]["window"]["pairs_outside"].as_u64().expect("pairs_outside") > 0);
     let (since, until) = ("2026-11-24T07:00:00Z", "2026-11-24T09:00:00Z");
     assert_eq!(served(&format!("?since={since}&until={until}")), fresh(&["--since", since, "--until", until]));
+    // A trend: every window merged from the kept passes, as analyze --window judges it.
+    let trend = served("?window=10s");
+    assert!(trend["windows"].as_array().is_some_and(|w| w.len() >= 4), "{trend}");
+    assert_eq!(trend, fresh(&["--window", "10s"]), "a trend");
     assert!(serve.stop().success());
 }
 
@@ -509,9 +513,9 @@ fn serve_reads_a_bucket_incrementally() {
     let cut = served(&format!("?since={since}&until={until}"));
     assert_eq!(cut, fresh(&["--since", since, "--until", until]), "a window cutting through objects");
     assert!(cut["inputs"]["window"]["pairs_outside"].as_u64().expect("pairs_outside") > 0, "{cut}");
-    let (status, trend) = serve.json("/v1/verdict?window=30s");
-    assert_eq!(status, 200, "{trend}");
+    let trend = served("?window=30s");
     assert!(trend["windows"].as_array().is_some_and(|w| w.len() >= 2), "{trend}");
+    assert_eq!(trend, fresh(&["--window", "30s"]), "a trend");
     // An object that is not a pair file: the sentence names its URL, and the server stays up.
     let (status, _) =
         crate::object_store::http_with_body(moto.port, "PUT", "/gate/pairs/c/bad.parquet", b"not parquet")

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, SubsecRound as _, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use shadowdiff_analyze::judge::judge;
-use shadowdiff_analyze::pipeline::{self, Options, Progress};
+use shadowdiff_analyze::pipeline::{self, Analysis, Options, Progress};
 use shadowdiff_analyze::policy::{FailOn, Policy};
 use shadowdiff_capture::config::{Flag, parse_duration, parse_nonzero_size};
 use shadowdiff_format::TimeWindow;
@@ -302,20 +302,31 @@ pub(super) fn judge_inputs(
     let mut verdict = judge(&analysis, policy);
     if let Some(width) = window {
         progress.phase("judging each window");
-        verdict.windows = windows(inputs, policy, options, width, &verdict.outputs.pairs)?;
+        let mut run =
+            |options: &Options, policy: &Policy| match pipeline::run(inputs, policy, options, &pipeline::Quiet) {
+                Ok(a) => Ok(Some(a)),
+                Err(shadowdiff_analyze::Error::Empty { .. }) => Ok(None),
+                Err(e) => Err(anyhow::Error::new(e)),
+            };
+        verdict.windows = windows(policy, options, width, &verdict.outputs.pairs, &mut run)?;
     }
     Ok(verdict)
 }
 
+/// One analysis of the pairs inside `options.window` under a policy; `None` when the window
+/// holds no pair. `analyze` runs the pipeline over the files; `serve` merges its kept passes.
+pub(super) type WindowRun<'a> = dyn FnMut(&Options, &Policy) -> anyhow::Result<Option<Analysis>> + 'a;
+
 /// The run judged window by window: windows of `width` aligned to its multiples (UTC) over the
 /// span of the analyzed pairs (from `pairs.parquet`), each analyzed again on its own — the
-/// inputs pruned to it — with anytime-valid decisions. Windows without pairs are left out.
-fn windows(
-    inputs: &[String],
+/// inputs pruned to it — by `run`, with anytime-valid decisions. Windows without pairs are left
+/// out.
+pub(super) fn windows(
     policy: &Policy,
     base: &Options,
     width: std::time::Duration,
     pairs: &std::path::Path,
+    run: &mut WindowRun<'_>,
 ) -> anyhow::Result<Vec<WindowRow>> {
     let span = shadowdiff_reports::rows::read_latencies(pairs, 1, LatencyReference::Baseline)
         .map_err(|e| anyhow::anyhow!("cannot read the analyzed pairs' times from {}: {e}", pairs.display()))?
@@ -343,12 +354,11 @@ fn windows(
         options.sample = None;
         // A window without pairs is left out; any other failure is the run's.
         let analysis = if options.window.since < options.window.until {
-            match pipeline::run(inputs, &policy, &options, &pipeline::Quiet) {
-                Ok(a) => Some(a),
-                Err(shadowdiff_analyze::Error::Empty { .. }) => None,
+            match run(&options, &policy) {
+                Ok(a) => a,
                 Err(e) => {
                     let _ = std::fs::remove_dir_all(&scratch);
-                    return Err(anyhow::Error::new(e).context(format!(
+                    return Err(e.context(format!(
                         "cannot analyze the window {} … {}",
                         rfc3339(at(start)),
                         rfc3339(at(end))

@@ -12,6 +12,8 @@
 //! holds it, a file wholly outside once for every window that misses it; only the files a
 //! window's edge cuts are mapped for that window.
 //!
+//! A `window=` trend is one analysis per window, each merged from the same kept passes.
+//!
 //! An object-store location (`s3://BUCKET/PREFIX`) is listed on every request; an object is
 //! known by its URL and size (shadowdiff's objects are written once, whole, under names that
 //! never repeat). An object whose pass 1 is not kept yet is downloaded into the scratch
@@ -28,7 +30,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{SubsecRound as _, Utc};
-use shadowdiff_analyze::pipeline::{self, MapState, MergeContext, Options, Partial, Selection};
+use shadowdiff_analyze::pipeline::{self, Analysis, MapState, MergeContext, Options, Partial, Selection};
 use shadowdiff_analyze::policy::Policy;
 use shadowdiff_format::TimeWindow;
 use shadowdiff_format::store::{Location, files};
@@ -36,7 +38,7 @@ use shadowdiff_format::verdict::{Outputs, Verdict};
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::time::Instant;
 
-use super::super::analyze::{judge_inputs, parse_time};
+use super::super::analyze::{parse_time, windows};
 
 /// Answers kept (one per distinct set of parameters); the oldest goes first.
 pub const CACHED: usize = 16;
@@ -218,13 +220,7 @@ impl Gate {
         let dir = self.scratch.join(format!("analysis-{n}"));
         let mut options = Options::new(&dir);
         options.window = window;
-        let result = match key.window {
-            // Each window of a trend is its own analysis, from the files (an object store's
-            // fetched into the analysis's scratch directory, only the partitions it may hold).
-            Some(_) => super::super::inputs::fetch(&self.inputs, &window)
-                .and_then(|fetched| judge_inputs(&fetched.paths, policy, &options, key.window, &pipeline::Quiet)),
-            None => self.judge_incrementally(policy, &options),
-        };
+        let result = self.judge_incrementally(policy, &options, key.window);
         let _ = std::fs::remove_dir_all(&dir);
         let mut verdict = result.map_err(classify)?;
         // The files the pipeline wrote are gone with its scratch directory.
@@ -237,9 +233,30 @@ impl Gate {
 }
 
 impl Gate {
+    /// The judgement of the inputs in `options.window` and, with `trend`, of each window of that
+    /// width, every one of them an incremental analysis.
+    fn judge_incrementally(
+        &self,
+        policy: &Policy,
+        options: &Options,
+        trend: Option<Duration>,
+    ) -> anyhow::Result<Verdict> {
+        let analysis = self.analyze_incrementally(policy, options)?;
+        let mut verdict = shadowdiff_analyze::judge::judge(&analysis, policy);
+        if let Some(width) = trend {
+            let mut run = |options: &Options, policy: &Policy| match self.analyze_incrementally(policy, options) {
+                Ok(a) => Ok(Some(a)),
+                Err(e) if matches!(e.downcast_ref(), Some(shadowdiff_analyze::Error::Empty { .. })) => Ok(None),
+                Err(e) => Err(e),
+            };
+            verdict.windows = windows(policy, options, width, &verdict.outputs.pairs, &mut run)?;
+        }
+        Ok(verdict)
+    }
+
     /// One analysis of the inputs: every file's pass 1 taken from [`Partials`] or run and kept,
     /// then one merge of them all in file order.
-    fn judge_incrementally(&self, policy: &Policy, options: &Options) -> anyhow::Result<Verdict> {
+    fn analyze_incrementally(&self, policy: &Policy, options: &Options) -> anyhow::Result<Analysis> {
         let window = options.window;
         let listed = self.sources()?;
         let before = listed.len();
@@ -278,8 +295,7 @@ impl Gate {
             anyhow::bail!(empty());
         }
         let context = MergeContext { files_pruned, warmup_runs: 0 };
-        let analysis = pipeline::merge(parts, policy, options, &context, &pipeline::Quiet)?;
-        Ok(shadowdiff_analyze::judge::judge(&analysis, policy))
+        Ok(pipeline::merge(parts, policy, options, &context, &pipeline::Quiet)?)
     }
 }
 
