@@ -118,12 +118,18 @@ impl Capture {
         Capture { child: Reap(child), addr, out }
     }
 
-    /// SIGTERM, a clean exit, and every pair it wrote, oldest first.
-    fn stop(mut self) -> Vec<PairRecord> {
+    /// SIGTERM, a clean exit, and the directory holding `pairs/` as capture wrote it.
+    fn stop_keeping_files(mut self) -> tempfile::TempDir {
         signal(&self.child.0, "-TERM");
         let status = wait_with_deadline(&mut self.child.0, Duration::from_secs(30));
         assert!(status.success(), "capture exits 0 after SIGTERM: {status}");
-        let dir = self.out.path().join("pairs");
+        self.out
+    }
+
+    /// SIGTERM, a clean exit, and every pair it wrote, oldest first.
+    fn stop(self) -> Vec<PairRecord> {
+        let out = self.stop_keeping_files();
+        let dir = out.path().join("pairs");
         let mut pairs = PairReader::read_all_records(&[dir.to_str().expect("utf-8")]).expect("readable pairs");
         pairs.sort_by_key(|p| p.captured_at);
         pairs
@@ -344,12 +350,18 @@ fn compile_typed_shop() -> tempfile::TempDir {
 impl Shop {
     /// The typed service (real protobuf messages) of `variant`: baseline, canary or malformed.
     fn typed(code: &Path, variant: &str) -> Shop {
+        Self::typed_with(code, variant, &[])
+    }
+
+    /// As [`Shop::typed`], with more arguments (`--reflection`).
+    fn typed_with(code: &Path, variant: &str, args: &[&str]) -> Shop {
         let mut child = Command::new(python())
             .arg(typed_shop_py())
             .arg("serve")
             .arg("--gen")
             .arg(code)
             .args(["--variant", variant])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -523,6 +535,95 @@ fn protobuf_messages_are_diffed_by_field_with_a_descriptor_set_and_by_field_numb
         assert!(err.contains(said) && err.contains(file.to_str().expect("utf-8")), "{err}");
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
+}
+
+/// Capture asks the baseline's server reflection (grpcio-reflection) on the first gRPC call and
+/// stores the descriptors in its pair files, so analyze names fields without a descriptor set;
+/// `--no-grpc-reflection` and a baseline without reflection leave the files without them (fields
+/// by number), and a damaged set in a file's metadata is exit 2 naming the file.
+#[test]
+fn the_baselines_reflection_lets_analyze_name_fields_without_a_descriptor_set() {
+    if !have_grpc_tools() {
+        eprintln!("skipped: grpcio-tools is not installed in the test virtualenv (scripts/test installs it)");
+        return;
+    }
+    let code = compile_typed_shop();
+    let baseline = Shop::typed_with(code.path(), "baseline", &["--reflection"]);
+    let canary = Shop::typed(code.path(), "canary");
+    let direct = typed_calls(code.path(), &format!("127.0.0.1:{}", baseline.port));
+    let (get, list) = ("/shop.v1.Shop/GetItem", "/shop.v1.Shop/ListItems");
+    let descriptors_in = |dir: &Path| -> Vec<Option<String>> {
+        shadowdiff_format::resolve_inputs(&[dir.join("pairs").to_str().expect("utf-8")])
+            .expect("pair files")
+            .iter()
+            .map(|f| {
+                let info = shadowdiff_format::PairFile::open(f).expect("a pair file").info;
+                info.metadata.get(shadowdiff_format::schema::meta::GRPC_DESCRIPTORS).cloned()
+            })
+            .collect()
+    };
+
+    let proxy = Capture::start(&baseline.h2c(), &canary.h2c(), &["--mirror-grpc", "/shop.v1.Shop/*"]);
+    assert_eq!(typed_calls(code.path(), &proxy.addr), direct, "the client gets exactly the baseline's answers");
+    let out = proxy.stop_keeping_files();
+    let sets = descriptors_in(out.path());
+    assert!(!sets.is_empty() && sets.iter().all(Option::is_some), "every file carries the descriptors: {sets:?}");
+    let (_, v, examples) = analyze(out.path(), "reflected", &[]);
+    assert_eq!(fields_of(&v, get), vec!["/price/units"], "{}", v["fields"]);
+    assert_eq!(fields_of(&v, list), vec!["/*/name"], "{}", v["fields"]);
+    let example = examples["examples"].as_array().expect("examples").iter().find(|e| e["route"] == get).expect("one");
+    assert_eq!(example["baseline"]["decoded_as"], "shop.v1.Item", "{example}");
+    assert_eq!(example["baseline"]["messages"]["stock"], "IN_STOCK", "enums by name");
+
+    // Turned off, and a baseline that offers no reflection: fields by number.
+    let proxy = Capture::start(
+        &baseline.h2c(),
+        &canary.h2c(),
+        &["--mirror-grpc", "/shop.v1.Shop/*", "--no-grpc-reflection"],
+    );
+    assert_eq!(typed_calls(code.path(), &proxy.addr), direct);
+    let off = proxy.stop_keeping_files();
+    assert!(descriptors_in(off.path()).iter().all(Option::is_none));
+    let (_, v, _) = analyze(off.path(), "off", &[]);
+    assert_eq!(fields_of(&v, get), vec!["/3/2"], "{}", v["fields"]);
+    let plain = Shop::typed(code.path(), "baseline");
+    let plain_direct = typed_calls(code.path(), &format!("127.0.0.1:{}", plain.port));
+    let proxy = Capture::start(&plain.h2c(), &canary.h2c(), &["--mirror-grpc", "/shop.v1.Shop/*"]);
+    assert_eq!(typed_calls(code.path(), &proxy.addr), plain_direct, "no reflection changes nothing the client sees");
+    let none = proxy.stop_keeping_files();
+    assert!(descriptors_in(none.path()).iter().all(Option::is_none));
+    let (_, v, _) = analyze(none.path(), "none", &[]);
+    assert_eq!(fields_of(&v, get), vec!["/3/2"], "{}", v["fields"]);
+
+    // A descriptor set given to analyze wins over the files' (here: the same schema).
+    let set = code.path().join("shop.pb");
+    let (_, v, _) = analyze(out.path(), "given", &["--descriptor-set", set.to_str().expect("utf-8")]);
+    assert_eq!(fields_of(&v, get), vec!["/price/units"], "{}", v["fields"]);
+
+    // A damaged set in a file's metadata: exit 2, one sentence naming the file.
+    let file = &shadowdiff_format::resolve_inputs(&[out.path().join("pairs").to_str().expect("utf-8")]).expect("files")[0];
+    let mut info = shadowdiff_format::PairFile::open(file).expect("a pair file").info.as_ref().clone();
+    info.metadata.insert(shadowdiff_format::schema::meta::GRPC_DESCRIPTORS.into(), "bm90IGEgc2V0".into());
+    let pairs = PairReader::read_all_records(&[file.to_str().expect("utf-8")]).expect("records");
+    let bad = tempfile::tempdir().expect("tempdir");
+    let mut config = shadowdiff_format::WriterConfig::new(bad.path().join("pairs"), "t");
+    let meta: Vec<(String, String)> = info.metadata.into_iter().filter(|(k, _)| k.starts_with("shadowdiff.grpc.")).collect();
+    config.metadata = Some(std::sync::Arc::new(move || meta.clone()));
+    let mut w = shadowdiff_format::PairWriter::new(config).expect("writer");
+    for p in pairs {
+        w.write(p).expect("write");
+    }
+    w.close().expect("close");
+    let o = run(&[
+        "analyze",
+        bad.path().join("pairs").to_str().expect("utf-8"),
+        "--out",
+        bad.path().join("out").to_str().expect("utf-8"),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("in the metadata of") && err.contains("shadowdiff.grpc.descriptor_set"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
 /// A gRPC canary that answers every call with a malformed message — its length prefix claims

@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, SerializeOptions};
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMessage as _, SerializeOptions};
 use serde_json::{Map, Value};
 use shadowdiff_format::encoding::{DecodeError, decode};
 
@@ -268,9 +268,60 @@ fn frames(body: &[u8], cut: bool) -> Result<(Vec<Frame<'_>>, bool), Problem> {
 fn by_descriptor(bytes: &[u8], descriptor: &MessageDescriptor) -> Result<Value, String> {
     let message = DynamicMessage::decode(descriptor.clone(), bytes)
         .map_err(|e| format!("does not decode as {}: {e}", descriptor.full_name()))?;
-    message
+    let mut json = message
         .serialize_with_options(serde_json::value::Serializer, &JSON)
-        .map_err(|e| format!("{} has no JSON form: {e}", descriptor.full_name()))
+        .map_err(|e| format!("{} has no JSON form: {e}", descriptor.full_name()))?;
+    add_unknown(&message, &mut json, 0);
+    Ok(json)
+}
+
+/// Fields the descriptors do not know — a field the canary added after the descriptors were
+/// taken — are kept beside the known ones, by number and read by the wire format (`/price/7`),
+/// where the proto3 JSON mapping would silently drop them. A number never collides with a JSON
+/// field name, which cannot start with a digit. Well-known types keep their JSON forms.
+fn add_unknown(message: &DynamicMessage, json: &mut Value, depth: usize) {
+    let Value::Object(object) = json else { return };
+    if depth >= MAX_DEPTH || message.descriptor().full_name().starts_with("google.protobuf.") {
+        return;
+    }
+    let mut unknown = Vec::new();
+    for field in message.unknown_fields() {
+        field.encode(&mut unknown);
+    }
+    if !unknown.is_empty()
+        && let Ok(fields) = wire_message(&unknown)
+    {
+        object.extend(fields);
+    }
+    for (field, value) in message.fields() {
+        let Some(child) = object.get_mut(field.json_name()) else { continue };
+        match (value, child) {
+            (prost_reflect::Value::Message(m), child) => add_unknown(m, child, depth + 1),
+            (prost_reflect::Value::List(items), Value::Array(children)) => {
+                for (item, child) in items.iter().zip(children) {
+                    if let Some(m) = item.as_message() {
+                        add_unknown(m, child, depth + 1);
+                    }
+                }
+            }
+            (prost_reflect::Value::Map(entries), Value::Object(children)) => {
+                for (key, item) in entries {
+                    let key = match key {
+                        prost_reflect::MapKey::Bool(b) => b.to_string(),
+                        prost_reflect::MapKey::I32(n) => n.to_string(),
+                        prost_reflect::MapKey::I64(n) => n.to_string(),
+                        prost_reflect::MapKey::U32(n) => n.to_string(),
+                        prost_reflect::MapKey::U64(n) => n.to_string(),
+                        prost_reflect::MapKey::String(s) => s.clone(),
+                    };
+                    if let (Some(m), Some(child)) = (item.as_message(), children.get_mut(&key)) {
+                        add_unknown(m, child, depth + 1);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A message decoded by the wire format alone: `{"1": 7, "2": {"1": "x"}}`.
@@ -507,6 +558,24 @@ mod tests {
             out.extend_from_slice(m);
         }
         out
+    }
+
+    #[test]
+    fn fields_the_descriptors_do_not_know_are_kept_by_number() {
+        let s = schema();
+        let m = s.method("/shop.v1.Shop/GetItem").unwrap();
+        // Field 9 (a varint) on the item and field 5 (text) on its price: a canary newer than the
+        // descriptors.
+        let mut price = vec![0x08, 12, 0x12, 3];
+        price.extend_from_slice(b"EUR");
+        price.extend_from_slice(&[0x2a, 2, b'o', b'k']);
+        let mut msg = vec![0x08, 7, 0x1a, price.len() as u8];
+        msg.extend_from_slice(&price);
+        msg.extend_from_slice(&[0x48, 5]);
+        let got = decode_body(&framed(&[msg]), None, false, Some(&m), Direction::Response, 1 << 20).unwrap();
+        assert_eq!(got.value["9"], json!(5), "{}", got.value);
+        assert_eq!(got.value["price"]["5"], json!("ok"), "{}", got.value);
+        assert_eq!(got.value["price"]["units"], json!(12));
     }
 
     #[test]

@@ -16,6 +16,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine as _;
 
 use arrow_array::{Array, Float64Array, RecordBatch, StringArray, UInt64Array};
 use rand::rngs::SmallRng;
@@ -32,6 +35,7 @@ use crate::json::Difference;
 use crate::noise::NoiseCounter;
 use crate::outputs::{self, RawDiffs, RawPairs, RealCounts, Sink};
 use crate::policy::{LatencyReference, Policy};
+use crate::rules::Rules;
 use crate::route::{Overflow, RouteRecorder, SeenRoute, settle};
 use crate::route_key::{self, KeyOutcome};
 use shadowdiff_format::vocab::{DiffStatus, Severity};
@@ -769,6 +773,51 @@ fn count_decoding(summary: &mut MapState, e: &Evaluated) {
     }
 }
 
+/// A batch as the reader thread hands it on: the warm-up end of its file's run, its records, and
+/// its file's own rules when they differ from the policy's.
+type ReadBatch = (Option<i64>, Vec<PairRecord>, Option<Arc<Rules>>);
+
+/// The rules each file is evaluated by: the policy's, except that a file carrying its baseline's
+/// gRPC descriptors (capture learnt them by server reflection) decodes its messages by them
+/// when the policy names no descriptor set. One file's rules are made once, when its first batch
+/// is read.
+struct FileRules<'a> {
+    policy: &'a Rules,
+    last: Option<(PathBuf, Option<Arc<Rules>>)>,
+}
+
+impl<'a> FileRules<'a> {
+    fn new(policy: &'a Rules) -> Self {
+        Self { policy, last: None }
+    }
+
+    fn of(&mut self, file: &FileInfo) -> Result<Option<Arc<Rules>>> {
+        if let Some((path, rules)) = &self.last
+            && path == &file.path
+        {
+            return Ok(rules.clone());
+        }
+        let rules = match file.metadata.get(shadowdiff_format::schema::meta::GRPC_DESCRIPTORS) {
+            Some(set) if self.policy.grpc_schema.is_none() => {
+                let label = PathBuf::from(format!(
+                    "in the metadata of {} ({})",
+                    file.path.display(),
+                    shadowdiff_format::schema::meta::GRPC_DESCRIPTORS
+                ));
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(set.trim())
+                    .map_err(|e| Error::DescriptorSet { path: label.clone(), message: format!("not base64: {e}") })?;
+                let mut rules = self.policy.clone();
+                rules.grpc_schema = Some(crate::grpc::Schema::from_bytes(&bytes, &label)?);
+                Some(Arc::new(rules))
+            }
+            _ => None,
+        };
+        self.last = Some((file.path.clone(), rules.clone()));
+        Ok(rules)
+    }
+}
+
 /// Which pairs of the files read are judged: the selection's, and of those the sample.
 #[derive(Debug, Clone, Default)]
 struct Keep {
@@ -874,7 +923,8 @@ fn evaluate_pass(
     let summary = &mut summary;
     let window = keep.selection.window;
     let reader = PairReader::from_files(files, ReadOptions { batch_size: opts.batch_size, columns: None });
-    let (rec_tx, rec_rx) = std::sync::mpsc::sync_channel::<Result<(Option<i64>, Vec<PairRecord>)>>(2);
+    let (rec_tx, rec_rx) = std::sync::mpsc::sync_channel::<Result<ReadBatch>>(2);
+    let mut file_rules = FileRules::new(&policy.rules);
     let (out_tx, out_rx) = std::sync::mpsc::sync_channel::<(bool, RecordBatch)>(4);
     let stage_failed = || Error::Internal { message: "an analyze pipeline thread panicked".into() };
     // Pairs kept so far (in the window, past the warm-up): the next pair's position.
@@ -882,8 +932,10 @@ fn evaluate_pass(
     std::thread::scope(|scope| -> Result<()> {
         scope.spawn(move || {
             for batch in reader {
-                let records =
-                    batch.and_then(|b| Ok((keep.selection.warm_end(&b.file), b.records()?))).map_err(Error::from);
+                let records = batch.map_err(Error::from).and_then(|b| {
+                    let rules = file_rules.of(&b.file)?;
+                    Ok((keep.selection.warm_end(&b.file), b.records()?, rules))
+                });
                 let stop = records.is_err();
                 if rec_tx.send(records).is_err() || stop {
                     break;
@@ -904,7 +956,8 @@ fn evaluate_pass(
         let key_rules = &policy.rules.routes.keys;
         let result = (|| -> Result<()> {
             for records in rec_rx {
-                let (warm_end, mut records) = records?;
+                let (warm_end, mut records, file_rules) = records?;
+                let rules = file_rules.as_deref().unwrap_or(&policy.rules);
                 if !window.is_unbounded() {
                     let before = records.len();
                     records.retain(|r| window.contains(r.captured_at));
@@ -949,7 +1002,7 @@ fn evaluate_pass(
                     items.push((index, r, route));
                 }
                 let evaluated: Vec<(Evaluated, PairRecord)> =
-                    items.into_par_iter().map(|(i, r, route)| (evaluate(i, &r, route, &policy.rules), r)).collect();
+                    items.into_par_iter().map(|(i, r, route)| (evaluate(i, &r, route, rules), r)).collect();
                 for (e, record) in &evaluated {
                     counted.count(e, record, opts);
                     summary.truncated.add(record);

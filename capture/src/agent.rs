@@ -71,6 +71,8 @@ impl Agent {
         wc.zstd_level = config.recorder.zstd_level;
         wc.summary = config.summary();
         wc.counters = Some(counters.source());
+        let reflection = config.grpc_reflection.then(|| Arc::new(crate::reflection::Learnt::default()));
+        wc.metadata = reflection.as_ref().map(crate::reflection::Learnt::source);
         let uploader = match &config.upload {
             Some(settings) => {
                 let store = Store::open(&settings.url)?;
@@ -86,7 +88,7 @@ impl Agent {
             wc.on_close = Some(retention(&config.out, keep, Arc::clone(&counters.retain)));
         }
         let recorder = Recorder::start(wc, config.recorder.queue, config.recorder.queue_bytes, Arc::clone(&counters))?;
-        let proxy = Arc::new(Proxy::new(&config, Arc::clone(&recorder), Arc::clone(&counters))?);
+        let proxy = Arc::new(Proxy::new(&config, Arc::clone(&recorder), Arc::clone(&counters), reflection)?);
 
         let (stop, stop_rx) = watch::channel(false);
         let draining = Arc::new(AtomicBool::new(false));

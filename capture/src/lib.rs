@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod read_only;
 pub mod recorder;
+pub mod reflection;
 pub mod redact;
 pub mod select;
 pub mod server;

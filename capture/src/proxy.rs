@@ -29,6 +29,7 @@ use crate::config::Config;
 use crate::counters::{Counters, DropReason, MirrorSkip, SkipReason};
 use crate::recorder::{Recorder, Ticket};
 use crate::redact::Redactor;
+use crate::reflection::Learnt;
 use crate::select::Selector;
 use crate::server::Peer;
 use crate::upstream::{Upstream, classify};
@@ -71,6 +72,8 @@ pub struct Proxy {
     pub(crate) max_body_duration: Duration,
     /// Cancelled when the agent starts draining: recordings of bodies still coming end then.
     pub(crate) draining: CancellationToken,
+    /// Asks the baseline for its gRPC descriptors on the first gRPC call (unless turned off).
+    pub(crate) reflection: Option<Arc<Learnt>>,
 }
 
 /// Decrements the in-flight gauge when the handler ends, however it ends.
@@ -120,7 +123,12 @@ impl Mirror {
 }
 
 impl Proxy {
-    pub(crate) fn new(config: &Config, recorder: Arc<Recorder>, counters: Arc<Counters>) -> crate::Result<Self> {
+    pub(crate) fn new(
+        config: &Config,
+        recorder: Arc<Recorder>,
+        counters: Arc<Counters>,
+        reflection: Option<Arc<Learnt>>,
+    ) -> crate::Result<Self> {
         let tls = crate::upstream::client_tls(config.ca_file.as_deref())?;
         let up = |t: &crate::config::Target| Upstream::new(t.clone(), Arc::clone(&tls), config.connect_timeout);
         Ok(Self {
@@ -142,6 +150,7 @@ impl Proxy {
             max_response_body: config.max_response_body,
             max_body_duration: config.max_body_duration,
             draining: CancellationToken::new(),
+            reflection,
         })
     }
 
@@ -175,6 +184,9 @@ impl Proxy {
             return Ok(self.pass_through(parts, body, peer).await);
         };
         if is_grpc(&parts.headers) {
+            if let Some(r) = &self.reflection {
+                r.ask_once(&self.baseline, self.baseline_timeout);
+            }
             return Ok(self.capture_stream(parts, body, peer, ticket).await);
         }
         Ok(self.capture(parts, body, peer, ticket).await)

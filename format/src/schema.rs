@@ -156,6 +156,13 @@ pub mod meta {
     pub const BASELINE_ORIGIN: &str = "shadowdiff.baseline_origin";
     /// The version of shadowdiff that wrote the file.
     pub const WRITER_VERSION: &str = "shadowdiff.writer_version";
+    /// The baseline's gRPC descriptors, as capture learnt them by server reflection: a protobuf
+    /// `FileDescriptorSet` in standard base64. Absent when no gRPC call was seen, or the baseline
+    /// offers no reflection. analyze decodes the file's gRPC messages by it when it is given no
+    /// descriptor set.
+    pub const GRPC_DESCRIPTORS: &str = "shadowdiff.grpc.descriptor_set";
+    /// Where [`GRPC_DESCRIPTORS`] came from (`reflection of the baseline http://…`).
+    pub const GRPC_DESCRIPTORS_FROM: &str = "shadowdiff.grpc.descriptor_set_from";
 }
 
 /// The type of a header list: `list<struct<name: utf8, value: binary>>`. Values are binary

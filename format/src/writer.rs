@@ -52,6 +52,10 @@ impl BaselineOrigin {
 /// read each time a file is closed and stored cumulatively in its metadata.
 pub type CounterSource = Arc<dyn Fn() -> BTreeMap<String, u64> + Send + Sync>;
 
+/// Key-value metadata supplied by the owner of the writer and learnt while it runs (capture: the
+/// baseline's gRPC descriptors, from server reflection), read each time a file is closed.
+pub type MetadataSource = Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
+
 /// A file the writer has just closed and renamed to its final name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClosedFile {
@@ -88,6 +92,8 @@ pub struct WriterConfig {
     pub summary: serde_json::Value,
     pub baseline_origin: BaselineOrigin,
     pub counters: Option<CounterSource>,
+    /// More metadata, read as each file closes.
+    pub metadata: Option<MetadataSource>,
     /// Told of each closed file, in order.
     pub on_close: Option<CloseHook>,
     /// Set to the rows of the file being closed while [`Self::counters`] is read for it (zero
@@ -109,6 +115,7 @@ impl WriterConfig {
             summary: serde_json::Value::Object(Default::default()),
             baseline_origin: BaselineOrigin::Measured,
             counters: None,
+            metadata: None,
             on_close: None,
             closing_rows: None,
         }
@@ -407,6 +414,9 @@ impl PairWriter {
             serde_json::to_string(&counters).unwrap_or_else(|_| "{}".into()),
         ));
         file.writer.append_key_value_metadata(KeyValue::new(meta::CLOSED_AT.into(), Utc::now().to_rfc3339()));
+        for (key, value) in self.config.metadata.as_ref().map(|f| f()).unwrap_or_default() {
+            file.writer.append_key_value_metadata(KeyValue::new(key, value));
+        }
         let mut out = file.writer.into_inner().map_err(|e| fail(e.into()))?;
         out.flush().map_err(|e| fail(e.into()))?;
         let out = out.into_inner().map_err(|e| fail(e.into_error().into()))?;

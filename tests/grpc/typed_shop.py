@@ -4,8 +4,9 @@ protoc (`compile`), as a team's build would.
 
     python typed_shop.py compile OUT_DIR
         Writes shop_pb2.py, shop_pb2_grpc.py and the descriptor set shop.pb into OUT_DIR.
-    python typed_shop.py serve --gen DIR --variant baseline|canary|malformed
-        Listens on a free loopback port and prints it on the first line of stdout.
+    python typed_shop.py serve --gen DIR --variant baseline|canary|malformed [--reflection]
+        Listens on a free loopback port and prints it on the first line of stdout. With
+        --reflection it also offers gRPC server reflection (grpcio-reflection, v1alpha).
     python typed_shop.py call --gen DIR --target HOST:PORT [--repeat N]
         Makes every call below and prints, as one JSON object, what the client saw of each.
     python typed_shop.py load --gen DIR --target HOST:PORT --seconds S --concurrency C
@@ -95,6 +96,11 @@ def serve(args):
         server.add_generic_rpc_handlers((handler,))
     else:
         pb_grpc.add_ShopServicer_to_server(Shop(), server)
+    if args.reflection:
+        from grpc_reflection.v1alpha import reflection
+
+        names = (pb.DESCRIPTOR.services_by_name["Shop"].full_name, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     print(port, flush=True)
@@ -174,6 +180,7 @@ def main():
     sp = sub.add_parser("serve")
     sp.add_argument("--gen", required=True)
     sp.add_argument("--variant", choices=("baseline", "canary", "malformed"), required=True)
+    sp.add_argument("--reflection", action="store_true")
     kp = sub.add_parser("call")
     kp.add_argument("--gen", required=True)
     kp.add_argument("--target", required=True)

@@ -64,6 +64,8 @@ pub struct UpstreamSection {
     #[serde(default, deserialize_with = "duration")]
     pub connect_timeout: Option<Duration>,
     pub ca_file: Option<PathBuf>,
+    /// Ask the baseline for its gRPC descriptors by server reflection (default true).
+    pub grpc_reflection: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

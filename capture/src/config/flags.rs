@@ -121,6 +121,12 @@ pub struct Flags {
     /// Connect timeout for every upstream [default: 2s].
     #[arg(long, value_name = "DURATION", value_parser = Flag(parse_duration))]
     pub connect_timeout: Option<Duration>,
+    /// Do not ask the baseline for its gRPC descriptors. By default, on the first gRPC call,
+    /// capture asks the baseline's server reflection once and stores the descriptors in every
+    /// pair file it closes after, so analyze diffs messages by field name without a descriptor
+    /// set (a baseline without reflection changes nothing).
+    #[arg(long)]
+    pub no_grpc_reflection: bool,
     /// Request bodies up to this size are read, recorded and mirrored; larger ones go to the
     /// baseline only [default: 1MiB].
     #[arg(long, value_name = "SIZE", value_parser = Flag(parse_size))]

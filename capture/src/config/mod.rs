@@ -125,6 +125,9 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Extra CA certificates (PEM) trusted for https upstreams, beside the built-in roots.
     pub ca_file: Option<PathBuf>,
+    /// On the first gRPC call, ask the baseline for its descriptors by server reflection and
+    /// store them in the pair files' metadata.
+    pub grpc_reflection: bool,
     /// How long the baseline may take to send its response head.
     pub baseline_timeout: Duration,
     pub connect_timeout: Duration,
@@ -177,6 +180,7 @@ impl Config {
             "baseline": self.baseline.to_string(),
             "canary": self.canary.to_string(),
             "secondary": self.secondary.as_ref().map(ToString::to_string),
+            "grpc_reflection": self.grpc_reflection,
             "sampling": {
                 "rate": self.sample_rate,
                 "key": self.sample_key.as_ref().map(ToString::to_string),

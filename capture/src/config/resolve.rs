@@ -83,6 +83,7 @@ impl Config {
             agent,
             tls,
             ca_file: flags.ca_file.or(f.upstream.ca_file),
+            grpc_reflection: !flags.no_grpc_reflection && f.upstream.grpc_reflection.unwrap_or(true),
             baseline_timeout: flags.baseline_timeout.or(f.upstream.timeout).unwrap_or(Duration::from_secs(30)),
             connect_timeout: flags.connect_timeout.or(f.upstream.connect_timeout).unwrap_or(Duration::from_secs(2)),
             mirror_timeout: flags.mirror_timeout.or(f.mirror.timeout).unwrap_or(Duration::from_secs(5)),
