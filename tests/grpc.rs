@@ -297,6 +297,21 @@ fn grpc_calls_of_every_kind_reach_the_client_unchanged_and_are_recorded_with_tra
         let route = format!("/shop.v1.Shop/{method}");
         assert_eq!(fields_of(&verdict, &route), vec!["trailer:x-inventory-version"], "{route}");
     }
+    // A descriptor set without some of the methods (typed shop.proto has GetItem and ListItems
+    // only): the calls to the others are counted by method and decoded by the wire format.
+    if have_grpc_tools() {
+        let code = compile_typed_shop();
+        let set = code.path().join("shop.pb");
+        let (_, v, examples) = analyze(dir.path(), "partial-set", &["--descriptor-set", set.to_str().expect("utf-8")]);
+        let missing: Vec<&String> =
+            v["inputs"]["grpc_undescribed"].as_object().map(|m| m.keys().collect()).unwrap_or_default();
+        assert_eq!(missing, ["/shop.v1.Shop/Chat", "/shop.v1.Shop/Upload"], "{}", v["inputs"]);
+        let upload =
+            examples["examples"].as_array().expect("examples").iter().find(|e| e["route"] == "/shop.v1.Shop/Upload");
+        if let Some(decoded) = upload.and_then(|e| e["canary"]["decoded_as"].as_str()) {
+            assert_eq!(decoded, "wire format (/shop.v1.Shop/Upload is not in the descriptor set)");
+        }
+    }
 }
 
 #[test]
@@ -576,11 +591,8 @@ fn the_baselines_reflection_lets_analyze_name_fields_without_a_descriptor_set() 
     assert_eq!(example["baseline"]["messages"]["stock"], "IN_STOCK", "enums by name");
 
     // Turned off, and a baseline that offers no reflection: fields by number.
-    let proxy = Capture::start(
-        &baseline.h2c(),
-        &canary.h2c(),
-        &["--mirror-grpc", "/shop.v1.Shop/*", "--no-grpc-reflection"],
-    );
+    let proxy =
+        Capture::start(&baseline.h2c(), &canary.h2c(), &["--mirror-grpc", "/shop.v1.Shop/*", "--no-grpc-reflection"]);
     assert_eq!(typed_calls(code.path(), &proxy.addr), direct);
     let off = proxy.stop_keeping_files();
     assert!(descriptors_in(off.path()).iter().all(Option::is_none));
@@ -601,13 +613,15 @@ fn the_baselines_reflection_lets_analyze_name_fields_without_a_descriptor_set() 
     assert_eq!(fields_of(&v, get), vec!["/price/units"], "{}", v["fields"]);
 
     // A damaged set in a file's metadata: exit 2, one sentence naming the file.
-    let file = &shadowdiff_format::resolve_inputs(&[out.path().join("pairs").to_str().expect("utf-8")]).expect("files")[0];
+    let file =
+        &shadowdiff_format::resolve_inputs(&[out.path().join("pairs").to_str().expect("utf-8")]).expect("files")[0];
     let mut info = shadowdiff_format::PairFile::open(file).expect("a pair file").info.as_ref().clone();
     info.metadata.insert(shadowdiff_format::schema::meta::GRPC_DESCRIPTORS.into(), "bm90IGEgc2V0".into());
     let pairs = PairReader::read_all_records(&[file.to_str().expect("utf-8")]).expect("records");
     let bad = tempfile::tempdir().expect("tempdir");
     let mut config = shadowdiff_format::WriterConfig::new(bad.path().join("pairs"), "t");
-    let meta: Vec<(String, String)> = info.metadata.into_iter().filter(|(k, _)| k.starts_with("shadowdiff.grpc.")).collect();
+    let meta: Vec<(String, String)> =
+        info.metadata.into_iter().filter(|(k, _)| k.starts_with("shadowdiff.grpc.")).collect();
     config.metadata = Some(std::sync::Arc::new(move || meta.clone()));
     let mut w = shadowdiff_format::PairWriter::new(config).expect("writer");
     for p in pairs {
@@ -629,17 +643,22 @@ fn the_baselines_reflection_lets_analyze_name_fields_without_a_descriptor_set() 
 /// A gRPC canary that answers every call with a malformed message — its length prefix claims
 /// 16 bytes and 2 follow — and `grpc-status: 0`, served by hyper over h2c on a loopback port.
 fn broken_frame_canary(rt: &tokio::runtime::Runtime) -> u16 {
+    hyper_grpc_canary(rt, &[0, 0, 0, 0, 16, 8, 1], "0")
+}
+
+/// A gRPC canary served by hyper over h2c that answers every call with `body` and the trailer
+/// `grpc-status: status`.
+fn hyper_grpc_canary(rt: &tokio::runtime::Runtime, body: &'static [u8], status: &'static str) -> u16 {
     use http_body_util::Full;
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
     let port = listener.local_addr().expect("address").port();
     rt.spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(|_request: Request<hyper::body::Incoming>| async {
+                let service = hyper::service::service_fn(move |_request: Request<hyper::body::Incoming>| async move {
                     let mut trailers = http::HeaderMap::new();
-                    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
-                    let body = Full::new(Bytes::from_static(&[0, 0, 0, 0, 16, 8, 1]))
-                        .with_trailers(async move { Some(Ok(trailers)) });
+                    trailers.insert("grpc-status", http::HeaderValue::from_static(status));
+                    let body = Full::new(Bytes::from_static(body)).with_trailers(async move { Some(Ok(trailers)) });
                     http::Response::builder()
                         .header("content-type", "application/grpc")
                         .body(body)
@@ -691,6 +710,17 @@ fn a_canary_sending_malformed_grpc_messages_changes_nothing_the_client_sees_and_
             .any(|e| e["why"].as_str().is_some_and(|w| w.contains(why)));
         assert!(shown, "{canary}: {examples}");
     }
+    // A grpc-status that is not a number: the client still sees the baseline only; analyze
+    // reads it as UNKNOWN, an error that says why.
+    let canary = format!("h2c://127.0.0.1:{}", hyper_grpc_canary(&rt, &[0, 0, 0, 0, 0], "zero"));
+    let proxy = Capture::start(&baseline.h2c(), &canary, &["--mirror-grpc", "/shop.v1.Shop/*"]);
+    assert_eq!(typed_calls(code.path(), &proxy.addr), direct, "the client sees the baseline only");
+    let pairs = proxy.stop();
+    assert_eq!(pairs.len(), 4, "every call recorded");
+    assert!(pairs.iter().all(|p| grpc_status(&p.canary).as_deref() == Some("zero")), "recorded as sent");
+    let dir = write_pairs(pairs);
+    let (_, v, _) = analyze(dir.path(), "out", &["--descriptor-set", set.to_str().expect("utf-8")]);
+    assert!(v.to_string().contains("grpc-status `zero` is not a number"), "{v}");
 }
 
 /// nginx, when installed.

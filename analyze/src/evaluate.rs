@@ -455,6 +455,9 @@ impl<'a> Against<'a> {
                 if !out.equal {
                     let decoded_as = match &x.by {
                         DecodedBy::Descriptor(name) => name.clone(),
+                        DecodedBy::WireFormat if self.rules.grpc_schema.is_some() => {
+                            format!("wire format ({} is not in the descriptor set)", self.call_path)
+                        }
                         DecodedBy::WireFormat => "wire format".to_owned(),
                     };
                     self.decoded =

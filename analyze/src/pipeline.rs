@@ -35,9 +35,9 @@ use crate::json::Difference;
 use crate::noise::NoiseCounter;
 use crate::outputs::{self, RawDiffs, RawPairs, RealCounts, Sink};
 use crate::policy::{LatencyReference, Policy};
-use crate::rules::Rules;
 use crate::route::{Overflow, RouteRecorder, SeenRoute, settle};
 use crate::route_key::{self, KeyOutcome};
+use crate::rules::Rules;
 use shadowdiff_format::vocab::{DiffStatus, Severity};
 
 #[path = "shard.rs"]
@@ -537,6 +537,9 @@ pub struct MapState {
     pub truncated: Truncated,
     pub undecodable: Undecodable,
     pub route_keys: shadowdiff_format::verdict::RouteKeys,
+    /// gRPC calls to methods the descriptor set does not hold, by method.
+    #[serde(default)]
+    pub grpc_undescribed: BTreeMap<String, u64>,
     overall: RouteCounts,
     routes: BTreeMap<String, RouteCounts>,
     routes_seen: Vec<SeenRoute>,
@@ -599,6 +602,9 @@ pub fn merge(
         summary.undecodable.baseline += st.undecodable.baseline;
         summary.undecodable.canary += st.undecodable.canary;
         summary.undecodable.secondary += st.undecodable.secondary;
+        for (method, n) in st.grpc_undescribed {
+            shadowdiff_format::verdict::count_undescribed(&mut summary.grpc_undescribed, &method, n);
+        }
         summary.route_keys.keyed += st.route_keys.keyed;
         for u in st.route_keys.unkeyed {
             let route = rename(&u.route).unwrap_or(u.route);
@@ -1007,6 +1013,14 @@ fn evaluate_pass(
                     counted.count(e, record, opts);
                     summary.truncated.add(record);
                     count_decoding(summary, e);
+                    if let Some(schema) = &rules.grpc_schema
+                        && crate::grpc::is_grpc(
+                            record.baseline.header("content-type").map(|h| h.value_lossy()).as_deref(),
+                        )
+                        && schema.method(&record.path).is_none()
+                    {
+                        shadowdiff_format::verdict::count_undescribed(&mut summary.grpc_undescribed, &record.path, 1);
+                    }
                     pair_rows.push(e);
                     for f in &e.raw {
                         diff_rows.push(e, f);

@@ -155,7 +155,9 @@ impl Learnt {
                         (meta::GRPC_DESCRIPTORS_FROM.to_owned(), format!("reflection of the baseline {target}")),
                     ];
                 }
-                Err(why) => tracing::info!(side = "baseline", %target, reason = %why, "No gRPC descriptors by reflection."),
+                Err(why) => {
+                    tracing::info!(side = "baseline", %target, reason = %why, "No gRPC descriptors by reflection.")
+                }
             }
         });
     }

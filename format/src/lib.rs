@@ -34,4 +34,6 @@ pub use error::{Error, Result, WriteError};
 pub use pair::{Header, PairRecord, SideRecord};
 pub use reader::{FileInfo, PairBatch, PairFile, PairReader, ReadOptions, TimeWindow, resolve_inputs};
 pub use schema::{SCHEMA, SCHEMA_VERSION, Side};
-pub use writer::{BaselineOrigin, CloseHook, ClosedFile, CounterSource, MetadataSource, PairWriter, WriterConfig, WriterStats};
+pub use writer::{
+    BaselineOrigin, CloseHook, ClosedFile, CounterSource, MetadataSource, PairWriter, WriterConfig, WriterStats,
+};

@@ -368,6 +368,12 @@ pub struct InputSummary {
     /// coding, a broken stream), per side. Absent when none.
     #[serde(default, skip_serializing_if = "Undecodable::is_zero")]
     pub undecodable: Undecodable,
+    /// gRPC calls to a method the descriptor set (given, or recorded by reflection) does not
+    /// hold, by method: their messages were decoded by the wire format, fields by number. At
+    /// most [`GRPC_UNDESCRIBED_MAX`] methods are named; the rest are counted under `(other)`.
+    /// Absent when none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub grpc_undescribed: BTreeMap<String, u64>,
     /// Requests on paths with a `[[routes.key]]` rule: how many were routed by the key read from
     /// them, and those whose key could not be read. Absent when no rule applied.
     #[serde(default, skip_serializing_if = "RouteKeys::is_empty")]
@@ -445,6 +451,20 @@ impl RouteKeys {
             None => self.unkeyed.push(Unkeyed { route: route.to_owned(), reason: reason.to_owned(), requests: 1 }),
         }
     }
+}
+
+/// Methods named in [`InputSummary::grpc_undescribed`]; calls to any further method are counted
+/// under `(other)`, so hostile paths cannot grow the verdict.
+pub const GRPC_UNDESCRIBED_MAX: usize = 100;
+
+/// Counts a gRPC call to `method`, which the descriptor set does not hold.
+pub fn count_undescribed(counts: &mut BTreeMap<String, u64>, method: &str, n: u64) {
+    let key = if counts.contains_key(method) || counts.len() < GRPC_UNDESCRIBED_MAX {
+        method.to_owned()
+    } else {
+        "(other)".to_owned()
+    };
+    *counts.entry(key).or_default() += n;
 }
 
 /// Compared pairs with a body whose Content-Encoding could not be undone, per side: each is one

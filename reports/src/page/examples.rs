@@ -70,6 +70,9 @@ fn side(side: &examples::ExampleSide) -> ExampleSide {
         };
         let how = match side.decoded_as.as_deref() {
             Some("wire format") | None => "decoded by the wire format, fields by number".to_owned(),
+            Some(t) if t.starts_with("wire format (") => {
+                format!("decoded by the wire format, fields by number {}", &t["wire format ".len()..])
+            }
             Some(t) => format!("decoded as {t}"),
         };
         return ExampleSide {
