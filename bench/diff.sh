@@ -22,11 +22,17 @@
 # differing bodies from_slice: 63.1k / 63.1k / 64.0k (1.50–1.55); + UTF-8 checked once and the
 # body parsed as text, depth scan bounded: 76.8k / 78.6k / 85.8k (1.79–2.10). On all-differing
 # pairs compare_bodies went from 0.80x of from_str + diff to 0.99–1.16x.
-# Where the rest goes (perf, all pairs differing): serde_json building Values ~45 % (indexmap
-# inserts with SipHash for `preserve_order` ~20 %), glibc malloc/free ~25 % (the shadowdiff
-# binary runs on mimalloc; this example does not), the diff walk ~10 %. 150k pairs/s needs the
-# differing half at <= 11 µs a pair against ~24 µs now: a parse that does not build serde_json
-# Values (a borrowed tree without hashing), not a tweak.
+# Where the rest went (perf, all pairs differing): serde_json building Values ~45 % (indexmap
+# inserts with SipHash for `preserve_order` ~20 %), glibc malloc/free ~25 % — the shadowdiff
+# binary runs analyze on mimalloc, and this example did not. It now does (the allocator analyze
+# really gets). Same machine, quieter (load average 1–2, a soak running beside it), 50,000 pairs,
+# the two builds alternated, three runs each (min / median / max):
+#   glibc malloc (before)          113.9k / 120.5k / 122.0k pairs/s; parsing every pair 68.7k / 68.9k / 69.1k
+#   mimalloc (now)                 163.4k / 163.6k / 174.9k pairs/s; parsing every pair 103.3k / 103.5k / 103.8k
+# and bench/diff.sh itself three times: 165.1k / 166.7k / 172.0k pairs/s, deepdiff 544 / 549 / 552,
+# 299x / 306x / 313x, 1000/1000 sample pairs with the same paths. The target (>= 150k) is met;
+# the next step would be a parse that does not build serde_json Values (a borrowed tree without
+# hashing), since the differing half still costs ~9 µs a pair, most of it building Values.
 #
 #   bench/diff.sh                      # defaults below
 #   PAIRS=100000 PY_PAIRS=5000 bench/diff.sh
