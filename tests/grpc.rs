@@ -362,6 +362,16 @@ fn compile_typed_shop() -> tempfile::TempDir {
     code
 }
 
+/// [`compile_typed_shop`], or `None` with the reason printed when grpcio-tools is missing (the
+/// test is then skipped).
+fn typed_shop_code() -> Option<tempfile::TempDir> {
+    if !have_grpc_tools() {
+        eprintln!("skipped: grpcio-tools is not installed in the test virtualenv (scripts/test installs it)");
+        return None;
+    }
+    Some(compile_typed_shop())
+}
+
 impl Shop {
     /// The typed service (real protobuf messages) of `variant`: baseline, canary or malformed.
     fn typed(code: &Path, variant: &str) -> Shop {
@@ -445,11 +455,7 @@ fn fields_of(verdict: &Value, route: &str) -> Vec<String> {
 
 #[test]
 fn protobuf_messages_are_diffed_by_field_with_a_descriptor_set_and_by_field_number_without() {
-    if !have_grpc_tools() {
-        eprintln!("skipped: grpcio-tools is not installed in the test virtualenv (scripts/test installs it)");
-        return;
-    }
-    let code = compile_typed_shop();
+    let Some(code) = typed_shop_code() else { return };
     let descriptors = code.path().join("shop.pb");
     let set = descriptors.to_str().expect("utf-8");
     let baseline = Shop::typed(code.path(), "baseline");
@@ -558,11 +564,7 @@ fn protobuf_messages_are_diffed_by_field_with_a_descriptor_set_and_by_field_numb
 /// by number), and a damaged set in a file's metadata is exit 2 naming the file.
 #[test]
 fn the_baselines_reflection_lets_analyze_name_fields_without_a_descriptor_set() {
-    if !have_grpc_tools() {
-        eprintln!("skipped: grpcio-tools is not installed in the test virtualenv (scripts/test installs it)");
-        return;
-    }
-    let code = compile_typed_shop();
+    let Some(code) = typed_shop_code() else { return };
     let baseline = Shop::typed_with(code.path(), "baseline", &["--reflection"]);
     let canary = Shop::typed(code.path(), "canary");
     let direct = typed_calls(code.path(), &format!("127.0.0.1:{}", baseline.port));
@@ -675,11 +677,7 @@ fn hyper_grpc_canary(rt: &tokio::runtime::Runtime, body: &'static [u8], status: 
 
 #[test]
 fn a_canary_sending_malformed_grpc_messages_changes_nothing_the_client_sees_and_is_counted() {
-    if !have_grpc_tools() {
-        eprintln!("skipped: grpcio-tools is not installed in the test virtualenv (scripts/test installs it)");
-        return;
-    }
-    let code = compile_typed_shop();
+    let Some(code) = typed_shop_code() else { return };
     let set = code.path().join("shop.pb");
     let baseline = Shop::typed(code.path(), "baseline");
     let direct = typed_calls(code.path(), &format!("127.0.0.1:{}", baseline.port));

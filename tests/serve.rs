@@ -63,6 +63,13 @@ impl Serve {
         (status, serde_json::from_str(&body).unwrap_or_else(|e| panic!("{target}: not JSON ({e}): {body}")))
     }
 
+    /// `GET /v1/verdict?QUERY` answered 200, without its volatile fields.
+    pub fn verdict(&self, query: &str) -> Value {
+        let (status, v) = self.json(&format!("/v1/verdict{query}"));
+        assert_eq!(status, 200, "{v}");
+        without_volatile(v)
+    }
+
     /// SIGTERM, and the exit status within a bound.
     pub fn stop(mut self) -> std::process::ExitStatus {
         signal(&self.child, "-TERM");
@@ -382,6 +389,31 @@ fn a_warning_holds_a_webhook_unless_the_server_advances_on_warn() {
     }
 }
 
+/// A corpus whose canary changes 3 % of values, seeded, starting at `start`, 300 pairs a file.
+fn shifted(seed: u64, start: &'static str) -> impl FnOnce(&mut shadowdiff_fixtures::corpus::CorpusConfig) {
+    move |c| {
+        c.seed = seed;
+        c.rotate_rows = 300;
+        c.start = start.parse().expect("a time");
+        c.canary.effects.push(shadowdiff_fixtures::Scoped::parse("any-value-changed:0.03").expect("effect"));
+    }
+}
+
+/// A verdict without what differs between two runs of the same analysis.
+fn without_volatile(mut v: Value) -> Value {
+    for k in ["outputs", "generated_at", "analysis_seconds"] {
+        v.as_object_mut().expect("an object").remove(k);
+    }
+    v
+}
+
+/// The verdict an `analyze … --out OUT` run wrote (it must have judged: exit 0 or 1).
+fn analyzed(o: &std::process::Output, out: &Path) -> Value {
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = serde_json::from_slice(&std::fs::read(out.join("verdict.json")).expect("verdict")).expect("JSON");
+    without_volatile(v)
+}
+
 /// The gate keeps each file's pass 1 and merges: its verdict must be the one a fresh `analyze
 /// --sequential` of the same files gives — after files are added, for a window whose edges cut
 /// through files, and for a window that holds every file.
@@ -389,22 +421,8 @@ fn a_warning_holds_a_webhook_unless_the_server_advances_on_warn() {
 fn incremental_verdicts_equal_a_fresh_analysis() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pairs = dir.path().join("pairs");
-    let edit = |seed: u64, start: &'static str| {
-        move |c: &mut shadowdiff_fixtures::corpus::CorpusConfig| {
-            c.seed = seed;
-            c.rotate_rows = 300;
-            c.start = start.parse().expect("a time");
-            c.canary.effects.push(shadowdiff_fixtures::Scoped::parse("any-value-changed:0.03").expect("effect"));
-        }
-    };
-    corpus(&pairs.join("a"), 1_500, edit(8, "2026-11-24T08:00:00Z"));
+    corpus(&pairs.join("a"), 1_500, shifted(8, "2026-11-24T08:00:00Z"));
     let serve = Serve::start(&pairs, &["--refresh", "1h"]);
-    let strip = |mut v: Value| {
-        for k in ["outputs", "generated_at", "analysis_seconds"] {
-            v.as_object_mut().expect("an object").remove(k);
-        }
-        v
-    };
     let fresh = |extra: &[&str]| {
         let out = tempfile::tempdir().expect("tempdir");
         let o = shadowdiff()
@@ -415,17 +433,12 @@ fn incremental_verdicts_equal_a_fresh_analysis() {
             .args(extra)
             .output()
             .expect("analyze runs");
-        assert!(matches!(o.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&o.stderr));
-        strip(serde_json::from_slice(&std::fs::read(out.path().join("verdict.json")).expect("verdict")).expect("JSON"))
+        analyzed(&o, out.path())
     };
-    let served = |q: &str| {
-        let (status, v) = serve.json(&format!("/v1/verdict{q}"));
-        assert_eq!(status, 200, "{v}");
-        strip(v)
-    };
+    let served = |q: &str| serve.verdict(q);
     assert_eq!(served(""), fresh(&[]), "the first files");
     // 100 pairs a second: the second corpus starts 30 s after the first ends.
-    corpus(&pairs.join("b"), 1_500, edit(9, "2026-11-24T08:00:45Z"));
+    corpus(&pairs.join("b"), 1_500, shifted(9, "2026-11-24T08:00:45Z"));
     assert_eq!(served(""), fresh(&[]), "after new files");
     let (since, until) = ("2026-11-24T08:00:07Z", "2026-11-24T08:00:52Z");
     let cut = served(&format!("?since={since}&until={until}"));
@@ -451,41 +464,21 @@ fn serve_reads_a_bucket_incrementally() {
     let dir = tempfile::tempdir().expect("tempdir");
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).expect("work dir");
-    let edit = |seed: u64, start: &'static str| {
-        move |c: &mut shadowdiff_fixtures::corpus::CorpusConfig| {
-            c.seed = seed;
-            c.rotate_rows = 300;
-            c.start = start.parse().expect("a time");
-            c.canary.effects.push(shadowdiff_fixtures::Scoped::parse("any-value-changed:0.03").expect("effect"));
-        }
-    };
     let url = "s3://gate/pairs";
-    corpus(&dir.path().join("a"), 1_200, edit(11, "2026-11-24T08:00:00Z"));
+    corpus(&dir.path().join("a"), 1_200, shifted(11, "2026-11-24T08:00:00Z"));
     crate::object_store::upload_dir(&moto, "s3://gate/pairs/a", &dir.path().join("a"));
     let env = moto.env();
     let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.clone())).collect();
     let serve =
         Serve::start_with(url.as_ref(), &env, &["--refresh", "1h", "--work-dir", work.to_str().expect("utf-8")]);
-    let strip = |mut v: Value| {
-        for k in ["outputs", "generated_at", "analysis_seconds"] {
-            v.as_object_mut().expect("an object").remove(k);
-        }
-        v
-    };
     let fresh = |extra: &[&str]| {
         let out = tempfile::tempdir().expect("tempdir");
         let out_dir = out.path().to_str().expect("utf-8");
         let mut args = vec!["analyze", url, "--sequential", "-q", "--out", out_dir];
         args.extend_from_slice(extra);
-        let o = moto.run(&args);
-        assert!(matches!(o.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&o.stderr));
-        strip(serde_json::from_slice(&std::fs::read(out.path().join("verdict.json")).expect("verdict")).expect("JSON"))
+        analyzed(&moto.run(&args), out.path())
     };
-    let served = |q: &str| {
-        let (status, v) = serve.json(&format!("/v1/verdict{q}"));
-        assert_eq!(status, 200, "{v}");
-        strip(v)
-    };
+    let served = |q: &str| serve.verdict(q);
     let copies = || {
         let mut n = 0;
         let mut stack = vec![work.join("objects")];
@@ -504,7 +497,7 @@ fn serve_reads_a_bucket_incrementally() {
     assert_eq!(first["inputs"]["pairs_analyzed"].as_u64(), Some(1_200), "{first}");
     assert_eq!(first, fresh(&[]), "the first objects");
     assert_eq!(copies(), 0, "copies of objects are removed once mapped");
-    corpus(&dir.path().join("b"), 1_200, edit(12, "2026-11-24T08:00:40Z"));
+    corpus(&dir.path().join("b"), 1_200, shifted(12, "2026-11-24T08:00:40Z"));
     crate::object_store::upload_dir(&moto, "s3://gate/pairs/b", &dir.path().join("b"));
     let second = served("");
     assert_eq!(second["inputs"]["pairs_analyzed"].as_u64(), Some(2_400), "{second}");
