@@ -181,25 +181,31 @@ impl Collector {
     pub fn merge(parts: Vec<(Collector, u64)>, rename: &dyn Fn(&str) -> Option<String>) -> Collector {
         let mut all = Collector::new();
         for (part, offset) in parts {
-            for (index, mut c) in part.kept {
-                if all.used >= BUDGET {
-                    return all;
-                }
-                if let Some(route) = rename(&c.example.route) {
-                    c.example.route = route;
-                }
-                let seen = all.per_key.get(&c.example.route);
-                let wanted = c.keys.iter().any(|k| seen.and_then(|m| m.get(k)).copied().unwrap_or(0) < PER_KEY);
-                if !wanted {
-                    continue;
-                }
-                all.take(&c.example.route.clone(), &c.keys);
-                all.used += c.size;
-                c.example.pair_index = index + offset;
-                all.kept.insert(index + offset, c);
-            }
+            all.absorb(part, offset, rename);
         }
         all
+    }
+
+    /// One step of [`Collector::merge`]: the next shard's candidates, after every earlier one's
+    /// (so a merge can hold one shard's candidates at a time).
+    pub fn absorb(&mut self, part: Collector, offset: u64, rename: &dyn Fn(&str) -> Option<String>) {
+        for (index, mut c) in part.kept {
+            if self.used >= BUDGET {
+                return;
+            }
+            if let Some(route) = rename(&c.example.route) {
+                c.example.route = route;
+            }
+            let seen = self.per_key.get(&c.example.route);
+            let wanted = c.keys.iter().any(|k| seen.and_then(|m| m.get(k)).copied().unwrap_or(0) < PER_KEY);
+            if !wanted {
+                continue;
+            }
+            self.take(&c.example.route.clone(), &c.keys);
+            self.used += c.size;
+            c.example.pair_index = index + offset;
+            self.kept.insert(index + offset, c);
+        }
     }
 
     /// Chooses up to [`PER_ROUTE`] examples for each of the [`MAX_ROUTES`] most troubled routes,

@@ -418,7 +418,7 @@ pub fn run<S: AsRef<str>>(inputs: &[S], policy: &Policy, opts: &Options, progres
             return Err(Error::Empty { input: input_name() });
         }
     };
-    let part = Partial { state, pairs: scratch.pairs.clone(), diffs: scratch.diffs.clone() };
+    let part = Partial { state, pairs: scratch.pairs.clone(), diffs: scratch.diffs.clone(), examples: None };
     let context = MergeContext { files_pruned, warmup_runs };
     merge(vec![part], policy, opts, &context, progress)
 }
@@ -433,7 +433,7 @@ pub fn map(files: Vec<PathBuf>, selection: Selection, policy: &Policy, opts: &Op
     let keep = Keep { selection, sample: None };
     let state = evaluate_pass(files, shard_inputs, &keep, policy, opts, &Quiet, &raw)?;
     let (pairs, diffs) = raw.keep();
-    Ok(Partial { state, pairs, diffs })
+    Ok(Partial { state, pairs, diffs, examples: None })
 }
 
 /// A shard's raw rows, in a partial.
@@ -494,6 +494,9 @@ pub struct Partial {
     pub state: MapState,
     pub pairs: PathBuf,
     pub diffs: PathBuf,
+    /// Where the state's example candidates are, when they are kept on disk apart from it
+    /// ([`MapState::examples_apart`]); read back one shard at a time by the merge.
+    pub examples: Option<PathBuf>,
 }
 
 /// What the merge needs to know besides the shards: what the plan (or the one process) decided
@@ -579,10 +582,13 @@ pub fn merge(
     let (mut pairs_outside, mut pairs_left_out) = (0u64, 0u64);
     let mut overall = RouteStats::new(opts.latency_cap, opts.seed);
     let mut routes: BTreeMap<String, RouteStats> = BTreeMap::new();
-    let mut collectors = Vec::with_capacity(parts.len());
+    let mut examples = examples::Collector::new();
     let mut raw = Vec::with_capacity(parts.len());
     for (p, offset) in parts.into_iter().zip(offsets) {
-        let st = p.state;
+        let mut st = p.state;
+        if let Some(path) = &p.examples {
+            st.examples = read_examples(path)?;
+        }
         summary.files += st.inputs.files;
         summary.pairs_in_files += st.inputs.pairs_in_files;
         summary.pairs_analyzed += st.pairs_analyzed;
@@ -618,7 +624,7 @@ pub fn merge(
             let route = rename(&route).unwrap_or(route);
             routes.entry(route.clone()).or_insert_with(|| route_stats(&route, opts)).absorb(counts);
         }
-        collectors.push((st.examples, offset));
+        examples.absorb(st.examples, offset, &rename);
         raw.push((p.pairs, p.diffs, offset));
     }
     for counters in runs.values() {
@@ -634,7 +640,7 @@ pub fn merge(
     if let Some(warmup) = opts.warmup.filter(|w| !w.is_zero()) {
         summary.warmup = Some(InputWarmup { seconds: warmup.as_secs_f64(), runs: context.warmup_runs, pairs_left_out });
     }
-    let mut counted = Counted { overall, routes, examples: examples::Collector::merge(collectors, &rename), overflow };
+    let mut counted = Counted { overall, routes, examples, overflow };
 
     progress.phase("classifying differences");
     let mut noise = classify(&counted.routes, policy);
@@ -777,6 +783,24 @@ fn count_decoding(summary: &mut MapState, e: &Evaluated) {
             *undecodable += u64::from(side.undecodable.is_some());
         }
     }
+}
+
+impl MapState {
+    /// Moves the example candidates — most of a state's size, the bodies of the pairs that may
+    /// become examples — out of memory into `path`; the merge reads them back
+    /// ([`Partial::examples`]). serve keeps every pair file's state, so it keeps them on disk.
+    pub fn examples_apart(&mut self, path: &Path) -> Result<()> {
+        let examples = std::mem::take(&mut self.examples);
+        let bytes = serde_json::to_vec(&examples)
+            .map_err(|source| Error::Output { path: path.to_owned(), source: source.into() })?;
+        std::fs::write(path, bytes).map_err(|source| Error::Output { path: path.to_owned(), source: source.into() })
+    }
+}
+
+/// Example candidates written by [`MapState::examples_apart`].
+fn read_examples(path: &Path) -> Result<examples::Collector> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Output { path: path.to_owned(), source: source.into() })?;
+    serde_json::from_slice(&bytes).map_err(|source| Error::Output { path: path.to_owned(), source: source.into() })
 }
 
 /// A batch as the reader thread hands it on: the warm-up end of its file's run, its records, and

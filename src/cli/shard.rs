@@ -276,7 +276,7 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<Exit> {
         let (pairs, diffs) = (local.join(RAW_PAIRS_FILE), local.join(RAW_DIFFS_FILE));
         downloads.push((files::join(&dir, RAW_PAIRS_FILE), pairs.clone()));
         downloads.push((files::join(&dir, RAW_DIFFS_FILE), diffs.clone()));
-        parts.push(Partial { state: p.state, pairs, diffs });
+        parts.push(Partial { state: p.state, pairs, diffs, examples: None });
     }
     files::get_all(&downloads).context("a partial is incomplete")?;
     let mut opts = Options::new(&args.out);

@@ -284,7 +284,12 @@ impl Gate {
         let mut parts = Vec::with_capacity(files.len());
         for file in &files {
             let part = partials.get_or_map(&self.scratch, file, window, policy_id, policy, options)?;
-            parts.push(Partial { state: part.state.clone(), pairs: part.pairs.clone(), diffs: part.diffs.clone() });
+            parts.push(Partial {
+                state: part.state.clone(),
+                pairs: part.pairs.clone(),
+                diffs: part.diffs.clone(),
+                examples: Some(part.examples.clone()),
+            });
         }
         partials.evict(&files);
         drop(partials);
@@ -400,11 +405,14 @@ struct PartKey {
     scope: Scope,
 }
 
-/// A file's pass 1, kept: its counts and its raw rows on disk (removed with the entry).
+/// A file's pass 1, kept: its counts in memory; its raw rows and example candidates on disk
+/// (removed with the entry).
 struct KeptPart {
+    /// Without its example candidates, which are in `examples` (most of a state's size).
     state: MapState,
     pairs: PathBuf,
     diffs: PathBuf,
+    examples: PathBuf,
     dir: PathBuf,
     used: u64,
 }
@@ -497,8 +505,10 @@ impl Partials {
             };
             self.next += 1;
             let dir = scratch.join(format!("part-{}", self.next));
-            let part = pipeline::map(vec![file.path.clone()], selection, policy, options, &dir)?;
-            let kept = KeptPart { state: part.state, pairs: part.pairs, diffs: part.diffs, dir, used: 0 };
+            let mut part = pipeline::map(vec![file.path.clone()], selection, policy, options, &dir)?;
+            let examples = dir.join("examples.json");
+            part.state.examples_apart(&examples)?;
+            let kept = KeptPart { state: part.state, pairs: part.pairs, diffs: part.diffs, examples, dir, used: 0 };
             self.parts.insert(key.clone(), kept);
         }
         let generation = self.generation;
