@@ -230,13 +230,20 @@ impl PairFile {
             return Err(Error::Truncated { path: path.to_owned() });
         }
         file.seek(SeekFrom::Start(0)).map_err(io)?;
+        let pages = file.try_clone().map_err(io)?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)
             .map_err(|source| Error::Corrupt { path: path.to_owned(), source })?;
         let file_schema = builder.schema().clone();
         check_schema(path, &file_schema)?;
 
         let md = builder.metadata();
-        check_chunks(md).map_err(|message| Error::Corrupt {
+        // The parquet crate panics on some damaged page headers too (an unwrap in
+        // PageMetadata::try_from, found by the suite's mutation run): a damaged file.
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            check_chunks(md).and_then(|()| check_pages(md, pages))
+        }))
+        .unwrap_or_else(|panic| Err(panic_message(panic.as_ref())));
+        checked.map_err(|message| Error::Corrupt {
             path: path.to_owned(),
             source: parquet::errors::ParquetError::General(message),
         })?;
@@ -341,6 +348,61 @@ fn check_chunks(md: &parquet::file::metadata::ParquetMetaData) -> std::result::R
                     chunk.column_path(),
                     chunk.compressed_size()
                 ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a panic of the parquet crate said, as the reason a file is damaged.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let why = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a page does not decode".to_owned());
+    format!("the parquet reader failed: {why}")
+}
+
+/// Values a column chunk may hold per row: generous for the list columns (headers, trailers),
+/// far below what an RLE bomb claims.
+const MAX_VALUES_PER_ROW: i64 = 1 << 16;
+
+/// Run-length encoding lets a page of a few bytes stand for hundreds of millions of values, and
+/// the parquet reader allocates whatever the page headers announce (a 12 KB file found by
+/// fuzzing made it allocate 3 GB for one batch of 64 rows). So before any page is decoded, every
+/// column chunk's value count in the footer is held to [`MAX_VALUES_PER_ROW`] per row, and the
+/// page headers (read without their data) to the footer's count.
+fn check_pages(md: &parquet::file::metadata::ParquetMetaData, file: File) -> std::result::Result<(), String> {
+    use parquet::column::page::PageReader as _;
+    let file = Arc::new(file);
+    for (g, group) in md.row_groups().iter().enumerate() {
+        let rows = group.num_rows().max(0);
+        for (c, chunk) in group.columns().iter().enumerate() {
+            let claimed = chunk.num_values();
+            let name = chunk.column_path();
+            if claimed < 0 || claimed > rows.max(1).saturating_mul(MAX_VALUES_PER_ROW) {
+                return Err(format!("row group {g} column {c} ({name}) claims {claimed} values for {rows} rows"));
+            }
+            let bad = |e: parquet::errors::ParquetError| format!("row group {g} column {c} ({name}): {e}");
+            let mut pages = parquet::file::serialized_reader::SerializedPageReader::new(
+                Arc::clone(&file),
+                chunk,
+                rows as usize,
+                None,
+            )
+            .map_err(bad)?;
+            let mut seen: i64 = 0;
+            while let Some(page) = pages.peek_next_page().map_err(bad)? {
+                if !page.is_dict {
+                    seen = seen.saturating_add(page.num_levels.unwrap_or(0) as i64);
+                    if seen > claimed {
+                        return Err(format!(
+                            "row group {g} column {c} ({name}): its pages hold more than the {claimed} values its footer counts"
+                        ));
+                    }
+                }
+                pages.skip_next_page().map_err(bad)?;
             }
         }
     }
@@ -509,14 +571,9 @@ impl Iterator for FileBatches {
             Ok(batch) => batch?,
             Err(panic) => {
                 self.broken = true;
-                let why = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a page does not decode".to_owned());
                 return Some(Err(Error::Corrupt {
                     path: self.info.path.clone(),
-                    source: parquet::errors::ParquetError::General(format!("the parquet reader failed: {why}")),
+                    source: parquet::errors::ParquetError::General(panic_message(panic.as_ref())),
                 }));
             }
         };

@@ -281,7 +281,9 @@ fn a_negative_column_chunk_offset_is_a_damaged_file() {
 
 /// Found by fuzzing (fuzz/regressions/pair_file/): a damaged page whose definition levels overrun
 /// their buffer made the parquet crate panic (arrow-buffer: "offset + len out of bounds") in the
-/// middle of a read. The reader reports a damaged file and stops.
+/// middle of a read. The reader reports a damaged file and stops: since the page headers are
+/// checked at open (`check_pages`), this one is refused there, before any page is decoded; a
+/// panic while decoding is still caught (`catch_unwind` around each batch).
 #[test]
 fn a_page_the_parquet_crate_panics_on_is_a_damaged_file() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -292,8 +294,40 @@ fn a_page_the_parquet_crate_panics_on_is_a_damaged_file() {
     let e = results.iter().find_map(|r| r.as_ref().err()).expect("a damaged file is an error");
     assert!(matches!(e, Error::Corrupt { .. }), "{e}");
     let source = std::error::Error::source(e).map(ToString::to_string).unwrap_or_default();
-    assert!(source.contains("the parquet reader failed"), "{source}");
-    assert!(results.last().is_some_and(Result::is_err), "nothing is read after the panic");
+    assert!(source.contains("row group 0 column 9"), "{source}");
+    assert!(results.last().is_some_and(Result::is_err), "nothing is read after the damage");
+}
+
+/// Found by fuzzing (fuzz/regressions/pair_file/, a 3-minute-plus libFuzzer run hitting its
+/// 2 GB limit): a 12 KB file whose run-length-encoded page announces far more values than its
+/// footer counts made the parquet reader allocate 3 GB for one batch of 64 rows. It is refused
+/// at open, before any page is decoded, naming the column.
+#[test]
+fn a_page_announcing_more_values_than_its_footer_counts_is_a_damaged_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bomb.parquet");
+    fs::write(&path, include_bytes!("../../fuzz/regressions/pair_file/rle-bomb-3gb")).expect("write");
+    let e = open_err(&path);
+    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    let chain = format!("{e}: {}", std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default());
+    // Its page headers do not even parse once read apart from the data (the scan stops at the
+    // first column whose pages are damaged).
+    assert!(chain.contains("bomb.parquet") && chain.contains("row group 0 column 15"), "{chain}");
+}
+
+/// Found by the suite's own mutation run (fuzz/src/tests.rs) minutes after the page-header check
+/// above landed: a data page header without its data-page part made the parquet crate panic
+/// (an unwrap) while the headers were read. A damaged file, refused at open.
+#[test]
+fn a_page_header_the_parquet_crate_panics_on_is_a_damaged_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("header.parquet");
+    fs::write(&path, include_bytes!("../../fuzz/regressions/pair_file/page-header-without-data-header"))
+        .expect("write");
+    let e = open_err(&path);
+    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    let chain = format!("{e}: {}", std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default());
+    assert!(chain.contains("header.parquet") && chain.contains("the parquet reader failed"), "{chain}");
 }
 
 fn write_foreign(
