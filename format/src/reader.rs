@@ -368,11 +368,13 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 /// far below what an RLE bomb claims.
 const MAX_VALUES_PER_ROW: i64 = 1 << 16;
 
-/// Run-length encoding lets a page of a few bytes stand for hundreds of millions of values, and
-/// the parquet reader allocates whatever the page headers announce (a 12 KB file found by
-/// fuzzing made it allocate 3 GB for one batch of 64 rows). So before any page is decoded, every
-/// column chunk's value count in the footer is held to [`MAX_VALUES_PER_ROW`] per row, and the
-/// page headers (read without their data) to the footer's count.
+/// The parquet reader allocates what a column chunk's pages announce, and run-length encoding
+/// lets a page of a few bytes announce hundreds of millions of values; a 12 KB file found by
+/// fuzzing, whose chunk went on past its last page with bytes that are not a page header, made
+/// it allocate 3 GB for one batch of 64 rows. So before any page is decoded, every page header of
+/// every chunk is read (without its data): a header that does not parse refuses the file, the
+/// footer's value count is held to [`MAX_VALUES_PER_ROW`] per row, and the pages' counts to the
+/// footer's.
 fn check_pages(md: &parquet::file::metadata::ParquetMetaData, file: File) -> std::result::Result<(), String> {
     use parquet::column::page::PageReader as _;
     let file = Arc::new(file);
