@@ -265,17 +265,26 @@ fn bad_inputs_are_named_errors() {
     assert!(matches!(open_err(&bad), Error::Corrupt { .. }));
 }
 
+/// Opens `bytes` (a file found by fuzzing) as `name`: it must be refused as a damaged file; the
+/// error and its cause, as one line.
+fn refused_as_damaged(name: &str, bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(name);
+    fs::write(&path, bytes).expect("write");
+    let e = open_err(&path);
+    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    format!("{e}: {}", std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default())
+}
+
 /// Found by fuzzing (fuzz/regressions/pair_file/): a footer whose column chunk starts at a
 /// negative offset made the parquet reader panic (an assertion in `ColumnChunkMetaData::byte_range`)
 /// on the first batch. It is a damaged file, refused when opened.
 #[test]
 fn a_negative_column_chunk_offset_is_a_damaged_file() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("negative.parquet");
-    fs::write(&path, include_bytes!("../../fuzz/regressions/pair_file/negative-column-chunk-offset")).expect("write");
-    let e = open_err(&path);
-    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
-    let chain = format!("{e}: {}", std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default());
+    let chain = refused_as_damaged(
+        "negative.parquet",
+        include_bytes!("../../fuzz/regressions/pair_file/negative-column-chunk-offset"),
+    );
     assert!(chain.contains("negative.parquet") && chain.contains("row group"), "{chain}");
 }
 
@@ -305,14 +314,9 @@ fn a_page_the_parquet_crate_panics_on_is_a_damaged_file() {
 /// the reader read on from. It is refused at open, before any page is decoded, naming the column.
 #[test]
 fn a_page_announcing_more_values_than_its_footer_counts_is_a_damaged_file() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("bomb.parquet");
-    fs::write(&path, include_bytes!("../../fuzz/regressions/pair_file/rle-bomb-3gb")).expect("write");
-    let e = open_err(&path);
-    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
-    let chain = format!("{e}: {}", std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default());
     // Its page headers do not even parse once read apart from the data (the scan stops at the
     // first column whose pages are damaged).
+    let chain = refused_as_damaged("bomb.parquet", include_bytes!("../../fuzz/regressions/pair_file/rle-bomb-3gb"));
     assert!(chain.contains("bomb.parquet") && chain.contains("row group 0 column 15"), "{chain}");
 }
 
@@ -321,13 +325,10 @@ fn a_page_announcing_more_values_than_its_footer_counts_is_a_damaged_file() {
 /// (an unwrap) while the headers were read. A damaged file, refused at open.
 #[test]
 fn a_page_header_the_parquet_crate_panics_on_is_a_damaged_file() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("header.parquet");
-    fs::write(&path, include_bytes!("../../fuzz/regressions/pair_file/page-header-without-data-header"))
-        .expect("write");
-    let e = open_err(&path);
-    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
-    let chain = format!("{e}: {}", std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default());
+    let chain = refused_as_damaged(
+        "header.parquet",
+        include_bytes!("../../fuzz/regressions/pair_file/page-header-without-data-header"),
+    );
     assert!(chain.contains("header.parquet") && chain.contains("the parquet reader failed"), "{chain}");
 }
 
