@@ -4,7 +4,7 @@
 # agent's").
 #
 # The good client is wrk, paced (its delay() hook) at RATE req/s over CONNS connections, for
-# SECONDS per round. The abusive clients are bench/abuse.py on raw sockets:
+# ROUND_SECONDS per round. The abusive clients are bench/abuse.py on raw sockets:
 #   idle          10,000 connections that never send a byte (capture runs with
 #                 --max-connections 12000 so that the good client still gets in)
 #   slowloris     200 connections sending a request's headers a byte every 100 ms
@@ -19,12 +19,13 @@
 # median's difference from the unloaded median and the ratio, and whether the difference is within
 # 2 ms; then capture's connection counters. Exits 0 whatever the figures (a benchmark, not a test).
 #
-# Environment: ROUNDS (3), SECONDS (10), RATE (200), CONNS (4), MODES (all five),
+# Environment: ROUNDS (3), ROUND_SECONDS (10), RATE (200), CONNS (4), MODES (all five),
 # SHADOWDIFF (a prebuilt binary; default: build target/release/shadowdiff).
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
-SECONDS_PER_ROUND=${SECONDS:-10}
+# Not SECONDS: bash sets that itself (seconds since the shell started, 0 here).
+SECONDS_PER_ROUND=${ROUND_SECONDS:-10}
 RATE=${RATE:-200}
 CONNS=${CONNS:-4}
 MODES=${MODES:-idle slowloris rapid-reset continuation ping}
