@@ -19,7 +19,8 @@
 # median's difference from the unloaded median and the ratio, and whether the difference is within
 # 2 ms; then capture's connection counters. Exits 0 whatever the figures (a benchmark, not a test).
 #
-# Environment: ROUNDS (3), ROUND_SECONDS (10), RATE (200), CONNS (4), MODES (all five),
+# Environment: ROUNDS (3), ROUND_SECONDS (10), RATE (200), CONNS (4), MODES (all five), ELSEWHERE
+# (1: the abusers hit a second agent — a control for the shared cores),
 # SHADOWDIFF (a prebuilt binary; default: build target/release/shadowdiff).
 set -euo pipefail
 
@@ -81,6 +82,19 @@ EOF
     >"$WORK/capture.out" 2>"$WORK/capture.log" & SD_PID=$!
 PIDS+=($SD_PID)
 for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$P_SD/users" 2>/dev/null && break; sleep 0.1; done
+# ELSEWHERE=1, a control: the abusers hit a second, separate capture agent, so the good client's
+# agent handles none of their traffic and what its latency loses is the abusers' (and the other
+# agent's) CPU on the shared cores alone.
+P_TARGET=$P_SD
+if [[ ${ELSEWHERE:-0} == 1 ]]; then
+    P_OTHER=$(free_port); P_OTHER_ADMIN=$(free_port)
+    "$SHADOWDIFF" capture --listen "127.0.0.1:$P_OTHER" --admin-listen "127.0.0.1:$P_OTHER_ADMIN" \
+        --baseline "http://127.0.0.1:$P_BASE" --canary "http://127.0.0.1:$P_CANARY" \
+        --out "$WORK/pairs-other" --agent abuse-other --log-level warn --max-connections 12000 \
+        >"$WORK/other.out" 2>"$WORK/other.log" & PIDS+=($!)
+    for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$P_OTHER/users" 2>/dev/null && break; sleep 0.1; done
+    P_TARGET=$P_OTHER
+fi
 
 DELAY_MS=$(python3 -c "print(max(1, round($CONNS * 1000 / max($RATE, 1))))")
 echo "function delay() return $DELAY_MS end" >"$WORK/pace.lua"
@@ -101,7 +115,7 @@ for r in $(seq 1 "$ROUNDS"); do
     for mode in none $MODES; do
         ABUSER=""
         if [[ $mode != none ]]; then
-            python3 "$ROOT/bench/abuse.py" "$mode" "127.0.0.1:$P_SD" $((SECONDS_PER_ROUND + 30)) >"$WORK/abuse.out" 2>&1 &
+            python3 "$ROOT/bench/abuse.py" "$mode" "127.0.0.1:$P_TARGET" $((SECONDS_PER_ROUND + 30)) >"$WORK/abuse.out" 2>&1 &
             ABUSER=$!
             PIDS+=($ABUSER)
             for _ in $(seq 1 300); do grep -q ready "$WORK/abuse.out" && break; sleep 0.1; done
