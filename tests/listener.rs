@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::json;
-use shadowdiff_fixtures::service::upstream;
+use shadowdiff_fixtures::service::{Upstream, upstream};
 
 use shadowdiff_format::reader::PairFile;
 use shadowdiff_format::resolve_inputs;
@@ -46,13 +46,7 @@ fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
 // A synchronous test around a child process and blocking sockets (OS clock); whole answers read.
 #[allow(clippy::disallowed_methods)]
 fn abusive_clients_are_cut_while_a_good_client_is_served() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let doc = json!({"id": 1, "name": "Ada"});
-    let (base, canary) = rt.block_on(async {
-        let base = upstream().route("/users/1", doc.clone()).noise(false).run().await.expect("baseline");
-        let canary = upstream().route("/users/1", doc.clone()).noise(false).run().await.expect("canary");
-        (base, canary)
-    });
+    let (rt, base, canary) = runtime_and_twins();
     let out = tempfile::tempdir().expect("tempdir");
     let proxy = Capture::start(
         &base.url(),
@@ -145,6 +139,19 @@ fn abusive_clients_are_cut_while_a_good_client_is_served() {
     assert!(served > 100, "{served}");
     proxy.stop_and_check_counts(&out.path().join("pairs"));
     drop((base, canary));
+}
+
+/// A two-worker runtime for the test's clients, and a baseline and a canary answering
+/// `/users/1` with the same document.
+fn runtime_and_twins() -> (tokio::runtime::Runtime, Upstream, Upstream) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let doc = json!({"id": 1, "name": "Ada"});
+    let (base, canary) = rt.block_on(async {
+        let base = upstream().route("/users/1", doc.clone()).noise(false).run().await.expect("baseline");
+        let canary = upstream().route("/users/1", doc.clone()).noise(false).run().await.expect("canary");
+        (base, canary)
+    });
+    (rt, base, canary)
 }
 
 /// A capture process on loopback ports, its stderr in a file.
@@ -446,13 +453,7 @@ fn silent_and_idle_connections_are_closed_after_the_idle_timeout() {
 // A synchronous test around a child process and blocking sockets (OS clock).
 #[allow(clippy::disallowed_methods)]
 fn http2_abuse_is_cut_while_good_clients_are_served() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let doc = json!({"id": 1, "name": "Ada"});
-    let (base, canary) = rt.block_on(async {
-        let base = upstream().route("/users/1", doc.clone()).noise(false).run().await.expect("baseline");
-        let canary = upstream().route("/users/1", doc.clone()).noise(false).run().await.expect("canary");
-        (base, canary)
-    });
+    let (rt, base, canary) = runtime_and_twins();
     let out = tempfile::tempdir().expect("tempdir");
     let pairs = out.path().join("pairs");
     let log = out.path().join("capture.log");
@@ -572,13 +573,7 @@ fn http2_abuse_is_cut_while_good_clients_are_served() {
 // A synchronous test around a child process (OS clock for the sampling loop).
 #[allow(clippy::disallowed_methods)]
 fn a_short_soak_keeps_memory_and_descriptors_flat() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let doc = json!({"id": 1, "name": "Ada"});
-    let (base, canary) = rt.block_on(async {
-        let base = upstream().route("/users/1", doc.clone()).noise(false).run().await.expect("baseline");
-        let canary = upstream().route("/users/1", doc.clone()).noise(false).run().await.expect("canary");
-        (base, canary)
-    });
+    let (rt, base, canary) = runtime_and_twins();
     let out = tempfile::tempdir().expect("tempdir");
     let pairs = out.path().join("pairs");
     let proxy =

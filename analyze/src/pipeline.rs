@@ -809,11 +809,12 @@ type ReadBatch = (Option<i64>, Vec<PairRecord>, Option<Arc<Rules>>);
 
 /// The rules each file is evaluated by: the policy's, except that a file carrying its baseline's
 /// gRPC descriptors (capture learnt them by server reflection) decodes its messages by them
-/// when the policy names no descriptor set. One file's rules are made once, when its first batch
-/// is read.
+/// when the policy names no descriptor set. Rules are made once per distinct set, when the first
+/// file carrying it is read: an agent's files all carry the same one.
 struct FileRules<'a> {
     policy: &'a Rules,
-    last: Option<(PathBuf, Option<Arc<Rules>>)>,
+    /// The last set seen (its base64 text) and the rules made from it.
+    last: Option<(String, Arc<Rules>)>,
 }
 
 impl<'a> FileRules<'a> {
@@ -822,29 +823,30 @@ impl<'a> FileRules<'a> {
     }
 
     fn of(&mut self, file: &FileInfo) -> Result<Option<Arc<Rules>>> {
-        if let Some((path, rules)) = &self.last
-            && path == &file.path
-        {
-            return Ok(rules.clone());
-        }
-        let rules = match file.metadata.get(shadowdiff_format::schema::meta::GRPC_DESCRIPTORS) {
-            Some(set) if self.policy.grpc_schema.is_none() => {
-                let label = PathBuf::from(format!(
-                    "in the metadata of {} ({})",
-                    file.path.display(),
-                    shadowdiff_format::schema::meta::GRPC_DESCRIPTORS
-                ));
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(set.trim())
-                    .map_err(|e| Error::DescriptorSet { path: label.clone(), message: format!("not base64: {e}") })?;
-                let mut rules = self.policy.clone();
-                rules.grpc_schema = Some(crate::grpc::Schema::from_bytes(&bytes, &label)?);
-                Some(Arc::new(rules))
-            }
-            _ => None,
+        let Some(set) = file.metadata.get(shadowdiff_format::schema::meta::GRPC_DESCRIPTORS) else {
+            return Ok(None);
         };
-        self.last = Some((file.path.clone(), rules.clone()));
-        Ok(rules)
+        if self.policy.grpc_schema.is_some() {
+            return Ok(None);
+        }
+        if let Some((seen, rules)) = &self.last
+            && seen == set
+        {
+            return Ok(Some(Arc::clone(rules)));
+        }
+        let label = PathBuf::from(format!(
+            "in the metadata of {} ({})",
+            file.path.display(),
+            shadowdiff_format::schema::meta::GRPC_DESCRIPTORS
+        ));
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(set.trim())
+            .map_err(|e| Error::DescriptorSet { path: label.clone(), message: format!("not base64: {e}") })?;
+        let mut rules = self.policy.clone();
+        rules.grpc_schema = Some(crate::grpc::Schema::from_bytes(&bytes, &label)?);
+        let rules = Arc::new(rules);
+        self.last = Some((set.clone(), Arc::clone(&rules)));
+        Ok(Some(rules))
     }
 }
 

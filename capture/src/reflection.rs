@@ -105,6 +105,13 @@ struct FileHead {
     dependency: Vec<String>,
 }
 
+/// `google.protobuf.FileDescriptorSet`, each file kept as the bytes the server sent.
+#[derive(Clone, PartialEq, prost::Message)]
+struct FileDescriptorSet {
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    file: Vec<Vec<u8>>,
+}
+
 /// What reflection gave: a `FileDescriptorSet` and the services it describes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Descriptors {
@@ -133,7 +140,9 @@ impl Learnt {
     /// held up), and keeps what it answers. A baseline without reflection is logged once at INFO:
     /// nothing is lost, messages are then decoded by a descriptor set or the wire format.
     pub fn ask_once(self: &Arc<Self>, baseline: &Upstream, timeout: Duration) {
-        if self.asked.swap(true, Ordering::AcqRel) {
+        // Every gRPC call comes here: a load, so that after the first call the flag's cache line
+        // is only read, never written, by the proxy's threads.
+        if self.asked.load(Ordering::Relaxed) || self.asked.swap(true, Ordering::AcqRel) {
             return;
         }
         let me = Arc::clone(self);
@@ -223,34 +232,23 @@ async fn fetch_from(upstream: &Upstream, path: &str, timeout: Duration) -> Resul
         return Err(Refused::Failed(format!("{host} did not send {} imported descriptor file(s)", asks.len())));
     }
     let count = files.len();
-    let mut set = BytesMut::new();
-    for bytes in dependency_order(&files) {
-        // FileDescriptorSet: `repeated FileDescriptorProto file = 1`.
-        prost::encoding::bytes::encode(1, &bytes.to_vec(), &mut set);
-    }
-    Ok(Descriptors { set: set.freeze(), services, files: count })
+    let set = FileDescriptorSet { file: dependency_order(files) }.encode_to_vec();
+    Ok(Descriptors { set: Bytes::from(set), services, files: count })
 }
 
 /// Every file after the files it imports.
-fn dependency_order(files: &BTreeMap<String, (FileHead, Vec<u8>)>) -> Vec<&[u8]> {
-    fn visit<'a>(
-        name: &str,
-        files: &'a BTreeMap<String, (FileHead, Vec<u8>)>,
-        seen: &mut BTreeSet<String>,
-        out: &mut Vec<&'a [u8]>,
-    ) {
-        let Some((head, bytes)) = files.get(name) else { return };
-        if !seen.insert(name.to_owned()) {
-            return;
-        }
+fn dependency_order(mut files: BTreeMap<String, (FileHead, Vec<u8>)>) -> Vec<Vec<u8>> {
+    fn visit(name: &str, files: &mut BTreeMap<String, (FileHead, Vec<u8>)>, out: &mut Vec<Vec<u8>>) {
+        // Taken out as it is visited: a file is placed once, and an import cycle ends.
+        let Some((head, bytes)) = files.remove(name) else { return };
         for d in &head.dependency {
-            visit(d, files, seen, out);
+            visit(d, files, out);
         }
         out.push(bytes);
     }
-    let (mut seen, mut out) = (BTreeSet::new(), Vec::new());
-    for name in files.keys() {
-        visit(name, files, &mut seen, &mut out);
+    let mut out = Vec::with_capacity(files.len());
+    while let Some(name) = files.keys().next().cloned() {
+        visit(&name, &mut files, &mut out);
     }
     out
 }
@@ -341,7 +339,7 @@ mod tests {
         let files: BTreeMap<_, _> =
             [file("a.proto", &["z.proto", "m.proto"]), file("m.proto", &["z.proto"]), file("z.proto", &[])].into();
         let order: Vec<String> =
-            dependency_order(&files).into_iter().map(|b| FileHead::decode(b).expect("head").name).collect();
+            dependency_order(files).into_iter().map(|b| FileHead::decode(b.as_slice()).expect("head").name).collect();
         assert_eq!(order, ["z.proto", "m.proto", "a.proto"]);
     }
 }

@@ -133,7 +133,7 @@ impl Gate {
     /// the directory has not changed, the running one if another request started it, else a new
     /// analysis.
     pub async fn verdict(self: &Arc<Self>, key: Key, policy: Option<Arc<Policy>>) -> Outcome {
-        let listing = {
+        let (listing, listed) = {
             let gate = Arc::clone(self);
             let policy_file = key.policy.clone();
             tokio::task::spawn_blocking(move || gate.fingerprint(policy_file.as_deref())).await.map_err(|e| {
@@ -163,13 +163,19 @@ impl Gate {
         let gate = Arc::clone(self);
         let task_cell = Arc::clone(&cell);
         tokio::spawn(async move {
-            task_cell.get_or_init(|| gate.analyze(key.clone(), policy, Arc::clone(&task_cell))).await.clone()
+            task_cell.get_or_init(|| gate.analyze(key.clone(), policy, listed, Arc::clone(&task_cell))).await.clone()
         })
         .await
         .map_err(|e| Failure::new(http::StatusCode::INTERNAL_SERVER_ERROR, format!("the analysis task failed: {e}")))?
     }
 
-    async fn analyze(self: Arc<Self>, key: Key, policy: Option<Arc<Policy>>, cell: Arc<OnceCell<Outcome>>) -> Outcome {
+    async fn analyze(
+        self: Arc<Self>,
+        key: Key,
+        policy: Option<Arc<Policy>>,
+        listed: Option<Vec<Source>>,
+        cell: Arc<OnceCell<Outcome>>,
+    ) -> Outcome {
         let _permit = self
             .running
             .acquire()
@@ -180,7 +186,7 @@ impl Gate {
         let k = key.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             let policy = policy.unwrap_or_else(|| Arc::clone(&gate.policy));
-            gate.judge_blocking(&k, &policy)
+            gate.judge_blocking(&k, &policy, listed)
         })
         .await
         .unwrap_or_else(|e| {
@@ -207,8 +213,10 @@ impl Gate {
         outcome
     }
 
-    /// Analyzes and judges on this thread (the pipeline's rayon pool does the parallel work).
-    fn judge_blocking(&self, key: &Key, policy: &Policy) -> Outcome {
+    /// Analyzes and judges on this thread (the pipeline's rayon pool does the parallel work):
+    /// the pair files as `listed` when the request's fingerprint was taken (listed again only
+    /// when that listing failed, so the analysis reports why).
+    fn judge_blocking(&self, key: &Key, policy: &Policy, listed: Option<Vec<Source>>) -> Outcome {
         let started = Instant::now();
         let now = Utc::now().trunc_subsecs(0);
         let bad = |e: anyhow::Error| Failure::new(http::StatusCode::BAD_REQUEST, format!("{e:#}"));
@@ -220,7 +228,11 @@ impl Gate {
         let dir = self.scratch.join(format!("analysis-{n}"));
         let mut options = Options::new(&dir);
         options.window = window;
-        let result = self.judge_incrementally(policy, &options, key.window);
+        let result = match listed {
+            Some(listed) => Ok(listed),
+            None => self.sources(),
+        }
+        .and_then(|listed| self.judge_incrementally(policy, &options, key.window, &listed));
         let _ = std::fs::remove_dir_all(&dir);
         let mut verdict = result.map_err(classify)?;
         // The files the pipeline wrote are gone with its scratch directory.
@@ -235,16 +247,35 @@ impl Gate {
 impl Gate {
     /// The judgement of the inputs in `options.window` and, with `trend`, of each window of that
     /// width, every one of them an incremental analysis.
+    ///
+    /// One judgement is one generation of the kept passes, however many windows it merges, and
+    /// evicts once, at its end: a trend of a hundred windows must not age out the passes the
+    /// next request needs.
     fn judge_incrementally(
         &self,
         policy: &Policy,
         options: &Options,
         trend: Option<Duration>,
+        listed: &[Source],
     ) -> anyhow::Result<Verdict> {
-        let analysis = self.analyze_incrementally(policy, options)?;
+        self.partials.lock().unwrap_or_else(std::sync::PoisonError::into_inner).generation += 1;
+        let judged = self.judge_windows(policy, options, trend, listed);
+        self.partials.lock().unwrap_or_else(std::sync::PoisonError::into_inner).evict(listed);
+        judged
+    }
+
+    fn judge_windows(
+        &self,
+        policy: &Policy,
+        options: &Options,
+        trend: Option<Duration>,
+        listed: &[Source],
+    ) -> anyhow::Result<Verdict> {
+        let analysis = self.analyze_incrementally(policy, options, listed)?;
         let mut verdict = shadowdiff_analyze::judge::judge(&analysis, policy);
         if let Some(width) = trend {
-            let mut run = |options: &Options, policy: &Policy| match self.analyze_incrementally(policy, options) {
+            let mut run = |options: &Options, policy: &Policy| match self.analyze_incrementally(policy, options, listed)
+            {
                 Ok(a) => Ok(Some(a)),
                 Err(e) if matches!(e.downcast_ref(), Some(shadowdiff_analyze::Error::Empty { .. })) => Ok(None),
                 Err(e) => Err(e),
@@ -256,33 +287,34 @@ impl Gate {
 
     /// One analysis of the inputs: every file's pass 1 taken from [`Partials`] or run and kept,
     /// then one merge of them all in file order.
-    fn analyze_incrementally(&self, policy: &Policy, options: &Options) -> anyhow::Result<Analysis> {
+    fn analyze_incrementally(&self, policy: &Policy, options: &Options, listed: &[Source]) -> anyhow::Result<Analysis> {
         let window = options.window;
-        let listed = self.sources()?;
-        let before = listed.len();
-        let files: Vec<Source> = listed.into_iter().filter(|s| window.may_hold(&s.path)).collect();
-        let files_pruned = before - files.len();
+        let files: Vec<&Source> = listed.iter().filter(|s| window.may_hold(&s.path)).collect();
+        let files_pruned = listed.len() - files.len();
         let empty = || shadowdiff_analyze::Error::Empty { input: self.inputs.join(" ") };
         let mut partials = self.partials.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        partials.generation += 1;
         let policy_id = {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             format!("{policy:?}").hash(&mut h);
             h.finish()
         };
         // The objects this analysis must read, downloaded together rather than one by one.
-        let downloads: Vec<(String, PathBuf)> = files
-            .iter()
-            .filter(|s| !s.path.exists() && partials.needs_file(s, window, policy_id))
-            .filter_map(|s| s.remote.clone().map(|r| (r, s.path.clone())))
-            .collect();
+        let (mut downloads, mut bytes) = (Vec::new(), 0u64);
+        for s in &files {
+            if let Some(url) = &s.remote
+                && !s.path.exists()
+                && partials.needs_file(s, window, policy_id)
+            {
+                downloads.push((url.clone(), s.path.clone()));
+                bytes += s.size;
+            }
+        }
         if !downloads.is_empty() {
             files::get_pair_files(&downloads)?;
-            let bytes: u64 = files.iter().filter(|s| downloads.iter().any(|(_, p)| p == &s.path)).map(|s| s.size).sum();
             tracing::info!(files = downloads.len(), bytes, "Fetched new pair files.");
         }
         let mut parts = Vec::with_capacity(files.len());
-        for file in &files {
+        for file in files {
             let part = partials.get_or_map(&self.scratch, file, window, policy_id, policy, options)?;
             parts.push(Partial {
                 state: part.state.clone(),
@@ -291,7 +323,6 @@ impl Gate {
                 examples: Some(part.examples.clone()),
             });
         }
-        partials.evict(&files);
         drop(partials);
         if parts.iter().all(|p| p.state.inputs.pairs_in_files == 0) {
             anyhow::bail!(empty());
@@ -330,11 +361,13 @@ impl Gate {
     }
 
     /// A hash of every pair file's identity (and the policy file's), so any new, grown, shrunk,
-    /// replaced or removed file or object changes it. A listing that fails hashes as empty: the
-    /// analysis then reports why.
-    fn fingerprint(&self, policy: Option<&Path>) -> u64 {
+    /// replaced or removed file or object changes it; and the listing, which the analysis then
+    /// reads instead of listing again. A listing that fails hashes as empty and is `None`: the
+    /// analysis lists again and reports why.
+    fn fingerprint(&self, policy: Option<&Path>) -> (u64, Option<Vec<Source>>) {
+        let listed = self.sources().ok();
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        for s in self.sources().unwrap_or_default() {
+        for s in listed.iter().flatten() {
             (s.remote.as_ref().map_or(s.path.as_path(), Path::new), s.size, s.modified).hash(&mut h);
         }
         if let Some(p) = policy {
@@ -343,7 +376,7 @@ impl Gate {
                 (m.len(), m.modified().ok()).hash(&mut h);
             }
         }
-        h.finish()
+        (h.finish(), listed)
     }
 }
 
@@ -528,7 +561,8 @@ impl Partials {
         let live: std::collections::HashSet<_> =
             self.parts.keys().map(|k| (k.path.clone(), k.size, k.modified)).collect();
         self.spans.retain(|k, _| live.contains(k));
-        self.copies.retain(|path, used| *used + KEEP_GENERATIONS > generation && live.iter().any(|k| &k.0 == path));
+        let live_paths: std::collections::HashSet<&PathBuf> = live.iter().map(|k| &k.0).collect();
+        self.copies.retain(|path, used| *used + KEEP_GENERATIONS > generation && live_paths.contains(path));
         for copy in listed.iter().filter(|s| s.remote.is_some() && !self.copies.contains_key(&s.path)) {
             let _ = std::fs::remove_file(&copy.path);
         }
