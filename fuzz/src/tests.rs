@@ -120,13 +120,14 @@ fn mutate(input: &mut Vec<u8>, other: &[u8], g: &mut Bytes) {
 }
 
 /// The short fuzz run every CI does, on stable: each target for a fixed budget
-/// (`SHADOWDIFF_FUZZ_CI_SECONDS`, default 2 s a target) on mutations of its seeds — blind, not
+/// (`SHADOWDIFF_FUZZ_CI_SECONDS`, default 1 s a target: it holds a core while the suite's A/A
+/// latency tests run beside it) on mutations of its seeds — blind, not
 /// coverage-guided as libFuzzer is (scripts/fuzz, docs/fuzzing.md), but the same target bodies
 /// and properties. A failing input is written under the system's temporary directory and named.
 #[test]
 #[allow(clippy::disallowed_methods)] // a plain test thread: the OS clock
 fn every_target_survives_a_short_mutation_run() {
-    let budget: f64 = std::env::var("SHADOWDIFF_FUZZ_CI_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2.0);
+    let budget: f64 = std::env::var("SHADOWDIFF_FUZZ_CI_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
     let budget = std::time::Duration::from_secs_f64(budget);
     for (target, run) in TARGETS {
         let seeds: Vec<Vec<u8>> = inputs("seeds", target)
