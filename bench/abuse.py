@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Abusive clients for bench/listener_abuse.sh: python3 abuse.py MODE HOST:PORT SECONDS [N].
 
+ABUSE_FROM=ADDR connects from that source address (e.g. 127.0.0.2: Linux routes all of
+127.0.0.0/8 to loopback), so that the agent can tell the abuser from the good client.
+
 Modes (raw sockets; HTTP/2 frames written by hand, as no well-behaved library sends them):
   idle        N connections (default 10000) that never send a byte, reopened when closed
   slowloris   N connections (default 200) sending a request's headers a byte every 100 ms
@@ -14,12 +17,20 @@ line of what it did: connections, units sent, GOAWAY codes received.
 """
 
 import collections
+import os
 import signal
 import selectors
 import socket
 import struct
 import sys
 import time
+
+
+SOURCE = (os.environ["ABUSE_FROM"], 0) if os.environ.get("ABUSE_FROM") else None
+
+
+def connect(addr):
+    return socket.create_connection(addr, source_address=SOURCE)
 
 
 def frame(kind, flags, stream, payload=b""):
@@ -52,7 +63,7 @@ def goaway_code(sock):
 
 def h2_flood(addr, until, unit, stats):
     while time.monotonic() < until:
-        s = socket.create_connection(addr)
+        s = connect(addr)
         s.settimeout(2)
         stats["connections"] += 1
         try:
@@ -86,7 +97,7 @@ def hold(addr, until, n, stats, drip):
     sel = selectors.DefaultSelector()  # epoll: any number of descriptors
 
     def open_one():
-        s = socket.create_connection(addr)
+        s = connect(addr)
         s.setblocking(False)
         sel.register(s, selectors.EVENT_READ, [0])
         stats["connections"] += 1

@@ -15,13 +15,22 @@
 # load falls on every condition alike. The abusers run on the same cores as capture and wrk: what
 # is measured includes the CPU they take, as an attacker on the same host would.
 #
-# Prints, per condition, the good client's p50 and p99 (min / median / max over the rounds), the
+# Prints, per condition, capture's CPU time during each round, the good client's p50 and p99 (min / median / max over the rounds), the
 # median's difference from the unloaded median and the ratio, and whether the difference is within
 # 2 ms; then capture's connection counters. Exits 0 whatever the figures (a benchmark, not a test).
 #
+# The abusers connect from ABUSE_FROM (127.0.0.2; Linux routes all of 127.0.0.0/8 to loopback),
+# the good client from 127.0.0.1, so that capture's abuse penalty (--abuse-penalty: an address
+# whose HTTP/2 connection was cut for abuse waits before its next one is read) falls on the abuser
+# as it would on a real network. PENALTY sets --abuse-penalty (default: capture's, 1s; 0s turns
+# it off, which is what the rounds measured before the penalty existed).
+#
 # Environment: ROUNDS (3), ROUND_SECONDS (10), RATE (200), CONNS (4), MODES (all five), ELSEWHERE
-# (1: the abusers hit a second agent — a control for the shared cores),
-# SHADOWDIFF (a prebuilt binary; default: build target/release/shadowdiff).
+# (1: the abusers hit a second agent — a control for the shared cores), ABUSE_FROM (127.0.0.2),
+# PENALTY, SPLIT_CPUS (1: the abuser on the last CPU, everything else — nginx, capture, wrk — on
+# the others, so that the abuser's own CPU and kernel work fall where a remote attacker's would,
+# not on the good client's cores), SHADOWDIFF (a prebuilt binary; default: build
+# target/release/shadowdiff).
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -30,6 +39,16 @@ SECONDS_PER_ROUND=${ROUND_SECONDS:-10}
 RATE=${RATE:-200}
 CONNS=${CONNS:-4}
 MODES=${MODES:-idle slowloris rapid-reset continuation ping}
+export ABUSE_FROM=${ABUSE_FROM:-127.0.0.2}
+PENALTY_ARGS=()
+GOOD=()
+BAD=()
+if [[ ${SPLIT_CPUS:-0} == 1 ]]; then
+    LAST=$(($(nproc) - 1))
+    GOOD=(taskset -c "0-$((LAST > 0 ? LAST - 1 : 0))")
+    BAD=(taskset -c "$LAST")
+fi
+if [[ -n ${PENALTY:-} ]]; then PENALTY_ARGS=(--abuse-penalty "$PENALTY"); fi
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 need() { command -v "$1" >/dev/null 2>&1; }
@@ -75,10 +94,10 @@ http {
     server { listen 127.0.0.1:$P_CANARY; location / { root $WORK/www; default_type application/json; try_files /users.json =404; } }
 }
 EOF
-"$NGINX" -p "$WORK/up" -c "$WORK/up/nginx.conf" -g 'daemon off;' & PIDS+=($!)
-"$SHADOWDIFF" capture --listen "127.0.0.1:$P_SD" --admin-listen "127.0.0.1:$P_ADMIN" \
+"${GOOD[@]}" "$NGINX" -p "$WORK/up" -c "$WORK/up/nginx.conf" -g 'daemon off;' & PIDS+=($!)
+"${GOOD[@]}" "$SHADOWDIFF" capture --listen "127.0.0.1:$P_SD" --admin-listen "127.0.0.1:$P_ADMIN" \
     --baseline "http://127.0.0.1:$P_BASE" --canary "http://127.0.0.1:$P_CANARY" \
-    --out "$WORK/pairs" --agent abuse --log-level warn --max-connections 12000 \
+    --out "$WORK/pairs" --agent abuse --log-level warn --max-connections 12000 "${PENALTY_ARGS[@]}" \
     >"$WORK/capture.out" 2>"$WORK/capture.log" & SD_PID=$!
 PIDS+=($SD_PID)
 for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$P_SD/users" 2>/dev/null && break; sleep 0.1; done
@@ -88,9 +107,9 @@ for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$P_SD/users" 
 P_TARGET=$P_SD
 if [[ ${ELSEWHERE:-0} == 1 ]]; then
     P_OTHER=$(free_port); P_OTHER_ADMIN=$(free_port)
-    "$SHADOWDIFF" capture --listen "127.0.0.1:$P_OTHER" --admin-listen "127.0.0.1:$P_OTHER_ADMIN" \
+    "${GOOD[@]}" "$SHADOWDIFF" capture --listen "127.0.0.1:$P_OTHER" --admin-listen "127.0.0.1:$P_OTHER_ADMIN" \
         --baseline "http://127.0.0.1:$P_BASE" --canary "http://127.0.0.1:$P_CANARY" \
-        --out "$WORK/pairs-other" --agent abuse-other --log-level warn --max-connections 12000 \
+        --out "$WORK/pairs-other" --agent abuse-other --log-level warn --max-connections 12000 "${PENALTY_ARGS[@]}" \
         >"$WORK/other.out" 2>"$WORK/other.log" & PIDS+=($!)
     for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$P_OTHER/users" 2>/dev/null && break; sleep 0.1; done
     P_TARGET=$P_OTHER
@@ -98,9 +117,11 @@ fi
 
 DELAY_MS=$(python3 -c "print(max(1, round($CONNS * 1000 / max($RATE, 1))))")
 echo "function delay() return $DELAY_MS end" >"$WORK/pace.lua"
+# capture's user + system CPU so far, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SD_PID/stat"; }
 # → "p50_ms p99_ms requests errors"
 good_client() {
-    wrk -t1 -c"$CONNS" -d"${SECONDS_PER_ROUND}s" --latency -s "$WORK/pace.lua" "http://127.0.0.1:$P_SD/users" | awk '
+    "${GOOD[@]}" wrk -t1 -c"$CONNS" -d"${SECONDS_PER_ROUND}s" --latency -s "$WORK/pace.lua" "http://127.0.0.1:$P_SD/users" | awk '
         function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
         / requests in / { n = $1 }
         /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) }
@@ -108,20 +129,22 @@ good_client() {
         END { printf "%.3f %.3f %d %d\n", p50, p99, n, e }'
 }
 
-echo "good client's latency through capture, unloaded and under abuse — $(nproc) cores, wrk -t1 -c$CONNS paced at $RATE req/s, ${SECONDS_PER_ROUND}s rounds, $ROUNDS rounds each"
+echo "good client's latency through capture, unloaded and under abuse — $(nproc) cores, wrk -t1 -c$CONNS paced at $RATE req/s, ${SECONDS_PER_ROUND}s rounds, $ROUNDS rounds each; abusers from $ABUSE_FROM${BAD:+ on CPU ${BAD[2]}}, --abuse-penalty ${PENALTY:-1s (default)}"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 : >"$WORK/runs"
 for r in $(seq 1 "$ROUNDS"); do
     for mode in none $MODES; do
         ABUSER=""
         if [[ $mode != none ]]; then
-            python3 "$ROOT/bench/abuse.py" "$mode" "127.0.0.1:$P_TARGET" $((SECONDS_PER_ROUND + 30)) >"$WORK/abuse.out" 2>&1 &
+            "${BAD[@]}" python3 "$ROOT/bench/abuse.py" "$mode" "127.0.0.1:$P_TARGET" $((SECONDS_PER_ROUND + 30)) >"$WORK/abuse.out" 2>&1 &
             ABUSER=$!
             PIDS+=($ABUSER)
             for _ in $(seq 1 300); do grep -q ready "$WORK/abuse.out" && break; sleep 0.1; done
             sleep 1
         fi
+        CPU0=$(cpu_ticks)
         read -r P50 P99 N E < <(good_client)
+        CPU_MS=$(( ($(cpu_ticks) - CPU0) * 1000 / $(getconf CLK_TCK) ))
         OPEN=$(curl -fsS "http://127.0.0.1:$P_ADMIN/metrics" | awk '$1 == "shadowdiff_client_connections_open" { print $2 }')
         WHAT=""
         if [[ -n $ABUSER ]]; then
@@ -129,7 +152,7 @@ for r in $(seq 1 "$ROUNDS"); do
             WHAT=" — abuser: $(tail -1 "$WORK/abuse.out")"
         fi
         echo "$mode $P50 $P99 $N $E" >>"$WORK/runs"
-        printf 'round %d %-13s p50 %7.3f ms  p99 %7.3f ms  %6d requests  %d errors  (capture: %s connections open)%s\n' "$r" "$mode" "$P50" "$P99" "$N" "$E" "$OPEN" "$WHAT"
+        printf 'round %d %-13s p50 %7.3f ms  p99 %7.3f ms  %6d requests  %d errors  (capture: %s connections open, %d ms CPU)%s\n' "$r" "$mode" "$P50" "$P99" "$N" "$E" "$OPEN" "$CPU_MS" "$WHAT"
         sleep 2
     done
 done

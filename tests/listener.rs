@@ -457,7 +457,9 @@ fn http2_abuse_is_cut_while_good_clients_are_served() {
     let out = tempfile::tempdir().expect("tempdir");
     let pairs = out.path().join("pairs");
     let log = out.path().join("capture.log");
-    let proxy = Capture::start(&base.url(), &canary.url(), &pairs, log.clone(), &[]);
+    // h2's own bounds, each abusive connection served at once: without the abuse penalty (its
+    // own test below), which would hold each of these sequential connections for a second.
+    let proxy = Capture::start(&base.url(), &canary.url(), &pairs, log.clone(), &["--abuse-penalty", "0s"]);
     let stop = Arc::new(AtomicBool::new(false));
     let good_h1 = good_client(&rt, &base.url(), &proxy.addr, false, &stop);
     let good_h2 = good_client(&rt, &base.url(), &proxy.addr, true, &stop);
@@ -564,6 +566,119 @@ fn http2_abuse_is_cut_while_good_clients_are_served() {
     assert!(warned <= 2, "abusive clients are logged at most once a minute, not per connection ({warned} WARN lines)");
     proxy.stop_and_check_counts(&pairs);
     drop((base, canary));
+}
+
+/// The abuse penalty: once an address has had a connection closed for HTTP/2 abuse, its next
+/// connection waits unread for `--abuse-penalty` and is then served (here it abuses again and is
+/// cut again), while a client from another loopback address connects and is served at once; after
+/// the penalty the address is served at once again. A connection still held at SIGTERM is closed
+/// and capture exits cleanly.
+#[test]
+// Blocking sockets on threads (OS clock).
+#[allow(clippy::disallowed_methods)]
+fn an_address_cut_for_http2_abuse_waits_while_others_are_served() {
+    let (rt, base, canary) = runtime_and_twins();
+    let out = tempfile::tempdir().expect("tempdir");
+    let pairs = out.path().join("pairs");
+    let penalty = Duration::from_millis(800);
+    let proxy = Capture::start(
+        &base.url(),
+        &canary.url(),
+        &pairs,
+        out.path().join("capture.log"),
+        &["--abuse-penalty", "800ms"],
+    );
+    let target: std::net::SocketAddr = proxy.addr.parse().expect("proxy address");
+    // Linux routes all of 127.0.0.0/8 to loopback: the abuser comes from 127.0.0.2.
+    let connect_from = |source: &str| -> TcpStream {
+        let s = rt.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            socket.bind(format!("{source}:0").parse().expect("source")).expect("bind the source address");
+            socket.connect(target).await.expect("connect").into_std().expect("std socket")
+        });
+        s.set_nonblocking(false).expect("blocking");
+        s
+    };
+    // A rapid-reset connection from `source`: how long from connecting until capture closed it,
+    // and its GOAWAYs.
+    let rapid_reset = |source: &str| {
+        let mut s = connect_from(source);
+        let started = Instant::now();
+        s.set_write_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let reader = {
+            let r = s.try_clone().expect("clone");
+            std::thread::spawn(move || frames::until_closed(r, None))
+        };
+        let _ = s.write_all(&frames::preface());
+        for batch in 0..200u32 {
+            let streams: Vec<u8> = (batch * 100..batch * 100 + 100)
+                .flat_map(|i| {
+                    let id = 2 * i + 1;
+                    let mut f =
+                        frames::frame(frames::HEADERS, frames::END_HEADERS | frames::END_STREAM, id, &frames::get());
+                    f.extend(frames::frame(frames::RST_STREAM, 0, id, &8u32.to_be_bytes()));
+                    f
+                })
+                .collect();
+            if s.write_all(&streams).is_err() {
+                break;
+            }
+        }
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let (goaways, _) = reader.join().expect("reader");
+        (started.elapsed(), goaways)
+    };
+    let cut = |goaways: &[(u32, String)]| goaways.iter().any(|(code, _)| *code == frames::ENHANCE_YOUR_CALM);
+    // One HTTP/1.1 request on a fresh connection from `source`: how long it took, and whether the
+    // answer was whole.
+    let get_from = |source: &str| {
+        let mut s = connect_from(source);
+        let started = Instant::now();
+        s.write_all(b"GET /users/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("request");
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        (started.elapsed(), answer.starts_with(b"HTTP/1.1 200") && whole_answer(&answer))
+    };
+
+    let (first, goaways) = rapid_reset("127.0.0.2");
+    assert!(cut(&goaways), "the first rapid-reset connection is cut by h2's bound: {goaways:?}");
+    assert_eq!(proxy.metric("shadowdiff_client_connections_held_total"), 0, "the first one was not held");
+    // The next one from the same address waits the penalty out, then is served (and cut again);
+    // meanwhile fresh connections from 127.0.0.1 are served without waiting.
+    let second = std::thread::scope(|scope| {
+        let abuser = scope.spawn(|| rapid_reset("127.0.0.2"));
+        std::thread::sleep(Duration::from_millis(100));
+        for _ in 0..5 {
+            let (took, whole) = get_from("127.0.0.1");
+            assert!(whole, "a client from another address is served while the abuser's address waits");
+            assert!(took < penalty, "and is not held ({took:?})");
+        }
+        abuser.join().expect("abuser")
+    });
+    assert!(cut(&second.1), "the held connection is served, then cut again: {:?}", second.1);
+    assert!(
+        second.0 >= penalty - Duration::from_millis(150),
+        "the address's next connection waited the penalty out ({:?}; the first was cut in {first:?})",
+        second.0
+    );
+    assert_eq!(proxy.metric("shadowdiff_client_connections_held_total"), 1, "only the abuser's connection was held");
+    assert_eq!(proxy.closed("http2_abuse"), 2);
+    // Once the penalty has run out the address is served at once.
+    std::thread::sleep(penalty + Duration::from_millis(200));
+    let (_, whole) = get_from("127.0.0.2");
+    assert!(whole, "after the penalty the address is served again");
+    assert_eq!(proxy.metric("shadowdiff_client_connections_held_total"), 1, "and not held");
+
+    // A connection held at SIGTERM is closed unread, and capture still exits 0 with its counts.
+    rapid_reset("127.0.0.2");
+    let held = connect_from("127.0.0.2");
+    let started = Instant::now();
+    while proxy.metric("shadowdiff_client_connections_held_total") < 2 && started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(proxy.metric("shadowdiff_client_connections_held_total"), 2);
+    proxy.stop_and_check_counts(&pairs);
+    drop((held, base, canary));
 }
 
 /// The suite's short soak (bench/soak.sh is the long one): 40 s of steady load with a file

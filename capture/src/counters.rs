@@ -172,6 +172,9 @@ pub struct ListenerStats {
     pub accepted: AtomicU64,
     /// Connections open now (gauge).
     pub open: AtomicI64,
+    /// Connections held unread for the abuse penalty before being served (their address had a
+    /// connection closed for HTTP/2 abuse just before).
+    pub held: AtomicU64,
     closed: [AtomicU64; ConnClose::ALL.len()],
 }
 

@@ -15,6 +15,7 @@ pub mod counters;
 pub mod error;
 pub mod framing;
 pub mod metrics;
+pub mod penalty;
 pub mod proxy;
 pub mod read_only;
 pub mod recorder;

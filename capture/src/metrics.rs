@@ -143,6 +143,14 @@ impl Collector for AgentCollector {
                 MetricType::Counter,
             )?
             .encode_counter::<NoLabelSet, _, u64>(&load(&l.accepted), None)?;
+        encoder
+            .encode_descriptor(
+                "shadowdiff_client_connections_held",
+                "Client connections held unread for --abuse-penalty before being served, their address having had a connection closed for HTTP/2 abuse just before.",
+                None,
+                MetricType::Counter,
+            )?
+            .encode_counter::<NoLabelSet, _, u64>(&load(&l.held), None)?;
         counter(
             &mut encoder,
             "shadowdiff_client_connections_closed",
@@ -306,6 +314,7 @@ mod tests {
                 "shadowdiff_retain_pairs_total counter",
                 "shadowdiff_retain_bytes_total counter",
                 "shadowdiff_client_connections_total counter",
+                "shadowdiff_client_connections_held_total counter",
                 "shadowdiff_client_connections_closed_total counter",
                 "shadowdiff_pairs_dropped_total counter",
                 "shadowdiff_requests_skipped_total counter",

@@ -29,6 +29,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::TlsFiles;
 use crate::counters::{ConnClose, ListenerStats};
 use crate::error::{Error, Result};
+use crate::penalty::Penalties;
 
 /// How long a TLS client may take to finish its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,6 +72,9 @@ pub struct ListenerLimits {
     pub idle_timeout: Duration,
     /// HTTP/2 streams open at once on one connection.
     pub max_concurrent_streams: u32,
+    /// How long new connections from an address (an IPv6 /64) wait, unread, after one of its
+    /// connections was closed for HTTP/2 abuse (zero: not at all). See [`crate::penalty`].
+    pub abuse_penalty: Duration,
 }
 
 impl Default for ListenerLimits {
@@ -81,6 +85,7 @@ impl Default for ListenerLimits {
             header_read_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             max_concurrent_streams: 256,
+            abuse_penalty: Duration::from_secs(1),
         }
     }
 }
@@ -178,6 +183,7 @@ where
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let builder = Arc::new(builder);
     let warn = Arc::new(Warner::new(Arc::clone(&stats)));
+    let penalties = Arc::new(Penalties::new(limits.abuse_penalty));
     let mut connections = JoinSet::new();
 
     loop {
@@ -206,11 +212,26 @@ where
                 let handler = handler.clone();
                 let builder = Arc::clone(&builder);
                 let (stats, warn, mut stop) = (Arc::clone(&stats), Arc::clone(&warn), stop.clone());
+                let penalties = Arc::clone(&penalties);
                 let tls = tls.clone();
                 let idle_timeout = limits.idle_timeout;
                 // The TLS handshake runs in the connection's task, so a slow client cannot hold
                 // up the accept loop. A connection still shaking hands at shutdown is cut.
                 connections.spawn(async move {
+                    // An address that just abused HTTP/2 waits, unread, in its slot; a stop
+                    // signal meanwhile closes it unread.
+                    if let Some(until) = penalties.wait_until(addr.ip(), Instant::now()) {
+                        stats.held.fetch_add(1, Ordering::Relaxed);
+                        tokio::select! {
+                            () = tokio::time::sleep_until(until) => {}
+                            _ = stop.wait_for(|s| *s) => {
+                                stats.closed(ConnClose::Client);
+                                stats.open.fetch_sub(1, Ordering::Relaxed);
+                                drop(slot);
+                                return;
+                            }
+                        }
+                    }
                     let activity = Arc::new(Activity::new());
                     // Each request is counted in flight on `activity` from the handler's call
                     // until its response body ends.
@@ -270,6 +291,9 @@ where
                     stats.open.fetch_sub(1, Ordering::Relaxed);
                     if matches!(reason, ConnClose::HeaderTimeout | ConnClose::HeaderTooLarge | ConnClose::Http2Abuse) {
                         warn.abuse(reason, &addr, reason.as_str());
+                    }
+                    if reason == ConnClose::Http2Abuse {
+                        penalties.abused(addr.ip(), Instant::now());
                     }
                     drop(slot);
                 });

@@ -125,6 +125,8 @@ pub struct LimitsSection {
     pub idle_timeout: Option<Duration>,
     #[serde(default, deserialize_with = "nonzero_size")]
     pub max_concurrent_streams: Option<u64>,
+    #[serde(default, deserialize_with = "duration")]
+    pub abuse_penalty: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

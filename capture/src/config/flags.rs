@@ -163,6 +163,12 @@ pub struct Flags {
     /// HTTP/2 streams open at once on one client connection [default: 256].
     #[arg(long, value_name = "N", value_parser = Flag(parse_nonzero_size))]
     pub max_concurrent_streams: Option<u64>,
+    /// How long new connections from an address (an IPv6 /64) wait, unread, after one of its
+    /// HTTP/2 connections was closed for abuse (rapid reset, a CONTINUATION flood): a flood of
+    /// such connections slows to one per penalty, while the address's open connections are
+    /// served as before. 0 turns it off [default: 1s].
+    #[arg(long, value_name = "DURATION", value_parser = Flag(parse_duration))]
+    pub abuse_penalty: Option<Duration>,
     /// Pairs waiting for the writer before new ones are dropped and counted [default: 16384].
     #[arg(long, value_name = "N", value_parser = Flag(parse_nonzero_size))]
     pub queue: Option<u64>,

@@ -128,6 +128,7 @@ impl Config {
                         .max_concurrent_streams
                         .or(f.limits.max_concurrent_streams)
                         .map_or(d.max_concurrent_streams, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+                    abuse_penalty: flags.abuse_penalty.or(f.limits.abuse_penalty).unwrap_or(d.abuse_penalty),
                 }
             },
         })

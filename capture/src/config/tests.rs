@@ -177,6 +177,8 @@ fn flags_and_keys_read_values_alike() {
         ("--header-read-timeout", "[limits]\nheader_read_timeout", "2s"),
         ("--idle-timeout", "[limits]\nidle_timeout", "90s"),
         ("--max-concurrent-streams", "[limits]\nmax_concurrent_streams", "100"),
+        ("--abuse-penalty", "[limits]\nabuse_penalty", "0s"),
+        ("--abuse-penalty", "[limits]\nabuse_penalty", "2s"),
     ];
     for (flag, key, text) in cases {
         let from_flag = Config::resolve_with(parse(&with_required(&[flag, text])).expect(flag), None).expect(flag);
