@@ -138,10 +138,6 @@ fn opt_str(a: &StringArray, i: usize) -> Option<String> {
     a.is_valid(i).then(|| a.value(i).to_owned())
 }
 
-fn opt_bytes(a: &BinaryArray, i: usize) -> Option<Bytes> {
-    a.is_valid(i).then(|| Bytes::copy_from_slice(a.value(i)))
-}
-
 fn opt_u64(a: &UInt64Array, i: usize) -> Option<u64> {
     a.is_valid(i).then(|| a.value(i))
 }
@@ -154,27 +150,58 @@ fn required_str(a: &StringArray, name: &str, i: usize) -> Result<String, DecodeE
     })
 }
 
-fn header_list(a: &ListArray, i: usize) -> Vec<Header> {
-    if a.is_null(i) {
-        return Vec::new();
+/// A `list<struct<name, value>>` column with its entries' arrays found once per batch, so that
+/// a row's headers are read by offset (`ListArray::value` would slice, and allocate, per row).
+#[derive(Clone, Copy)]
+struct HeaderColumn<'a> {
+    list: &'a ListArray,
+    /// `None` when the entries are not `struct<utf8, binary>`: every row reads as no headers.
+    entries: Option<(&'a StringArray, &'a BinaryArray)>,
+}
+
+impl<'a> HeaderColumn<'a> {
+    fn new(list: &'a ListArray) -> Self {
+        let entries = list.values().as_any().downcast_ref::<StructArray>().and_then(|s| {
+            Some((
+                s.column(0).as_any().downcast_ref::<StringArray>()?,
+                s.column(1).as_any().downcast_ref::<BinaryArray>()?,
+            ))
+        });
+        Self { list, entries }
     }
-    let entries = a.value(i);
-    let Some(entries) = entries.as_any().downcast_ref::<StructArray>() else {
-        return Vec::new();
-    };
-    let (Some(names), Some(values)) = (
-        entries.column(0).as_any().downcast_ref::<StringArray>(),
-        entries.column(1).as_any().downcast_ref::<BinaryArray>(),
-    ) else {
-        return Vec::new();
-    };
-    (0..entries.len())
-        .filter(|&j| names.is_valid(j))
-        .map(|j| Header {
-            name: names.value(j).to_owned(),
-            value: if values.is_valid(j) { Bytes::copy_from_slice(values.value(j)) } else { Bytes::new() },
-        })
-        .collect()
+
+    fn row(&self, i: usize) -> Vec<Header> {
+        let Some((names, values)) = self.entries else { return Vec::new() };
+        if self.list.is_null(i) {
+            return Vec::new();
+        }
+        let offsets = self.list.value_offsets();
+        let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
+        (start..end)
+            .filter(|&j| names.is_valid(j))
+            .map(|j| Header { name: names.value(j).to_owned(), value: bytes_at(values, j).unwrap_or_default() })
+            .collect()
+    }
+}
+
+/// Values at least this long are shared with the batch's buffer rather than copied (a body);
+/// shorter ones (a header value) cost less to copy than to share.
+const SHARE_AT: usize = 512;
+
+/// Row `i` of a binary column: `None` when null. A long value is a view of the batch's buffer,
+/// not a copy: a record's bodies keep that buffer (the column's values for the batch) alive for
+/// as long as they live, which in every reader is about as long as the batch.
+fn bytes_at(a: &BinaryArray, i: usize) -> Option<Bytes> {
+    if !a.is_valid(i) {
+        return None;
+    }
+    let offsets = a.value_offsets();
+    let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
+    Some(if end - start >= SHARE_AT {
+        Bytes::from_owner(a.values().slice_with_length(start, end - start))
+    } else {
+        Bytes::copy_from_slice(a.value(i))
+    })
 }
 
 /// A column that a projection may have left out: `None` when absent, an error when present with
@@ -189,39 +216,39 @@ fn opt_column<'a, T: Array + 'static>(batch: &'a RecordBatch, name: &str) -> Res
 /// One side's columns; any of them may be projected away, and the record's field is then empty.
 struct SideArrays<'a> {
     status: Option<&'a UInt16Array>,
-    headers: Option<&'a ListArray>,
+    headers: Option<HeaderColumn<'a>>,
     body: Option<&'a BinaryArray>,
     truncated: Option<&'a BooleanArray>,
     latency: Option<&'a UInt64Array>,
     ttfb: Option<&'a UInt64Array>,
     error: Option<&'a StringArray>,
-    trailers: Option<&'a ListArray>,
+    trailers: Option<HeaderColumn<'a>>,
 }
 
 impl<'a> SideArrays<'a> {
     fn new(batch: &'a RecordBatch, c: &SideColumns) -> Result<Self, DecodeError> {
         Ok(Self {
             status: opt_column(batch, c.status)?,
-            headers: opt_column(batch, c.headers)?,
+            headers: opt_column(batch, c.headers)?.map(HeaderColumn::new),
             body: opt_column(batch, c.body)?,
             truncated: opt_column(batch, c.body_truncated)?,
             latency: opt_column(batch, c.latency_us)?,
             ttfb: opt_column(batch, c.ttfb_us)?,
             error: opt_column(batch, c.error)?,
-            trailers: opt_column(batch, c.trailers)?,
+            trailers: opt_column(batch, c.trailers)?.map(HeaderColumn::new),
         })
     }
 
     fn record(&self, i: usize) -> SideRecord {
         SideRecord {
             status: self.status.and_then(|a| a.is_valid(i).then(|| a.value(i))),
-            headers: self.headers.map(|a| header_list(a, i)).unwrap_or_default(),
-            body: self.body.and_then(|a| opt_bytes(a, i)),
+            headers: self.headers.map(|h| h.row(i)).unwrap_or_default(),
+            body: self.body.and_then(|a| bytes_at(a, i)),
             body_truncated: self.truncated.is_some_and(|a| a.is_valid(i) && a.value(i)),
             latency_us: self.latency.and_then(|a| opt_u64(a, i)),
             ttfb_us: self.ttfb.and_then(|a| opt_u64(a, i)),
             error: self.error.and_then(|a| opt_str(a, i)),
-            trailers: self.trailers.map(|a| header_list(a, i)).unwrap_or_default(),
+            trailers: self.trailers.map(|h| h.row(i)).unwrap_or_default(),
         }
     }
 }
@@ -236,7 +263,7 @@ pub fn batch_to_records(batch: &RecordBatch) -> Result<Vec<PairRecord>, DecodeEr
     let method: &StringArray = column(batch, schema::METHOD)?;
     let path: &StringArray = column(batch, schema::PATH)?;
     let query: Option<&StringArray> = opt_column(batch, schema::QUERY)?;
-    let req_headers: Option<&ListArray> = opt_column(batch, schema::REQUEST_HEADERS)?;
+    let req_headers = opt_column::<ListArray>(batch, schema::REQUEST_HEADERS)?.map(HeaderColumn::new);
     let req_body: Option<&BinaryArray> = opt_column(batch, schema::REQUEST_BODY)?;
     let req_trunc: Option<&BooleanArray> = opt_column(batch, schema::REQUEST_BODY_TRUNCATED)?;
     let baseline = SideArrays::new(batch, &schema::BASELINE)?;
@@ -258,8 +285,8 @@ pub fn batch_to_records(batch: &RecordBatch) -> Result<Vec<PairRecord>, DecodeEr
                 method: required_str(method, schema::METHOD, i)?,
                 path: required_str(path, schema::PATH, i)?,
                 query: query.and_then(|a| opt_str(a, i)),
-                request_headers: req_headers.map(|a| header_list(a, i)).unwrap_or_default(),
-                request_body: req_body.and_then(|a| opt_bytes(a, i)),
+                request_headers: req_headers.map(|h| h.row(i)).unwrap_or_default(),
+                request_body: req_body.and_then(|a| bytes_at(a, i)),
                 request_body_truncated: req_trunc.is_some_and(|a| a.is_valid(i) && a.value(i)),
                 baseline: baseline.record(i),
                 canary: canary.record(i),
@@ -327,6 +354,28 @@ mod tests {
         assert!(back[0].baseline.body.is_none() && back[0].request_headers.is_empty() && back[0].canary.is_absent());
         let without_path: Vec<usize> = keep[..4].to_vec();
         assert!(batch_to_records(&batch.project(&without_path).expect("project")).is_err());
+    }
+
+    /// Long bodies are views of the batch's body buffer, short ones and header values copies;
+    /// either way the records read back equal the ones written, nulls and empty values included.
+    #[test]
+    fn long_bodies_are_shared_with_the_batch_and_read_back_whole() {
+        let mut records: Vec<_> = (0..4).map(sample).collect();
+        records[0].baseline.body = Some(Bytes::from(vec![b'x'; 4096]));
+        records[1].baseline.body = Some(Bytes::from(vec![b'y'; SHARE_AT - 1]));
+        records[2].baseline.body = Some(Bytes::new());
+        records[3].baseline.body = None;
+        records[3].request_headers.push(Header::new("x-long", vec![b'h'; 2 * SHARE_AT]));
+        let batch = records_to_batch(&records).expect("encode");
+        let back = batch_to_records(&batch).expect("decode");
+        assert_eq!(back, records);
+        let column: &BinaryArray = column(&batch, schema::BASELINE.body).expect("body column");
+        let buffer = column.values().as_slice().as_ptr_range();
+        let within = |b: &Bytes| buffer.contains(&b.as_ptr());
+        assert!(within(back[0].baseline.body.as_ref().expect("body")), "a long body is a view");
+        assert!(!within(back[1].baseline.body.as_ref().expect("body")), "a short one is a copy");
+        drop(batch);
+        assert_eq!(back[0].baseline.body.as_deref(), Some(&[b'x'; 4096][..]), "the view outlives the batch");
     }
 
     #[test]
