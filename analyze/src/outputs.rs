@@ -19,6 +19,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -149,6 +150,9 @@ impl Sink {
         let props = WriterProperties::builder()
             .set_compression(ZstdLevel::try_new(1).map_or(Compression::SNAPPY, Compression::ZSTD))
             .set_max_row_group_row_count(Some(64 * 1024))
+            // Every pair_id is distinct: a dictionary of them only grows until parquet gives up on
+            // it, after interning every value (1.5 % of an analysis' CPU, perf).
+            .set_column_dictionary_enabled(ColumnPath::from(PAIR_ID), false)
             .build();
         let writer = ArrowWriter::try_new(file, schema, Some(props))
             .map_err(|e| Error::Output { path: tmp.clone(), source: e.into() })?;
