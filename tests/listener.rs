@@ -305,6 +305,15 @@ mod frames {
         h
     }
 
+    /// Rapid reset's unit (CVE-2023-44487): stream `2i + 1` opened with a whole GET, then
+    /// cancelled (RST_STREAM CANCEL) at once.
+    pub fn rapid_reset(i: u32) -> Vec<u8> {
+        let id = 2 * i + 1;
+        let mut f = frame(HEADERS, END_HEADERS | END_STREAM, id, &get());
+        f.extend(frame(RST_STREAM, 0, id, &8u32.to_be_bytes()));
+        f
+    }
+
     /// The next frame (kind, flags, stream, payload), or None at EOF or a reset.
     pub fn read(s: &mut TcpStream) -> Option<(u8, u8, u32, Vec<u8>)> {
         let mut head = [0u8; 9];
@@ -495,12 +504,7 @@ fn http2_abuse_is_cut_while_good_clients_are_served() {
     };
 
     // Rapid reset (CVE-2023-44487): HEADERS and RST_STREAM at once, stream after stream.
-    let rapid = |i: u32| {
-        let id = 2 * i + 1;
-        let mut f = frames::frame(frames::HEADERS, frames::END_HEADERS | frames::END_STREAM, id, &frames::get());
-        f.extend(frames::frame(frames::RST_STREAM, 0, id, &8u32.to_be_bytes())); // CANCEL
-        f
-    };
+    let rapid = frames::rapid_reset;
     let mut rapid_streams = 0;
     for _ in 0..50 {
         let (sent, goaways) = abuse(&rapid, 100_000);
@@ -611,15 +615,7 @@ fn an_address_cut_for_http2_abuse_waits_while_others_are_served() {
         };
         let _ = s.write_all(&frames::preface());
         for batch in 0..200u32 {
-            let streams: Vec<u8> = (batch * 100..batch * 100 + 100)
-                .flat_map(|i| {
-                    let id = 2 * i + 1;
-                    let mut f =
-                        frames::frame(frames::HEADERS, frames::END_HEADERS | frames::END_STREAM, id, &frames::get());
-                    f.extend(frames::frame(frames::RST_STREAM, 0, id, &8u32.to_be_bytes()));
-                    f
-                })
-                .collect();
+            let streams: Vec<u8> = (batch * 100..batch * 100 + 100).flat_map(frames::rapid_reset).collect();
             if s.write_all(&streams).is_err() {
                 break;
             }
