@@ -265,7 +265,7 @@ fn good_client(
 
 /// Raw HTTP/2 frames, written by hand: the h2 crate will not send the abusive patterns.
 mod frames {
-    use std::io::Read;
+    use std::io::{Read, Write};
     use std::net::TcpStream;
 
     pub const HEADERS: u8 = 0x1;
@@ -312,6 +312,30 @@ mod frames {
         let mut f = frame(HEADERS, END_HEADERS | END_STREAM, id, &get());
         f.extend(frame(RST_STREAM, 0, id, &8u32.to_be_bytes()));
         f
+    }
+
+    /// One abusive connection: the preface, then `unit(i)` for i = 0, 1, … in batches of 100
+    /// until the server closes it or `limit` units went out (loopback buffers take megabytes
+    /// before a busy server reads them, so how many went out is not asserted), then everything
+    /// the server sends until it closes. Returns the units written and the GOAWAYs received.
+    pub fn flood(mut s: TcpStream, unit: &dyn Fn(u32) -> Vec<u8>, limit: u32) -> (u32, Vec<(u32, String)>) {
+        s.set_write_timeout(Some(std::time::Duration::from_secs(5))).expect("timeout");
+        let reader = {
+            let r = s.try_clone().expect("clone");
+            std::thread::spawn(move || until_closed(r, None))
+        };
+        let mut sent = 0;
+        let _ = s.write_all(&preface());
+        while sent < limit {
+            let batch: Vec<u8> = (sent..sent + 100).flat_map(unit).collect();
+            if s.write_all(&batch).is_err() {
+                break;
+            }
+            sent += 100;
+        }
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let (goaways, _) = reader.join().expect("reader");
+        (sent, goaways)
     }
 
     /// The next frame (kind, flags, stream, payload), or None at EOF or a reset.
@@ -475,29 +499,8 @@ fn http2_abuse_is_cut_while_good_clients_are_served() {
     std::thread::sleep(Duration::from_millis(300));
     let rss_before = proxy.rss_kib();
 
-    // One abusive connection: the preface, then `unit(i)` for i = 0, 1, … in batches of 100
-    // until the server closes it or `limit` units went out (loopback buffers take megabytes
-    // before a busy server reads them, so how many went out is not asserted). Returns the units
-    // written and the GOAWAYs received.
     let abuse = |unit: &dyn Fn(u32) -> Vec<u8>, limit: u32| {
-        let mut s = TcpStream::connect(&proxy.addr).expect("connect");
-        s.set_write_timeout(Some(Duration::from_secs(2))).expect("timeout");
-        let reader = {
-            let r = s.try_clone().expect("clone");
-            std::thread::spawn(move || frames::until_closed(r, None))
-        };
-        let mut sent = 0;
-        let _ = s.write_all(&frames::preface());
-        while sent < limit {
-            let batch: Vec<u8> = (sent..sent + 100).flat_map(unit).collect();
-            if s.write_all(&batch).is_err() {
-                break;
-            }
-            sent += 100;
-        }
-        let _ = s.shutdown(std::net::Shutdown::Write);
-        let (goaways, _) = reader.join().expect("reader");
-        (sent, goaways)
+        frames::flood(TcpStream::connect(&proxy.addr).expect("connect"), unit, limit)
     };
     let calm = |goaways: &[(u32, String)], why: &str| {
         goaways.iter().any(|(code, debug)| *code == frames::ENHANCE_YOUR_CALM && debug == why)
@@ -606,22 +609,9 @@ fn an_address_cut_for_http2_abuse_waits_while_others_are_served() {
     // A rapid-reset connection from `source`: how long from connecting until capture closed it,
     // and its GOAWAYs.
     let rapid_reset = |source: &str| {
-        let mut s = connect_from(source);
+        let s = connect_from(source);
         let started = Instant::now();
-        s.set_write_timeout(Some(Duration::from_secs(5))).expect("timeout");
-        let reader = {
-            let r = s.try_clone().expect("clone");
-            std::thread::spawn(move || frames::until_closed(r, None))
-        };
-        let _ = s.write_all(&frames::preface());
-        for batch in 0..200u32 {
-            let streams: Vec<u8> = (batch * 100..batch * 100 + 100).flat_map(frames::rapid_reset).collect();
-            if s.write_all(&streams).is_err() {
-                break;
-            }
-        }
-        let _ = s.shutdown(std::net::Shutdown::Write);
-        let (goaways, _) = reader.join().expect("reader");
+        let (_, goaways) = frames::flood(s, &frames::rapid_reset, 20_000);
         (started.elapsed(), goaways)
     };
     let cut = |goaways: &[(u32, String)]| goaways.iter().any(|(code, _)| *code == frames::ENHANCE_YOUR_CALM);
