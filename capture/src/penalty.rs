@@ -25,13 +25,21 @@ const MAX_ADDRESSES: usize = 65_536;
 #[derive(Debug)]
 pub struct Penalties {
     penalty: Duration,
-    until: Mutex<HashMap<IpAddr, Instant>>,
+    table: Mutex<Table>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    /// Each address under penalty, with the instant its penalty ends.
+    until: HashMap<IpAddr, Instant>,
+    /// When a full table may next be swept of ended penalties.
+    next_sweep: Option<Instant>,
 }
 
 impl Penalties {
     /// A zero `penalty` turns the penalty off.
     pub fn new(penalty: Duration) -> Self {
-        Self { penalty, until: Mutex::new(HashMap::new()) }
+        Self { penalty, table: Mutex::new(Table::default()) }
     }
 
     /// A connection from `addr` was closed for abuse at `now`: its address waits for the penalty.
@@ -39,12 +47,17 @@ impl Penalties {
         if self.penalty.is_zero() {
             return;
         }
-        let Ok(mut until) = self.until.lock() else { return };
-        if until.len() >= MAX_ADDRESSES {
+        let Ok(mut table) = self.table.lock() else { return };
+        let Table { until, next_sweep } = &mut *table;
+        let k = key(addr);
+        // A full table is swept at most once per penalty: an attacker with more addresses than
+        // it holds cannot make every close a walk over all of them.
+        if until.len() >= MAX_ADDRESSES && !until.contains_key(&k) && next_sweep.is_none_or(|t| now >= t) {
             until.retain(|_, end| *end > now);
+            *next_sweep = Some(now + self.penalty);
         }
-        if until.len() < MAX_ADDRESSES || until.contains_key(&key(addr)) {
-            until.insert(key(addr), now + self.penalty);
+        if until.len() < MAX_ADDRESSES || until.contains_key(&k) {
+            until.insert(k, now + self.penalty);
         }
     }
 
@@ -54,7 +67,8 @@ impl Penalties {
         if self.penalty.is_zero() {
             return None;
         }
-        let mut until = self.until.lock().ok()?;
+        let mut table = self.table.lock().ok()?;
+        let until = &mut table.until;
         let k = key(addr);
         let end = *until.get(&k)?;
         if end > now {
@@ -112,7 +126,7 @@ mod tests {
         p.abused(ip("127.0.0.2"), at(600));
         assert_eq!(p.wait_until(ip("127.0.0.2"), at(1200)), Some(at(1600)));
         assert_eq!(p.wait_until(ip("127.0.0.2"), at(1600)), None, "the penalty ended");
-        assert!(p.until.lock().expect("lock").is_empty(), "an ended penalty is forgotten");
+        assert!(p.table.lock().expect("lock").until.is_empty(), "an ended penalty is forgotten");
 
         let off = Penalties::new(Duration::ZERO);
         off.abused(ip("127.0.0.2"), start);
@@ -135,6 +149,6 @@ mod tests {
         let later = now + Duration::from_secs(2);
         p.abused(ip("255.255.255.255"), later);
         assert!(p.wait_until(ip("255.255.255.255"), later).is_some());
-        assert_eq!(p.until.lock().expect("lock").len(), 1);
+        assert_eq!(p.table.lock().expect("lock").until.len(), 1);
     }
 }

@@ -220,18 +220,16 @@ where
                 connections.spawn(async move {
                     // An address that just abused HTTP/2 waits, unread, in its slot; a stop
                     // signal meanwhile closes it unread.
-                    if let Some(until) = penalties.wait_until(addr.ip(), Instant::now()) {
-                        stats.held.fetch_add(1, Ordering::Relaxed);
-                        tokio::select! {
-                            () = tokio::time::sleep_until(until) => {}
-                            _ = stop.wait_for(|s| *s) => {
-                                stats.closed(ConnClose::Client);
-                                stats.open.fetch_sub(1, Ordering::Relaxed);
-                                drop(slot);
-                                return;
+                    let stopped_while_held = match penalties.wait_until(addr.ip(), Instant::now()) {
+                        Some(until) => {
+                            stats.held.fetch_add(1, Ordering::Relaxed);
+                            tokio::select! {
+                                () = tokio::time::sleep_until(until) => false,
+                                _ = stop.wait_for(|s| *s) => true,
                             }
                         }
-                    }
+                        None => false,
+                    };
                     let activity = Arc::new(Activity::new());
                     // Each request is counted in flight on `activity` from the handler's call
                     // until its response body ends.
@@ -249,6 +247,7 @@ where
                         }
                     };
                     let served = match tls {
+                        _ if stopped_while_held => Ended::Closed,
                         None => {
                             let service = service(Peer { addr, tls: false });
                             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
