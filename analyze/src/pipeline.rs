@@ -5,8 +5,9 @@
 //! keeps state), then every pair of the batch is evaluated in parallel with rayon. Each pair's
 //! raw row and raw differences go to temporary Parquet files; what the verdict needs is counted
 //! per route: error outcomes (paired, for McNemar), status mismatches, latency pairs (a seeded
-//! reservoir, capped at [`Options::latency_cap`] per route and overall — beyond it the
-//! statistics run on a uniform sample) and the Diffy noise counters per (route, field).
+//! reservoir, capped at [`Options::latency_cap`] per route and overall and at
+//! [`Options::latency_budget`] for all routes together — beyond it the statistics run on a
+//! uniform sample) and the Diffy noise counters per (route, field).
 //!
 //! **Pass 2** runs once every (route, field) has its noise verdict. It streams the *temporary*
 //! files, not the input: each difference gets its status (real, noise, suspected noise,
@@ -56,6 +57,10 @@ pub struct Options {
     /// Latency pairs kept per route (and overall) for the statistics; beyond it, a uniform
     /// reservoir sample of this size.
     pub latency_cap: usize,
+    /// Latency pairs kept for all routes together (the overall sample aside): when the routes
+    /// have more, the largest routes' samples are capped at an equal share (see
+    /// [`route_caps`]), so memory stays flat however many pairs and routes come in.
+    pub latency_budget: usize,
     /// Only pairs captured in this window: files are pruned by their Hive partitions, then rows
     /// filtered by `captured_at`.
     pub window: TimeWindow,
@@ -72,6 +77,7 @@ impl Options {
             seed: 1,
             batch_size: 4096,
             latency_cap: 2_000_000,
+            latency_budget: 2_000_000,
             window: TimeWindow::default(),
             warmup: None,
         }
@@ -283,6 +289,12 @@ impl RouteStats {
             e.canary += n.canary;
         }
         self.noise.absorb(c.noise);
+    }
+
+    /// Keeps at most `cap` latency pairs in each sample; before any pair is offered.
+    fn cap_latency(&mut self, cap: usize) {
+        self.latency.cap = cap.max(1);
+        self.latency_secondary.cap = cap.max(1);
     }
 
     /// Judges latency against the secondary from here on: its pairs replace the baseline's.
@@ -640,6 +652,10 @@ pub fn merge(
     if let Some(warmup) = opts.warmup.filter(|w| !w.is_zero()) {
         summary.warmup = Some(InputWarmup { seconds: warmup.as_secs_f64(), runs: context.warmup_runs, pairs_left_out });
     }
+    let sizes: Vec<u64> = routes.values().map(|r| r.errors.n).collect();
+    for (stats, cap) in routes.values_mut().zip(route_caps(&sizes, opts.latency_cap, opts.latency_budget)) {
+        stats.cap_latency(cap);
+    }
     let mut counted = Counted { overall, routes, examples, overflow };
 
     progress.phase("classifying differences");
@@ -765,6 +781,25 @@ fn add_truncated(sum: &mut Truncated, t: &Truncated) {
 /// The latency sample of one route is seeded by the route's name.
 fn route_stats(route: &str, opts: &Options) -> RouteStats {
     RouteStats::new(opts.latency_cap, opts.seed ^ xxhash_rust::xxh3::xxh3_64(route.as_bytes()))
+}
+
+/// Each route's latency sample size from how many pairs it has (`sizes`, an upper bound on the
+/// latency pairs it will offer): at most `cap`, and all routes together at most `budget`, filled
+/// like water — a route smaller than an equal share of what is left keeps every pair, the larger
+/// ones share the rest equally (each at least 1). Under the budget every route keeps
+/// `min(size, cap)`, as with no budget at all.
+fn route_caps(sizes: &[u64], cap: usize, budget: usize) -> Vec<usize> {
+    let want = |n: u64| usize::try_from(n).unwrap_or(usize::MAX).min(cap);
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by_key(|&i| sizes[i]);
+    let mut caps = vec![0; sizes.len()];
+    let mut left = budget;
+    for (done, &i) in order.iter().enumerate() {
+        let share = (left / (sizes.len() - done)).max(1);
+        caps[i] = want(sizes[i]).min(share);
+        left = left.saturating_sub(caps[i]);
+    }
+    caps
 }
 
 /// The sorted indices of a seeded uniform sample, when `--sample` asks for fewer pairs than
@@ -1336,6 +1371,28 @@ pub fn top(map: &BTreeMap<String, u64>, n: usize) -> Vec<(String, u64)> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn route_caps_fill_the_budget_like_water() {
+        // Under the budget every route keeps all its pairs, up to the per-route cap.
+        assert_eq!(route_caps(&[10, 500, 3], 100, 1000), [10, 100, 3]);
+        assert_eq!(route_caps(&[300, 200, 500], 2_000_000, 1000), [300, 200, 500]);
+        // Over it, the routes smaller than an equal share keep everything; the rest share what is left.
+        assert_eq!(
+            route_caps(&[3_000_000, 100, 2_000_000, 900_000], 2_000_000, 2_000_000),
+            [666_634, 100, 666_633, 666_633]
+        );
+        let caps = route_caps(
+            &[3_000_000, 2_000_929, 1_798_211, 1_001_102, 998_568, 700_618, 299_601, 200_026],
+            2_000_000,
+            2_000_000,
+        );
+        assert!(caps.iter().sum::<usize>() <= 2_000_000, "{caps:?}");
+        assert_eq!(&caps[6..], [257_139, 200_026]);
+        // More routes than the budget: each keeps at least one pair.
+        assert_eq!(route_caps(&[5, 5, 5], 10, 2), [1, 1, 1]);
+        assert!(route_caps(&[], 10, 10).is_empty());
+    }
     use super::*;
 
     fn stats(baseline_pairs: u64, secondary_pairs: u64) -> RouteStats {
