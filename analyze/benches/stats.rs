@@ -1,14 +1,15 @@
 //! The judge's latency statistics on one scope of a million pairs, the largest an analysis of
 //! 1,000,000 pairs computes: the bootstrap quantile deltas (500 resamples of 20,000 pairs, the
-//! defaults) and the Hodges–Lehmann shift with its interval. perf put the two at 7 % and 4 % of
-//! such an analysis' CPU.
+//! defaults), the Hodges–Lehmann shift with its interval, and the Wilcoxon signed-rank test on
+//! differences in whole microseconds (as pair files record them, so with ties). perf put the
+//! first two at 7 % and 4 % of such an analysis' CPU.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use shadowdiff_analyze::stats::{Bootstrap, hodges_lehmann, quantile_deltas};
+use shadowdiff_analyze::stats::{Bootstrap, hodges_lehmann, quantile_deltas, wilcoxon_signed_rank};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -34,6 +35,8 @@ fn judge_statistics(c: &mut Criterion) {
         })
     });
     group.bench_function("hodges_lehmann", |bench| bench.iter(|| hodges_lehmann(black_box(&diffs), 0.95)));
+    let whole_us: Vec<f64> = diffs.iter().map(|d| (d * 1000.0).round() / 1000.0).collect();
+    group.bench_function("wilcoxon", |bench| bench.iter(|| wilcoxon_signed_rank(black_box(&whole_us))));
     group.finish();
 }
 
