@@ -20,8 +20,8 @@ use crate::outputs as o;
 
 pub use shadowdiff_format::verdict::EndpointRow;
 
-/// Rows of pairs.parquet aggregated at once (four of the writer's 64 Ki-row row groups).
-const CHUNK_ROWS: IdxSize = 256 * 1024;
+/// Rows of pairs.parquet aggregated at once (one of the writer's row groups).
+const CHUNK_ROWS: IdxSize = 64 * 1024;
 
 /// The counters of the table, in the order of [`EndpointRow`]'s fields.
 const COUNTS: [&str; 8] = [

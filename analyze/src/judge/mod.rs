@@ -135,34 +135,18 @@ fn overall_status(statuses: impl Iterator<Item = Status>) -> Status {
 /// Latency statistics of one scope at `confidence`.
 fn latency_summary(route: &str, s: &RouteStats, confidence: f64, p: &Policy) -> LatencySummary {
     let items = s.latency.items();
-    let b: Vec<f64> = items.iter().map(|x| x.0).collect();
-    let c: Vec<f64> = items.iter().map(|x| x.1).collect();
-    let d: Vec<f64> = items.iter().map(|x| x.1 - x.0).collect();
-    // ln(canary / baseline) of the pairs where both took some time.
-    let log_ratios: Vec<f64> = items.iter().filter(|x| x.0 > 0.0 && x.1 > 0.0).map(|x| (x.1 / x.0).ln()).collect();
     let enough = items.len() >= 2;
     let tail = tail_pairs(items, s.latency.times());
     let seed = p.seed ^ xxhash_rust::xxh3::xxh3_64(route.as_bytes());
     let bootstrap = Bootstrap { resamples: p.bootstrap_resamples, confidence, seed, max_resample: 20_000 };
-    LatencySummary {
-        route: route.to_owned(),
-        n: items.len() as u64,
-        seen: s.latency.seen(),
-        quantiles: if enough { quantile_deltas(&b, &c, &QUANTILES, bootstrap) } else { Vec::new() },
-        wilcoxon: enough.then(|| wilcoxon_signed_rank(&d)),
-        hodges_lehmann: if enough { hodges_lehmann(&d, confidence) } else { None },
-        log_ratio: if log_ratios.len() >= 2 {
-            hodges_lehmann(&log_ratios, confidence).map(|h| anytime(h, p))
-        } else {
-            None
-        },
-        tail_log_ratio: tail
-            .as_ref()
-            .and_then(|t| hodges_lehmann(&events_log_ratios(t), confidence))
-            .map(|h| anytime(h, p)),
-        reference_median_ms: median(b.clone()),
-        reference_tail_median_ms: tail.and_then(|t| median(t.iter().map(|x| x.0.0).collect())),
-        ks: enough.then(|| {
+    // One statistic after another, each column of the sample made when needed and dropped after:
+    // scopes are judged in parallel and the largest holds up to 2,000,000 pairs, so holding
+    // every column at once cost ~70 bytes a pair more at the peak.
+    let (quantiles, ks, reference_median_ms) = {
+        let b: Vec<f64> = items.iter().map(|x| x.0).collect();
+        let c: Vec<f64> = items.iter().map(|x| x.1).collect();
+        let quantiles = if enough { quantile_deltas(&b, &c, &QUANTILES, bootstrap) } else { Vec::new() };
+        let ks = enough.then(|| {
             // Two-sided on the distributions as they are; one-sided (`slower`) against the
             // reference slowed by the latency check's pass threshold and at least by the latency
             // floor, so a shift the policy calls practically nothing (two instances of one build
@@ -171,7 +155,33 @@ fn latency_summary(route: &str, s: &RouteStats, confidence: f64, p: &Policy) -> 
             let slowed: Vec<f64> = b.iter().map(|x| (x * margin).max(x + p.latency_floor_ms)).collect();
             let tolerant = ks_two_sample(&slowed, &c);
             KsResult { slower: tolerant.slower, slower_p_value: tolerant.slower_p_value, ..ks_two_sample(&b, &c) }
-        }),
+        });
+        (quantiles, ks, median(b))
+    };
+    let (wilcoxon, shift) = {
+        let d: Vec<f64> = items.iter().map(|x| x.1 - x.0).collect();
+        (enough.then(|| wilcoxon_signed_rank(&d)), if enough { hodges_lehmann(&d, confidence) } else { None })
+    };
+    // ln(canary / baseline) of the pairs where both took some time.
+    let log_ratio = {
+        let log_ratios: Vec<f64> = items.iter().filter(|x| x.0 > 0.0 && x.1 > 0.0).map(|x| (x.1 / x.0).ln()).collect();
+        (log_ratios.len() >= 2).then(|| hodges_lehmann(&log_ratios, confidence).map(|h| anytime(h, p))).flatten()
+    };
+    LatencySummary {
+        route: route.to_owned(),
+        n: items.len() as u64,
+        seen: s.latency.seen(),
+        quantiles,
+        wilcoxon,
+        hodges_lehmann: shift,
+        log_ratio,
+        tail_log_ratio: tail
+            .as_ref()
+            .and_then(|t| hodges_lehmann(&events_log_ratios(t), confidence))
+            .map(|h| anytime(h, p)),
+        reference_median_ms,
+        reference_tail_median_ms: tail.and_then(|t| median(t.iter().map(|x| x.0.0).collect())),
+        ks,
     }
 }
 
