@@ -20,8 +20,10 @@ use crate::outputs as o;
 
 pub use shadowdiff_format::verdict::EndpointRow;
 
-/// Rows of pairs.parquet aggregated at once (one of the writer's row groups).
-const CHUNK_ROWS: IdxSize = 64 * 1024;
+/// Rows of pairs.parquet aggregated at once (four of the writer's 64 Ki-row groups). Each chunk
+/// costs ~4 ms of queries whatever its size: on 1M pairs, chunks of 64 Ki rows took 0.41 s,
+/// 256 Ki rows 0.25 s (one query over the whole file 0.3 s).
+const CHUNK_ROWS: IdxSize = 256 * 1024;
 
 /// The counters of the table, in the order of [`EndpointRow`]'s fields.
 const COUNTS: [&str; 8] = [
@@ -198,22 +200,22 @@ pub fn endpoints(pairs_file: &Path) -> Result<(EndpointRow, Vec<EndpointRow>)> {
 
 fn endpoints_by(pairs_file: &Path, chunk_rows: IdxSize) -> Result<(EndpointRow, Vec<EndpointRow>)> {
     let err = |e: PolarsError| Error::Aggregate { path: pairs_file.to_owned(), message: e.to_string() };
-    let path = pairs_file.to_string_lossy().into_owned();
-    let columns: Vec<Expr> = COLUMNS.iter().map(|c| col(*c)).collect();
+    let open = || {
+        std::fs::File::open(pairs_file)
+            .map_err(|e| Error::Aggregate { path: pairs_file.to_owned(), message: e.to_string() })
+    };
+    // The footer is read once; every chunk's reader is handed it (a scan per chunk read it and
+    // planned anew each time: ~20 ms a chunk).
+    let metadata = ParquetReader::new(open()?).get_metadata().map_err(err)?.clone();
+    let columns: Vec<String> = COLUMNS.iter().map(|c| (*c).to_owned()).collect();
     let mut routes: BTreeMap<String, Tally> = BTreeMap::new();
-    let mut offset: i64 = 0;
-    loop {
-        let chunk = LazyFrame::scan_parquet(PlRefPath::new(path.as_str()), ScanArgsParquet::default())
-            .map_err(err)?
-            .select(columns.clone())
-            .slice(offset, chunk_rows)
-            .collect()
-            .map_err(err)?;
+    let chunk_rows = chunk_rows as usize;
+    for offset in (0..metadata.num_rows).step_by(chunk_rows.max(1)) {
+        let mut reader =
+            ParquetReader::new(open()?).with_columns(Some(columns.clone())).with_slice(Some((offset, chunk_rows)));
+        reader.set_metadata(metadata.clone());
+        let chunk = reader.finish().map_err(err)?;
         add_chunk(&chunk, &mut routes).map_err(err)?;
-        if (chunk.height() as IdxSize) < chunk_rows {
-            break;
-        }
-        offset += i64::from(chunk_rows);
     }
     let mut all = Tally::default();
     routes.values().for_each(|t| all.absorb(t));
