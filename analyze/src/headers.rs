@@ -1,7 +1,8 @@
 //! Response header diff over a configured set, with a default ignore list of headers that differ
 //! on every response (dates, server names, request and trace ids).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
+use std::collections::BTreeSet;
 
 use serde::Serialize;
 
@@ -112,50 +113,89 @@ pub fn diff_headers<'a>(
     rules: &HeaderRules,
     bodies_compared: bool,
 ) -> Vec<HeaderDifference> {
+    // Each side as (name, values joined) sorted by name: lowercased names and trimmed values are
+    // borrowed where they need no change, so a pair whose headers agree allocates little (this
+    // ran on every pair: 3.5 % of an analysis' CPU as maps of owned strings).
     let collect = |headers: &mut dyn Iterator<Item = (&'a str, &'a [u8])>| {
-        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut kept: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::new();
         for (name, value) in headers {
-            let name = name.to_ascii_lowercase();
+            let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                Cow::Owned(name.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(name)
+            };
             if !rules.compares(&name, bodies_compared) {
                 continue;
             }
-            let value = String::from_utf8_lossy(value);
-            let value = if name == "set-cookie" { cookie_name(&value).to_owned() } else { value.trim().to_owned() };
-            map.entry(name).or_default().push(value);
+            let value = match String::from_utf8_lossy(value) {
+                Cow::Borrowed(v) => Cow::Borrowed(if name == "set-cookie" { cookie_name(v) } else { v.trim() }),
+                Cow::Owned(v) => Cow::Owned(if name == "set-cookie" { cookie_name(&v) } else { v.trim() }.to_owned()),
+            };
+            kept.push((name, value));
         }
-        map.into_iter()
-            .map(|(name, mut values)| {
-                if name == "set-cookie" {
-                    values.sort();
-                }
-                (name, values.join(", "))
-            })
-            .collect::<BTreeMap<_, _>>()
+        // Stable: a repeated header's values stay in the order they came.
+        kept.sort_by(|x, y| x.0.cmp(&y.0));
+        let mut joined: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(kept.len());
+        let mut rest = kept.into_iter().peekable();
+        while let Some((name, first)) = rest.next() {
+            let mut values = vec![first];
+            while rest.peek().is_some_and(|(next, _)| *next == name) {
+                values.extend(rest.next().map(|(_, v)| v));
+            }
+            if name == "set-cookie" {
+                values.sort();
+            }
+            let value = if values.len() == 1 { values.swap_remove(0) } else { Cow::Owned(values.join(", ")) };
+            joined.push((name, value));
+        }
+        joined
     };
     let a = collect(&mut baseline.into_iter());
     let b = collect(&mut canary.into_iter());
-    let names: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-    names
-        .into_iter()
-        .filter_map(|name| {
-            let (va, vb) = (a.get(name), b.get(name));
-            let (kind, severity) = match (va, vb) {
-                (Some(x), Some(y)) if x == y => return None,
-                (Some(x), Some(y)) => {
-                    let breaking = name == "content-type"
-                        && shadowdiff_format::media::media_type(x) != shadowdiff_format::media::media_type(y);
-                    (DiffKind::ValueChanged, if breaking { Severity::Breaking } else { Severity::Changed })
-                }
-                (Some(_), None) => (DiffKind::Removed, Severity::Breaking),
-                (None, Some(_)) => (DiffKind::Added, Severity::Additive),
-                (None, None) => return None,
-            };
-            // Bodies are compared decoded, and every client that sent Accept-Encoding decodes
-            // whichever coding it gets: a different coding is a change, never a break.
-            let severity = if name == "content-encoding" { Severity::Changed } else { severity };
-            Some(HeaderDifference { name: name.clone(), kind, baseline: va.cloned(), canary: vb.cloned(), severity })
-        })
-        .collect()
+    let difference = |name: &str, va: Option<&Cow<'_, str>>, vb: Option<&Cow<'_, str>>| {
+        let (kind, severity) = match (va, vb) {
+            (Some(x), Some(y)) if x == y => return None,
+            (Some(x), Some(y)) => {
+                let breaking = name == "content-type"
+                    && shadowdiff_format::media::media_type(x) != shadowdiff_format::media::media_type(y);
+                (DiffKind::ValueChanged, if breaking { Severity::Breaking } else { Severity::Changed })
+            }
+            (Some(_), None) => (DiffKind::Removed, Severity::Breaking),
+            (None, Some(_)) => (DiffKind::Added, Severity::Additive),
+            (None, None) => return None,
+        };
+        // Bodies are compared decoded, and every client that sent Accept-Encoding decodes
+        // whichever coding it gets: a different coding is a change, never a break.
+        let severity = if name == "content-encoding" { Severity::Changed } else { severity };
+        let owned = |v: Option<&Cow<'_, str>>| v.map(|v| v.clone().into_owned());
+        Some(HeaderDifference { name: name.to_owned(), kind, baseline: owned(va), canary: owned(vb), severity })
+    };
+    // Both sides are sorted by name: walk them together.
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::new();
+    while i < a.len() || j < b.len() {
+        let order = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) => x.0.cmp(&y.0),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        let found = match order {
+            std::cmp::Ordering::Less => {
+                i += 1;
+                difference(&a[i - 1].0, Some(&a[i - 1].1), None)
+            }
+            std::cmp::Ordering::Greater => {
+                j += 1;
+                difference(&b[j - 1].0, None, Some(&b[j - 1].1))
+            }
+            std::cmp::Ordering::Equal => {
+                (i, j) = (i + 1, j + 1);
+                difference(&a[i - 1].0, Some(&a[i - 1].1), Some(&b[j - 1].1))
+            }
+        };
+        out.extend(found);
+    }
+    out
 }
 
 /// Compares the headers of two recorded sides.
@@ -210,6 +250,26 @@ mod tests {
         let d = diff_headers(a, b, &HeaderRules::default(), false);
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].severity, Severity::Changed);
+    }
+
+    #[test]
+    fn repeated_headers_join_in_order_whatever_their_case_and_encoding() {
+        let rules = HeaderRules::default();
+        let a: Vec<(&str, &[u8])> =
+            vec![("Vary", b"Accept"), ("x-b", b"  one "), ("VARY", b"Origin"), ("X-Raw", b"caf\xe9"), ("x-a", b"same")];
+        let b: Vec<(&str, &[u8])> = vec![("x-a", b"same"), ("vary", b"Origin"), ("vary", b"Accept"), ("X-New", b"1")];
+        let d = diff_headers(a, b, &rules, true);
+        let seen: Vec<(&str, DiffKind, Option<&str>, Option<&str>)> =
+            d.iter().map(|d| (d.name.as_str(), d.kind, d.baseline.as_deref(), d.canary.as_deref())).collect();
+        assert_eq!(
+            seen,
+            [
+                ("vary", DiffKind::ValueChanged, Some("Accept, Origin"), Some("Origin, Accept")),
+                ("x-b", DiffKind::Removed, Some("one"), None),
+                ("x-new", DiffKind::Added, None, Some("1")),
+                ("x-raw", DiffKind::Removed, Some("caf\u{fffd}"), None),
+            ]
+        );
     }
 
     #[test]
