@@ -61,26 +61,20 @@ fn count_le(d: &[f64], x: f64) -> (u64, f64) {
 /// answer is the largest average ≤ hi, as before.
 fn kth_walsh(d: &[f64], k: u64) -> f64 {
     let n = d.len();
-    let (mut lo, mut hi) = (d[0], d[n - 1]);
-    let (mut c_lo, smallest) = count_le(d, lo);
+    let (lo, hi) = (d[0], d[n - 1]);
+    let (c_lo, smallest) = count_le(d, lo);
     if c_lo >= k {
         return smallest;
     }
-    // Invariant: count(lo) = c_lo < k ≤ count(hi) = c_hi.
-    let mut c_hi = (n as u64) * (n as u64 + 1) / 2;
-    let few = ENUMERATE + 4 * n as u64;
-    while c_hi - c_lo > few {
-        let mid = lo + (hi - lo) / 2.0;
-        if mid <= lo || mid >= hi {
-            return count_le(d, hi).1;
-        }
-        let (c, _) = count_le(d, mid);
-        if c >= k {
-            (hi, c_hi) = (mid, c);
-        } else {
-            (lo, c_lo) = (mid, c);
-        }
-    }
+    let total = (n as u64) * (n as u64 + 1) / 2;
+    let (lo, c_lo, hi, c_hi) = match narrow(d, k, k, Bracket { lo, c_lo, hi, c_hi: total, top: hi }) {
+        Narrowed::Bracket(b) => (b.lo, b.c_lo, b.hi, b.c_hi),
+        Narrowed::Value(v) => return v,
+        // The largest average ≤ hi, as the listing below would give.
+        Narrowed::Ties(hi) => return count_le(d, hi).1,
+        // With one rank no count falls between it and itself; kept total rather than panicking.
+        Narrowed::Split => return count_le(d, hi).1,
+    };
     let mut within = walsh_within(d, lo, hi, (c_hi - c_lo) as usize);
     let rank = (k - c_lo - 1) as usize;
     if rank >= within.len() {
@@ -115,6 +109,95 @@ fn walsh_within(d: &[f64], lo: f64, hi: f64, expected: usize) -> Vec<f64> {
 /// Averages listed at the end of [`kth_walsh`]'s bisection, beyond 4 per difference.
 const ENUMERATE: u64 = 1024;
 
+/// Values lo < hi and the counts of Walsh averages at most each; `top` is the largest average
+/// at most hi.
+#[derive(Clone, Copy)]
+struct Bracket {
+    lo: f64,
+    c_lo: u64,
+    hi: f64,
+    c_hi: u64,
+    top: f64,
+}
+
+enum Narrowed {
+    /// (lo, hi] holds ranks `first..=last` and at most [`ENUMERATE`] + 4n averages.
+    Bracket(Bracket),
+    /// No float lies strictly between lo and hi (this hi): ties the bisection cannot split.
+    Ties(f64),
+    /// A probe's count fell between `first` and `last`: the two ranks lie on either side of it.
+    Split,
+    /// Every rank from `first` to `last` is this value (one value held more than a few n).
+    Value(f64),
+}
+
+/// Narrows `b` (count(lo) < `first`, `last` ≤ count(hi)) until it holds few averages.
+///
+/// Each round probes the two values that linear interpolation of the counts between lo and hi
+/// puts a little below `first` and a little above `last`: the counts are a smooth function of the
+/// value at this scale, so two probes usually leave a bracket of a few n averages. A round that
+/// does not halve the averages in the bracket is usually one value holding many of them
+/// (latencies in whole microseconds tie a lot): the bracket's top value is the answer when the
+/// averages below it are fewer than `first`, else hi drops below it; and if that does not halve
+/// them either, a bisection step follows. The bracket stays exact: only the passes are fewer.
+/// For one estimate with its interval over a million differences, passes over them went from 279
+/// to 56 (204 → 73 ms) with the differences in whole µs, where bisection alone ran down to the
+/// last float at every tied rank, and from 60 to 33 with continuous ones.
+fn narrow(d: &[f64], first: u64, last: u64, mut b: Bracket) -> Narrowed {
+    let few = ENUMERATE + 4 * d.len() as u64;
+    let margin = (few / 4) as f64;
+    // Moves one end of the bracket to `x`, after counting there.
+    let probe = |b: &mut Bracket, x: f64| -> Option<Narrowed> {
+        if !(x > b.lo && x < b.hi) {
+            return None;
+        }
+        let (c, top) = count_le(d, x);
+        if c < first {
+            (b.lo, b.c_lo) = (x, c);
+        } else if c >= last {
+            (b.hi, b.c_hi, b.top) = (x, c, top);
+        } else {
+            return Some(Narrowed::Split);
+        }
+        None
+    };
+    while b.c_hi - b.c_lo > few {
+        let span = b.c_hi - b.c_lo;
+        for target in [first as f64 - margin, last as f64 + margin] {
+            let at = ((target - b.c_lo as f64) / span as f64).clamp(0.0, 1.0);
+            let x = b.lo + (b.hi - b.lo) * at;
+            if let Some(stop) = probe(&mut b, x) {
+                return stop;
+            }
+        }
+        if b.c_hi - b.c_lo > span / 2 {
+            // Every average in (below, hi] is `top`.
+            let below = b.top.next_down();
+            if below <= b.lo {
+                return Narrowed::Value(b.top);
+            }
+            let (c, top) = count_le(d, below);
+            if c < first {
+                return Narrowed::Value(b.top);
+            } else if c >= last {
+                (b.hi, b.c_hi, b.top) = (below, c, top);
+            } else {
+                return Narrowed::Split;
+            }
+        }
+        if b.c_hi - b.c_lo > span / 2 {
+            let mid = b.lo + (b.hi - b.lo) / 2.0;
+            if mid <= b.lo || mid >= b.hi {
+                return Narrowed::Ties(b.hi);
+            }
+            if let Some(stop) = probe(&mut b, mid) {
+                return stop;
+            }
+        }
+    }
+    Narrowed::Bracket(b)
+}
+
 /// The k-th and (k+1)-th smallest (1-based) Walsh averages of sorted `d`, as two calls of
 /// [`kth_walsh`] give them, in about the time of one: the bisection narrows (lo, hi] until it
 /// holds few averages and both ranks, and the listing yields both (the median of an even count
@@ -123,29 +206,16 @@ fn kth_walsh_pair(d: &[f64], k: u64) -> (f64, f64) {
     let n = d.len();
     let total = (n as u64) * (n as u64 + 1) / 2;
     let separately = || (kth_walsh(d, k), kth_walsh(d, k + 1));
-    let (mut lo, mut hi) = (d[0], d[n - 1]);
-    let (mut c_lo, _) = count_le(d, lo);
+    let (lo, hi) = (d[0], d[n - 1]);
+    let (c_lo, _) = count_le(d, lo);
     if c_lo >= k || k >= total {
         return separately();
     }
-    // Invariant: count(lo) = c_lo < k < k + 1 ≤ count(hi) = c_hi.
-    let mut c_hi = total;
-    let few = ENUMERATE + 4 * n as u64;
-    while c_hi - c_lo > few {
-        let mid = lo + (hi - lo) / 2.0;
-        if mid <= lo || mid >= hi {
-            return separately();
-        }
-        let (c, _) = count_le(d, mid);
-        if c > k {
-            (hi, c_hi) = (mid, c);
-        } else if c < k {
-            (lo, c_lo) = (mid, c);
-        } else {
-            // The two ranks fall on either side of `mid`.
-            return separately();
-        }
-    }
+    let (lo, c_lo, hi, c_hi) = match narrow(d, k, k + 1, Bracket { lo, c_lo, hi, c_hi: total, top: hi }) {
+        Narrowed::Bracket(b) => (b.lo, b.c_lo, b.hi, b.c_hi),
+        Narrowed::Value(v) => return (v, v),
+        Narrowed::Ties(_) | Narrowed::Split => return separately(),
+    };
     let mut within = walsh_within(d, lo, hi, (c_hi - c_lo) as usize);
     let rank = (k - c_lo - 1) as usize;
     if rank + 1 >= within.len() {
