@@ -103,27 +103,19 @@ impl Tally {
 
     /// The table's row; `alone[side]`: the file has a single usable latency on that side.
     fn row(&self, route: &str, alone: [bool; 2]) -> EndpointRow {
-        let [
-            pairs,
-            canary_skipped,
-            compared,
-            status_mismatches,
-            baseline_errors,
-            canary_errors,
-            different,
-            breaking_pairs,
-        ] = self.counts;
+        // In the order of COUNTS.
+        let n = self.counts;
         let [b, c] = &self.latency;
         EndpointRow {
             route: route.to_owned(),
-            pairs,
-            canary_skipped,
-            compared,
-            status_mismatches,
-            baseline_errors,
-            canary_errors,
-            different,
-            breaking_pairs,
+            pairs: n[0],
+            canary_skipped: n[1],
+            compared: n[2],
+            status_mismatches: n[3],
+            baseline_errors: n[4],
+            canary_errors: n[5],
+            different: n[6],
+            breaking_pairs: n[7],
             baseline_p50_ms: quantile_ms(b, 0.5, alone[0]),
             canary_p50_ms: quantile_ms(c, 0.5, alone[1]),
             baseline_p99_ms: quantile_ms(b, 0.99, alone[0]),
