@@ -1174,7 +1174,7 @@ fn diffs_pass(
     noise: &mut Noise,
     counted: &mut Counted,
 ) -> Result<Diffs> {
-    let mut sink = Sink::create(out, outputs::DIFFS_SCHEMA.clone())?;
+    let mut sink = Sink::create_parallel(out, outputs::DIFFS_SCHEMA.clone())?;
     let mut state = DiffsState::default();
     let batches = raw.iter().map(|(path, offset)| Ok((outputs::read(path)?, *offset))).collect::<Result<Vec<_>>>()?;
     for batch in batches.into_iter().flat_map(|(b, offset)| b.map(move |b| b.map(|b| (b, offset)))) {
@@ -1289,7 +1289,7 @@ fn pairs_pass(
     counted: &mut Counted,
     opts: &Options,
 ) -> Result<()> {
-    let mut sink = Sink::create(out, outputs::PAIRS_SCHEMA.clone())?;
+    let mut sink = Sink::create_parallel(out, outputs::PAIRS_SCHEMA.clone())?;
     let mut next = per_pair.iter().peekable();
     for (path, offset) in raw {
         for batch in outputs::read(path)? {
