@@ -21,7 +21,7 @@ use crate::outputs as o;
 pub use shadowdiff_format::verdict::EndpointRow;
 
 /// Rows of pairs.parquet aggregated at once (four of the writer's 64 Ki-row groups). Each chunk
-/// costs ~4 ms of queries whatever its size: on 1M pairs, chunks of 64 Ki rows took 0.41 s,
+/// costs ~13 ms of queries beyond its rows: on 1M pairs, chunks of 64 Ki rows took 0.41 s,
 /// 256 Ki rows 0.25 s (one query over the whole file 0.3 s).
 const CHUNK_ROWS: IdxSize = 256 * 1024;
 
@@ -197,7 +197,7 @@ fn endpoints_by(pairs_file: &Path, chunk_rows: IdxSize) -> Result<(EndpointRow, 
             .map_err(|e| Error::Aggregate { path: pairs_file.to_owned(), message: e.to_string() })
     };
     // The footer is read once; every chunk's reader is handed it (a scan per chunk read it and
-    // planned anew each time: ~20 ms a chunk).
+    // planned anew each time: ~10 ms more a chunk).
     let metadata = ParquetReader::new(open()?).get_metadata().map_err(err)?.clone();
     let columns: Vec<String> = COLUMNS.iter().map(|c| (*c).to_owned()).collect();
     let mut routes: BTreeMap<String, Tally> = BTreeMap::new();

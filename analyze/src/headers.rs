@@ -167,7 +167,7 @@ pub fn diff_headers<'a>(
         // Bodies are compared decoded, and every client that sent Accept-Encoding decodes
         // whichever coding it gets: a different coding is a change, never a break.
         let severity = if name == "content-encoding" { Severity::Changed } else { severity };
-        let owned = |v: Option<&Cow<'_, str>>| v.map(|v| v.clone().into_owned());
+        let owned = |v: Option<&Cow<'_, str>>| v.map(|v| v.to_string());
         Some(HeaderDifference { name: name.to_owned(), kind, baseline: owned(va), canary: owned(vb), severity })
     };
     // Both sides are sorted by name: walk them together.

@@ -151,9 +151,67 @@ enum Writer {
         schema: SchemaRef,
         /// Slices of batches, [`ROW_GROUP_ROWS`] rows at most in all.
         pending: Vec<RecordBatch>,
-        rows: usize,
-        groups: usize,
     },
+}
+
+impl Writer {
+    fn write(&mut self, batch: &RecordBatch) -> parquet::errors::Result<()> {
+        let mut at = 0;
+        while at < batch.num_rows() {
+            let full = match self {
+                Writer::Serial(writer) => return writer.write(batch),
+                Writer::Columns { pending, .. } => {
+                    let gathered: usize = pending.iter().map(RecordBatch::num_rows).sum();
+                    let take = (ROW_GROUP_ROWS - gathered).min(batch.num_rows() - at);
+                    pending.push(batch.slice(at, take));
+                    at += take;
+                    gathered + take == ROW_GROUP_ROWS
+                }
+            };
+            if full {
+                self.encode_group()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes the rows gathered as one row group, each column on its own rayon task, and
+    /// appends it to the file.
+    fn encode_group(&mut self) -> parquet::errors::Result<()> {
+        let Writer::Columns { file, factory, schema, pending } = self else { return Ok(()) };
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let writers = factory.create_column_writers(file.flushed_row_groups().len())?;
+        // Every column of these schemas is flat: one leaf, one writer, per field.
+        let chunks = writers
+            .into_par_iter()
+            .enumerate()
+            .map(|(i, mut column)| {
+                for batch in pending.iter() {
+                    for leaf in compute_leaves(schema.field(i), batch.column(i))? {
+                        column.write(&leaf)?;
+                    }
+                }
+                column.close()
+            })
+            .collect::<parquet::errors::Result<Vec<_>>>()?;
+        let mut group = file.next_row_group()?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut group)?;
+        }
+        group.close()?;
+        pending.clear();
+        Ok(())
+    }
+
+    fn close(mut self) -> parquet::errors::Result<()> {
+        self.encode_group()?;
+        match self {
+            Writer::Serial(writer) => writer.close().map(drop),
+            Writer::Columns { file, .. } => file.close().map(drop),
+        }
+    }
 }
 
 /// A Parquet file written under a temporary name and renamed into place at [`Sink::finish`].
@@ -176,9 +234,8 @@ impl Sink {
     /// writes: the same row groups, properties and Arrow schema, each column encoded whole.
     pub fn create_parallel(path: &Path, schema: SchemaRef) -> Result<Self> {
         let (writer, tmp) = Self::arrow_writer(path, schema.clone())?;
-        let (file, factory) =
-            writer.into_serialized_writer().map_err(|e| Error::Output { path: tmp.clone(), source: e.into() })?;
-        let writer = Writer::Columns { file, factory, schema, pending: Vec::new(), rows: 0, groups: 0 };
+        let (file, factory) = writer.into_serialized_writer().map_err(|e| output_error(&tmp, e))?;
+        let writer = Writer::Columns { file, factory, schema, pending: Vec::new() };
         Ok(Self { writer: Some(writer), tmp, path: path.to_owned() })
     }
 
@@ -192,50 +249,22 @@ impl Sink {
             // it, after interning every value (1.5 % of an analysis' CPU, perf).
             .set_column_dictionary_enabled(ColumnPath::from(PAIR_ID), false)
             .build();
-        let writer = ArrowWriter::try_new(file, schema, Some(props))
-            .map_err(|e| Error::Output { path: tmp.clone(), source: e.into() })?;
+        let writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| output_error(&tmp, e))?;
         Ok((writer, tmp))
     }
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        let tmp = &self.tmp;
-        match self.writer.as_mut() {
-            None => {
-                Err(Error::Internal { message: format!("{} was written after it was finished", self.path.display()) })
-            }
-            Some(Writer::Serial(writer)) => {
-                writer.write(batch).map_err(|e| Error::Output { path: tmp.clone(), source: e.into() })
-            }
-            Some(writer) => {
-                let mut at = 0;
-                while at < batch.num_rows() {
-                    let Writer::Columns { pending, rows, .. } = &mut *writer else { break };
-                    let take = (ROW_GROUP_ROWS - *rows).min(batch.num_rows() - at);
-                    pending.push(batch.slice(at, take));
-                    (*rows, at) = (*rows + take, at + take);
-                    if *rows == ROW_GROUP_ROWS {
-                        encode_group(writer, tmp)?;
-                    }
-                }
-                Ok(())
-            }
-        }
+        let Some(writer) = self.writer.as_mut() else {
+            return Err(Error::Internal {
+                message: format!("{} was written after it was finished", self.path.display()),
+            });
+        };
+        writer.write(batch).map_err(|e| output_error(&self.tmp, e))
     }
 
     pub fn finish(mut self) -> Result<PathBuf> {
-        let tmp = self.tmp.clone();
-        let err = |e: parquet::errors::ParquetError| Error::Output { path: tmp.clone(), source: e.into() };
-        match self.writer.take() {
-            Some(Writer::Serial(writer)) => {
-                writer.close().map_err(err)?;
-            }
-            Some(mut writer) => {
-                encode_group(&mut writer, &tmp)?;
-                if let Writer::Columns { file, .. } = writer {
-                    file.close().map_err(err)?;
-                }
-            }
-            None => {}
+        if let Some(writer) = self.writer.take() {
+            writer.close().map_err(|e| output_error(&self.tmp, e))?;
         }
         std::fs::rename(&self.tmp, &self.path)
             .map_err(|source| Error::Output { path: self.path.clone(), source: source.into() })?;
@@ -243,39 +272,8 @@ impl Sink {
     }
 }
 
-/// Encodes the rows a parallel [`Sink`] gathered as one row group, each column on its own rayon
-/// task, and appends it to the file.
-fn encode_group(writer: &mut Writer, tmp: &Path) -> Result<()> {
-    let err = |e: parquet::errors::ParquetError| Error::Output { path: tmp.to_owned(), source: e.into() };
-    let Writer::Columns { file, factory, schema, pending, rows, groups } = writer else {
-        return Ok(());
-    };
-    if *rows == 0 {
-        return Ok(());
-    }
-    let writers = factory.create_column_writers(*groups).map_err(err)?;
-    // Every column of these schemas is flat: one leaf, one writer, per field.
-    let chunks = writers
-        .into_par_iter()
-        .enumerate()
-        .map(|(i, mut column)| {
-            for batch in pending.iter() {
-                for leaf in compute_leaves(schema.field(i), batch.column(i))? {
-                    column.write(&leaf)?;
-                }
-            }
-            column.close()
-        })
-        .collect::<parquet::errors::Result<Vec<_>>>()
-        .map_err(err)?;
-    let mut group = file.next_row_group().map_err(err)?;
-    for chunk in chunks {
-        chunk.append_to_row_group(&mut group).map_err(err)?;
-    }
-    group.close().map_err(err)?;
-    pending.clear();
-    (*rows, *groups) = (0, *groups + 1);
-    Ok(())
+fn output_error(path: &Path, e: parquet::errors::ParquetError) -> Error {
+    Error::Output { path: path.to_owned(), source: e.into() }
 }
 
 impl Drop for Sink {
@@ -288,7 +286,7 @@ impl Drop for Sink {
 
 /// Reads a file this module wrote, batch by batch.
 pub fn read(path: &Path) -> Result<impl Iterator<Item = Result<RecordBatch>>> {
-    let err = |e: parquet::errors::ParquetError| Error::Output { path: path.to_owned(), source: e.into() };
+    let err = |e| output_error(path, e);
     let file = File::open(path).map_err(|source| Error::Output { path: path.to_owned(), source: source.into() })?;
     let reader =
         ParquetRecordBatchReaderBuilder::try_new(file).map_err(err)?.with_batch_size(8192).build().map_err(err)?;

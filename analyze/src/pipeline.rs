@@ -1371,6 +1371,7 @@ pub fn top(map: &BTreeMap<String, u64>, n: usize) -> Vec<(String, u64)> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn route_caps_fill_the_budget_like_water() {
@@ -1393,7 +1394,6 @@ mod tests {
         assert_eq!(route_caps(&[5, 5, 5], 10, 2), [1, 1, 1]);
         assert!(route_caps(&[], 10, 10).is_empty());
     }
-    use super::*;
 
     fn stats(baseline_pairs: u64, secondary_pairs: u64) -> RouteStats {
         let mut s = RouteStats::empty(100, 1);

@@ -7,8 +7,9 @@ pub use shadowdiff_format::verdict::HodgesLehmann;
 /// Hodges–Lehmann shift of paired differences with a `confidence` interval (e.g. 0.95).
 ///
 /// There are n(n+1)/2 Walsh averages — 5·10¹¹ for a million pairs — so none is materialised: an
-/// order statistic is found by bisection on its value, counting the averages below a value in
-/// O(n) with two pointers over the sorted differences. Returns `None` with no finite values.
+/// order statistic is found by narrowing a bracket on its value ([`narrow`]), counting the
+/// averages below a value in O(n) with two pointers over the sorted differences. Returns `None`
+/// with no finite values.
 pub fn hodges_lehmann(diffs: &[f64], confidence: f64) -> Option<HodgesLehmann> {
     let mut d: Vec<f64> = diffs.iter().copied().filter(|x| x.is_finite()).collect();
     if d.is_empty() {
@@ -54,11 +55,10 @@ fn count_le(d: &[f64], x: f64) -> (u64, f64) {
 
 /// The k-th smallest (1-based) Walsh average of sorted `d`.
 ///
-/// Bisection on the value narrows (lo, hi] until it holds few averages (at most
-/// [`ENUMERATE`] + 4n), which are then listed and the right one selected: a dozen O(n) passes
-/// at 20,000 differences where bisecting to the last float took about sixty (perf put this at
-/// 8 % of an analysis). Ties can keep many averages in an interval no float splits; then the
-/// answer is the largest average ≤ hi, as before.
+/// [`narrow`] brings (lo, hi] down to few averages (at most [`ENUMERATE`] + 4n), which are then
+/// listed and the right one selected; listing instead of bisecting to the last float is what
+/// took this from about sixty O(n) passes to a dozen at 20,000 differences. Ties can keep many
+/// averages in an interval no float splits; then the answer is that tied value.
 fn kth_walsh(d: &[f64], k: u64) -> f64 {
     let n = d.len();
     let (lo, hi) = (d[0], d[n - 1]);
@@ -106,7 +106,7 @@ fn walsh_within(d: &[f64], lo: f64, hi: f64, expected: usize) -> Vec<f64> {
     within
 }
 
-/// Averages listed at the end of [`kth_walsh`]'s bisection, beyond 4 per difference.
+/// Averages listed at the end of [`kth_walsh`]'s narrowing, beyond 4 per difference.
 const ENUMERATE: u64 = 1024;
 
 /// Values lo < hi and the counts of Walsh averages at most each; `top` is the largest average
